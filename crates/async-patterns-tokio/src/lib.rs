@@ -1,0 +1,120 @@
+//! tokio adapters for `async-patterns`.
+//!
+//! [`TokioTimer`] implements the core's [`Clock`] and [`Timer`] on tokio's
+//! clock and `sleep_until`. tokio's clock is the one tokio's paused time
+//! (`#[tokio::test(start_paused = true)]`) and turmoil's simulations drive, so
+//! a pattern given a `TokioTimer` runs in virtual time under either, and in
+//! real time in production.
+//!
+//! # Guarantees, and the check that proves each
+//!
+//! * `now()` is the time since the timer was created on tokio's clock, so it
+//!   follows paused time exactly: `now_follows_paused_time`.
+//! * `sleep_until(t)` completes at exactly `t` in virtual time, not before:
+//!   `sleep_until_completes_at_exact_virtual_deadline`.
+//! * A deadline too far out for tokio (e.g. [`Instant::MAX`]) never panics; it
+//!   just never comes: `far_deadline_does_not_panic`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_patterns::time::{Clock, Timer};
+//! use async_patterns_tokio::TokioTimer;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+//! let timer = TokioTimer::new();
+//! timer.sleep(Duration::from_secs(3600)).await; // instant under paused time
+//! assert_eq!(timer.now().as_duration(), Duration::from_secs(3600));
+//! # });
+//! ```
+
+use std::time::Duration;
+
+use async_patterns::time::{Clock, Instant, Timer};
+
+/// About 30 years: what tokio itself uses for "never".
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// The core's [`Clock`] and [`Timer`] on tokio's clock. Its epoch
+/// ([`Instant::ZERO`]) is the moment it was created. Cheap to copy.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioTimer {
+    epoch: tokio::time::Instant,
+}
+
+impl TokioTimer {
+    /// A timer whose epoch is tokio's "now". Call it inside a runtime with
+    /// time enabled (as for any tokio timer).
+    pub fn new() -> Self {
+        TokioTimer {
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The tokio instant that `instant` on this timer stands for, clamped to
+    /// what tokio can represent.
+    pub fn to_tokio(&self, instant: Instant) -> tokio::time::Instant {
+        self.epoch
+            .checked_add(instant.as_duration())
+            .unwrap_or_else(|| tokio::time::Instant::now() + FAR_FUTURE)
+    }
+}
+
+impl Default for TokioTimer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioTimer {
+    fn now(&self) -> Instant {
+        Instant::from_duration(tokio::time::Instant::now().saturating_duration_since(self.epoch))
+    }
+}
+
+impl Timer for TokioTimer {
+    type Sleep = tokio::time::Sleep;
+    fn sleep_until(&self, deadline: Instant) -> tokio::time::Sleep {
+        tokio::time::sleep_until(self.to_tokio(deadline))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn now_follows_paused_time() {
+        let timer = TokioTimer::new();
+        assert_eq!(timer.now(), Instant::ZERO);
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert_eq!(timer.now().as_duration(), Duration::from_millis(1500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sleep_until_completes_at_exact_virtual_deadline() {
+        let timer = TokioTimer::new();
+        let deadline = Instant::from_duration(Duration::from_millis(250));
+        let mut sleep = std::pin::pin!(timer.sleep_until(deadline));
+        tokio::time::advance(Duration::from_millis(249)).await;
+        assert!(futures_poll_once(sleep.as_mut()).await.is_pending());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(futures_poll_once(sleep.as_mut()).await.is_ready());
+        assert_eq!(timer.now(), deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn far_deadline_does_not_panic() {
+        let timer = TokioTimer::new();
+        let mut sleep = std::pin::pin!(timer.sleep_until(Instant::MAX));
+        assert!(futures_poll_once(sleep.as_mut()).await.is_pending());
+    }
+
+    /// Polls `fut` exactly once.
+    async fn futures_poll_once<F: std::future::Future>(
+        mut fut: std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
+    }
+}

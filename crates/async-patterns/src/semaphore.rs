@@ -1,0 +1,816 @@
+//! A fair, cancel-safe, runtime-agnostic counting semaphore: bounded
+//! concurrency.
+//!
+//! A semaphore holds a number of permits. [`Semaphore::acquire_many`] waits
+//! until `n` permits can be handed over; dropping the returned permit gives
+//! them back. Waiters are served strictly first in, first out: permits that
+//! come back are handed to the waiter at the head of the queue (a large request
+//! at the head collects them until it is satisfied), so a stream of small
+//! requests can never starve a large one, and [`try_acquire`] never barges
+//! ahead of a queued waiter.
+//!
+//! # Guarantees, and the check that proves each
+//!
+//! | guarantee | checked by |
+//! |---|---|
+//! | permits in use never exceed the total, and are conserved (available + held + assigned to waiters = total, at every step) | proptest `semaphore_matches_reference_model` (`tests/semaphore_model.rs`, conservation asserted after every operation); loom `loom_permits_never_exceed_capacity` (`tests/loom_semaphore.rs`) |
+//! | strict FIFO: a waiter is served before every waiter that queued after it; a large request at the head blocks later small ones | proptest `semaphore_matches_reference_model` (grant order equals the model's); unit tests `large_request_at_head_blocks_later_small_ones`, `try_acquire_does_not_barge_past_waiters`; loom `loom_fifo_two_waiters` |
+//! | no lost wake-up: a waiter whose permits have been assigned is always woken | proptest `semaphore_matches_reference_model` (every waiter the model says is served must have been woken); loom `loom_no_lost_wakeup_acquire_many` (a lost wake-up deadlocks the model, which loom reports) |
+//! | cancel safety: dropping an acquire future at any point, also after permits were assigned to it but before it was polled again, returns them | unit test `dropping_granted_but_unpolled_acquire_returns_permits`; proptest (random drops); loom `loom_cancelled_waiter_returns_permits` |
+//! | [`close`](Semaphore::close) fails pending and future acquires with [`AcquireError::Closed`] | unit test `close_fails_pending_and_new_acquires`; loom `loom_close_races_acquire` |
+//! | asking for more permits than the semaphore holds in total is [`AcquireError::Exceeds`] at once, never a hang or a panic; so is a waiter left asking for more than remain after permits are forgotten | unit tests `acquire_more_than_total_is_an_error_at_once`, `forgetting_permits_fails_waiters_that_can_never_be_served` |
+//!
+//! The same behaviour tests run on tokio and on futures' `LocalPool`
+//! (`tests/runtime_agnostic.rs`): the semaphore needs no runtime.
+//!
+//! # Capacity changes
+//!
+//! [`add_permits`](Semaphore::add_permits) grows the total;
+//! [`SemaphorePermit::forget`] and [`forget_permits`](Semaphore::forget_permits)
+//! shrink it. Shrinking only ever removes permits that are not in use, so
+//! in-flight work can never exceed the new limit: to shrink by `k` while work
+//! is running, acquire `k` permits (which waits for running work to return
+//! them) and forget them.
+//!
+//! # Example
+//!
+//! ```
+//! use async_patterns::semaphore::{Semaphore, TryAcquireError};
+//!
+//! # futures::executor::block_on(async {
+//! let sem = Semaphore::new(2).unwrap();
+//! let a = sem.acquire().await.unwrap();
+//! let b = sem.acquire().await.unwrap();
+//! assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+//! drop(a);
+//! assert_eq!(sem.available_permits(), 1);
+//! # drop(b);
+//! # });
+//! ```
+//!
+//! [`try_acquire`]: Semaphore::try_acquire
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use slab::Slab;
+
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, lock};
+
+/// The most permits a semaphore can hold (2^61 − 1 on 64-bit targets).
+pub const MAX_PERMITS: usize = usize::MAX >> SHIFT;
+
+// `state` packs the available permits with two flags.
+const CLOSED: usize = 0b01;
+// Set exactly while the wait queue is non-empty; changed only under the lock.
+// While it is set, no permit is available: returned permits go to the head
+// waiter instead (this is what makes the semaphore fair).
+const QUEUED: usize = 0b10;
+const SHIFT: usize = 2;
+
+/// Why an acquire can never succeed ("never": give up, do not retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AcquireError {
+    /// The semaphore was [closed](Semaphore::close).
+    Closed,
+    /// More permits were asked for than the semaphore holds in total.
+    Exceeds {
+        /// Permits asked for.
+        requested: usize,
+        /// Permits the semaphore holds in total (available or not).
+        total: usize,
+    },
+}
+
+impl fmt::Display for AcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireError::Closed => f.write_str("semaphore closed"),
+            AcquireError::Exceeds { requested, total } => write!(
+                f,
+                "requested {requested} permits but the semaphore holds only {total}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AcquireError {}
+
+/// Why [`Semaphore::try_acquire_many`] did not hand out permits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TryAcquireError {
+    /// "Not now": too few permits are free, or earlier waiters are queued.
+    NoPermits,
+    /// "Never": the request cannot succeed however long one waits.
+    Failed(AcquireError),
+}
+
+impl TryAcquireError {
+    /// `true` for [`NoPermits`](TryAcquireError::NoPermits): the same request
+    /// may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TryAcquireError::NoPermits)
+    }
+}
+
+impl From<AcquireError> for TryAcquireError {
+    fn from(e: AcquireError) -> Self {
+        TryAcquireError::Failed(e)
+    }
+}
+
+impl fmt::Display for TryAcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryAcquireError::NoPermits => f.write_str("no permits available now"),
+            TryAcquireError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TryAcquireError {}
+
+/// A bad argument to [`Semaphore::new`] or [`Semaphore::add_permits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CapacityError {
+    /// The total would exceed [`MAX_PERMITS`].
+    Overflow {
+        /// The total there would have been (saturated).
+        total: usize,
+    },
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapacityError::Overflow { total } => write!(
+                f,
+                "a semaphore holds at most {MAX_PERMITS} permits, not {total}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CapacityError {}
+
+/// A fair counting semaphore. See the [module docs](self).
+pub struct Semaphore {
+    /// `available << SHIFT | QUEUED | CLOSED`.
+    state: AtomicUsize,
+    /// Mirror of `Waitlist::total` for lock-free reads; written under the lock.
+    total: AtomicUsize,
+    waiters: Mutex<Waitlist>,
+}
+
+struct Waitlist {
+    /// Permits in existence: available + held + assigned to waiters.
+    total: usize,
+    /// Waiters, queued ones linked head to tail through `prev`/`next`.
+    nodes: Slab<Node>,
+    head: Option<usize>,
+    tail: Option<usize>,
+}
+
+struct Node {
+    needed: usize,
+    /// Permits already handed to this waiter; only the head has any.
+    assigned: usize,
+    status: Status,
+    waker: Option<Waker>,
+    prev: Option<usize>,
+    next: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Queued,
+    Granted,
+    Failed(AcquireError),
+}
+
+impl Waitlist {
+    fn push_back(&mut self, node: Node) -> usize {
+        let key = self.nodes.insert(node);
+        self.nodes[key].prev = self.tail;
+        match self.tail {
+            Some(tail) => self.nodes[tail].next = Some(key),
+            None => self.head = Some(key),
+        }
+        self.tail = Some(key);
+        key
+    }
+
+    fn unlink(&mut self, key: usize) {
+        let (prev, next) = {
+            let node = &mut self.nodes[key];
+            (node.prev.take(), node.next.take())
+        };
+        match prev {
+            Some(p) => self.nodes[p].next = next,
+            None => self.head = next,
+        }
+        match next {
+            Some(n) => self.nodes[n].prev = prev,
+            None => self.tail = prev,
+        }
+    }
+}
+
+/// Wakers collected under the lock and woken after it is released.
+#[derive(Default)]
+struct WakeList {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl WakeList {
+    fn push(&mut self, waker: Option<Waker>) {
+        let Some(waker) = waker else { return };
+        if self.first.is_none() {
+            self.first = Some(waker);
+        } else {
+            self.rest.push(waker);
+        }
+    }
+
+    fn wake_all(self) {
+        if let Some(w) = self.first {
+            w.wake();
+        }
+        for w in self.rest {
+            w.wake();
+        }
+    }
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` permits. More than [`MAX_PERMITS`] is a
+    /// [`CapacityError`]. Zero is allowed, but until permits are added every
+    /// acquire fails with [`AcquireError::Exceeds`]: a request is judged
+    /// against the total when it is made, so it never waits for permits that
+    /// may never exist.
+    pub fn new(permits: usize) -> Result<Self, CapacityError> {
+        if permits > MAX_PERMITS {
+            return Err(CapacityError::Overflow { total: permits });
+        }
+        Ok(Semaphore {
+            state: AtomicUsize::new(permits << SHIFT),
+            total: AtomicUsize::new(permits),
+            waiters: Mutex::new(Waitlist {
+                total: permits,
+                nodes: Slab::new(),
+                head: None,
+                tail: None,
+            }),
+        })
+    }
+
+    /// Permits free right now (zero while anyone is queued).
+    pub fn available_permits(&self) -> usize {
+        self.state.load(Ordering::Acquire) >> SHIFT
+    }
+
+    /// Permits in existence: free, held, or being collected by a waiter.
+    pub fn total_permits(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// Whether [`close`](Semaphore::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Waits for one permit.
+    pub fn acquire(&self) -> Acquire<'_> {
+        self.acquire_many(1)
+    }
+
+    /// Waits for `n` permits, served in FIFO order with every other waiter.
+    ///
+    /// Fails at once with [`AcquireError::Exceeds`] if `n` is more than the
+    /// semaphore holds in total, and with [`AcquireError::Closed`] once the
+    /// semaphore is closed. Dropping the future at any point returns whatever
+    /// had been handed to it. `n == 0` succeeds at once.
+    pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
+        Acquire {
+            sem: self,
+            waiter: Waiter::new(n),
+        }
+    }
+
+    /// Like [`acquire`](Semaphore::acquire), with a permit that owns an `Arc`
+    /// of the semaphore and so can move to another task.
+    pub fn acquire_owned(self: Arc<Self>) -> AcquireOwned {
+        self.acquire_many_owned(1)
+    }
+
+    /// Like [`acquire_many`](Semaphore::acquire_many), with an owned permit.
+    pub fn acquire_many_owned(self: Arc<Self>, n: usize) -> AcquireOwned {
+        AcquireOwned {
+            sem: self,
+            waiter: Waiter::new(n),
+        }
+    }
+
+    /// Takes one permit if one is free and nobody is queued.
+    pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        self.try_acquire_many(1)
+    }
+
+    /// Takes `n` permits if they are free and nobody is queued: it never
+    /// barges ahead of a waiter.
+    pub fn try_acquire_many(&self, n: usize) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        self.try_take(n)?;
+        Ok(SemaphorePermit {
+            sem: self,
+            permits: n,
+        })
+    }
+
+    /// [`try_acquire`](Semaphore::try_acquire) with an owned permit.
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        self.try_acquire_many_owned(1)
+    }
+
+    /// [`try_acquire_many`](Semaphore::try_acquire_many) with an owned permit.
+    pub fn try_acquire_many_owned(
+        self: Arc<Self>,
+        n: usize,
+    ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        self.try_take(n)?;
+        Ok(OwnedSemaphorePermit {
+            sem: self,
+            permits: n,
+        })
+    }
+
+    /// Adds `n` permits, serving queued waiters first. Fails, changing
+    /// nothing, if the total would exceed [`MAX_PERMITS`].
+    pub fn add_permits(&self, n: usize) -> Result<(), CapacityError> {
+        let mut wakes = WakeList::default();
+        {
+            let mut list = lock(&self.waiters);
+            let total = list.total.saturating_add(n);
+            if total > MAX_PERMITS {
+                return Err(CapacityError::Overflow { total });
+            }
+            self.set_total(&mut list, total);
+            self.release_locked(&mut list, n, &mut wakes);
+        }
+        wakes.wake_all();
+        Ok(())
+    }
+
+    /// Removes up to `n` free permits from the semaphore for good and returns
+    /// how many it removed. Permits in use are never taken: in-flight work
+    /// stays within the limit it started under, and the total never drops
+    /// below what is held. Waiters left asking for more than the new total
+    /// fail with [`AcquireError::Exceeds`].
+    pub fn forget_permits(&self, n: usize) -> usize {
+        let mut wakes = WakeList::default();
+        let taken = {
+            let mut list = lock(&self.waiters);
+            let mut cur = self.state.load(Ordering::Acquire);
+            let taken = loop {
+                let take = n.min(cur >> SHIFT);
+                match self.state.compare_exchange_weak(
+                    cur,
+                    cur - (take << SHIFT),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break take,
+                    Err(actual) => cur = actual,
+                }
+            };
+            self.shrink_locked(&mut list, taken, &mut wakes);
+            taken
+        };
+        wakes.wake_all();
+        taken
+    }
+
+    /// Closes the semaphore: every queued waiter and every later acquire
+    /// fails with [`AcquireError::Closed`]. Permits already held stay valid
+    /// and are returned as usual when dropped.
+    pub fn close(&self) {
+        let mut wakes = WakeList::default();
+        {
+            let mut list = lock(&self.waiters);
+            self.state.fetch_or(CLOSED, Ordering::AcqRel);
+            let mut returned = 0;
+            let mut cursor = list.head;
+            while let Some(key) = cursor {
+                let node = &mut list.nodes[key];
+                cursor = node.next;
+                returned += std::mem::take(&mut node.assigned);
+                node.status = Status::Failed(AcquireError::Closed);
+                node.prev = None;
+                node.next = None;
+                wakes.push(node.waker.take());
+            }
+            list.head = None;
+            list.tail = None;
+            self.clear_queued(returned);
+        }
+        wakes.wake_all();
+    }
+
+    /// Takes `n` permits without waiting, or says why not.
+    fn try_take(&self, n: usize) -> Result<(), TryAcquireError> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & CLOSED != 0 {
+                return Err(AcquireError::Closed.into());
+            }
+            if cur >> SHIFT < n {
+                let total = self.total.load(Ordering::Acquire);
+                return Err(if n > total {
+                    AcquireError::Exceeds {
+                        requested: n,
+                        total,
+                    }
+                    .into()
+                } else {
+                    TryAcquireError::NoPermits
+                });
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                cur - (n << SHIFT),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Gives `n` permits back: to the queued waiters in order, the rest to
+    /// the free pool.
+    fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let mut cur = self.state.load(Ordering::Relaxed);
+        while cur & QUEUED == 0 {
+            match self.state.compare_exchange_weak(
+                cur,
+                cur + (n << SHIFT),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+        let mut wakes = WakeList::default();
+        {
+            let mut list = lock(&self.waiters);
+            self.release_locked(&mut list, n, &mut wakes);
+        }
+        wakes.wake_all();
+    }
+
+    /// Hands `n` permits to the waiters head first; once the queue is empty,
+    /// clears `QUEUED` and frees what is left. Called with the lock held, also
+    /// with `n == 0` after a waiter left, to keep `QUEUED` exact.
+    fn release_locked(&self, list: &mut Waitlist, mut n: usize, wakes: &mut WakeList) {
+        while n > 0 {
+            let Some(head) = list.head else { break };
+            let node = &mut list.nodes[head];
+            let give = n.min(node.needed - node.assigned);
+            node.assigned += give;
+            n -= give;
+            if node.assigned == node.needed {
+                node.status = Status::Granted;
+                wakes.push(node.waker.take());
+                list.unlink(head);
+            }
+        }
+        if list.head.is_none() {
+            self.clear_queued(n);
+        }
+    }
+
+    /// Clears `QUEUED` and frees `n` permits, in one step.
+    fn clear_queued(&self, n: usize) {
+        let mut cur = self.state.load(Ordering::Relaxed);
+        loop {
+            let new = (cur & !QUEUED) + (n << SHIFT);
+            match self
+                .state
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn set_total(&self, list: &mut Waitlist, total: usize) {
+        list.total = total;
+        self.total.store(total, Ordering::Release);
+    }
+
+    /// Lowers the total by `n` permits that have just left circulation, and
+    /// fails every waiter that now asks for more than the total.
+    fn shrink_locked(&self, list: &mut Waitlist, n: usize, wakes: &mut WakeList) {
+        if n == 0 {
+            return;
+        }
+        let total = list.total - n;
+        self.set_total(list, total);
+        let mut returned = 0;
+        let mut cursor = list.head;
+        while let Some(key) = cursor {
+            let node = &mut list.nodes[key];
+            cursor = node.next;
+            if node.needed > total {
+                returned += std::mem::take(&mut node.assigned);
+                node.status = Status::Failed(AcquireError::Exceeds {
+                    requested: node.needed,
+                    total,
+                });
+                wakes.push(node.waker.take());
+                list.unlink(key);
+            }
+        }
+        self.release_locked(list, returned, wakes);
+    }
+
+    /// Permits leave circulation for good (a forgotten permit).
+    fn forget_held(&self, n: usize) {
+        let mut wakes = WakeList::default();
+        {
+            let mut list = lock(&self.waiters);
+            self.shrink_locked(&mut list, n, &mut wakes);
+        }
+        wakes.wake_all();
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.load(Ordering::Acquire);
+        f.debug_struct("Semaphore")
+            .field("available", &(state >> SHIFT))
+            .field("total", &self.total_permits())
+            .field("queued", &(state & QUEUED != 0))
+            .field("closed", &(state & CLOSED != 0))
+            .finish()
+    }
+}
+
+/// The progress of one acquire, shared by [`Acquire`] and [`AcquireOwned`].
+#[derive(Debug)]
+struct Waiter {
+    needed: usize,
+    /// Our node in the wait list, while we have one.
+    key: Option<usize>,
+}
+
+impl Waiter {
+    fn new(needed: usize) -> Self {
+        Waiter { needed, key: None }
+    }
+
+    fn poll_acquire(
+        &mut self,
+        sem: &Semaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        match self.key {
+            None => self.first_poll(sem, cx),
+            Some(key) => {
+                let mut list = lock(&sem.waiters);
+                let node = &mut list.nodes[key];
+                let outcome = match node.status {
+                    Status::Granted => Ok(()),
+                    Status::Failed(e) => Err(e),
+                    Status::Queued => {
+                        match &mut node.waker {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            slot => *slot = Some(cx.waker().clone()),
+                        }
+                        return Poll::Pending;
+                    }
+                };
+                list.nodes.remove(key);
+                self.key = None;
+                Poll::Ready(outcome)
+            }
+        }
+    }
+
+    fn first_poll(
+        &mut self,
+        sem: &Semaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        let n = self.needed;
+        match sem.try_take(n) {
+            Ok(()) => return Poll::Ready(Ok(())),
+            Err(TryAcquireError::Failed(e)) => return Poll::Ready(Err(e)),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let mut list = lock(&sem.waiters);
+        // Re-check under the lock: `total` and `CLOSED` change only under it,
+        // and `QUEUED` is set only here, so nothing can slip between this
+        // check and joining the queue.
+        if n > list.total {
+            return Poll::Ready(Err(AcquireError::Exceeds {
+                requested: n,
+                total: list.total,
+            }));
+        }
+        let mut cur = sem.state.load(Ordering::Acquire);
+        let assigned = loop {
+            if cur & CLOSED != 0 {
+                return Poll::Ready(Err(AcquireError::Closed));
+            }
+            let available = cur >> SHIFT;
+            let (new, done) = if available >= n {
+                (cur - (n << SHIFT), true)
+            } else {
+                // Join the queue, taking every free permit with us: we are
+                // the head (if anyone were queued, none would be free).
+                (QUEUED, false)
+            };
+            match sem
+                .state
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if done => return Poll::Ready(Ok(())),
+                Ok(_) => break available,
+                Err(actual) => cur = actual,
+            }
+        };
+        self.key = Some(list.push_back(Node {
+            needed: n,
+            assigned,
+            status: Status::Queued,
+            waker: Some(cx.waker().clone()),
+            prev: None,
+            next: None,
+        }));
+        Poll::Pending
+    }
+
+    /// Leaves the queue, returning whatever was handed to us.
+    fn cancel(&mut self, sem: &Semaphore) {
+        let Some(key) = self.key.take() else { return };
+        let mut wakes = WakeList::default();
+        {
+            let mut list = lock(&sem.waiters);
+            if list.nodes[key].status == Status::Queued {
+                list.unlink(key);
+            }
+            let node = list.nodes.remove(key);
+            let returned = match node.status {
+                Status::Granted => node.needed,
+                // Only the head holds assigned permits; they pass to the next.
+                Status::Queued => node.assigned,
+                // Already returned when it failed.
+                Status::Failed(_) => 0,
+            };
+            // Also with 0: keeps QUEUED exact if we were the last waiter.
+            sem.release_locked(&mut list, returned, &mut wakes);
+        }
+        wakes.wake_all();
+    }
+}
+
+/// Future returned by [`Semaphore::acquire`] and
+/// [`Semaphore::acquire_many`]. Cancel-safe: dropping it returns any permits
+/// already handed to it.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Acquire<'a> {
+    sem: &'a Semaphore,
+    waiter: Waiter,
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = Result<SemaphorePermit<'a>, AcquireError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let sem = this.sem;
+        this.waiter
+            .poll_acquire(sem, cx)
+            .map_ok(|()| SemaphorePermit {
+                sem,
+                permits: std::mem::take(&mut this.waiter.needed),
+            })
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        self.waiter.cancel(self.sem);
+    }
+}
+
+/// Future returned by [`Semaphore::acquire_owned`] and
+/// [`Semaphore::acquire_many_owned`]. Cancel-safe like [`Acquire`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct AcquireOwned {
+    sem: Arc<Semaphore>,
+    waiter: Waiter,
+}
+
+impl Future for AcquireOwned {
+    type Output = Result<OwnedSemaphorePermit, AcquireError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let sem = &this.sem;
+        this.waiter
+            .poll_acquire(sem, cx)
+            .map_ok(|()| OwnedSemaphorePermit {
+                sem: sem.clone(),
+                permits: std::mem::take(&mut this.waiter.needed),
+            })
+    }
+}
+
+impl Drop for AcquireOwned {
+    fn drop(&mut self) {
+        self.waiter.cancel(&self.sem);
+    }
+}
+
+/// Permits borrowed from a [`Semaphore`]; dropping it gives them back.
+#[must_use = "dropping a permit releases it at once"]
+pub struct SemaphorePermit<'a> {
+    sem: &'a Semaphore,
+    permits: usize,
+}
+
+impl SemaphorePermit<'_> {
+    /// How many permits this holds.
+    pub fn num_permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Removes the permits from the semaphore for good, lowering its total.
+    pub fn forget(mut self) {
+        self.sem.forget_held(std::mem::take(&mut self.permits));
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        self.sem.release(self.permits);
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit")
+            .field("permits", &self.permits)
+            .finish()
+    }
+}
+
+/// Permits owned together with an `Arc` of their [`Semaphore`], so they can
+/// move across tasks; dropping it gives them back.
+#[must_use = "dropping a permit releases it at once"]
+pub struct OwnedSemaphorePermit {
+    sem: Arc<Semaphore>,
+    permits: usize,
+}
+
+impl OwnedSemaphorePermit {
+    /// How many permits this holds.
+    pub fn num_permits(&self) -> usize {
+        self.permits
+    }
+
+    /// The semaphore these permits came from.
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.sem
+    }
+
+    /// Removes the permits from the semaphore for good, lowering its total.
+    pub fn forget(mut self) {
+        self.sem.forget_held(std::mem::take(&mut self.permits));
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        self.sem.release(self.permits);
+    }
+}
+
+impl fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSemaphorePermit")
+            .field("permits", &self.permits)
+            .finish()
+    }
+}
