@@ -57,7 +57,9 @@ use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, lock};
+use std::sync::Arc;
+
+use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 
 /// The most permits a semaphore can hold (2^61 − 1 on 64-bit targets).
 pub const MAX_PERMITS: usize = usize::MAX >> SHIFT;
