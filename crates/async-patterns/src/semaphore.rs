@@ -18,7 +18,7 @@
 //! | no lost wake-up: a waiter whose permits have been assigned is always woken | proptest `semaphore_matches_reference_model` (every waiter the model says is served must have been woken); loom `loom_no_lost_wakeup_acquire_many` (a lost wake-up deadlocks the model, which loom reports) |
 //! | cancel safety: dropping an acquire future at any point, also after permits were assigned to it but before it was polled again, returns them | unit test `dropping_granted_but_unpolled_acquire_returns_permits`; proptest (random drops); loom `loom_cancelled_waiter_returns_permits` |
 //! | [`close`](Semaphore::close) fails pending and future acquires with [`AcquireError::Closed`] | unit test `close_fails_pending_and_new_acquires`; loom `loom_close_races_acquire` |
-//! | asking for more permits than the semaphore holds in total is [`AcquireError::Exceeds`] at once, never a hang or a panic; so is a waiter left asking for more than remain after permits are forgotten | unit tests `acquire_more_than_total_is_an_error_at_once`, `forgetting_permits_fails_waiters_that_can_never_be_served` |
+//! | asking for more permits than the semaphore holds in total is [`AcquireError::Exceeds`] at once, never a hang or a panic; so is a waiter left asking for more than remain after permits are forgotten | unit tests `acquire_more_than_total_is_an_error_at_once`, `forgetting_permits_fails_waiters_that_can_never_be_served`; loom `loom_forget_races_acquire_beyond_new_total` (the request racing the shrink is never left queued) |
 //!
 //! The same behaviour tests run on tokio and on futures' `LocalPool`
 //! (`tests/runtime_agnostic.rs`): the semaphore needs no runtime.

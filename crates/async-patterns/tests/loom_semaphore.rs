@@ -174,3 +174,31 @@ fn loom_close_races_acquire() {
         assert_eq!(sem.available_permits(), 1);
     });
 }
+
+/// A permit is forgotten (the total drops from 2 to 1) while another thread
+/// asks for 2: however the two interleave, the request ends with
+/// `Exceeds` — it must never be left queued for permits that no longer exist.
+#[test]
+fn loom_forget_races_acquire_beyond_new_total() {
+    loom_model::check("forget_races_acquire_beyond_new_total", || {
+        let sem = Arc::new(Semaphore::new(2).unwrap());
+        let p1 = sem.clone().try_acquire_owned().unwrap();
+        let p2 = sem.clone().try_acquire_owned().unwrap();
+        let asker = {
+            let sem = sem.clone();
+            thread::spawn(move || block_on(sem.acquire_many(2)).map(|p| p.num_permits()))
+        };
+        let forgetter = thread::spawn(move || p1.forget());
+        forgetter.join().unwrap();
+        assert_eq!(
+            asker.join().unwrap(),
+            Err(AcquireError::Exceeds {
+                requested: 2,
+                total: 1
+            })
+        );
+        drop(p2);
+        assert_eq!(sem.available_permits(), 1);
+        assert_eq!(sem.total_permits(), 1);
+    });
+}

@@ -93,7 +93,7 @@ fn waiters_are_served_in_fifo_order() {
     assert!(b.is_woken() && !c.is_woken());
     let pb = assert_ready_ok!(b.poll());
     drop(pb);
-    assert_ready_ok!(c.poll());
+    drop(assert_ready_ok!(c.poll()));
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn large_request_at_head_blocks_later_small_ones() {
     let p = assert_ready_ok!(big.poll());
     assert_eq!(p.num_permits(), 4);
     drop(p);
-    assert_ready_ok!(small.poll());
+    drop(assert_ready_ok!(small.poll()));
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn try_acquire_does_not_barge_past_waiters() {
     drop(held);
     // Permits came back, but they went to the queued waiter.
     assert_eq!(s.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
-    assert_ready_ok!(waiter.poll());
+    drop(assert_ready_ok!(waiter.poll()));
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn forgetting_permits_fails_waiters_that_can_never_be_served() {
         }
     );
     // The permit `big` had collected passes on to `small`.
-    assert_ready_ok!(small.poll());
+    drop(assert_ready_ok!(small.poll()));
 }
 
 #[test]
@@ -308,7 +308,7 @@ fn a_request_is_judged_against_the_total_when_it_is_made() {
     );
     s.add_permits(1).unwrap();
     let mut later = task::spawn(s.acquire());
-    assert_ready_ok!(later.poll());
+    drop(assert_ready_ok!(later.poll()));
 }
 
 #[test]
@@ -344,12 +344,12 @@ fn scripted_grant_order_snapshot() {
     let mut permits = Vec::new();
     for round in 0..6 {
         for (i, w) in waiters.iter_mut().enumerate() {
-            if w.is_woken() {
-                if let std::task::Poll::Ready(r) = w.poll() {
-                    let p = r.unwrap();
-                    log.push(format!("round {round}: w{i} granted {}", p.num_permits()));
-                    permits.push(p);
-                }
+            if w.is_woken()
+                && let std::task::Poll::Ready(r) = w.poll()
+            {
+                let p = r.unwrap();
+                log.push(format!("round {round}: w{i} granted {}", p.num_permits()));
+                permits.push(p);
             }
         }
         if let Some(p) = (!permits.is_empty()).then(|| permits.remove(0)) {

@@ -334,14 +334,14 @@ fn run(initial: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
         );
         // No lost wake-up: whoever the model has decided must have been woken.
         for (task, slot) in slots.iter().enumerate() {
-            if let Slot::Waiting { woken, .. } = slot {
-                if model.verdict[task] != Some(Verdict::Queued) {
-                    prop_assert!(
-                        woken.0.load(Ordering::SeqCst),
-                        "task {task} was decided ({:?}) but never woken",
-                        model.verdict[task]
-                    );
-                }
+            if let Slot::Waiting { woken, .. } = slot
+                && model.verdict[task] != Some(Verdict::Queued)
+            {
+                prop_assert!(
+                    woken.0.load(Ordering::SeqCst),
+                    "task {task} was decided ({:?}) but never woken",
+                    model.verdict[task]
+                );
             }
         }
     }
