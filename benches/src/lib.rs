@@ -1,1 +1,2 @@
-//! Benchmarks live in `benches/`; this crate has no library code.
+//! Benchmarks of async-patterns against the crates people use today, and the
+//! `baseline` tool that records and gates them (see `src/bin/baseline.rs`).

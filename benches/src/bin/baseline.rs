@@ -1,0 +1,391 @@
+//! Records and checks the benchmark baseline (`benches/baseline.json`).
+//!
+//! * `baseline save` runs the Callgrind benches (instruction counts, the
+//!   gate) and the criterion benches (wall time, paired with the anchors:
+//!   advisory), and writes the figures with where they came from (git
+//!   revision, `rustc -vV`, valgrind and gungraun versions).
+//! * `baseline compare` runs the Callgrind benches again and exits 1 if any
+//!   instruction count grew by more than the threshold (default 2%).
+//! * `baseline table` prints the README's performance table from the file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const PACKAGE: &str = "async-patterns-benches";
+const CALLGRIND_BENCHES: &[&str] = &["semaphore_callgrind"];
+const CRITERION_BENCHES: &[&str] = &["semaphore"];
+const OURS: &str = "async-patterns";
+
+#[derive(Parser)]
+#[command(about = "Record and check the benchmark baseline")]
+struct Cli {
+    /// The baseline file.
+    #[arg(long, global = true, default_value = "benches/baseline.json")]
+    file: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run every benchmark and write the baseline file.
+    Save {
+        /// Record instruction counts only (skips the slower wall-time run).
+        #[arg(long)]
+        skip_wall_time: bool,
+    },
+    /// Run the Callgrind benches and fail on an instruction-count regression.
+    Compare {
+        /// Allowed growth in instructions, in percent.
+        #[arg(long, default_value_t = 2.0, value_parser = parse_threshold)]
+        threshold: f64,
+    },
+    /// Print the performance table (markdown) from the baseline file.
+    Table,
+}
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("not a number: {e}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err("the threshold is a percentage, 0 or more".into())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Baseline {
+    regenerate_with: String,
+    git_revision: String,
+    rustc: String,
+    valgrind: String,
+    gungraun: String,
+    /// Instructions per benchmark run, by `group::function`.
+    instructions: BTreeMap<String, u64>,
+    /// criterion medians, ours beside the anchor, per comparison.
+    #[serde(default)]
+    wall_time: Vec<Pairing>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Pairing {
+    benchmark: String,
+    anchor: String,
+    ours_ns: f64,
+    anchor_ns: f64,
+    /// ours / anchor: below 1 means we take less time.
+    ratio: f64,
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let file = root.join(&cli.file);
+    let result = match cli.command {
+        Cmd::Save { skip_wall_time } => save(&root, &file, skip_wall_time),
+        Cmd::Compare { threshold } => compare(&root, &file, threshold),
+        Cmd::Table => load(&file).map(|b| {
+            print!("{}", table(&b));
+            true
+        }),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("baseline: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ sits in the workspace root")
+        .to_path_buf()
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn save(root: &Path, file: &Path, skip_wall_time: bool) -> Result<bool, Error> {
+    let instructions = run_callgrind(root)?;
+    let wall_time = if skip_wall_time {
+        Vec::new()
+    } else {
+        run_criterion(root)?
+    };
+    let baseline = Baseline {
+        regenerate_with: "cargo run -p async-patterns-benches --release --bin baseline -- save"
+            .into(),
+        git_revision: output("git", &["rev-parse", "HEAD"], root)?
+            + if output("git", &["status", "--porcelain"], root)?.is_empty() {
+                ""
+            } else {
+                " (with uncommitted changes)"
+            },
+        rustc: output("rustc", &["-vV"], root)?,
+        valgrind: output("valgrind", &["--version"], root)?,
+        gungraun: gungraun_version(root)?,
+        instructions,
+        wall_time,
+    };
+    std::fs::write(file, serde_json::to_string_pretty(&baseline)? + "\n")?;
+    println!("wrote {}", file.display());
+    print!("{}", table(&baseline));
+    Ok(true)
+}
+
+fn compare(root: &Path, file: &Path, threshold: f64) -> Result<bool, Error> {
+    let baseline = load(file)?;
+    if output("rustc", &["-vV"], root)? != baseline.rustc {
+        eprintln!(
+            "baseline: warning: rustc differs from the baseline's; instruction counts may move"
+        );
+    }
+    let now = run_callgrind(root)?;
+    let mut ok = true;
+    println!(
+        "{:<48} {:>12} {:>12} {:>8}",
+        "benchmark", "baseline", "now", "change"
+    );
+    for (name, &base) in &baseline.instructions {
+        let Some(&cur) = now.get(name) else {
+            println!("{name:<48} {base:>12} {:>12} {:>8}", "missing", "FAIL");
+            ok = false;
+            continue;
+        };
+        let change = (cur as f64 - base as f64) / base.max(1) as f64 * 100.0;
+        let verdict = if change > threshold {
+            ok = false;
+            "  REGRESSED"
+        } else {
+            ""
+        };
+        println!("{name:<48} {base:>12} {cur:>12} {change:>+7.2}%{verdict}");
+    }
+    for name in now
+        .keys()
+        .filter(|n| !baseline.instructions.contains_key(*n))
+    {
+        println!(
+            "{name:<48} {:>12} {:>12} (new: run `baseline save`)",
+            "-", now[name]
+        );
+    }
+    println!(
+        "{} (threshold +{threshold}% instructions)",
+        if ok { "no regression" } else { "REGRESSION" }
+    );
+    Ok(ok)
+}
+
+fn load(file: &Path) -> Result<Baseline, Error> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e} (run `baseline save`)", file.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// The README's performance table: wall-time ratios (criterion medians), then
+/// instruction counts with ours beside the anchor's (`<name>_ours` beside
+/// `<name>_<anchor>`).
+fn table(b: &Baseline) -> String {
+    let mut s = String::from(
+        "| benchmark (wall time, criterion median) | anchor | ours / anchor | ours | anchor |\n|---|---|---|---|---|\n",
+    );
+    for p in &b.wall_time {
+        let _ = writeln!(
+            s,
+            "| {} | {} | **{:.2}×** | {:.1} ns | {:.1} ns |",
+            p.benchmark, p.anchor, p.ratio, p.ours_ns, p.anchor_ns
+        );
+    }
+    s.push_str(
+        "\n| benchmark (instructions, Callgrind) | anchor | ours / anchor | ours | anchor |\n|---|---|---|---|---|\n",
+    );
+    for (name, &ours) in &b.instructions {
+        let Some(stem) = name.strip_suffix("_ours") else {
+            continue;
+        };
+        let anchors = b.instructions.iter().filter(|(n, _)| {
+            n.strip_prefix(stem)
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|anchor| anchor != "ours")
+        });
+        let mut paired = false;
+        for (anchor_name, &anchor) in anchors {
+            paired = true;
+            let _ = writeln!(
+                s,
+                "| {stem} | {} | **{:.2}×** | {ours} | {anchor} |",
+                &anchor_name[stem.len() + 1..],
+                ours as f64 / anchor.max(1) as f64
+            );
+        }
+        if !paired {
+            let _ = writeln!(s, "| {stem} | — | — | {ours} | — |");
+        }
+    }
+    s
+}
+
+fn output(cmd: &str, args: &[&str], dir: &Path) -> Result<String, Error> {
+    let out = Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+fn run(cmd: &mut Command) -> Result<(), Error> {
+    let status = cmd.status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}").into())
+    }
+}
+
+fn gungraun_version(root: &Path) -> Result<String, Error> {
+    let runner = output("gungraun-runner", &["--version"], root).unwrap_or_default();
+    Ok(if runner.is_empty() {
+        "gungraun-runner not on PATH".into()
+    } else {
+        runner
+    })
+}
+
+/// Runs the Callgrind benches and reads each benchmark's instruction count
+/// from gungraun's JSON summaries.
+fn run_callgrind(root: &Path) -> Result<BTreeMap<String, u64>, Error> {
+    let dir = target_dir(root).join("gungraun").join(PACKAGE);
+    let mut counts = BTreeMap::new();
+    for bench in CALLGRIND_BENCHES {
+        let _ = std::fs::remove_dir_all(dir.join(bench));
+        run(Command::new("cargo")
+            .args([
+                "bench",
+                "-p",
+                PACKAGE,
+                "--bench",
+                bench,
+                "--",
+                "--save-summary=json",
+            ])
+            .current_dir(root))?;
+        for path in find_files(&dir.join(bench), "summary.json")? {
+            let summary: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            // e.g. "semaphore_callgrind::semaphore::handoff_ours", plus
+            // ".id" for benches with several cases.
+            let mut name = summary["module_path"].as_str().unwrap_or("?").to_string();
+            if let Some(id) = summary["id"].as_str() {
+                name = format!("{name}.{id}");
+            }
+            let ir = instruction_count(&summary)
+                .ok_or_else(|| format!("no instruction count in {}", path.display()))?;
+            counts.insert(name, ir);
+        }
+    }
+    if counts.is_empty() {
+        return Err("the Callgrind benches produced no summaries".into());
+    }
+    Ok(counts)
+}
+
+/// `Ir` of the whole run, from a gungraun 0.20 (schema 7) summary.
+fn instruction_count(summary: &Value) -> Option<u64> {
+    summary["profiles"]
+        .as_array()?
+        .iter()
+        .find(|p| p["tool"] == "Callgrind")?
+        .pointer("/data/total/metrics/Ir/values/new")?
+        .as_u64()
+}
+
+/// Runs the criterion benches and pairs our median with each anchor's.
+fn run_criterion(root: &Path) -> Result<Vec<Pairing>, Error> {
+    let dir = target_dir(root).join("criterion");
+    for bench in CRITERION_BENCHES {
+        run(Command::new("cargo")
+            .args(["bench", "-p", PACKAGE, "--bench", bench])
+            .current_dir(root))?;
+    }
+    // (group, parameter) -> function -> median ns
+    let mut groups: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
+    for path in find_files(&dir, "benchmark.json")? {
+        if path.parent().and_then(Path::file_name) != Some("new".as_ref()) {
+            continue;
+        }
+        let meta: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let est: Value = serde_json::from_str(&std::fs::read_to_string(
+            path.with_file_name("estimates.json"),
+        )?)?;
+        let median = est["median"]["point_estimate"]
+            .as_f64()
+            .ok_or("criterion estimates without a median")?;
+        let key = (
+            meta["group_id"].as_str().unwrap_or("?").to_string(),
+            meta["value_str"].as_str().unwrap_or("").to_string(),
+        );
+        let function = meta["function_id"].as_str().unwrap_or("?").to_string();
+        groups.entry(key).or_default().insert(function, median);
+    }
+    let mut pairs = Vec::new();
+    for ((group, param), functions) in groups {
+        let Some(&ours) = functions.get(OURS) else {
+            continue;
+        };
+        for (anchor, &anchor_ns) in functions.iter().filter(|(f, _)| *f != OURS) {
+            pairs.push(Pairing {
+                benchmark: if param.is_empty() {
+                    group.clone()
+                } else {
+                    format!("{group}/{param}")
+                },
+                anchor: anchor.clone(),
+                ours_ns: ours,
+                anchor_ns,
+                ratio: ours / anchor_ns,
+            });
+        }
+    }
+    Ok(pairs)
+}
+
+fn find_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name() == Some(name.as_ref()) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
