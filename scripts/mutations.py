@@ -79,7 +79,7 @@ def main():
         try:
             for binary in TEST_BINARIES:
                 code, out = run(["cargo", "test", "-q", "-p", "async-patterns", "--test", binary,
-                                 "--no-fail-fast"], 240)
+                                 "--no-fail-fast"], 120)
                 if code is None:
                     caught.append(f"{binary}: hung (timed out)")
                 elif code != 0:

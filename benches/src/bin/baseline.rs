@@ -36,7 +36,8 @@ struct Cli {
 enum Cmd {
     /// Run every benchmark and write the baseline file.
     Save {
-        /// Record instruction counts only (skips the slower wall-time run).
+        /// Re-measure instruction counts only; keep the wall-time figures
+        /// already in the file (skips the slower criterion run).
         #[arg(long)]
         skip_wall_time: bool,
     },
@@ -121,7 +122,7 @@ fn target_dir(root: &Path) -> PathBuf {
 fn save(root: &Path, file: &Path, skip_wall_time: bool) -> Result<bool, Error> {
     let instructions = run_callgrind(root)?;
     let wall_time = if skip_wall_time {
-        Vec::new()
+        load(file).map(|b| b.wall_time).unwrap_or_default()
     } else {
         run_criterion(root)?
     };
@@ -156,12 +157,12 @@ fn compare(root: &Path, file: &Path, threshold: f64) -> Result<bool, Error> {
     let now = run_callgrind(root)?;
     let mut ok = true;
     println!(
-        "{:<48} {:>12} {:>12} {:>8}",
+        "{:<60} {:>12} {:>12} {:>8}",
         "benchmark", "baseline", "now", "change"
     );
     for (name, &base) in &baseline.instructions {
         let Some(&cur) = now.get(name) else {
-            println!("{name:<48} {base:>12} {:>12} {:>8}", "missing", "FAIL");
+            println!("{name:<60} {base:>12} {:>12} {:>8}", "missing", "FAIL");
             ok = false;
             continue;
         };
@@ -172,14 +173,14 @@ fn compare(root: &Path, file: &Path, threshold: f64) -> Result<bool, Error> {
         } else {
             ""
         };
-        println!("{name:<48} {base:>12} {cur:>12} {change:>+7.2}%{verdict}");
+        println!("{name:<60} {base:>12} {cur:>12} {change:>+7.2}%{verdict}");
     }
     for name in now
         .keys()
         .filter(|n| !baseline.instructions.contains_key(*n))
     {
         println!(
-            "{name:<48} {:>12} {:>12} (new: run `baseline save`)",
+            "{name:<60} {:>12} {:>12} (new: run `baseline save`)",
             "-", now[name]
         );
     }

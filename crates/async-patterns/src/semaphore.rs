@@ -13,7 +13,7 @@
 //!
 //! | guarantee | checked by |
 //! |---|---|
-//! | permits in use never exceed the total, and are conserved (available + held + assigned to waiters = total, at every step) | proptest `semaphore_matches_reference_model` (`tests/semaphore_model.rs`, conservation asserted after every operation); loom `loom_permits_never_exceed_capacity` (`tests/loom_semaphore.rs`) |
+//! | permits in use never exceed the total, and are conserved (available + held + handed to waiters, collected or not = total, at every step) | proptest `semaphore_matches_reference_model` (`tests/semaphore_model.rs`, conservation asserted after every operation); loom `loom_permits_never_exceed_capacity` (`tests/loom_semaphore.rs`) |
 //! | strict FIFO: a waiter is served before every waiter that queued after it; a large request at the head blocks later small ones | proptest `semaphore_matches_reference_model` (grant order equals the model's); unit tests `large_request_at_head_blocks_later_small_ones`, `try_acquire_does_not_barge_past_waiters`; loom `loom_fifo_two_waiters` |
 //! | no lost wake-up: a waiter whose permits have been assigned is always woken | proptest `semaphore_matches_reference_model` (every waiter the model says is served must have been woken); loom `loom_no_lost_wakeup_acquire_many` (a lost wake-up deadlocks the model, which loom reports) |
 //! | cancel safety: dropping an acquire future at any point, also after permits were assigned to it but before it was polled again, returns them | unit test `dropping_granted_but_unpolled_acquire_returns_permits`; proptest (random drops); loom `loom_cancelled_waiter_returns_permits` |
@@ -61,7 +61,7 @@ use std::sync::Arc;
 
 use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 
-/// The most permits a semaphore can hold (2^61 − 1 on 64-bit targets).
+/// The most permits a semaphore can hold (2^62 − 1 on 64-bit targets).
 pub const MAX_PERMITS: usize = usize::MAX >> SHIFT;
 
 // `state` packs the available permits with two flags.
@@ -167,7 +167,8 @@ pub struct Semaphore {
 }
 
 struct Waitlist {
-    /// Permits in existence: available + held + assigned to waiters.
+    /// Permits in existence: available + held + handed to waiters (in part
+    /// to the head, in full to granted waiters not yet polled).
     total: usize,
     /// Waiters, queued ones linked head to tail through `prev`/`next`.
     nodes: Slab<Node>,
@@ -294,7 +295,10 @@ impl Semaphore {
     /// Fails at once with [`AcquireError::Exceeds`] if `n` is more than the
     /// semaphore holds in total, and with [`AcquireError::Closed`] once the
     /// semaphore is closed. Dropping the future at any point returns whatever
-    /// had been handed to it. `n == 0` succeeds at once.
+    /// had been handed to it. `n == 0` succeeds at once (unless closed).
+    ///
+    /// Polling the future again after it returned `Ready` panics, as an
+    /// `async fn` does.
     pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
         Acquire {
             sem: self,
@@ -396,7 +400,8 @@ impl Semaphore {
 
     /// Closes the semaphore: every queued waiter and every later acquire
     /// fails with [`AcquireError::Closed`]. Permits already held stay valid
-    /// and are returned as usual when dropped.
+    /// and are returned as usual when dropped; so does a waiter's that had
+    /// been handed its permits in full before the close (it returns `Ok`).
     pub fn close(&self) {
         let mut wakes = WakeList::default();
         {
@@ -573,14 +578,31 @@ struct Waiter {
     needed: usize,
     /// Our node in the wait list, while we have one.
     key: Option<usize>,
+    /// Returned `Ready` already.
+    done: bool,
 }
 
 impl Waiter {
     fn new(needed: usize) -> Self {
-        Waiter { needed, key: None }
+        Waiter {
+            needed,
+            key: None,
+            done: false,
+        }
     }
 
     fn poll_acquire(
+        &mut self,
+        sem: &Semaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        assert!(!self.done, "semaphore acquire polled after completion");
+        let poll = self.poll_inner(sem, cx);
+        self.done = poll.is_ready();
+        poll
+    }
+
+    fn poll_inner(
         &mut self,
         sem: &Semaphore,
         cx: &mut Context<'_>,
@@ -619,6 +641,9 @@ impl Waiter {
             Err(TryAcquireError::Failed(e)) => return Poll::Ready(Err(e)),
             Err(TryAcquireError::NoPermits) => {}
         }
+        // Cloning a waker runs foreign code that may panic: do it before any
+        // state changes, so a panic leaves the semaphore consistent.
+        let waker = cx.waker().clone();
         let mut list = lock(&sem.waiters);
         // Re-check under the lock: `total` and `CLOSED` change only under it,
         // and `QUEUED` is set only here, so nothing can slip between this
@@ -655,7 +680,7 @@ impl Waiter {
             needed: n,
             assigned,
             status: Status::Queued,
-            waker: Some(cx.waker().clone()),
+            waker: Some(waker),
             prev: None,
             next: None,
         }));
@@ -705,7 +730,7 @@ impl<'a> Future for Acquire<'a> {
             .poll_acquire(sem, cx)
             .map_ok(|()| SemaphorePermit {
                 sem,
-                permits: std::mem::take(&mut this.waiter.needed),
+                permits: this.waiter.needed,
             })
     }
 }
@@ -734,7 +759,7 @@ impl Future for AcquireOwned {
             .poll_acquire(sem, cx)
             .map_ok(|()| OwnedSemaphorePermit {
                 sem: sem.clone(),
-                permits: std::mem::take(&mut this.waiter.needed),
+                permits: this.waiter.needed,
             })
     }
 }

@@ -96,15 +96,45 @@ async fn close_wakes_every_waiter() {
     );
 }
 
+/// Runs `scenario` on tokio's current-thread runtime in paused time: if it
+/// stalls (every task waiting on a wake-up that never comes), tokio jumps
+/// virtual time to the watchdog and the test fails instead of hanging.
+fn on_tokio_paused(scenario: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(3600), scenario)
+                .await
+                .expect("scenario stalled: a wake-up was lost")
+        });
+}
+
+/// Runs `scenario` on futures' `LocalPool` until nothing is left to do; it
+/// must have finished by then, so a lost wake-up fails instead of hanging.
+fn on_local_pool(scenario: impl Future<Output = ()> + 'static) {
+    use futures::task::LocalSpawnExt;
+    let mut pool = futures::executor::LocalPool::new();
+    let done = std::rc::Rc::new(Cell::new(false));
+    let finished = done.clone();
+    pool.spawner()
+        .spawn_local(async move {
+            scenario.await;
+            finished.set(true);
+        })
+        .unwrap();
+    pool.run_until_stalled();
+    assert!(done.get(), "scenario stalled: a wake-up was lost");
+}
+
 macro_rules! on_every_runtime {
     ($($scenario:ident),* $(,)?) => {
         mod tokio_current_thread {
             $(#[test]
             fn $scenario() {
-                tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .unwrap()
-                    .block_on(super::$scenario());
+                super::on_tokio_paused(super::$scenario());
             })*
         }
         mod tokio_multi_thread {
@@ -120,7 +150,7 @@ macro_rules! on_every_runtime {
         mod futures_local_pool {
             $(#[test]
             fn $scenario() {
-                futures::executor::LocalPool::new().run_until(super::$scenario());
+                super::on_local_pool(super::$scenario());
             })*
         }
     };

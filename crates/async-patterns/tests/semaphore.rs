@@ -364,3 +364,14 @@ fn scripted_grant_order_snapshot() {
         insta::assert_snapshot!(log.join("\n"));
     });
 }
+
+#[test]
+#[should_panic(expected = "polled after completion")]
+fn polling_a_finished_acquire_panics_instead_of_acquiring_again() {
+    let s = sem(1);
+    let held = s.try_acquire().unwrap();
+    let mut fut = task::spawn(s.acquire_many(2));
+    assert_ready_err!(fut.poll());
+    drop(held);
+    let _ = fut.poll();
+}
