@@ -3,12 +3,22 @@
 //! cancellation are checked at exact points, not by timing.
 
 use async_patterns::semaphore::{
-    AcquireError, CapacityError, MAX_PERMITS, Semaphore, TryAcquireError,
+    Acquire, AcquireError, CapacityError, MAX_PERMITS, Semaphore, TryAcquireError,
 };
-use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok, task};
+use tokio_test::task::{self, Spawn};
+use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok};
 
 fn sem(n: usize) -> Semaphore {
     Semaphore::new(n).expect("valid capacity")
+}
+
+/// Starts one acquire per size, in this order, and checks that each queues.
+fn queue<const N: usize>(s: &Semaphore, sizes: [usize; N]) -> [Spawn<Acquire<'_>>; N] {
+    sizes.map(|n| {
+        let mut waiter = task::spawn(s.acquire_many(n));
+        assert_pending!(waiter.poll());
+        waiter
+    })
 }
 
 #[test]
@@ -77,12 +87,7 @@ fn release_wakes_the_waiter() {
 fn waiters_are_served_in_fifo_order() {
     let s = sem(1);
     let held = s.try_acquire().unwrap();
-    let mut a = task::spawn(s.acquire());
-    let mut b = task::spawn(s.acquire());
-    let mut c = task::spawn(s.acquire());
-    assert_pending!(a.poll());
-    assert_pending!(b.poll());
-    assert_pending!(c.poll());
+    let [mut a, mut b, mut c] = queue(&s, [1, 1, 1]);
     drop(held);
     assert!(a.is_woken() && !b.is_woken() && !c.is_woken());
     // Polling later waiters first does not let them jump the queue.
@@ -134,10 +139,7 @@ fn try_acquire_does_not_barge_past_waiters() {
 fn dropping_granted_but_unpolled_acquire_returns_permits() {
     let s = sem(2);
     let held = s.try_acquire_many(2).unwrap();
-    let mut first = task::spawn(s.acquire_many(2));
-    let mut second = task::spawn(s.acquire_many(2));
-    assert_pending!(first.poll());
-    assert_pending!(second.poll());
+    let [first, mut second] = queue(&s, [2, 2]);
     drop(held); // both permits are now assigned to `first`
     assert!(first.is_woken());
     drop(first); // ...which is cancelled before it polls again
@@ -154,10 +156,7 @@ fn dropping_granted_but_unpolled_acquire_returns_permits() {
 fn dropping_queued_head_passes_partial_permits_on() {
     let s = sem(3);
     let held = s.try_acquire_many(3).unwrap();
-    let mut big = task::spawn(s.acquire_many(3));
-    let mut small = task::spawn(s.acquire());
-    assert_pending!(big.poll());
-    assert_pending!(small.poll());
+    let [big, mut small] = queue(&s, [3, 1]);
     drop(held);
     drop(big); // had collected all three
     let p = assert_ready_ok!(small.poll());
@@ -170,12 +169,7 @@ fn dropping_queued_head_passes_partial_permits_on() {
 fn dropping_a_queued_waiter_in_the_middle_keeps_the_queue_intact() {
     let s = sem(1);
     let held = s.try_acquire().unwrap();
-    let mut a = task::spawn(s.acquire());
-    let mut b = task::spawn(s.acquire());
-    let mut c = task::spawn(s.acquire());
-    assert_pending!(a.poll());
-    assert_pending!(b.poll());
-    assert_pending!(c.poll());
+    let [mut a, b, mut c] = queue(&s, [1, 1, 1]);
     drop(b);
     drop(held);
     drop(assert_ready_ok!(a.poll()));
@@ -223,10 +217,7 @@ fn close_returns_permits_collected_by_a_waiter() {
 fn add_permits_serves_waiters_in_order() {
     let s = sem(2);
     let held = s.try_acquire_many(2).unwrap();
-    let mut a = task::spawn(s.acquire_many(2));
-    let mut b = task::spawn(s.acquire());
-    assert_pending!(a.poll());
-    assert_pending!(b.poll());
+    let [mut a, mut b] = queue(&s, [2, 1]);
     s.add_permits(1).unwrap();
     assert!(
         !a.is_woken() && !b.is_woken(),
@@ -268,10 +259,7 @@ fn forget_permits_never_takes_permits_in_use() {
 fn forgetting_permits_fails_waiters_that_can_never_be_served() {
     let s = sem(3);
     let held = s.try_acquire_many(2).unwrap();
-    let mut big = task::spawn(s.acquire_many(3));
-    let mut small = task::spawn(s.acquire());
-    assert_pending!(big.poll());
-    assert_pending!(small.poll());
+    let [mut big, mut small] = queue(&s, [3, 1]);
     held.forget(); // total drops to 1: `big` can never be served
     assert!(big.is_woken());
     assert_eq!(
