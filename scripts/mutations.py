@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Breaks the semaphore on purpose, once per known bug class, and reports
+"""Breaks the patterns on purpose, once per known bug class, and reports
 which checks catch each break. A check that catches nothing proves nothing.
 
     python3 scripts/mutations.py            # every mutation
-    python3 scripts/mutations.py skip-wakeup
+    python3 scripts/mutations.py skip-wakeup limiter-ignore-burst
 
 Each mutation is applied to the working tree, the unit, model and
 runtime-agnostic tests and the loom models are run against it (each with a
@@ -16,28 +16,42 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SEM = ROOT / "crates/async-patterns/src/semaphore.rs"
+SEM = "crates/async-patterns/src/semaphore.rs"
+LIMITER = "crates/async-patterns/src/rate_limiter.rs"
 
+# (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
-    ("skip-wakeup", "a waiter served by a release is never woken",
+    ("skip-wakeup", "a waiter served by a release is never woken", SEM,
      "node.status = Status::Granted;\n                wakes.push(node.waker.take());",
      "node.status = Status::Granted;\n                drop(node.waker.take());"),
-    ("leak-on-cancel", "a granted-but-unpolled acquire that is dropped keeps its permits",
+    ("leak-on-cancel", "a granted-but-unpolled acquire that is dropped keeps its permits", SEM,
      "Status::Granted => node.needed,", "Status::Granted => 0,"),
-    ("serve-out-of-order", "returned permits go to the newest waiter, not the oldest",
+    ("serve-out-of-order", "returned permits go to the newest waiter, not the oldest", SEM,
      "let Some(head) = list.head else { break };", "let Some(head) = list.tail else { break };"),
-    ("double-release", "a forgotten permit is also released on drop",
+    ("double-release", "a forgotten permit is also released on drop", SEM,
      "    pub fn forget(mut self) {\n        self.sem.forget_held(std::mem::take(&mut self.permits));\n    }\n}\n\nimpl Drop for OwnedSemaphorePermit",
      "    pub fn forget(mut self) {\n        self.sem.forget_held(self.permits);\n        let _ = &mut self;\n    }\n}\n\nimpl Drop for OwnedSemaphorePermit"),
-    ("release-bypasses-queue", "a release puts permits in the free pool even while waiters queue",
+    ("release-bypasses-queue", "a release puts permits in the free pool even while waiters queue", SEM,
      "while cur & QUEUED == 0 {", "loop {"),
-    ("close-forgets-waiters", "close() leaves queued waiters waiting",
+    ("close-forgets-waiters", "close() leaves queued waiters waiting", SEM,
      "node.status = Status::Failed(AcquireError::Closed);", "let _ = AcquireError::Closed;"),
-    ("no-capacity-check", "a request above the total waits instead of failing",
+    ("no-capacity-check", "a request above the total waits instead of failing", SEM,
      "if n > list.total {", "if n > list.total && false {"),
+    ("limiter-ignore-burst", "the bucket holds one cell more than the burst", LIMITER,
+     "self.interval * u64::from(self.burst)\n", "self.interval * (u64::from(self.burst) + 1)\n"),
+    ("limiter-refill-on-backward-step", "a clock that steps far back resets the bucket to full", LIMITER,
+     "let base = tat.max(now);",
+     "let base = if now.saturating_add(tolerance) < tat { now.saturating_sub(tolerance) } else { tat.max(now) };"),
+    ("limiter-late-not-until", "a refusal names an instant 1 ns later than the earliest", LIMITER,
+     "return Err(NotUntil(Instant::from_nanos(allowed_at)));",
+     "return Err(NotUntil(Instant::from_nanos(allowed_at + 1)));"),
+    ("limiter-lost-update", "a check that loses the compare-and-swap race stores its TAT anyway", LIMITER,
+     "Err(actual) => tat = actual,",
+     "Err(_) => { self.tat.store(new_tat, Ordering::Release); return Ok(()); }"),
 ]
 
-TEST_BINARIES = ["semaphore", "semaphore_model", "runtime_agnostic"]
+TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
+                                ["semaphore", "semaphore_model", "runtime_agnostic", "rate_limiter_model"]]
 
 
 def run(cmd, timeout, env=None):
@@ -63,22 +77,24 @@ def failures(output):
 
 def main():
     wanted = set(sys.argv[1:])
-    original = SEM.read_text()
     survived = []
     # Build once so the first mutation's timing is not all compile time.
     run(["cargo", "test", "-p", "async-patterns", "--no-run", "-q"], 900)
-    for name, what, old, new in MUTATIONS:
+    for name, what, path, old, new in MUTATIONS:
         if wanted and name not in wanted:
             continue
+        target = ROOT / path
+        original = target.read_text()
         if original.count(old) != 1:
             print(f"{name}: pattern not found exactly once; update the mutation", flush=True)
             survived.append(name)
             continue
-        SEM.write_text(original.replace(old, new))
+        target.write_text(original.replace(old, new))
         caught = []
         try:
-            for binary in TEST_BINARIES:
-                code, out = run(["cargo", "test", "-q", "-p", "async-patterns", "--test", binary,
+            for args in TEST_TARGETS:
+                binary = args[-1].lstrip("-")
+                code, out = run(["cargo", "test", "-q", "-p", "async-patterns", *args,
                                  "--no-fail-fast"], 120)
                 if code is None:
                     caught.append(f"{binary}: hung (timed out)")
@@ -91,7 +107,7 @@ def main():
             elif code != 0:
                 caught += [f"loom::{f}" for f in failures(out)] or ["loom: failed"]
         finally:
-            SEM.write_text(original)
+            target.write_text(original)
         print(f"{name} ({what}):", flush=True)
         for c in caught or ["SURVIVED: no check caught it"]:
             print(f"    {c}", flush=True)

@@ -7,6 +7,8 @@
 //! proves each one.
 //!
 //! * [`semaphore`] — bounded concurrency: a fair, cancel-safe semaphore.
+//! * [`rate_limiter`] — a lock-free GCRA rate limiter with a validated
+//!   [`Quota`](rate_limiter::Quota).
 //! * [`time`] — the injected [`Clock`](time::Clock) and
 //!   [`Timer`](time::Timer) every time-based pattern takes, and a
 //!   [`ManualClock`](time::ManualClock) for tests and model checks.
@@ -16,6 +18,7 @@
 //! synchronisation primitives come from `loom`, so the model checks in
 //! `tests/loom_*.rs` explore every interleaving of the real code.
 
+pub mod rate_limiter;
 pub mod semaphore;
 mod sync;
 pub mod time;
