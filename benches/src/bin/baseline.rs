@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 const PACKAGE: &str = "async-patterns-benches";
-const CALLGRIND_BENCHES: &[&str] = &["semaphore_callgrind"];
-const CRITERION_BENCHES: &[&str] = &["semaphore"];
+const CALLGRIND_BENCHES: &[&str] = &["semaphore_callgrind", "rate_limiter_callgrind"];
+const CRITERION_BENCHES: &[&str] = &["semaphore", "rate_limiter"];
 const OURS: &str = "async-patterns";
 
 #[derive(Parser)]
