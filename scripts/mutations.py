@@ -48,6 +48,11 @@ MUTATIONS = [
     ("limiter-lost-update", "a check that loses the compare-and-swap race stores its TAT anyway", LIMITER,
      "Err(actual) => tat = actual,",
      "Err(_) => { self.tat.store(new_tat, Ordering::Release); return Ok(()); }"),
+    ("limiter-wait-keeps-cancelled-cells", "a dropped wait does not give its booked cells back", LIMITER,
+     "        if !self.redeemed {\n", "        if false && !self.redeemed {\n"),
+    ("limiter-wait-returns-twice", "a dropped wait gives its cells back twice", LIMITER,
+     "            self.limiter.tat.fetch_sub(self.cost, Ordering::AcqRel);\n",
+     "            self.limiter.tat.fetch_sub(self.cost, Ordering::AcqRel);\n            self.limiter.tat.fetch_sub(self.cost, Ordering::AcqRel);\n"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in

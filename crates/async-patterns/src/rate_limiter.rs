@@ -19,6 +19,9 @@
 //! | concurrent checks are linearizable: at one instant, exactly `burst` of many concurrent single-cell checks succeed from a full bucket | loom `loom_concurrent_checks_never_exceed_burst` |
 //! | `check_n(n)` with `n > burst` is [`CheckError::Insufficient`] (never an endless "not yet"); no arithmetic overflows or panics, up to [`Instant::MAX`] | unit tests `check_n_beyond_burst_is_insufficient_capacity`, `far_future_clock_never_overflows` |
 //! | a zero or absurd quota is refused when it is built, with a typed [`QuotaError`] | unit test `bad_quotas_are_typed_errors` |
+//! | [`until_n_ready`](RateLimiter::until_n_ready) ends exactly at the earliest conforming instant, not later | unit test `until_ready_ends_exactly_at_the_conforming_instant` |
+//! | waiters are served in call order, and `check` cannot take cells a waiter has booked | unit test `waiters_are_served_in_call_order_and_check_cannot_barge` |
+//! | a wait dropped before it returns gives its cells back, exactly once, even when its instant has passed | unit test `dropping_a_wait_gives_its_reservation_back`; loom `loom_cancelled_wait_returns_its_cell_at_most_once` |
 //!
 //! # Example
 //!
@@ -42,7 +45,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::time::{Clock, Instant};
+use crate::time::{Clock, Instant, Timer};
 
 /// How much a [`RateLimiter`] admits: `cells` per `period`, up to `burst`
 /// at once. Validated when built; see [`QuotaError`].
@@ -246,6 +249,72 @@ impl<C: Clock> RateLimiter<C> {
             .map_err(CheckError::from)
     }
 
+    /// Waits until one cell is admitted; see
+    /// [`until_n_ready`](RateLimiter::until_n_ready).
+    pub async fn until_ready(&self)
+    where
+        C: Timer,
+    {
+        // One cell never exceeds the burst (a quota's burst is at least 1).
+        let _ = self.until_n_ready(1).await;
+    }
+
+    /// Waits until `n` cells are admitted, on the limiter's own clock.
+    ///
+    /// The wait *reserves* its cells at once, so waiters are served strictly
+    /// in the order they called, nobody (not even [`check`](Self::check))
+    /// can take the reserved cells, and the wait ends exactly at the earliest
+    /// instant the cells conform — no polling, no thundering herd. Dropping
+    /// the future before it returns gives the reservation back.
+    ///
+    /// `n` beyond the burst fails at once with [`CheckError::Insufficient`]
+    /// (it could never conform); `n == 0` is ready at once.
+    pub async fn until_n_ready(&self, n: u32) -> Result<(), CheckError>
+    where
+        C: Timer,
+    {
+        let reservation = self.reserve(n)?;
+        if self.clock.now() < reservation.at {
+            self.clock.sleep_until(reservation.at).await;
+        }
+        reservation.redeem();
+        Ok(())
+    }
+
+    /// Books `n` cells at the earliest instant they conform, however far off.
+    fn reserve(&self, n: u32) -> Result<Reservation<'_, C>, CheckError> {
+        if n > self.quota.burst {
+            return Err(CheckError::Insufficient {
+                requested: n,
+                burst: self.quota.burst,
+            });
+        }
+        let cost = self.quota.interval * u64::from(n);
+        let now = self.clock.now().as_nanos();
+        let tolerance = self.quota.tolerance();
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let base = tat.max(now);
+            let Some(new_tat) = base.checked_add(cost) else {
+                return Err(NotUntil(Instant::MAX).into());
+            };
+            match self
+                .tat
+                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return Ok(Reservation {
+                        limiter: self,
+                        cost,
+                        at: Instant::from_nanos(new_tat.saturating_sub(tolerance).max(now)),
+                        redeemed: false,
+                    });
+                }
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
     /// One GCRA decision for `cost` nanoseconds of credit (`cost ≤ tolerance`).
     fn take(&self, cost: u64) -> Result<(), NotUntil> {
         let now = self.clock.now().as_nanos();
@@ -274,6 +343,32 @@ impl<C: Clock> RateLimiter<C> {
     }
 }
 
+/// Cells booked by [`RateLimiter::until_n_ready`], admitted at `at`.
+struct Reservation<'a, C: Clock> {
+    limiter: &'a RateLimiter<C>,
+    cost: u64,
+    at: Instant,
+    redeemed: bool,
+}
+
+impl<C: Clock> Reservation<'_, C> {
+    fn redeem(mut self) {
+        self.redeemed = true;
+    }
+}
+
+impl<C: Clock> Drop for Reservation<'_, C> {
+    /// A wait dropped before it returned gives its cells back, whenever
+    /// that is: subtracting exactly what the reservation added leaves the
+    /// TAT where it would stand had the reservation never been made, so no
+    /// other booking moves and no cell is lost or handed out twice.
+    fn drop(&mut self) {
+        if !self.redeemed {
+            self.limiter.tat.fetch_sub(self.cost, Ordering::AcqRel);
+        }
+    }
+}
+
 impl<C> fmt::Debug for RateLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")
@@ -287,6 +382,7 @@ impl<C> fmt::Debug for RateLimiter<C> {
 mod tests {
     use super::*;
     use crate::time::ManualClock;
+    use tokio_test::{assert_pending, assert_ready, assert_ready_ok, task};
 
     fn limiter(q: Quota) -> (RateLimiter<ManualClock>, ManualClock) {
         let clock = ManualClock::new();
@@ -366,6 +462,63 @@ mod tests {
         assert!(admitted <= 4);
         clock.set(Instant::MAX - Duration::from_secs(10));
         let _ = l.check_n(4);
+    }
+
+    #[test]
+    fn until_ready_ends_exactly_at_the_conforming_instant() {
+        let (l, clock) = limiter(Quota::per_second(10).unwrap().with_burst(1).unwrap());
+        l.check().unwrap();
+        let mut wait = task::spawn(l.until_ready());
+        assert_pending!(wait.poll());
+        clock.advance(Duration::from_nanos(99_999_999));
+        assert!(!wait.is_woken());
+        assert_pending!(wait.poll());
+        clock.advance(Duration::from_nanos(1));
+        assert!(wait.is_woken());
+        assert_ready!(wait.poll());
+        assert!(l.check().is_err(), "the waiter took the cell");
+    }
+
+    #[test]
+    fn waiters_are_served_in_call_order_and_check_cannot_barge() {
+        let (l, clock) = limiter(Quota::per_second(10).unwrap().with_burst(1).unwrap());
+        l.check().unwrap();
+        let mut first = task::spawn(l.until_n_ready(1));
+        let mut second = task::spawn(l.until_n_ready(1));
+        assert_pending!(first.poll());
+        assert_pending!(second.poll());
+        clock.advance(Duration::from_millis(100));
+        assert!(l.check().is_err(), "the cell at 100 ms is reserved");
+        assert!(first.is_woken() && !second.is_woken());
+        assert_ready_ok!(first.poll());
+        assert_pending!(second.poll());
+        clock.advance(Duration::from_millis(100));
+        assert_ready_ok!(second.poll());
+    }
+
+    #[test]
+    fn dropping_a_wait_gives_its_reservation_back() {
+        let (l, clock) = limiter(Quota::per_second(10).unwrap().with_burst(1).unwrap());
+        l.check().unwrap();
+        let mut wait = task::spawn(l.until_ready());
+        assert_pending!(wait.poll());
+        drop(wait);
+        clock.advance(Duration::from_millis(100));
+        l.check().unwrap();
+        assert!(l.check().is_err(), "only one cell came back, not two");
+    }
+
+    #[test]
+    fn until_n_ready_beyond_burst_fails_at_once() {
+        let (l, _clock) = limiter(Quota::per_second(3).unwrap());
+        let mut wait = task::spawn(l.until_n_ready(4));
+        assert_eq!(
+            assert_ready!(wait.poll()),
+            Err(CheckError::Insufficient {
+                requested: 4,
+                burst: 3
+            })
+        );
     }
 
     #[test]

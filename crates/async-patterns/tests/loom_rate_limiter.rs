@@ -59,3 +59,42 @@ fn loom_checks_racing_the_clock_stay_within_the_rate() {
         assert!(admitted + usize::from(extra) <= 2);
     });
 }
+
+/// A booked wait is dropped while the clock passes its instant: whichever
+/// wins, its cell is returned at most once, so over that second no more
+/// than burst + rate = 2 cells are admitted.
+#[test]
+fn loom_cancelled_wait_returns_its_cell_at_most_once() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+
+    loom_model::check("cancelled_wait_returns_its_cell_at_most_once", || {
+        let quota = Quota::per_second(1).unwrap();
+        let clock = ManualClock::new();
+        let limiter = Arc::new(RateLimiter::new(quota, clock.clone()));
+        assert!(limiter.check().is_ok());
+        let advancer = {
+            let clock = clock.clone();
+            thread::spawn(move || clock.advance(Duration::from_secs(1)))
+        };
+        let canceller = {
+            let limiter = limiter.clone();
+            thread::spawn(move || {
+                let mut wait = pin!(limiter.until_ready());
+                // The first poll books the cell at 1 s.
+                let polled = wait.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                usize::from(polled.is_ready())
+            })
+        };
+        advancer.join().unwrap();
+        let waited = canceller.join().unwrap();
+        let later = (0..2).filter(|_| limiter.check().is_ok()).count();
+        let admitted = 1 + waited + later;
+        assert!(
+            admitted <= 2,
+            "{admitted} cells admitted within one second, burst 1"
+        );
+        assert!(admitted >= 2, "the second's cell was lost");
+    });
+}
