@@ -21,7 +21,7 @@
 //! | a zero or absurd quota is refused when it is built, with a typed [`QuotaError`] | unit test `bad_quotas_are_typed_errors` |
 //! | [`until_n_ready`](RateLimiter::until_n_ready) ends exactly at the earliest conforming instant, not later | unit test `until_ready_ends_exactly_at_the_conforming_instant` |
 //! | waiters are served in call order, and `check` cannot take cells a waiter has booked | unit test `waiters_are_served_in_call_order_and_check_cannot_barge` |
-//! | a wait dropped before it returns gives its cells back, exactly once, even when its instant has passed | unit test `dropping_a_wait_gives_its_reservation_back`; loom `loom_cancelled_wait_returns_its_cell_at_most_once` |
+//! | a wait dropped before it returns gives its cells back, exactly once, even when its instant has passed | unit tests `dropping_a_wait_gives_its_reservation_back`, `cancelled_wait_between_bookings_returns_exactly_its_cells`; loom `loom_cancelled_wait_returns_its_cell_at_most_once` |
 //!
 //! # Example
 //!
@@ -506,6 +506,27 @@ mod tests {
         clock.advance(Duration::from_millis(100));
         l.check().unwrap();
         assert!(l.check().is_err(), "only one cell came back, not two");
+    }
+
+    #[test]
+    fn cancelled_wait_between_bookings_returns_exactly_its_cells() {
+        // 10 cells/s, burst 1: over [0, 200 ms] at most 1 + 2 cells.
+        let (l, clock) = limiter(Quota::per_second(10).unwrap().with_burst(1).unwrap());
+        let mut admitted = usize::from(l.check().is_ok());
+        let mut first = task::spawn(l.until_ready());
+        let mut second = task::spawn(l.until_ready());
+        assert_pending!(first.poll());
+        assert_pending!(second.poll());
+        drop(first); // its slot frees up once, behind `second`'s booking
+        for _ in 0..2 {
+            clock.advance(Duration::from_millis(100));
+            admitted += (0..3).filter(|_| l.check().is_ok()).count();
+            if second.is_woken() {
+                assert_ready!(second.poll());
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 3, "the freed cell is neither lost nor doubled");
     }
 
     #[test]
