@@ -18,6 +18,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SEM = "crates/async-patterns/src/semaphore.rs"
 LIMITER = "crates/async-patterns/src/rate_limiter.rs"
+KEYED = "crates/async-patterns/src/rate_limiter/keyed.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
@@ -53,6 +54,11 @@ MUTATIONS = [
     ("limiter-wait-returns-twice", "a dropped wait gives its cells back twice", LIMITER,
      "            self.limiter.tat.fetch_sub(self.cost, Ordering::AcqRel);\n",
      "            self.limiter.tat.fetch_sub(self.cost, Ordering::AcqRel);\n            self.limiter.tat.fetch_sub(self.cost, Ordering::AcqRel);\n"),
+    ("keyed-evicts-busy-keys", "a full shard drops busy keys too, resetting their buckets", KEYED,
+     "        if map.len() >= self.per_shard {\n            map.retain(|_, tat| *tat > now);\n",
+     "        if map.len() >= self.per_shard {\n            map.clear();\n"),
+    ("keyed-shared-bucket", "every key shares one bucket", KEYED,
+     "        if let Some(tat) = map.get_mut(key) {", "        if let Some(tat) = map.values_mut().next() {"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in

@@ -44,6 +44,9 @@
 use std::fmt;
 use std::time::Duration;
 
+pub mod keyed;
+pub use keyed::KeyedRateLimiter;
+
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant, Timer};
 
@@ -318,20 +321,9 @@ impl<C: Clock> RateLimiter<C> {
     /// One GCRA decision for `cost` nanoseconds of credit (`cost ≤ tolerance`).
     fn take(&self, cost: u64) -> Result<(), NotUntil> {
         let now = self.clock.now().as_nanos();
-        let tolerance = self.quota.tolerance();
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
-            // A full bucket holds no more than `tolerance` of credit.
-            let base = tat.max(now);
-            let Some(new_tat) = base.checked_add(cost) else {
-                // Only at the end of the clock's range (584 years): refuse
-                // rather than admit without bound.
-                return Err(NotUntil(Instant::MAX));
-            };
-            let allowed_at = new_tat.saturating_sub(tolerance);
-            if allowed_at > now {
-                return Err(NotUntil(Instant::from_nanos(allowed_at)));
-            }
+            let new_tat = gcra(tat, now, cost, self.quota.tolerance())?;
             match self
                 .tat
                 .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
@@ -340,6 +332,24 @@ impl<C: Clock> RateLimiter<C> {
                 Err(actual) => tat = actual,
             }
         }
+    }
+}
+
+/// One GCRA step: the new theoretical arrival time if `cost` nanoseconds of
+/// credit conform at `now` given `tat`, or the earliest instant they would.
+/// A `tat` at or before `now` is a full bucket (`tolerance` of credit).
+fn gcra(tat: u64, now: u64, cost: u64, tolerance: u64) -> Result<u64, NotUntil> {
+    let base = tat.max(now);
+    let Some(new_tat) = base.checked_add(cost) else {
+        // Only at the end of the clock's range (584 years): refuse rather
+        // than admit without bound.
+        return Err(NotUntil(Instant::MAX));
+    };
+    let allowed_at = new_tat.saturating_sub(tolerance);
+    if allowed_at > now {
+        Err(NotUntil(Instant::from_nanos(allowed_at)))
+    } else {
+        Ok(new_tat)
     }
 }
 

@@ -13,7 +13,9 @@
 
 use std::time::Duration;
 
-use async_patterns::rate_limiter::{CheckError, Quota, RateLimiter};
+use std::num::NonZeroUsize;
+
+use async_patterns::rate_limiter::{CheckError, KeyedRateLimiter, Quota, RateLimiter};
 use async_patterns::time::{Instant, ManualClock};
 use proptest::prelude::*;
 
@@ -77,22 +79,27 @@ proptest! {
             let d = quarter * u32::try_from(quarters).unwrap();
             clock.advance(d);
             model.elapse(d.as_nanos());
-            let got = limiter.check_n(n);
-            if n > q.burst() {
-                prop_assert_eq!(got, Err(CheckError::Insufficient { requested: n, burst: q.burst() }));
-                continue;
+            agrees(q, limiter.check_n(n), &mut model, n, clock.now_nanos())?;
+        }
+    }
+
+    #[test]
+    fn keyed_limiter_matches_independent_models(
+        q in quota(),
+        // (key, advance in quarter-intervals, cells asked for)
+        ops in prop::collection::vec((0usize..4, 0u64..=12, 0u32..=9), 1..80),
+    ) {
+        let clock = ManualClock::new();
+        let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(64).unwrap());
+        let mut models: Vec<TokenBucket> = (0..4).map(|_| TokenBucket::new(q)).collect();
+        let quarter = q.interval() / 4;
+        for (key, quarters, n) in ops {
+            let d = quarter * u32::try_from(quarters).unwrap();
+            clock.advance(d);
+            for m in &mut models {
+                m.elapse(d.as_nanos());
             }
-            match (got, model.take(n)) {
-                (Ok(()), Ok(())) => {}
-                (Err(CheckError::NotUntil(e)), Err(wait)) => {
-                    let now = clock.now_nanos();
-                    prop_assert_eq!(
-                        u128::from(e.earliest().as_nanos()), u128::from(now) + wait,
-                        "refusal must name the earliest conforming instant"
-                    );
-                }
-                (got, want) => prop_assert!(false, "check_n({}) = {:?}, model {:?}", n, got, want),
-            }
+            agrees(q, limiter.check_key_n(&key, n), &mut models[key], n, clock.now_nanos())?;
         }
     }
 
@@ -137,6 +144,36 @@ proptest! {
             prop_assert!(admitted <= envelope, "admitted {}ns of credit, envelope {}ns", admitted, envelope);
         }
     }
+}
+
+/// Checks one decision against the model's (and applies it to the model).
+fn agrees(
+    q: Quota,
+    got: Result<(), CheckError>,
+    model: &mut TokenBucket,
+    n: u32,
+    now: u64,
+) -> Result<(), TestCaseError> {
+    if n > q.burst() {
+        prop_assert_eq!(
+            got,
+            Err(CheckError::Insufficient {
+                requested: n,
+                burst: q.burst()
+            })
+        );
+        return Ok(());
+    }
+    match (got, model.take(n)) {
+        (Ok(()), Ok(())) => {}
+        (Err(CheckError::NotUntil(e)), Err(wait)) => prop_assert_eq!(
+            u128::from(e.earliest().as_nanos()),
+            u128::from(now) + wait,
+            "refusal must name the earliest conforming instant"
+        ),
+        (got, want) => prop_assert!(false, "check_n({}) = {:?}, model {:?}", n, got, want),
+    }
+    Ok(())
 }
 
 trait NowNanos {

@@ -1,0 +1,192 @@
+//! A keyed rate limiter: an independent GCRA bucket per key, in bounded
+//! memory.
+//!
+//! Keys live in 16 shards, each a `HashMap` under its own mutex (std's
+//! SipHash with fixed keys: no random hash seed, so a simulation that uses
+//! the limiter stays a pure function of its seed). A key whose bucket is full
+//! again is *idle*: dropping it changes no decision (an absent key is a full
+//! bucket), so idle keys are evicted whenever a shard reaches its share of
+//! the capacity, and on [`retain_recent`](KeyedRateLimiter::retain_recent).
+//! If a shard is full of busy keys, a new key is refused as "not now" with
+//! the instant the first of them goes idle: memory stays bounded, no key is
+//! ever granted extra capacity, and nobody is locked out for longer than one
+//! burst takes to refill.
+//!
+//! # Guarantees, and the check that proves each
+//!
+//! | guarantee | checked by |
+//! |---|---|
+//! | each key's decisions equal an independent token-bucket model's exactly | proptest `keyed_limiter_matches_independent_models` (`tests/rate_limiter_model.rs`) |
+//! | never more than `max_keys` (rounded up to a multiple of 16) keys are held | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
+//! | evicting a key never grants it extra capacity; a new key refused for lack of room is told when room frees up | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
+use std::num::NonZeroUsize;
+
+use super::{CheckError, NotUntil, Quota, gcra};
+use crate::sync::{Mutex, lock};
+use crate::time::{Clock, Instant};
+
+const SHARDS: usize = 16;
+
+type FixedState = BuildHasherDefault<DefaultHasher>;
+
+/// A rate limiter with an independent bucket per key. See the
+/// [module docs](self).
+pub struct KeyedRateLimiter<K, C> {
+    clock: C,
+    quota: Quota,
+    per_shard: usize,
+    shards: Box<[Mutex<HashMap<K, u64, FixedState>>]>,
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
+    /// A limiter that holds state for at most `max_keys` keys (rounded up to
+    /// a multiple of 16), every key starting with a full bucket.
+    pub fn new(quota: Quota, clock: C, max_keys: NonZeroUsize) -> Self {
+        KeyedRateLimiter {
+            clock,
+            quota,
+            per_shard: max_keys.get().div_ceil(SHARDS),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
+        }
+    }
+
+    /// The quota every key gets.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// Admits one cell for `key` now, or says when it would be admitted.
+    pub fn check_key(&self, key: &K) -> Result<(), NotUntil> {
+        self.take(key, self.quota.interval)
+    }
+
+    /// Admits `n` cells for `key` at once; see
+    /// [`RateLimiter::check_n`](super::RateLimiter::check_n).
+    pub fn check_key_n(&self, key: &K, n: u32) -> Result<(), CheckError> {
+        if n > self.quota.burst {
+            return Err(CheckError::Insufficient {
+                requested: n,
+                burst: self.quota.burst,
+            });
+        }
+        self.take(key, self.quota.interval * u64::from(n))
+            .map_err(CheckError::from)
+    }
+
+    /// Drops every idle key (one whose bucket is full again); returns how
+    /// many it dropped. No decision changes: an absent key is a full bucket.
+    pub fn retain_recent(&self) -> usize {
+        let now = self.clock.now().as_nanos();
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut map = lock(shard);
+                let before = map.len();
+                map.retain(|_, tat| *tat > now);
+                before - map.len()
+            })
+            .sum()
+    }
+
+    /// Keys currently held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take(&self, key: &K, cost: u64) -> Result<(), NotUntil> {
+        let now = self.clock.now().as_nanos();
+        let tolerance = self.quota.tolerance();
+        let hash = FixedState::default().hash_one(key);
+        // The high bits pick the shard; the map uses the whole hash.
+        let shard = &self.shards[(hash >> 60) as usize % SHARDS];
+        let mut map = lock(shard);
+        if let Some(tat) = map.get_mut(key) {
+            *tat = gcra(*tat, now, cost, tolerance)?;
+            return Ok(());
+        }
+        if map.len() >= self.per_shard {
+            map.retain(|_, tat| *tat > now);
+            if map.len() >= self.per_shard {
+                // Full of busy keys: room frees up when the first goes idle.
+                let first_idle = map.values().copied().min().unwrap_or(now);
+                return Err(NotUntil(Instant::from_nanos(first_idle)));
+            }
+        }
+        let tat = gcra(0, now, cost, tolerance)?;
+        map.insert(key.clone(), tat);
+        Ok(())
+    }
+}
+
+impl<K, C> std::fmt::Debug for KeyedRateLimiter<K, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedRateLimiter")
+            .field("quota", &self.quota)
+            .field("max_keys", &(self.per_shard * SHARDS))
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(async_patterns_loom)))]
+mod tests {
+    use super::*;
+    use crate::time::ManualClock;
+    use std::time::Duration;
+
+    #[test]
+    fn keys_are_independent() {
+        let clock = ManualClock::new();
+        let quota = Quota::per_second(1).unwrap();
+        let l = KeyedRateLimiter::new(quota, clock, NonZeroUsize::new(64).unwrap());
+        l.check_key(&"a").unwrap();
+        assert!(l.check_key(&"a").is_err());
+        l.check_key(&"b").unwrap();
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn keyed_memory_is_bounded_and_idle_keys_are_evicted() {
+        let clock = ManualClock::new();
+        let quota = Quota::per_second(1).unwrap().with_burst(2).unwrap();
+        let max = NonZeroUsize::new(32).unwrap(); // 2 per shard
+        let l = KeyedRateLimiter::new(quota, clock.clone(), max);
+        let mut refused = Vec::new();
+        let mut admitted = Vec::new();
+        for key in 0..1_000u32 {
+            match l.check_key(&key) {
+                Ok(()) => admitted.push(key),
+                Err(e) => refused.push(e.earliest()),
+            }
+            assert!(l.len() <= 32, "{} keys held", l.len());
+        }
+        assert_eq!(admitted.len(), 32, "1,000 busy keys cannot fit in 32");
+        // Each held key spent 1 of 2 cells, so it goes idle after one
+        // interval: that is when room frees up.
+        assert!(
+            refused
+                .iter()
+                .all(|&at| at == Instant::from_nanos(1_000_000_000))
+        );
+        // The churn never reset a held key: each has exactly one cell left.
+        for key in &admitted {
+            l.check_key(key).unwrap();
+            assert!(l.check_key(key).is_err());
+        }
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(l.retain_recent(), 0, "bucket still refilling: busy");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(l.retain_recent(), 32, "full again: idle, evicted");
+        assert!(l.is_empty());
+        l.check_key(&1_000).unwrap();
+    }
+}
