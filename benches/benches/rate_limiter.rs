@@ -10,7 +10,9 @@ use std::num::NonZeroU32;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use async_patterns::rate_limiter::{Quota, RateLimiter};
+use std::num::NonZeroUsize;
+
+use async_patterns::rate_limiter::{KeyedRateLimiter, Quota, RateLimiter};
 use async_patterns::time::ManualClock;
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::clock::FakeRelativeClock;
@@ -81,5 +83,34 @@ fn contended(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, single_thread, contended);
+/// One check each for 1,000 keys in turn, ours beside governor's keyed
+/// (dashmap) limiter, both on manual clocks.
+fn keyed(c: &mut Criterion) {
+    const KEYS: u32 = 1_000;
+    let mut g = c.benchmark_group("rate_limiter/keyed_1000_keys");
+    let quota = Quota::new(1_000_000_000, Duration::from_secs(1))
+        .and_then(|q| q.with_burst(u32::MAX))
+        .unwrap();
+    let limiter =
+        KeyedRateLimiter::new(quota, ManualClock::new(), NonZeroUsize::new(4_096).unwrap());
+    let mut key = 0;
+    g.bench_function("async-patterns", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            assert!(black_box(limiter.check_key(&key)).is_ok())
+        })
+    });
+    let gov =
+        governor::RateLimiter::dashmap_with_clock(governor_quota(), FakeRelativeClock::default());
+    let mut key = 0;
+    g.bench_function("governor", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            assert!(black_box(gov.check_key(&key)).is_ok())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single_thread, contended, keyed);
 criterion_main!(benches);

@@ -19,6 +19,9 @@ use async_patterns::rate_limiter::{CheckError, KeyedRateLimiter, Quota, RateLimi
 use async_patterns::time::{Instant, ManualClock};
 use proptest::prelude::*;
 
+/// Enough keys that several share a shard (there are 16).
+const KEYS: usize = 40;
+
 fn quota() -> impl Strategy<Value = Quota> {
     (1u32..=10, 1u64..=2_000, 1u32..=8).prop_map(|(cells, period_ms, burst)| {
         Quota::new(cells, Duration::from_millis(period_ms))
@@ -87,11 +90,11 @@ proptest! {
     fn keyed_limiter_matches_independent_models(
         q in quota(),
         // (key, advance in quarter-intervals, cells asked for)
-        ops in prop::collection::vec((0usize..4, 0u64..=12, 0u32..=9), 1..80),
+        ops in prop::collection::vec((0usize..KEYS, 0u64..=12, 0u32..=9), 1..120),
     ) {
         let clock = ManualClock::new();
         let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(64).unwrap());
-        let mut models: Vec<TokenBucket> = (0..4).map(|_| TokenBucket::new(q)).collect();
+        let mut models: Vec<TokenBucket> = (0..KEYS).map(|_| TokenBucket::new(q)).collect();
         let quarter = q.interval() / 4;
         for (key, quarters, n) in ops {
             let d = quarter * u32::try_from(quarters).unwrap();
