@@ -9,6 +9,8 @@
 //! Each cell costs one *interval* (`period / cells`) of credit; credit
 //! accrues with the clock and is capped at `burst` intervals.
 //!
+//! [`KeyedRateLimiter`] keeps one such bucket per key, in bounded memory.
+//!
 //! # Guarantees, and the check that proves each
 //!
 //! | guarantee | checked by |
@@ -19,6 +21,7 @@
 //! | concurrent checks are linearizable: at one instant, exactly `burst` of many concurrent single-cell checks succeed from a full bucket | loom `loom_concurrent_checks_never_exceed_burst` |
 //! | `check_n(n)` with `n > burst` is [`CheckError::Insufficient`] (never an endless "not yet"); no arithmetic overflows or panics, up to [`Instant::MAX`] | unit tests `check_n_beyond_burst_is_insufficient_capacity`, `far_future_clock_never_overflows` |
 //! | a zero or absurd quota is refused when it is built, with a typed [`QuotaError`] | unit test `bad_quotas_are_typed_errors` |
+//! | the decisions for a fixed arrival pattern do not change unnoticed | insta snapshot `fixed_arrival_pattern_decisions_snapshot` (`tests/rate_limiter.rs`, in `snapshots/`) |
 //! | [`until_n_ready`](RateLimiter::until_n_ready) ends exactly at the earliest conforming instant, not later | unit test `until_ready_ends_exactly_at_the_conforming_instant` |
 //! | waiters are served in call order, and `check` cannot take cells a waiter has booked | unit test `waiters_are_served_in_call_order_and_check_cannot_barge` |
 //! | a wait dropped before it returns gives its cells back, exactly once, even when its instant has passed | unit tests `dropping_a_wait_gives_its_reservation_back`, `cancelled_wait_between_bookings_returns_exactly_its_cells`; loom `loom_cancelled_wait_returns_its_cell_at_most_once` |

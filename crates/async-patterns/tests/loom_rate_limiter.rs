@@ -98,3 +98,30 @@ fn loom_cancelled_wait_returns_its_cell_at_most_once() {
         assert!(admitted >= 2, "the second's cell was lost");
     });
 }
+
+/// Two threads check the same key of a keyed limiter (burst 1) while a
+/// third checks another key: exactly one of the first two is admitted, and
+/// the other key is unaffected.
+#[test]
+fn loom_keyed_checks_on_one_key_are_linearizable() {
+    use async_patterns::rate_limiter::KeyedRateLimiter;
+    use std::num::NonZeroUsize;
+
+    loom_model::check("keyed_checks_on_one_key_are_linearizable", || {
+        let quota = Quota::per_second(1).unwrap();
+        let limiter = Arc::new(KeyedRateLimiter::new(
+            quota,
+            ManualClock::new(),
+            NonZeroUsize::new(16).unwrap(),
+        ));
+        let spawn = |key: u8| {
+            let limiter = limiter.clone();
+            thread::spawn(move || limiter.check_key(&key).is_ok())
+        };
+        let (a, b) = (spawn(1), spawn(1));
+        let other = limiter.check_key(&2).is_ok();
+        let same_key = usize::from(a.join().unwrap()) + usize::from(b.join().unwrap());
+        assert_eq!(same_key, 1);
+        assert!(other);
+    });
+}

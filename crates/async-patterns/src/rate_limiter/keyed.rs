@@ -19,6 +19,7 @@
 //! | each key's decisions equal an independent token-bucket model's exactly | proptest `keyed_limiter_matches_independent_models` (`tests/rate_limiter_model.rs`) |
 //! | never more than `max_keys` (rounded up to a multiple of 16) keys are held | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
 //! | evicting a key never grants it extra capacity; a new key refused for lack of room is told when room frees up | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
+//! | concurrent checks on one key are linearizable and other keys are unaffected | loom `loom_keyed_checks_on_one_key_are_linearizable` (`tests/loom_rate_limiter.rs`) |
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
