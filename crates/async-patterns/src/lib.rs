@@ -7,6 +7,8 @@
 //! proves each one.
 //!
 //! * [`semaphore`] — bounded concurrency: a fair, cancel-safe semaphore.
+//! * [`circuit_breaker`] — closed / open / half-open with generation-stamped
+//!   permits, trip on consecutive failures or failure / slow-call rates.
 //! * [`rate_limiter`] — a lock-free GCRA rate limiter with a validated
 //!   [`Quota`](rate_limiter::Quota).
 //! * [`time`] — the injected [`Clock`](time::Clock) and
@@ -18,6 +20,7 @@
 //! synchronisation primitives come from `loom`, so the model checks in
 //! `tests/loom_*.rs` explore every interleaving of the real code.
 
+pub mod circuit_breaker;
 pub mod rate_limiter;
 pub mod semaphore;
 mod sync;

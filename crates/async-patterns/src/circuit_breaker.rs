@@ -1,0 +1,941 @@
+//! A circuit breaker: stop calling a dependency that keeps failing, and
+//! probe it carefully before trusting it again.
+//!
+//! States: **closed** (calls run; outcomes are watched), **open** (calls are
+//! refused without being run, until a cool-down passes), **half-open** (at
+//! most `P` probe calls at once; `S` successes close the breaker, one failure
+//! opens it again, for a cool-down that may grow with each trip).
+//!
+//! The policy is a plain state machine ([`Policy`]) that knows nothing of
+//! futures or threads; [`CircuitBreaker`] puts it behind a mutex, hands out
+//! [`Permit`]s stamped with the state's *generation*, and wraps futures in
+//! [`CircuitBreaker::call`]. Time comes from the injected [`Clock`], also for
+//! call durations (slow calls).
+//!
+//! # Guarantees, and the check that proves each
+//!
+//! | guarantee | checked by |
+//! |---|---|
+//! | opens on `k` consecutive failures, or when failures (or slow calls) are at least the threshold share of the last `N` calls, with at least `m` calls seen | proptest `breaker_matches_reference_model` (`tests/circuit_breaker_model.rs`), against a model that recomputes the rates from the full outcome history |
+//! | while open, every call is refused without being run | proptest `breaker_matches_reference_model`; unit test `open_breaker_refuses_without_running_the_call` |
+//! | half-open admits at most `P` probes at once; `S` successes close it, a failure reopens it | proptest `breaker_matches_reference_model` (probes in flight ≤ P after every step) |
+//! | outcomes of calls admitted in an earlier state or generation never move the new state | proptest `breaker_matches_reference_model` (stale outcomes are part of the op mix); unit test `stale_outcomes_are_ignored` |
+//! | a dropped (cancelled) call frees its probe slot | unit test `dropped_probe_frees_its_slot`; proptest (drops are part of the op mix) |
+//! | growing open durations saturate at their cap, never overflow | unit test `open_duration_grows_and_saturates` |
+//! | bad configuration is a typed [`ConfigError`] when built | unit test `bad_configs_are_typed_errors` |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+//! use async_patterns::time::ManualClock;
+//!
+//! let clock = ManualClock::new();
+//! let config = Config::builder()
+//!     .consecutive_failures(2)
+//!     .open_for(Duration::from_secs(5))
+//!     .build()
+//!     .unwrap();
+//! let breaker = CircuitBreaker::new(config, clock.clone());
+//! for _ in 0..2 {
+//!     breaker.try_acquire().unwrap().failure();
+//! }
+//! assert!(matches!(breaker.state(), State::Open { .. }));
+//! assert!(breaker.try_acquire().is_err());
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::sync::{Mutex, lock};
+use crate::time::{Clock, Instant};
+
+/// Why a [`Config`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A count that must be at least 1 was 0 (named).
+    Zero(&'static str),
+    /// A rate threshold outside (0, 1] (named).
+    RateOutOfRange(&'static str, f64),
+    /// The minimum number of calls exceeds the window it is counted in.
+    MinCallsAboveWindow {
+        /// The minimum number of calls.
+        min_calls: u32,
+        /// The window size.
+        window: u32,
+    },
+    /// A duration that must be longer than zero was zero (named).
+    ZeroDuration(&'static str),
+    /// No trip policy was configured: the breaker could never open.
+    NoTripPolicy,
+    /// The backoff cap is shorter than the open duration it caps.
+    BackoffCapBelowOpenDuration,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Zero(what) => write!(f, "{what} must be at least 1"),
+            ConfigError::RateOutOfRange(what, v) => {
+                write!(f, "{what} must be in (0, 1], not {v}")
+            }
+            ConfigError::MinCallsAboveWindow { min_calls, window } => write!(
+                f,
+                "minimum calls ({min_calls}) exceeds the window ({window} calls)"
+            ),
+            ConfigError::ZeroDuration(what) => write!(f, "{what} must be longer than zero"),
+            ConfigError::NoTripPolicy => {
+                f.write_str("no trip policy: set consecutive failures or a failure-rate window")
+            }
+            ConfigError::BackoffCapBelowOpenDuration => {
+                f.write_str("the backoff cap is shorter than the open duration")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated breaker configuration; build it with [`Config::builder`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    consecutive_failures: Option<u32>,
+    window: Option<RateWindow>,
+    open_for: Duration,
+    max_open_for: Duration,
+    backoff_factor: u32,
+    half_open_probes: u32,
+    close_after: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RateWindow {
+    size: u32,
+    min_calls: u32,
+    failure_rate: Option<f64>,
+    slow: Option<(Duration, f64)>,
+}
+
+/// Builds a [`Config`]; [`build`](ConfigBuilder::build) validates it.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    consecutive_failures: Option<u32>,
+    window: Option<(u32, u32)>,
+    failure_rate: Option<f64>,
+    slow: Option<(Duration, f64)>,
+    open_for: Duration,
+    max_open_for: Option<Duration>,
+    backoff_factor: u32,
+    half_open_probes: u32,
+    close_after: u32,
+}
+
+impl Config {
+    /// A builder with defaults: open for 30 s, no growth, 1 probe, close
+    /// after 1 success, and no trip policy (one must be set).
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            consecutive_failures: None,
+            window: None,
+            failure_rate: None,
+            slow: None,
+            open_for: Duration::from_secs(30),
+            max_open_for: None,
+            backoff_factor: 1,
+            half_open_probes: 1,
+            close_after: 1,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// Open after `k` failures in a row.
+    pub fn consecutive_failures(mut self, k: u32) -> Self {
+        self.consecutive_failures = Some(k);
+        self
+    }
+
+    /// Judge rates over the last `size` calls, once at least `min_calls`
+    /// have been seen.
+    pub fn window(mut self, size: u32, min_calls: u32) -> Self {
+        self.window = Some((size, min_calls));
+        self
+    }
+
+    /// Open when at least this share of the window's calls failed.
+    pub fn failure_rate(mut self, rate: f64) -> Self {
+        self.failure_rate = Some(rate);
+        self
+    }
+
+    /// Open when at least `rate` of the window's calls took `threshold` or
+    /// longer (measured on the breaker's clock).
+    pub fn slow_call_rate(mut self, threshold: Duration, rate: f64) -> Self {
+        self.slow = Some((threshold, rate));
+        self
+    }
+
+    /// How long the breaker stays open after a trip.
+    pub fn open_for(mut self, d: Duration) -> Self {
+        self.open_for = d;
+        self
+    }
+
+    /// Multiply the open duration by `factor` on each trip without a close
+    /// in between, up to `max`.
+    pub fn backoff(mut self, factor: u32, max: Duration) -> Self {
+        self.backoff_factor = factor;
+        self.max_open_for = Some(max);
+        self
+    }
+
+    /// At most `p` probe calls at once while half-open.
+    pub fn half_open_probes(mut self, p: u32) -> Self {
+        self.half_open_probes = p;
+        self
+    }
+
+    /// Close after `s` successful probes.
+    pub fn close_after(mut self, s: u32) -> Self {
+        self.close_after = s;
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        fn nonzero(v: u32, what: &'static str) -> Result<u32, ConfigError> {
+            if v == 0 {
+                Err(ConfigError::Zero(what))
+            } else {
+                Ok(v)
+            }
+        }
+        fn rate(v: f64, what: &'static str) -> Result<f64, ConfigError> {
+            if v > 0.0 && v <= 1.0 {
+                Ok(v)
+            } else {
+                Err(ConfigError::RateOutOfRange(what, v))
+            }
+        }
+        if let Some(k) = self.consecutive_failures {
+            nonzero(k, "consecutive failures")?;
+        }
+        let window = match self.window {
+            None if self.failure_rate.is_some() || self.slow.is_some() => {
+                return Err(ConfigError::Zero("window size"));
+            }
+            None => None,
+            Some((size, min_calls)) => {
+                nonzero(size, "window size")?;
+                nonzero(min_calls, "minimum calls")?;
+                if min_calls > size {
+                    return Err(ConfigError::MinCallsAboveWindow {
+                        min_calls,
+                        window: size,
+                    });
+                }
+                let failure_rate = self
+                    .failure_rate
+                    .map(|r| rate(r, "failure rate"))
+                    .transpose()?;
+                let slow = match self.slow {
+                    Some((t, _)) if t.is_zero() => {
+                        return Err(ConfigError::ZeroDuration("slow-call threshold"));
+                    }
+                    Some((t, r)) => Some((t, rate(r, "slow-call rate")?)),
+                    None => None,
+                };
+                if failure_rate.is_none() && slow.is_none() {
+                    return Err(ConfigError::NoTripPolicy);
+                }
+                Some(RateWindow {
+                    size,
+                    min_calls,
+                    failure_rate,
+                    slow,
+                })
+            }
+        };
+        if self.consecutive_failures.is_none() && window.is_none() {
+            return Err(ConfigError::NoTripPolicy);
+        }
+        if self.open_for.is_zero() {
+            return Err(ConfigError::ZeroDuration("open duration"));
+        }
+        nonzero(self.backoff_factor, "backoff factor")?;
+        let max_open_for = self.max_open_for.unwrap_or(self.open_for);
+        if max_open_for < self.open_for {
+            return Err(ConfigError::BackoffCapBelowOpenDuration);
+        }
+        Ok(Config {
+            consecutive_failures: self.consecutive_failures,
+            window,
+            open_for: self.open_for,
+            max_open_for,
+            backoff_factor: self.backoff_factor,
+            half_open_probes: nonzero(self.half_open_probes, "half-open probes")?,
+            close_after: nonzero(self.close_after, "successes to close")?,
+        })
+    }
+}
+
+/// The breaker's state, as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Calls run.
+    Closed,
+    /// Calls are refused until `until`.
+    Open {
+        /// When probing may start.
+        until: Instant,
+    },
+    /// Probing: `in_flight` probes running, `successes` so far.
+    HalfOpen {
+        /// Probes running now (≤ the configured maximum).
+        in_flight: u32,
+        /// Successful probes since the breaker went half-open.
+        successes: u32,
+    },
+}
+
+/// A state change, as passed to the observer and kept for snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// When it happened.
+    pub at: Instant,
+    /// The state before.
+    pub from: State,
+    /// The state after.
+    pub to: State,
+}
+
+/// "Not now": the breaker refused the call without running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Open until the instant named.
+    Open(Instant),
+    /// Half-open with every probe slot taken.
+    ProbesBusy,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Open(until) => write!(f, "circuit open until {until:?}"),
+            Refused::ProbesBusy => f.write_str("circuit half-open and every probe slot is taken"),
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// What a finished call was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// It failed (by the caller's classification).
+    pub failed: bool,
+    /// It took at least the slow-call threshold.
+    pub slow: bool,
+}
+
+/// The pure state machine: no clock, no lock, no futures. Every method takes
+/// the current instant; [`CircuitBreaker`] is the thread-safe wrapper.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: Config,
+    state: State,
+    generation: u64,
+    consecutive_failures: u32,
+    /// Trips since the last close (for the growing open duration).
+    trips: u32,
+    /// The last `size` outcomes while closed: bit 0 failed, bit 1 slow.
+    window: Vec<u8>,
+    next: usize,
+    filled: usize,
+    failures: u32,
+    slows: u32,
+}
+
+impl Policy {
+    /// A closed breaker.
+    pub fn new(config: Config) -> Self {
+        let size = config.window.map_or(0, |w| w.size as usize);
+        Policy {
+            config,
+            state: State::Closed,
+            generation: 0,
+            consecutive_failures: 0,
+            trips: 0,
+            window: vec![0; size],
+            next: 0,
+            filled: 0,
+            failures: 0,
+            slows: 0,
+        }
+    }
+
+    /// The current state (an expired open state reads as open until the
+    /// next admission attempt moves it to half-open).
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The generation: bumped on every transition.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Tries to admit a call at `now`; on success returns the generation to
+    /// stamp its outcome with.
+    pub fn try_admit(&mut self, now: Instant) -> Result<(u64, Option<Transition>), Refused> {
+        let mut transition = None;
+        if let State::Open { until } = self.state {
+            if now < until {
+                return Err(Refused::Open(until));
+            }
+            transition = Some(self.move_to(
+                State::HalfOpen {
+                    in_flight: 0,
+                    successes: 0,
+                },
+                now,
+            ));
+        }
+        if let State::HalfOpen { in_flight, .. } = &mut self.state {
+            if *in_flight >= self.config.half_open_probes {
+                return Err(Refused::ProbesBusy);
+            }
+            *in_flight += 1;
+        }
+        Ok((self.generation, transition))
+    }
+
+    /// Records the outcome of a call admitted in `generation`. Outcomes
+    /// from an earlier generation are ignored.
+    pub fn record(
+        &mut self,
+        generation: u64,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Option<Transition> {
+        if generation != self.generation {
+            return None;
+        }
+        match self.state {
+            State::Closed => self.record_closed(outcome, now),
+            State::HalfOpen {
+                in_flight,
+                successes,
+            } => {
+                if outcome.failed {
+                    return Some(self.trip(now));
+                }
+                let successes = successes + 1;
+                if successes >= self.config.close_after {
+                    return Some(self.close(now));
+                }
+                self.state = State::HalfOpen {
+                    in_flight: in_flight - 1,
+                    successes,
+                };
+                None
+            }
+            // Open never admits, so no current-generation call can end here.
+            State::Open { .. } => None,
+        }
+    }
+
+    /// A call admitted in `generation` ended without an outcome (dropped):
+    /// frees its probe slot, counts as nothing.
+    pub fn release(&mut self, generation: u64) {
+        if generation != self.generation {
+            return;
+        }
+        if let State::HalfOpen { in_flight, .. } = &mut self.state {
+            *in_flight -= 1;
+        }
+    }
+
+    fn record_closed(&mut self, outcome: Outcome, now: Instant) -> Option<Transition> {
+        if outcome.failed {
+            self.consecutive_failures += 1;
+        } else {
+            self.consecutive_failures = 0;
+        }
+        if let Some(k) = self.config.consecutive_failures
+            && self.consecutive_failures >= k
+        {
+            return Some(self.trip(now));
+        }
+        let w = self.config.window?;
+        let bits = u8::from(outcome.failed) | (u8::from(outcome.slow) << 1);
+        if self.filled == self.window.len() {
+            let old = self.window[self.next];
+            self.failures -= u32::from(old & 1);
+            self.slows -= u32::from(old >> 1);
+        } else {
+            self.filled += 1;
+        }
+        self.window[self.next] = bits;
+        self.next = (self.next + 1) % self.window.len();
+        self.failures += u32::from(outcome.failed);
+        self.slows += u32::from(outcome.slow);
+        if (self.filled as u32) < w.min_calls {
+            return None;
+        }
+        let calls = self.filled as f64;
+        let over = |count: u32, threshold: Option<f64>| {
+            threshold.is_some_and(|t| f64::from(count) >= t * calls)
+        };
+        if over(self.failures, w.failure_rate) || over(self.slows, w.slow.map(|s| s.1)) {
+            return Some(self.trip(now));
+        }
+        None
+    }
+
+    fn trip(&mut self, now: Instant) -> Transition {
+        let factor = u128::from(self.config.backoff_factor).saturating_pow(self.trips);
+        let grown = self.config.open_for.as_nanos().saturating_mul(factor);
+        let cap = self.config.max_open_for.as_nanos();
+        let open_for = Duration::from_nanos(u64::try_from(grown.min(cap)).unwrap_or(u64::MAX));
+        self.trips = self.trips.saturating_add(1);
+        self.move_to(
+            State::Open {
+                until: now + open_for,
+            },
+            now,
+        )
+    }
+
+    fn close(&mut self, now: Instant) -> Transition {
+        self.trips = 0;
+        self.move_to(State::Closed, now)
+    }
+
+    fn move_to(&mut self, to: State, now: Instant) -> Transition {
+        let from = self.state;
+        self.state = to;
+        self.generation += 1;
+        self.consecutive_failures = 0;
+        self.window.fill(0);
+        self.next = 0;
+        self.filled = 0;
+        self.failures = 0;
+        self.slows = 0;
+        Transition { at: now, from, to }
+    }
+}
+
+type Observer = Box<dyn Fn(&Transition) + Send + Sync>;
+
+/// A thread-safe circuit breaker on an injected clock. See the
+/// [module docs](self).
+pub struct CircuitBreaker<C> {
+    clock: C,
+    slow_threshold: Option<Duration>,
+    policy: Mutex<Policy>,
+    observer: Option<Observer>,
+}
+
+impl<C: Clock> CircuitBreaker<C> {
+    /// A closed breaker.
+    pub fn new(config: Config, clock: C) -> Self {
+        CircuitBreaker {
+            clock,
+            slow_threshold: config.window.and_then(|w| w.slow.map(|s| s.0)),
+            policy: Mutex::new(Policy::new(config)),
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` on every state change (outside the breaker's lock).
+    pub fn with_observer(mut self, observer: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        lock(&self.policy).state()
+    }
+
+    /// Takes a permit to make one call, or refuses ("not now").
+    pub fn try_acquire(&self) -> Result<Permit<'_, C>, Refused> {
+        let now = self.clock.now();
+        let (generation, transition) = lock(&self.policy).try_admit(now)?;
+        self.notify(transition);
+        Ok(Permit {
+            breaker: self,
+            generation,
+            started: now,
+            done: false,
+        })
+    }
+
+    /// Runs `fut` if the breaker admits it, recording `Err` as a failure.
+    pub async fn call<T, E, F>(&self, fut: F) -> Result<Result<T, E>, Refused>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.call_classified(fut, Result::is_err).await
+    }
+
+    /// Runs `fut` if the breaker admits it; `is_failure` decides which
+    /// outputs count as failures (e.g. not a 404). Dropping the returned
+    /// future mid-call records nothing and frees the probe slot.
+    pub async fn call_classified<O, F>(
+        &self,
+        fut: F,
+        is_failure: impl FnOnce(&O) -> bool,
+    ) -> Result<O, Refused>
+    where
+        F: Future<Output = O>,
+    {
+        let permit = self.try_acquire()?;
+        let out = fut.await;
+        if is_failure(&out) {
+            permit.failure();
+        } else {
+            permit.success();
+        }
+        Ok(out)
+    }
+
+    fn finish(&self, generation: u64, started: Instant, failed: Option<bool>) {
+        let now = self.clock.now();
+        let transition = {
+            let mut policy = lock(&self.policy);
+            match failed {
+                Some(failed) => {
+                    let slow = self
+                        .slow_threshold
+                        .is_some_and(|t| now.saturating_duration_since(started) >= t);
+                    policy.record(generation, Outcome { failed, slow }, now)
+                }
+                None => {
+                    policy.release(generation);
+                    None
+                }
+            }
+        };
+        self.notify(transition);
+    }
+
+    fn notify(&self, transition: Option<Transition>) {
+        if let (Some(t), Some(observer)) = (transition, &self.observer) {
+            observer(&t);
+        }
+    }
+}
+
+impl<C> fmt::Debug for CircuitBreaker<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("state", &lock(&self.policy).state())
+            .finish()
+    }
+}
+
+/// Leave to make one call; say how it went with [`success`](Permit::success)
+/// or [`failure`](Permit::failure). Dropping it unrecorded frees its probe
+/// slot and counts as nothing.
+#[must_use = "record the call's outcome, or drop the permit to abandon the call"]
+pub struct Permit<'a, C: Clock> {
+    breaker: &'a CircuitBreaker<C>,
+    generation: u64,
+    started: Instant,
+    done: bool,
+}
+
+impl<C: Clock> Permit<'_, C> {
+    /// The call succeeded.
+    pub fn success(mut self) {
+        self.done = true;
+        self.breaker
+            .finish(self.generation, self.started, Some(false));
+    }
+
+    /// The call failed.
+    pub fn failure(mut self) {
+        self.done = true;
+        self.breaker
+            .finish(self.generation, self.started, Some(true));
+    }
+}
+
+impl<C: Clock> Drop for Permit<'_, C> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.finish(self.generation, self.started, None);
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for Permit<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(async_patterns_loom)))]
+mod tests {
+    use super::*;
+    use crate::time::ManualClock;
+    use std::sync::Arc;
+    use std::sync::Mutex as StdMutex;
+
+    fn breaker(config: Config) -> (CircuitBreaker<ManualClock>, ManualClock) {
+        let clock = ManualClock::new();
+        (CircuitBreaker::new(config, clock.clone()), clock)
+    }
+
+    fn consecutive(k: u32) -> ConfigBuilder {
+        Config::builder()
+            .consecutive_failures(k)
+            .open_for(Duration::from_secs(10))
+    }
+
+    #[test]
+    fn bad_configs_are_typed_errors() {
+        let b = Config::builder;
+        assert_eq!(b().build(), Err(ConfigError::NoTripPolicy));
+        assert_eq!(
+            b().consecutive_failures(0).build(),
+            Err(ConfigError::Zero("consecutive failures"))
+        );
+        assert_eq!(
+            b().window(10, 5).failure_rate(0.0).build(),
+            Err(ConfigError::RateOutOfRange("failure rate", 0.0))
+        );
+        assert_eq!(
+            b().window(10, 5).failure_rate(1.5).build(),
+            Err(ConfigError::RateOutOfRange("failure rate", 1.5))
+        );
+        assert!(matches!(
+            b().window(10, 5).failure_rate(f64::NAN).build(),
+            Err(ConfigError::RateOutOfRange(..))
+        ));
+        assert_eq!(
+            b().window(5, 10).failure_rate(0.5).build(),
+            Err(ConfigError::MinCallsAboveWindow {
+                min_calls: 10,
+                window: 5
+            })
+        );
+        assert_eq!(
+            b().window(0, 0).failure_rate(0.5).build(),
+            Err(ConfigError::Zero("window size"))
+        );
+        assert_eq!(
+            b().failure_rate(0.5).build(),
+            Err(ConfigError::Zero("window size"))
+        );
+        assert_eq!(b().window(10, 5).build(), Err(ConfigError::NoTripPolicy));
+        assert_eq!(
+            consecutive(3).half_open_probes(0).build(),
+            Err(ConfigError::Zero("half-open probes"))
+        );
+        assert_eq!(
+            consecutive(3).close_after(0).build(),
+            Err(ConfigError::Zero("successes to close"))
+        );
+        assert_eq!(
+            consecutive(3).open_for(Duration::ZERO).build(),
+            Err(ConfigError::ZeroDuration("open duration"))
+        );
+        assert_eq!(
+            consecutive(3).backoff(2, Duration::from_secs(1)).build(),
+            Err(ConfigError::BackoffCapBelowOpenDuration)
+        );
+        assert_eq!(
+            b().window(10, 5)
+                .slow_call_rate(Duration::ZERO, 0.5)
+                .build(),
+            Err(ConfigError::ZeroDuration("slow-call threshold"))
+        );
+        assert!(b().window(10, 10).failure_rate(1.0).build().is_ok());
+    }
+
+    #[test]
+    fn open_breaker_refuses_without_running_the_call() {
+        let (b, clock) = breaker(consecutive(1).build().unwrap());
+        let ran = std::cell::Cell::new(0);
+        let fail = || async {
+            ran.set(ran.get() + 1);
+            Err::<(), ()>(())
+        };
+        assert_eq!(run_now(b.call(fail())), Ok(Err(())));
+        assert_eq!(
+            b.state(),
+            State::Open {
+                until: Instant::from_duration(Duration::from_secs(10))
+            }
+        );
+        assert!(matches!(run_now(b.call(fail())), Err(Refused::Open(_))));
+        assert_eq!(ran.get(), 1, "the refused call never ran");
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(run_now(b.call(async { Ok::<_, ()>(7) })), Ok(Ok(7)));
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    /// Polls a future that never waits to completion.
+    fn run_now<F: Future>(fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        match fut
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("test futures complete at once"),
+        }
+    }
+
+    #[test]
+    fn half_open_caps_probes_and_closes_after_successes() {
+        let config = consecutive(1)
+            .half_open_probes(2)
+            .close_after(3)
+            .build()
+            .unwrap();
+        let (b, clock) = breaker(config);
+        b.try_acquire().unwrap().failure();
+        clock.advance(Duration::from_secs(10));
+        let p1 = b.try_acquire().unwrap();
+        let p2 = b.try_acquire().unwrap();
+        assert_eq!(b.try_acquire().unwrap_err(), Refused::ProbesBusy);
+        p1.success();
+        let p3 = b.try_acquire().unwrap();
+        p2.success();
+        assert!(matches!(
+            b.state(),
+            State::HalfOpen {
+                in_flight: 1,
+                successes: 2
+            }
+        ));
+        p3.success();
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens() {
+        let (b, clock) = breaker(consecutive(1).build().unwrap());
+        b.try_acquire().unwrap().failure();
+        clock.advance(Duration::from_secs(10));
+        b.try_acquire().unwrap().failure();
+        assert_eq!(
+            b.state(),
+            State::Open {
+                until: Instant::from_duration(Duration::from_secs(20))
+            }
+        );
+    }
+
+    #[test]
+    fn dropped_probe_frees_its_slot() {
+        let (b, clock) = breaker(consecutive(1).build().unwrap());
+        b.try_acquire().unwrap().failure();
+        clock.advance(Duration::from_secs(10));
+        let probe = b.try_acquire().unwrap();
+        assert_eq!(b.try_acquire().unwrap_err(), Refused::ProbesBusy);
+        drop(probe);
+        assert!(matches!(
+            b.state(),
+            State::HalfOpen {
+                in_flight: 0,
+                successes: 0
+            }
+        ));
+        b.try_acquire().unwrap().success();
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn stale_outcomes_are_ignored() {
+        let (b, clock) = breaker(consecutive(2).build().unwrap());
+        let slow_call = b.try_acquire().unwrap(); // admitted while closed
+        b.try_acquire().unwrap().failure();
+        b.try_acquire().unwrap().failure(); // opens
+        clock.advance(Duration::from_secs(10));
+        let probe = b.try_acquire().unwrap(); // half-open
+        slow_call.failure(); // from the closed generation: ignored
+        assert!(matches!(b.state(), State::HalfOpen { in_flight: 1, .. }));
+        probe.success();
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn failure_rate_window_with_minimum_calls() {
+        let config = Config::builder()
+            .window(4, 3)
+            .failure_rate(0.5)
+            .build()
+            .unwrap();
+        let (b, _clock) = breaker(config);
+        b.try_acquire().unwrap().failure();
+        b.try_acquire().unwrap().failure(); // 2 of 2, but under 3 calls
+        assert_eq!(b.state(), State::Closed);
+        b.try_acquire().unwrap().success(); // 2 of 3 ≥ 50%
+        assert!(matches!(b.state(), State::Open { .. }));
+    }
+
+    #[test]
+    fn slow_calls_trip_on_the_injected_clock() {
+        let config = Config::builder()
+            .window(2, 2)
+            .slow_call_rate(Duration::from_millis(100), 1.0)
+            .build()
+            .unwrap();
+        let (b, clock) = breaker(config);
+        for _ in 0..2 {
+            let p = b.try_acquire().unwrap();
+            clock.advance(Duration::from_millis(100));
+            p.success();
+        }
+        assert!(matches!(b.state(), State::Open { .. }));
+    }
+
+    #[test]
+    fn open_duration_grows_and_saturates() {
+        let config = consecutive(1)
+            .open_for(Duration::from_secs(1))
+            .backoff(u32::MAX, Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let (b, clock) = breaker(config);
+        let mut opens = Vec::new();
+        for _ in 0..40 {
+            b.try_acquire().unwrap().failure();
+            let State::Open { until } = b.state() else {
+                panic!("should be open")
+            };
+            opens.push(until.saturating_duration_since(clock.now()));
+            clock.advance_to(until);
+        }
+        assert_eq!(opens[0], Duration::from_secs(1));
+        assert!(
+            opens[1..].iter().all(|&d| d == Duration::from_secs(60)),
+            "{opens:?}"
+        );
+    }
+
+    #[test]
+    fn transitions_are_observed() {
+        let log = Arc::new(StdMutex::new(Vec::new()));
+        let sink = log.clone();
+        let clock = ManualClock::new();
+        let b = CircuitBreaker::new(consecutive(1).build().unwrap(), clock.clone())
+            .with_observer(move |t| sink.lock().unwrap().push((t.from, t.to)));
+        b.try_acquire().unwrap().failure();
+        clock.advance(Duration::from_secs(10));
+        b.try_acquire().unwrap().success();
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 3, "{log:?}");
+        assert_eq!(log[2].1, State::Closed);
+    }
+}
