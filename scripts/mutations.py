@@ -19,6 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SEM = "crates/async-patterns/src/semaphore.rs"
 LIMITER = "crates/async-patterns/src/rate_limiter.rs"
 KEYED = "crates/async-patterns/src/rate_limiter/keyed.rs"
+BREAKER = "crates/async-patterns/src/circuit_breaker.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
@@ -59,10 +60,25 @@ MUTATIONS = [
      "        if map.len() >= self.per_shard {\n            map.clear();\n"),
     ("keyed-shared-bucket", "every key shares one bucket", KEYED,
      "        if let Some(tat) = map.get_mut(key) {", "        if let Some(tat) = map.values_mut().next() {"),
+    ("breaker-forgets-generation", "outcomes of calls from an earlier state move the new state", BREAKER,
+     "        if generation != self.generation {\n            return None;\n        }\n", ""),
+    ("breaker-extra-probe", "half-open admits P + 1 probes", BREAKER,
+     "if *in_flight >= self.config.half_open_probes {", "if *in_flight > self.config.half_open_probes {"),
+    ("breaker-open-admits", "an open breaker lets calls through", BREAKER,
+     "            if now < until {\n                return Err(Refused::Open(until));",
+     "            if false && now < until {\n                return Err(Refused::Open(until));"),
+    ("breaker-drop-keeps-slot", "a dropped probe keeps its slot", BREAKER,
+     "        if let State::HalfOpen { in_flight, .. } = &mut self.state {\n            *in_flight -= 1;",
+     "        if let State::HalfOpen { in_flight, .. } = &mut self.state {\n            let _ = in_flight;"),
+    ("breaker-ignores-min-calls", "the rate trips before the minimum number of calls", BREAKER,
+     "if (self.filled as u32) < w.min_calls {", "if (self.filled as u32) < w.min_calls && false {"),
+    ("breaker-backoff-never-resets", "the open duration keeps growing after a close", BREAKER,
+     "        self.trips = 0;\n        self.move_to(State::Closed, now)", "        self.move_to(State::Closed, now)"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
-                                ["semaphore", "semaphore_model", "runtime_agnostic", "rate_limiter_model"]]
+                                ["semaphore", "semaphore_model", "runtime_agnostic", "rate_limiter_model",
+                                 "rate_limiter", "circuit_breaker_model"]]
 
 
 def run(cmd, timeout, env=None):

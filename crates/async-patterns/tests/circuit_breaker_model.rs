@@ -1,0 +1,264 @@
+//! The circuit breaker against a reference model that keeps the whole
+//! outcome history and recomputes everything from it (no ring buffer, no
+//! running counts), over random sequences of admissions, successes,
+//! failures, dropped calls and clock advances across several concurrent
+//! calls — including calls admitted in an earlier state that finish late.
+//!
+//! After every step: the breaker's state equals the model's, every
+//! admission decision equals the model's, and half-open never has more than
+//! `P` probes in flight. Failing cases persist in
+//! `circuit_breaker_model.proptest-regressions`.
+
+use std::time::Duration;
+
+use async_patterns::circuit_breaker::{CircuitBreaker, Config, Permit, Refused, State};
+use async_patterns::time::{Clock, Instant, ManualClock};
+use proptest::prelude::*;
+
+const SLOTS: usize = 4;
+
+#[derive(Debug, Clone)]
+struct Params {
+    consecutive: Option<u32>,
+    window: Option<(u32, u32)>,
+    failure_rate: Option<f64>,
+    slow: Option<(u64, f64)>,
+    open_ms: u64,
+    backoff: (u32, u64),
+    probes: u32,
+    close_after: u32,
+}
+
+impl Params {
+    fn config(&self) -> Config {
+        let mut b = Config::builder()
+            .open_for(Duration::from_millis(self.open_ms))
+            .backoff(self.backoff.0, Duration::from_millis(self.open_ms * self.backoff.1))
+            .half_open_probes(self.probes)
+            .close_after(self.close_after);
+        if let Some(k) = self.consecutive {
+            b = b.consecutive_failures(k);
+        }
+        if let Some((size, min)) = self.window {
+            b = b.window(size, min);
+        }
+        if let Some(r) = self.failure_rate {
+            b = b.failure_rate(r);
+        }
+        if let Some((ms, r)) = self.slow {
+            b = b.slow_call_rate(Duration::from_millis(ms), r);
+        }
+        b.build().expect("valid by construction")
+    }
+}
+
+fn rate() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(0.25), Just(0.5), Just(0.75), Just(1.0)]
+}
+
+fn params() -> impl Strategy<Value = Params> {
+    let window = (1u32..=6).prop_flat_map(|size| (Just(size), 1..=size));
+    (
+        prop::option::of(1u32..=3),
+        prop::option::of((window, prop::option::of(rate()), prop::option::of((1u64..=30, rate())))),
+        1u64..=40,
+        (1u32..=3, 1u64..=4),
+        1u32..=3,
+        1u32..=3,
+    )
+        .prop_filter_map("needs a trip policy", |(consecutive, w, open_ms, backoff, probes, close_after)| {
+            let (window, failure_rate, slow) = match w {
+                Some((win, f, s)) if f.is_some() || s.is_some() => (Some(win), f, s),
+                _ => (None, None, None),
+            };
+            (consecutive.is_some() || window.is_some()).then_some(Params {
+                consecutive,
+                window,
+                failure_rate,
+                slow,
+                open_ms,
+                backoff,
+                probes,
+                close_after,
+            })
+        })
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Admit(usize),
+    Succeed(usize),
+    Fail(usize),
+    Drop(usize),
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let slot = 0..SLOTS;
+    prop_oneof![
+        4 => slot.clone().prop_map(Op::Admit),
+        3 => slot.clone().prop_map(Op::Succeed),
+        3 => slot.clone().prop_map(Op::Fail),
+        1 => slot.prop_map(Op::Drop),
+        3 => (0u64..=50).prop_map(Op::Advance),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Closed,
+    Open(Instant),
+    HalfOpen { in_flight: u32, successes: u32 },
+}
+
+/// The reference: the full history of outcomes since the breaker last
+/// closed, and everything recomputed from it.
+struct Model {
+    p: Params,
+    mode: Mode,
+    generation: u64,
+    trips: u32,
+    /// (failed, slow) since entering closed.
+    history: Vec<(bool, bool)>,
+}
+
+impl Model {
+    fn move_to(&mut self, mode: Mode) {
+        self.mode = mode;
+        self.generation += 1;
+        self.history.clear();
+    }
+
+    fn trip(&mut self, now: Instant) {
+        let base = u128::from(self.p.open_ms) * 1_000_000;
+        let grown = base * u128::from(self.p.backoff.0).pow(self.trips.min(40));
+        let capped = grown.min(base * u128::from(self.p.backoff.1));
+        self.trips += 1;
+        self.move_to(Mode::Open(now + Duration::from_nanos(capped as u64)));
+    }
+
+    fn admit(&mut self, now: Instant) -> Result<u64, Refused> {
+        if let Mode::Open(until) = self.mode {
+            if now < until {
+                return Err(Refused::Open(until));
+            }
+            self.move_to(Mode::HalfOpen { in_flight: 0, successes: 0 });
+        }
+        if let Mode::HalfOpen { in_flight, successes } = self.mode {
+            if in_flight >= self.p.probes {
+                return Err(Refused::ProbesBusy);
+            }
+            self.mode = Mode::HalfOpen { in_flight: in_flight + 1, successes };
+        }
+        Ok(self.generation)
+    }
+
+    fn record(&mut self, generation: u64, failed: bool, slow: bool, now: Instant) {
+        if generation != self.generation {
+            return;
+        }
+        match self.mode {
+            Mode::Open(_) => {}
+            Mode::HalfOpen { in_flight, successes } => {
+                if failed {
+                    self.trip(now);
+                } else if successes + 1 >= self.p.close_after {
+                    self.trips = 0;
+                    self.move_to(Mode::Closed);
+                } else {
+                    self.mode = Mode::HalfOpen { in_flight: in_flight - 1, successes: successes + 1 };
+                }
+            }
+            Mode::Closed => {
+                self.history.push((failed, slow));
+                let trailing = self.history.iter().rev().take_while(|(f, _)| *f).count();
+                if self.p.consecutive.is_some_and(|k| trailing >= k as usize) {
+                    return self.trip(now);
+                }
+                let Some((size, min)) = self.p.window else { return };
+                let last: Vec<_> = self.history.iter().rev().take(size as usize).collect();
+                if last.len() < min as usize {
+                    return;
+                }
+                let n = last.len() as f64;
+                let failures = last.iter().filter(|(f, _)| *f).count() as f64;
+                let slows = last.iter().filter(|(_, s)| *s).count() as f64;
+                let over = |count: f64, t: Option<f64>| t.is_some_and(|t| count >= t * n);
+                if over(failures, self.p.failure_rate) || over(slows, self.p.slow.map(|s| s.1)) {
+                    self.trip(now);
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, generation: u64) {
+        if generation == self.generation
+            && let Mode::HalfOpen { in_flight, successes } = self.mode
+        {
+            self.mode = Mode::HalfOpen { in_flight: in_flight - 1, successes };
+        }
+    }
+
+    fn state(&self) -> State {
+        match self.mode {
+            Mode::Closed => State::Closed,
+            Mode::Open(until) => State::Open { until },
+            Mode::HalfOpen { in_flight, successes } => State::HalfOpen { in_flight, successes },
+        }
+    }
+}
+
+struct Call<'a> {
+    permit: Permit<'a, ManualClock>,
+    generation: u64,
+    started: Instant,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn breaker_matches_reference_model(p in params(), ops in prop::collection::vec(op(), 1..80)) {
+        let clock = ManualClock::new();
+        let breaker = CircuitBreaker::new(p.config(), clock.clone());
+        let mut model = Model { p: p.clone(), mode: Mode::Closed, generation: 0, trips: 0, history: Vec::new() };
+        let mut calls: Vec<Option<Call<'_>>> = (0..SLOTS).map(|_| None).collect();
+        for op in ops {
+            let now = clock.now();
+            match op {
+                Op::Admit(i) if calls[i].is_none() => {
+                    let got = breaker.try_acquire();
+                    let want = model.admit(now);
+                    match (got, want) {
+                        (Ok(permit), Ok(generation)) => {
+                            calls[i] = Some(Call { permit, generation, started: now });
+                        }
+                        (Err(e), Err(w)) => prop_assert_eq!(e, w),
+                        (got, want) => prop_assert!(false, "admit: breaker {:?}, model {:?}", got.map(|_| ()), want),
+                    }
+                }
+                Op::Succeed(i) | Op::Fail(i) if calls[i].is_some() => {
+                    let call = calls[i].take().unwrap();
+                    let failed = matches!(op, Op::Fail(_));
+                    let slow = p.slow.is_some_and(|(ms, _)| {
+                        now.saturating_duration_since(call.started) >= Duration::from_millis(ms)
+                    });
+                    if failed { call.permit.failure() } else { call.permit.success() }
+                    model.record(call.generation, failed, slow, now);
+                }
+                Op::Drop(i) => {
+                    if let Some(call) = calls[i].take() {
+                        drop(call.permit);
+                        model.release(call.generation);
+                    }
+                }
+                Op::Advance(ms) => clock.advance(Duration::from_millis(ms)),
+                _ => {}
+            }
+            prop_assert_eq!(breaker.state(), model.state());
+            if let State::HalfOpen { in_flight, .. } = breaker.state() {
+                prop_assert!(in_flight <= p.probes, "{} probes in flight, cap {}", in_flight, p.probes);
+            }
+        }
+    }
+}
