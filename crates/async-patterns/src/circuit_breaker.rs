@@ -18,9 +18,11 @@
 //! |---|---|
 //! | opens on `k` consecutive failures, or when failures (or slow calls) are at least the threshold share of the last `N` calls, with at least `m` calls seen | proptest `breaker_matches_reference_model` (`tests/circuit_breaker_model.rs`), against a model that recomputes the rates from the full outcome history |
 //! | while open, every call is refused without being run | proptest `breaker_matches_reference_model`; unit test `open_breaker_refuses_without_running_the_call` |
-//! | half-open admits at most `P` probes at once; `S` successes close it, a failure reopens it | proptest `breaker_matches_reference_model` (probes in flight ≤ P after every step) |
+//! | half-open admits at most `P` probes at once; `S` successes close it, a failure reopens it | proptest `breaker_matches_reference_model` (probes in flight ≤ P after every step); loom `loom_half_open_admits_at_most_p_probes` (`tests/loom_circuit_breaker.rs`) |
 //! | outcomes of calls admitted in an earlier state or generation never move the new state | proptest `breaker_matches_reference_model` (stale outcomes are part of the op mix); unit test `stale_outcomes_are_ignored` |
-//! | a dropped (cancelled) call frees its probe slot | unit test `dropped_probe_frees_its_slot`; proptest (drops are part of the op mix) |
+//! | a dropped (cancelled) call frees its probe slot | unit test `dropped_probe_frees_its_slot`; proptest (drops are part of the op mix); loom `loom_dropped_probe_frees_its_slot` |
+//! | transitions are linearizable: concurrent failures trip the breaker exactly once | loom `loom_concurrent_failures_trip_exactly_once` |
+//! | the transition log for a scripted run does not change unnoticed | insta snapshot `scripted_outcomes_transition_log_snapshot` (`tests/circuit_breaker.rs`, in `snapshots/`) |
 //! | growing open durations saturate at their cap, never overflow | unit test `open_duration_grows_and_saturates` |
 //! | bad configuration is a typed [`ConfigError`] when built | unit test `bad_configs_are_typed_errors` |
 //!

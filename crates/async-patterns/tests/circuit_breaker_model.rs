@@ -33,7 +33,10 @@ impl Params {
     fn config(&self) -> Config {
         let mut b = Config::builder()
             .open_for(Duration::from_millis(self.open_ms))
-            .backoff(self.backoff.0, Duration::from_millis(self.open_ms * self.backoff.1))
+            .backoff(
+                self.backoff.0,
+                Duration::from_millis(self.open_ms * self.backoff.1),
+            )
             .half_open_probes(self.probes)
             .close_after(self.close_after);
         if let Some(k) = self.consecutive {
@@ -60,28 +63,35 @@ fn params() -> impl Strategy<Value = Params> {
     let window = (1u32..=6).prop_flat_map(|size| (Just(size), 1..=size));
     (
         prop::option::of(1u32..=3),
-        prop::option::of((window, prop::option::of(rate()), prop::option::of((1u64..=30, rate())))),
+        prop::option::of((
+            window,
+            prop::option::of(rate()),
+            prop::option::of((1u64..=30, rate())),
+        )),
         1u64..=40,
         (1u32..=3, 1u64..=4),
         1u32..=3,
         1u32..=3,
     )
-        .prop_filter_map("needs a trip policy", |(consecutive, w, open_ms, backoff, probes, close_after)| {
-            let (window, failure_rate, slow) = match w {
-                Some((win, f, s)) if f.is_some() || s.is_some() => (Some(win), f, s),
-                _ => (None, None, None),
-            };
-            (consecutive.is_some() || window.is_some()).then_some(Params {
-                consecutive,
-                window,
-                failure_rate,
-                slow,
-                open_ms,
-                backoff,
-                probes,
-                close_after,
-            })
-        })
+        .prop_filter_map(
+            "needs a trip policy",
+            |(consecutive, w, open_ms, backoff, probes, close_after)| {
+                let (window, failure_rate, slow) = match w {
+                    Some((win, f, s)) if f.is_some() || s.is_some() => (Some(win), f, s),
+                    _ => (None, None, None),
+                };
+                (consecutive.is_some() || window.is_some()).then_some(Params {
+                    consecutive,
+                    window,
+                    failure_rate,
+                    slow,
+                    open_ms,
+                    backoff,
+                    probes,
+                    close_after,
+                })
+            },
+        )
 }
 
 #[derive(Debug, Clone)]
@@ -142,13 +152,23 @@ impl Model {
             if now < until {
                 return Err(Refused::Open(until));
             }
-            self.move_to(Mode::HalfOpen { in_flight: 0, successes: 0 });
+            self.move_to(Mode::HalfOpen {
+                in_flight: 0,
+                successes: 0,
+            });
         }
-        if let Mode::HalfOpen { in_flight, successes } = self.mode {
+        if let Mode::HalfOpen {
+            in_flight,
+            successes,
+        } = self.mode
+        {
             if in_flight >= self.p.probes {
                 return Err(Refused::ProbesBusy);
             }
-            self.mode = Mode::HalfOpen { in_flight: in_flight + 1, successes };
+            self.mode = Mode::HalfOpen {
+                in_flight: in_flight + 1,
+                successes,
+            };
         }
         Ok(self.generation)
     }
@@ -159,14 +179,20 @@ impl Model {
         }
         match self.mode {
             Mode::Open(_) => {}
-            Mode::HalfOpen { in_flight, successes } => {
+            Mode::HalfOpen {
+                in_flight,
+                successes,
+            } => {
                 if failed {
                     self.trip(now);
                 } else if successes + 1 >= self.p.close_after {
                     self.trips = 0;
                     self.move_to(Mode::Closed);
                 } else {
-                    self.mode = Mode::HalfOpen { in_flight: in_flight - 1, successes: successes + 1 };
+                    self.mode = Mode::HalfOpen {
+                        in_flight: in_flight - 1,
+                        successes: successes + 1,
+                    };
                 }
             }
             Mode::Closed => {
@@ -175,7 +201,9 @@ impl Model {
                 if self.p.consecutive.is_some_and(|k| trailing >= k as usize) {
                     return self.trip(now);
                 }
-                let Some((size, min)) = self.p.window else { return };
+                let Some((size, min)) = self.p.window else {
+                    return;
+                };
                 let last: Vec<_> = self.history.iter().rev().take(size as usize).collect();
                 if last.len() < min as usize {
                     return;
@@ -193,9 +221,15 @@ impl Model {
 
     fn release(&mut self, generation: u64) {
         if generation == self.generation
-            && let Mode::HalfOpen { in_flight, successes } = self.mode
+            && let Mode::HalfOpen {
+                in_flight,
+                successes,
+            } = self.mode
         {
-            self.mode = Mode::HalfOpen { in_flight: in_flight - 1, successes };
+            self.mode = Mode::HalfOpen {
+                in_flight: in_flight - 1,
+                successes,
+            };
         }
     }
 
@@ -203,7 +237,13 @@ impl Model {
         match self.mode {
             Mode::Closed => State::Closed,
             Mode::Open(until) => State::Open { until },
-            Mode::HalfOpen { in_flight, successes } => State::HalfOpen { in_flight, successes },
+            Mode::HalfOpen {
+                in_flight,
+                successes,
+            } => State::HalfOpen {
+                in_flight,
+                successes,
+            },
         }
     }
 }

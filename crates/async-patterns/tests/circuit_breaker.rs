@@ -1,0 +1,80 @@
+//! Behaviour snapshot of the circuit breaker: a scripted sequence of
+//! outcomes and clock moves, and the state-transition log it produces, kept
+//! in `snapshots/` so any change in when the breaker trips, probes or closes
+//! shows up as a diff in review.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+use async_patterns::time::{Clock, ManualClock};
+
+fn show(s: State) -> String {
+    match s {
+        State::Closed => "closed".into(),
+        State::Open { until } => format!("open until {} ms", until.as_duration().as_millis()),
+        State::HalfOpen {
+            in_flight,
+            successes,
+        } => format!("half-open ({in_flight} probing, {successes} ok)"),
+    }
+}
+
+#[test]
+fn scripted_outcomes_transition_log_snapshot() {
+    let config = Config::builder()
+        .consecutive_failures(3)
+        .window(6, 4)
+        .failure_rate(0.5)
+        .open_for(Duration::from_millis(100))
+        .backoff(2, Duration::from_millis(400))
+        .half_open_probes(2)
+        .close_after(2)
+        .build()
+        .unwrap();
+    let clock = ManualClock::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let breaker = CircuitBreaker::new(config, clock.clone()).with_observer(move |t| {
+        sink.lock().unwrap().push(format!(
+            "t={:>4} ms  {} -> {}",
+            t.at.as_duration().as_millis(),
+            show(t.from),
+            show(t.to)
+        ))
+    });
+    // "+ms" advances the clock; "s" / "f" tries a call that succeeds / fails
+    // ("|" only groups steps for the reader).
+    let script = "s f s f f s | f f f | +100 f | +200 s s | f s f s f | +100 s";
+    let mut calls = Vec::new();
+    for step in script.split_whitespace() {
+        if let Some(ms) = step.strip_prefix('+') {
+            clock.advance(Duration::from_millis(ms.parse().unwrap()));
+            continue;
+        }
+        let result = match step {
+            "|" => continue,
+            "s" | "f" => match breaker.try_acquire() {
+                Ok(p) if step == "s" => {
+                    p.success();
+                    true
+                }
+                Ok(p) => {
+                    p.failure();
+                    true
+                }
+                Err(_) => false,
+            },
+            other => panic!("bad step {other}"),
+        };
+        calls.push(format!(
+            "t={:>4} ms  {step}: {}",
+            clock.now().as_duration().as_millis(),
+            if result { "ran" } else { "refused" }
+        ));
+    }
+    let transitions = log.lock().unwrap().join("\n");
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots")}, {
+        insta::assert_snapshot!(format!("calls:\n{}\n\ntransitions:\n{transitions}", calls.join("\n")));
+    });
+}

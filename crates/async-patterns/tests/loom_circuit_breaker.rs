@@ -1,0 +1,107 @@
+//! loom model checks of the circuit breaker over a loom-aware
+//! `ManualClock`. Run with `scripts/loom.sh`.
+#![cfg(async_patterns_loom)]
+
+#[path = "support/loom_model.rs"]
+mod loom_model;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+use async_patterns::time::ManualClock;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+fn opened(probes: u32) -> (Arc<CircuitBreaker<ManualClock>>, ManualClock) {
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(1))
+        .half_open_probes(probes)
+        .build()
+        .unwrap();
+    let clock = ManualClock::new();
+    let breaker = Arc::new(CircuitBreaker::new(config, clock.clone()));
+    breaker.try_acquire().unwrap().failure();
+    clock.advance(Duration::from_secs(1));
+    (breaker, clock)
+}
+
+/// Three threads race for two probe slots: at most two are admitted, and
+/// exactly two (a free slot is never refused).
+#[test]
+fn loom_half_open_admits_at_most_p_probes() {
+    loom_model::check("half_open_admits_at_most_p_probes", || {
+        let (breaker, _clock) = opened(2);
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let spawn = || {
+            let (breaker, admitted) = (breaker.clone(), admitted.clone());
+            thread::spawn(move || {
+                if let Ok(p) = breaker.try_acquire() {
+                    admitted.fetch_add(1, Ordering::SeqCst);
+                    std::mem::forget(p); // keep the slot for the whole model
+                }
+            })
+        };
+        let (a, b) = (spawn(), spawn());
+        spawn().join().unwrap();
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(admitted.load(Ordering::SeqCst), 2);
+    });
+}
+
+/// Two calls admitted while closed fail concurrently (trip at 2): the
+/// breaker opens exactly once, whichever records first.
+#[test]
+fn loom_concurrent_failures_trip_exactly_once() {
+    loom_model::check("concurrent_failures_trip_exactly_once", || {
+        let config = Config::builder()
+            .consecutive_failures(2)
+            .open_for(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let opens = Arc::new(AtomicUsize::new(0));
+        let counter = opens.clone();
+        let breaker = Arc::new(
+            CircuitBreaker::new(config, ManualClock::new()).with_observer(move |t| {
+                if matches!(t.to, State::Open { .. }) {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+        );
+        let spawn = || {
+            let breaker = breaker.clone();
+            thread::spawn(move || {
+                if let Ok(p) = breaker.try_acquire() {
+                    p.failure();
+                }
+            })
+        };
+        let (a, b) = (spawn(), spawn());
+        a.join().unwrap();
+        b.join().unwrap();
+        // Both calls are admitted (the breaker stays closed until the
+        // second failure is recorded), so it always opens, exactly once.
+        assert!(matches!(breaker.state(), State::Open { .. }));
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Two threads each take the single probe slot if they can and drop it
+/// (a cancelled call), racing each other: the slot always comes back, so a
+/// later probe is admitted.
+#[test]
+fn loom_dropped_probe_frees_its_slot() {
+    loom_model::check("dropped_probe_frees_its_slot", || {
+        let (breaker, _clock) = opened(1);
+        let spawn = || {
+            let breaker = breaker.clone();
+            thread::spawn(move || drop(breaker.try_acquire()))
+        };
+        let (a, b) = (spawn(), spawn());
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(breaker.try_acquire().is_ok(), "the probe slot was lost");
+    });
+}
