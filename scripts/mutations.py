@@ -72,6 +72,9 @@ MUTATIONS = [
      "        if let State::HalfOpen { in_flight, .. } = &mut self.state {\n            let _ = in_flight;"),
     ("breaker-ignores-min-calls", "the rate trips before the minimum number of calls", BREAKER,
      "if (self.filled as u32) < w.min_calls {", "if (self.filled as u32) < w.min_calls && false {"),
+    ("breaker-stale-mirror", "the lock-free closed-state check is not told about a trip", BREAKER,
+     "            if transition.is_some() {\n                self.mirror(&policy);",
+     "            if false {\n                self.mirror(&policy);"),
     ("breaker-backoff-never-resets", "the open duration keeps growing after a close", BREAKER,
      "        self.trips = 0;\n        self.move_to(State::Closed, now)", "        self.move_to(State::Closed, now)"),
 ]

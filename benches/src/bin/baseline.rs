@@ -18,8 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 const PACKAGE: &str = "async-patterns-benches";
-const CALLGRIND_BENCHES: &[&str] = &["semaphore_callgrind", "rate_limiter_callgrind"];
-const CRITERION_BENCHES: &[&str] = &["semaphore", "rate_limiter"];
+const CALLGRIND_BENCHES: &[&str] = &[
+    "semaphore_callgrind",
+    "rate_limiter_callgrind",
+    "circuit_breaker_callgrind",
+];
+const CRITERION_BENCHES: &[&str] = &["semaphore", "rate_limiter", "circuit_breaker"];
 const OURS: &str = "async-patterns";
 
 #[derive(Parser)]

@@ -51,7 +51,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::sync::{Mutex, lock};
+use crate::sync::{AtomicU64, Mutex, Ordering, lock};
 use crate::time::{Clock, Instant};
 
 /// Why a [`Config`] was refused.
@@ -538,9 +538,15 @@ type Observer = Box<dyn Fn(&Transition) + Send + Sync>;
 pub struct CircuitBreaker<C> {
     clock: C,
     slow_threshold: Option<Duration>,
+    /// The generation while closed, [`NOT_CLOSED`] otherwise; written under
+    /// the lock after every transition, so a closed breaker admits a call
+    /// with one atomic load and no lock.
+    closed_generation: AtomicU64,
     policy: Mutex<Policy>,
     observer: Option<Observer>,
 }
+
+const NOT_CLOSED: u64 = u64::MAX;
 
 impl<C: Clock> CircuitBreaker<C> {
     /// A closed breaker.
@@ -548,6 +554,7 @@ impl<C: Clock> CircuitBreaker<C> {
         CircuitBreaker {
             clock,
             slow_threshold: config.window.and_then(|w| w.slow.map(|s| s.0)),
+            closed_generation: AtomicU64::new(0),
             policy: Mutex::new(Policy::new(config)),
             observer: None,
         }
@@ -567,8 +574,20 @@ impl<C: Clock> CircuitBreaker<C> {
     /// Takes a permit to make one call, or refuses ("not now").
     pub fn try_acquire(&self) -> Result<Permit<'_, C>, Refused> {
         let now = self.clock.now();
-        let (generation, transition) = lock(&self.policy).try_admit(now)?;
-        self.notify(transition);
+        let generation = match self.closed_generation.load(Ordering::Acquire) {
+            NOT_CLOSED => {
+                let (generation, transition) = {
+                    let mut policy = lock(&self.policy);
+                    let admitted = policy.try_admit(now)?;
+                    self.mirror(&policy);
+                    admitted
+                };
+                self.notify(transition);
+                generation
+            }
+            // Closed: admitting changes nothing in the policy.
+            generation => generation,
+        };
         Ok(Permit {
             breaker: self,
             generation,
@@ -610,7 +629,7 @@ impl<C: Clock> CircuitBreaker<C> {
         let now = self.clock.now();
         let transition = {
             let mut policy = lock(&self.policy);
-            match failed {
+            let transition = match failed {
                 Some(failed) => {
                     let slow = self
                         .slow_threshold
@@ -621,9 +640,22 @@ impl<C: Clock> CircuitBreaker<C> {
                     policy.release(generation);
                     None
                 }
+            };
+            if transition.is_some() {
+                self.mirror(&policy);
             }
+            transition
         };
         self.notify(transition);
+    }
+
+    /// Publishes the policy's state for the lock-free closed-state check.
+    fn mirror(&self, policy: &Policy) {
+        let value = match policy.state() {
+            State::Closed => policy.generation(),
+            _ => NOT_CLOSED,
+        };
+        self.closed_generation.store(value, Ordering::Release);
     }
 
     fn notify(&self, transition: Option<Transition>) {

@@ -1,0 +1,43 @@
+//! Wall-time benchmarks of the circuit breaker's success path, ours beside
+//! a bare call and failsafe's breaker in the same criterion group. Both
+//! breakers are configured alike: trip on 5 consecutive failures or on a
+//! failure rate over a window.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use async_patterns::circuit_breaker::{CircuitBreaker, Config};
+use async_patterns::time::ManualClock;
+use criterion::{Criterion, criterion_group, criterion_main};
+use failsafe::CircuitBreaker as _;
+
+fn op() -> Result<u64, ()> {
+    Ok(black_box(1))
+}
+
+fn success_path(c: &mut Criterion) {
+    let mut g = c.benchmark_group("circuit_breaker/success_path");
+    g.bench_function("bare call", |b| b.iter(|| black_box(op())));
+    let config = Config::builder()
+        .consecutive_failures(5)
+        .window(100, 20)
+        .failure_rate(0.5)
+        .open_for(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let ours = CircuitBreaker::new(config, ManualClock::new());
+    g.bench_function("async-patterns", |b| {
+        b.iter(|| {
+            let permit = ours.try_acquire().unwrap();
+            let out = op();
+            permit.success();
+            black_box(out)
+        })
+    });
+    let failsafe = failsafe::Config::new().build();
+    g.bench_function("failsafe", |b| b.iter(|| black_box(failsafe.call(op))));
+    g.finish();
+}
+
+criterion_group!(benches, success_path);
+criterion_main!(benches);
