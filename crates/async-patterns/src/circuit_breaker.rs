@@ -16,7 +16,7 @@
 //!
 //! | guarantee | checked by |
 //! |---|---|
-//! | opens on `k` consecutive failures, or when failures (or slow calls) are at least the threshold share of the last `N` calls, with at least `m` calls seen | proptest `breaker_matches_reference_model` (`tests/circuit_breaker_model.rs`), against a model that recomputes the rates from the full outcome history |
+//! | opens on `k` consecutive failures, or when failures (or slow calls) are at least the threshold share of the calls in the window — the last `N` calls, or the last `T` of time in 10 buckets — with at least `m` calls seen | proptest `breaker_matches_reference_model` (`tests/circuit_breaker_model.rs`), against a model that recomputes the rates from the full outcome history |
 //! | while open, every call is refused without being run | proptest `breaker_matches_reference_model`; unit test `open_breaker_refuses_without_running_the_call` |
 //! | half-open admits at most `P` probes at once; `S` successes close it, a failure reopens it | proptest `breaker_matches_reference_model` (probes in flight ≤ P after every step); loom `loom_half_open_admits_at_most_p_probes` (`tests/loom_circuit_breaker.rs`) |
 //! | outcomes of calls admitted in an earlier state or generation never move the new state | proptest `breaker_matches_reference_model` (stale outcomes are part of the op mix); unit test `stale_outcomes_are_ignored` |
@@ -75,6 +75,8 @@ pub enum ConfigError {
     NoTripPolicy,
     /// The backoff cap is shorter than the open duration it caps.
     BackoffCapBelowOpenDuration,
+    /// Both a count-based and a time-based window were set; pick one.
+    TwoWindows,
 }
 
 impl fmt::Display for ConfigError {
@@ -94,6 +96,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::BackoffCapBelowOpenDuration => {
                 f.write_str("the backoff cap is shorter than the open duration")
+            }
+            ConfigError::TwoWindows => {
+                f.write_str("set a count-based or a time-based window, not both")
             }
         }
     }
@@ -115,17 +120,31 @@ pub struct Config {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct RateWindow {
-    size: u32,
+    span: Span,
     min_calls: u32,
     failure_rate: Option<f64>,
     slow: Option<(Duration, f64)>,
 }
+
+/// What a rate window spans.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Span {
+    /// The last `n` calls.
+    Calls(u32),
+    /// The calls of the last [`TIME_BUCKETS`] buckets of `bucket` each
+    /// (the current bucket included), as resilience4j counts them.
+    Time { bucket: Duration },
+}
+
+/// A time window is kept as this many buckets.
+const TIME_BUCKETS: usize = 10;
 
 /// Builds a [`Config`]; [`build`](ConfigBuilder::build) validates it.
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
     consecutive_failures: Option<u32>,
     window: Option<(u32, u32)>,
+    time_window: Option<(Duration, u32)>,
     failure_rate: Option<f64>,
     slow: Option<(Duration, f64)>,
     open_for: Duration,
@@ -142,6 +161,7 @@ impl Config {
         ConfigBuilder {
             consecutive_failures: None,
             window: None,
+            time_window: None,
             failure_rate: None,
             slow: None,
             open_for: Duration::from_secs(30),
@@ -164,6 +184,14 @@ impl ConfigBuilder {
     /// have been seen.
     pub fn window(mut self, size: u32, min_calls: u32) -> Self {
         self.window = Some((size, min_calls));
+        self
+    }
+
+    /// Judge rates over the calls of the last `span` (kept as 10 buckets of
+    /// `span / 10`, so the window slides a bucket at a time), once at least
+    /// `min_calls` have been seen in it.
+    pub fn time_window(mut self, span: Duration, min_calls: u32) -> Self {
+        self.time_window = Some((span, min_calls));
         self
     }
 
@@ -225,12 +253,9 @@ impl ConfigBuilder {
         if let Some(k) = self.consecutive_failures {
             nonzero(k, "consecutive failures")?;
         }
-        let window = match self.window {
-            None if self.failure_rate.is_some() || self.slow.is_some() => {
-                return Err(ConfigError::Zero("window size"));
-            }
-            None => None,
-            Some((size, min_calls)) => {
+        let span = match (self.window, self.time_window) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoWindows),
+            (Some((size, min_calls)), None) => {
                 nonzero(size, "window size")?;
                 nonzero(min_calls, "minimum calls")?;
                 if min_calls > size {
@@ -239,6 +264,23 @@ impl ConfigBuilder {
                         window: size,
                     });
                 }
+                Some((Span::Calls(size), min_calls))
+            }
+            (None, Some((span, min_calls))) => {
+                let bucket = span / TIME_BUCKETS as u32;
+                if bucket.is_zero() {
+                    return Err(ConfigError::ZeroDuration("time window (under 10 ns)"));
+                }
+                Some((Span::Time { bucket }, nonzero(min_calls, "minimum calls")?))
+            }
+            (None, None) => None,
+        };
+        let window = match span {
+            None if self.failure_rate.is_some() || self.slow.is_some() => {
+                return Err(ConfigError::Zero("window size"));
+            }
+            None => None,
+            Some((span, min_calls)) => {
                 let failure_rate = self
                     .failure_rate
                     .map(|r| rate(r, "failure rate"))
@@ -254,7 +296,7 @@ impl ConfigBuilder {
                     return Err(ConfigError::NoTripPolicy);
                 }
                 Some(RateWindow {
-                    size,
+                    span,
                     min_calls,
                     failure_rate,
                     slow,
@@ -353,29 +395,142 @@ pub struct Policy {
     consecutive_failures: u32,
     /// Trips since the last close (for the growing open duration).
     trips: u32,
-    /// The last `size` outcomes while closed: bit 0 failed, bit 1 slow.
-    window: Vec<u8>,
-    next: usize,
-    filled: usize,
+    /// Outcomes in the rate window while closed.
+    outcomes: Outcomes,
+}
+
+/// Calls, failures and slow calls in a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    calls: u32,
     failures: u32,
     slows: u32,
+}
+
+impl Counts {
+    fn add(&mut self, o: Outcome) {
+        self.calls += 1;
+        self.failures += u32::from(o.failed);
+        self.slows += u32::from(o.slow);
+    }
+}
+
+/// The outcomes a rate window holds.
+#[derive(Debug, Clone)]
+enum Outcomes {
+    None,
+    /// The last `bits.len()` outcomes, as a ring (bit 0 failed, bit 1 slow),
+    /// with running counts.
+    Calls {
+        bits: Vec<u8>,
+        size: usize,
+        next: usize,
+        counts: Counts,
+    },
+    /// Per-bucket counts, each stamped with the bucket's number since the
+    /// epoch; `last` never goes back, so a clock stepping back cannot
+    /// resurrect old buckets.
+    Time {
+        bucket_ns: u64,
+        buckets: Vec<(u64, Counts)>,
+        last: u64,
+    },
+}
+
+impl Outcomes {
+    fn new(window: Option<RateWindow>) -> Self {
+        match window.map(|w| w.span) {
+            None => Outcomes::None,
+            Some(Span::Calls(n)) => Outcomes::Calls {
+                bits: Vec::with_capacity(n as usize),
+                size: n as usize,
+                next: 0,
+                counts: Counts::default(),
+            },
+            Some(Span::Time { bucket }) => Outcomes::Time {
+                bucket_ns: u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX),
+                buckets: vec![(0, Counts::default()); TIME_BUCKETS],
+                last: 0,
+            },
+        }
+    }
+
+    /// Adds an outcome at `now`; returns the window's counts.
+    fn push(&mut self, o: Outcome, now: Instant) -> Counts {
+        match self {
+            Outcomes::None => Counts::default(),
+            Outcomes::Calls {
+                bits,
+                size,
+                next,
+                counts,
+            } => {
+                let bit = u8::from(o.failed) | (u8::from(o.slow) << 1);
+                if bits.len() < *size {
+                    bits.push(bit);
+                } else {
+                    let old = std::mem::replace(&mut bits[*next], bit);
+                    counts.calls -= 1;
+                    counts.failures -= u32::from(old & 1);
+                    counts.slows -= u32::from(old >> 1);
+                }
+                *next = (*next + 1) % *size;
+                counts.add(o);
+                *counts
+            }
+            Outcomes::Time {
+                bucket_ns,
+                buckets,
+                last,
+            } => {
+                let epoch = (now.as_nanos() / *bucket_ns).max(*last);
+                *last = epoch;
+                let (stamp, counts) = &mut buckets[(epoch % TIME_BUCKETS as u64) as usize];
+                if *stamp != epoch {
+                    *stamp = epoch;
+                    *counts = Counts::default();
+                }
+                counts.add(o);
+                let mut total = Counts::default();
+                for (stamp, c) in buckets.iter() {
+                    if stamp + TIME_BUCKETS as u64 > epoch {
+                        total.calls += c.calls;
+                        total.failures += c.failures;
+                        total.slows += c.slows;
+                    }
+                }
+                total
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Outcomes::None => {}
+            Outcomes::Calls {
+                bits, next, counts, ..
+            } => {
+                bits.clear();
+                *next = 0;
+                *counts = Counts::default();
+            }
+            Outcomes::Time { buckets, .. } => {
+                buckets.fill((0, Counts::default()));
+            }
+        }
+    }
 }
 
 impl Policy {
     /// A closed breaker.
     pub fn new(config: Config) -> Self {
-        let size = config.window.map_or(0, |w| w.size as usize);
         Policy {
+            outcomes: Outcomes::new(config.window),
             config,
             state: State::Closed,
             generation: 0,
             consecutive_failures: 0,
             trips: 0,
-            window: vec![0; size],
-            next: 0,
-            filled: 0,
-            failures: 0,
-            slows: 0,
         }
     }
 
@@ -473,26 +628,15 @@ impl Policy {
             return Some(self.trip(now));
         }
         let w = self.config.window?;
-        let bits = u8::from(outcome.failed) | (u8::from(outcome.slow) << 1);
-        if self.filled == self.window.len() {
-            let old = self.window[self.next];
-            self.failures -= u32::from(old & 1);
-            self.slows -= u32::from(old >> 1);
-        } else {
-            self.filled += 1;
-        }
-        self.window[self.next] = bits;
-        self.next = (self.next + 1) % self.window.len();
-        self.failures += u32::from(outcome.failed);
-        self.slows += u32::from(outcome.slow);
-        if (self.filled as u32) < w.min_calls {
+        let counts = self.outcomes.push(outcome, now);
+        if counts.calls < w.min_calls {
             return None;
         }
-        let calls = self.filled as f64;
+        let calls = f64::from(counts.calls);
         let over = |count: u32, threshold: Option<f64>| {
             threshold.is_some_and(|t| f64::from(count) >= t * calls)
         };
-        if over(self.failures, w.failure_rate) || over(self.slows, w.slow.map(|s| s.1)) {
+        if over(counts.failures, w.failure_rate) || over(counts.slows, w.slow.map(|s| s.1)) {
             return Some(self.trip(now));
         }
         None
@@ -522,11 +666,7 @@ impl Policy {
         self.state = to;
         self.generation += 1;
         self.consecutive_failures = 0;
-        self.window.fill(0);
-        self.next = 0;
-        self.filled = 0;
-        self.failures = 0;
-        self.slows = 0;
+        self.outcomes.clear();
         Transition { at: now, from, to }
     }
 }
@@ -793,6 +933,25 @@ mod tests {
             Err(ConfigError::ZeroDuration("slow-call threshold"))
         );
         assert!(b().window(10, 10).failure_rate(1.0).build().is_ok());
+        assert_eq!(
+            b().window(10, 5)
+                .time_window(Duration::from_secs(1), 5)
+                .failure_rate(0.5)
+                .build(),
+            Err(ConfigError::TwoWindows)
+        );
+        assert_eq!(
+            b().time_window(Duration::from_nanos(9), 1)
+                .failure_rate(0.5)
+                .build(),
+            Err(ConfigError::ZeroDuration("time window (under 10 ns)"))
+        );
+        assert_eq!(
+            b().time_window(Duration::from_secs(1), 0)
+                .failure_rate(0.5)
+                .build(),
+            Err(ConfigError::Zero("minimum calls"))
+        );
     }
 
     #[test]
@@ -916,6 +1075,26 @@ mod tests {
         assert_eq!(b.state(), State::Closed);
         b.try_acquire().unwrap().success(); // 2 of 3 ≥ 50%
         assert!(matches!(b.state(), State::Open { .. }));
+    }
+
+    #[test]
+    fn time_window_forgets_old_buckets() {
+        let config = Config::builder()
+            .time_window(Duration::from_secs(10), 2)
+            .failure_rate(1.0)
+            .build()
+            .unwrap();
+        let (b, clock) = breaker(config);
+        b.try_acquire().unwrap().failure();
+        clock.advance(Duration::from_secs(11)); // that failure's bucket slid out
+        b.try_acquire().unwrap().failure();
+        assert_eq!(b.state(), State::Closed, "one failure in the window");
+        clock.advance(Duration::from_secs(8));
+        b.try_acquire().unwrap().failure();
+        assert!(
+            matches!(b.state(), State::Open { .. }),
+            "two in the last 10 s"
+        );
     }
 
     #[test]

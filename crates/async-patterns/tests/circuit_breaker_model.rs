@@ -17,10 +17,17 @@ use proptest::prelude::*;
 
 const SLOTS: usize = 4;
 
+#[derive(Debug, Clone, Copy)]
+enum WindowSpan {
+    Calls(u32),
+    Millis(u64),
+}
+
 #[derive(Debug, Clone)]
 struct Params {
     consecutive: Option<u32>,
-    window: Option<(u32, u32)>,
+    /// (span, minimum calls): the last `n` calls, or the last `ms` of time.
+    window: Option<(WindowSpan, u32)>,
     failure_rate: Option<f64>,
     slow: Option<(u64, f64)>,
     open_ms: u64,
@@ -42,8 +49,12 @@ impl Params {
         if let Some(k) = self.consecutive {
             b = b.consecutive_failures(k);
         }
-        if let Some((size, min)) = self.window {
-            b = b.window(size, min);
+        match self.window {
+            Some((WindowSpan::Calls(n), min)) => b = b.window(n, min),
+            Some((WindowSpan::Millis(ms), min)) => {
+                b = b.time_window(Duration::from_millis(ms), min)
+            }
+            None => {}
         }
         if let Some(r) = self.failure_rate {
             b = b.failure_rate(r);
@@ -60,7 +71,10 @@ fn rate() -> impl Strategy<Value = f64> {
 }
 
 fn params() -> impl Strategy<Value = Params> {
-    let window = (1u32..=6).prop_flat_map(|size| (Just(size), 1..=size));
+    let window = prop_oneof![
+        (1u32..=6).prop_flat_map(|size| (Just(WindowSpan::Calls(size)), 1..=size)),
+        (10u64..=200, 1u32..=5).prop_map(|(ms, min)| (WindowSpan::Millis(ms), min)),
+    ];
     (
         prop::option::of(1u32..=3),
         prop::option::of((
@@ -128,8 +142,10 @@ struct Model {
     mode: Mode,
     generation: u64,
     trips: u32,
-    /// (failed, slow) since entering closed.
-    history: Vec<(bool, bool)>,
+    /// (failed, slow, time bucket) since entering closed.
+    history: Vec<(bool, bool, u64)>,
+    /// The latest time bucket seen (time windows never go back).
+    last_bucket: u64,
 }
 
 impl Model {
@@ -196,21 +212,38 @@ impl Model {
                 }
             }
             Mode::Closed => {
-                self.history.push((failed, slow));
-                let trailing = self.history.iter().rev().take_while(|(f, _)| *f).count();
+                let bucket = match self.p.window {
+                    Some((WindowSpan::Millis(ms), _)) => {
+                        (now.as_nanos() / (ms * 100_000)).max(self.last_bucket)
+                    }
+                    _ => 0,
+                };
+                self.last_bucket = bucket;
+                self.history.push((failed, slow, bucket));
+                let trailing = self.history.iter().rev().take_while(|(f, _, _)| *f).count();
                 if self.p.consecutive.is_some_and(|k| trailing >= k as usize) {
                     return self.trip(now);
                 }
-                let Some((size, min)) = self.p.window else {
+                let Some((span, min)) = self.p.window else {
                     return;
                 };
-                let last: Vec<_> = self.history.iter().rev().take(size as usize).collect();
+                let last: Vec<_> = match span {
+                    WindowSpan::Calls(size) => {
+                        self.history.iter().rev().take(size as usize).collect()
+                    }
+                    // The current bucket and the 9 before it.
+                    WindowSpan::Millis(_) => self
+                        .history
+                        .iter()
+                        .filter(|(_, _, b)| b + 10 > bucket)
+                        .collect(),
+                };
                 if last.len() < min as usize {
                     return;
                 }
                 let n = last.len() as f64;
-                let failures = last.iter().filter(|(f, _)| *f).count() as f64;
-                let slows = last.iter().filter(|(_, s)| *s).count() as f64;
+                let failures = last.iter().filter(|(f, _, _)| *f).count() as f64;
+                let slows = last.iter().filter(|(_, s, _)| *s).count() as f64;
                 let over = |count: f64, t: Option<f64>| t.is_some_and(|t| count >= t * n);
                 if over(failures, self.p.failure_rate) || over(slows, self.p.slow.map(|s| s.1)) {
                     self.trip(now);
@@ -261,7 +294,9 @@ proptest! {
     fn breaker_matches_reference_model(p in params(), ops in prop::collection::vec(op(), 1..80)) {
         let clock = ManualClock::new();
         let breaker = CircuitBreaker::new(p.config(), clock.clone());
-        let mut model = Model { p: p.clone(), mode: Mode::Closed, generation: 0, trips: 0, history: Vec::new() };
+        let mut model = Model {
+            p: p.clone(), mode: Mode::Closed, generation: 0, trips: 0, history: Vec::new(), last_bucket: 0,
+        };
         let mut calls: Vec<Option<Call<'_>>> = (0..SLOTS).map(|_| None).collect();
         for op in ops {
             let now = clock.now();
