@@ -324,9 +324,10 @@ impl<C: Clock> RateLimiter<C> {
     /// One GCRA decision for `cost` nanoseconds of credit (`cost ≤ tolerance`).
     fn take(&self, cost: u64) -> Result<(), NotUntil> {
         let now = self.clock.now().as_nanos();
+        let tolerance = self.quota.tolerance();
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
-            let new_tat = gcra(tat, now, cost, self.quota.tolerance())?;
+            let new_tat = gcra(tat, now, cost, tolerance)?;
             match self
                 .tat
                 .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire)
@@ -341,6 +342,7 @@ impl<C: Clock> RateLimiter<C> {
 /// One GCRA step: the new theoretical arrival time if `cost` nanoseconds of
 /// credit conform at `now` given `tat`, or the earliest instant they would.
 /// A `tat` at or before `now` is a full bucket (`tolerance` of credit).
+#[inline]
 fn gcra(tat: u64, now: u64, cost: u64, tolerance: u64) -> Result<u64, NotUntil> {
     let base = tat.max(now);
     let Some(new_tat) = base.checked_add(cost) else {
