@@ -3,13 +3,9 @@
 //! breakers are configured alike: trip on 5 consecutive failures or on a
 //! failure rate over a window.
 
-use std::hint::black_box;
-use std::time::Duration;
-
-use async_patterns::circuit_breaker::{CircuitBreaker, Config};
-use async_patterns::time::ManualClock;
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
+use std::hint::black_box;
 
 fn op() -> Result<u64, ()> {
     Ok(black_box(1))
@@ -18,14 +14,7 @@ fn op() -> Result<u64, ()> {
 fn success_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("circuit_breaker/success_path");
     g.bench_function("bare call", |b| b.iter(|| black_box(op())));
-    let config = Config::builder()
-        .consecutive_failures(5)
-        .window(100, 20)
-        .failure_rate(0.5)
-        .open_for(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let ours = CircuitBreaker::new(config, ManualClock::new());
+    let ours = async_patterns_benches::breaker();
     g.bench_function("async-patterns", |b| {
         b.iter(|| {
             let permit = ours.try_acquire().unwrap();

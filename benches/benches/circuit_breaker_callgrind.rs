@@ -4,13 +4,9 @@
 // gungraun's macros generate undocumented modules and constants.
 #![allow(missing_docs)]
 
-use std::hint::black_box;
-use std::time::Duration;
-
-use async_patterns::circuit_breaker::{CircuitBreaker, Config};
-use async_patterns::time::ManualClock;
 use failsafe::CircuitBreaker as _;
 use gungraun::{library_benchmark, library_benchmark_group, main};
+use std::hint::black_box;
 
 const CALLS: usize = 1_000;
 
@@ -20,14 +16,7 @@ fn op() -> Result<u64, ()> {
 
 #[library_benchmark]
 fn success_path_ours() {
-    let config = Config::builder()
-        .consecutive_failures(5)
-        .window(100, 20)
-        .failure_rate(0.5)
-        .open_for(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let breaker = CircuitBreaker::new(config, ManualClock::new());
+    let breaker = async_patterns_benches::breaker();
     for _ in 0..CALLS {
         let permit = breaker.try_acquire().unwrap();
         let out = op();

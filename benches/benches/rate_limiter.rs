@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use std::num::NonZeroUsize;
 
-use async_patterns::rate_limiter::{KeyedRateLimiter, Quota, RateLimiter};
+use async_patterns::rate_limiter::{KeyedRateLimiter, RateLimiter};
 use async_patterns::time::ManualClock;
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::clock::FakeRelativeClock;
@@ -20,9 +20,7 @@ use governor::clock::FakeRelativeClock;
 const MAX: NonZeroU32 = NonZeroU32::MAX;
 
 fn ours() -> RateLimiter<ManualClock> {
-    let quota = Quota::new(1_000_000_000, Duration::from_secs(1))
-        .and_then(|q| q.with_burst(u32::MAX))
-        .unwrap();
+    let quota = async_patterns_benches::unlimited_quota();
     RateLimiter::new(quota, ManualClock::new())
 }
 
@@ -88,9 +86,7 @@ fn contended(c: &mut Criterion) {
 fn keyed(c: &mut Criterion) {
     const KEYS: u32 = 1_000;
     let mut g = c.benchmark_group("rate_limiter/keyed_1000_keys");
-    let quota = Quota::new(1_000_000_000, Duration::from_secs(1))
-        .and_then(|q| q.with_burst(u32::MAX))
-        .unwrap();
+    let quota = async_patterns_benches::unlimited_quota();
     let limiter =
         KeyedRateLimiter::new(quota, ManualClock::new(), NonZeroUsize::new(4_096).unwrap());
     let mut key = 0;

@@ -7,9 +7,8 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::time::Duration;
 
-use async_patterns::rate_limiter::{Quota, RateLimiter};
+use async_patterns::rate_limiter::RateLimiter;
 use async_patterns::time::ManualClock;
 use governor::clock::FakeRelativeClock;
 use gungraun::{library_benchmark, library_benchmark_group, main};
@@ -18,9 +17,7 @@ const CHECKS: usize = 1_000;
 
 #[library_benchmark]
 fn check_ours() {
-    let quota = Quota::new(1_000_000_000, Duration::from_secs(1))
-        .and_then(|q| q.with_burst(u32::MAX))
-        .unwrap();
+    let quota = async_patterns_benches::unlimited_quota();
     let limiter = RateLimiter::new(quota, ManualClock::new());
     for _ in 0..CHECKS {
         assert!(black_box(limiter.check()).is_ok());
