@@ -144,6 +144,19 @@ impl Quota {
         self.burst
     }
 
+    /// The credit `n` cells cost, in nanoseconds, or
+    /// [`CheckError::Insufficient`] beyond the burst (then it never conforms).
+    /// `n ≤ burst`, so the product fits: checked when the quota was built.
+    fn cost(&self, n: u32) -> Result<u64, CheckError> {
+        if n > self.burst {
+            return Err(CheckError::Insufficient {
+                requested: n,
+                burst: self.burst,
+            });
+        }
+        Ok(self.interval * u64::from(n))
+    }
+
     /// Credit of a full bucket, in nanoseconds (fits: checked when built).
     fn tolerance(&self) -> u64 {
         self.interval * u64::from(self.burst)
@@ -244,15 +257,7 @@ impl<C: Clock> RateLimiter<C> {
     /// Admits `n` cells at once, or says when they would be, or that they
     /// never can be (`n` beyond the burst). `n == 0` is always admitted.
     pub fn check_n(&self, n: u32) -> Result<(), CheckError> {
-        if n > self.quota.burst {
-            return Err(CheckError::Insufficient {
-                requested: n,
-                burst: self.quota.burst,
-            });
-        }
-        // n ≤ burst, so the cost fits (checked when the quota was built).
-        self.take(self.quota.interval * u64::from(n))
-            .map_err(CheckError::from)
+        self.take(self.quota.cost(n)?).map_err(CheckError::from)
     }
 
     /// Waits until one cell is admitted; see
@@ -289,13 +294,7 @@ impl<C: Clock> RateLimiter<C> {
 
     /// Books `n` cells at the earliest instant they conform, however far off.
     fn reserve(&self, n: u32) -> Result<Reservation<'_, C>, CheckError> {
-        if n > self.quota.burst {
-            return Err(CheckError::Insufficient {
-                requested: n,
-                burst: self.quota.burst,
-            });
-        }
-        let cost = self.quota.interval * u64::from(n);
+        let cost = self.quota.cost(n)?;
         let now = self.clock.now().as_nanos();
         let tolerance = self.quota.tolerance();
         let mut tat = self.tat.load(Ordering::Acquire);

@@ -69,13 +69,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// Admits `n` cells for `key` at once; see
     /// [`RateLimiter::check_n`](super::RateLimiter::check_n).
     pub fn check_key_n(&self, key: &K, n: u32) -> Result<(), CheckError> {
-        if n > self.quota.burst {
-            return Err(CheckError::Insufficient {
-                requested: n,
-                burst: self.quota.burst,
-            });
-        }
-        self.take(key, self.quota.interval * u64::from(n))
+        self.take(key, self.quota.cost(n)?)
             .map_err(CheckError::from)
     }
 
