@@ -6,6 +6,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn op() -> Result<u64, ()> {
     Ok(black_box(1))
@@ -14,6 +15,16 @@ fn op() -> Result<u64, ()> {
 fn success_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("circuit_breaker/success_path");
     g.bench_function("bare call", |b| b.iter(|| black_box(op())));
+    // The goal's yardstick: a bare call plus one uncontended atomic
+    // read-modify-write (what recording an outcome must at least cost).
+    let counter = AtomicU64::new(0);
+    g.bench_function("bare call + one atomic RMW", |b| {
+        b.iter(|| {
+            let out = op();
+            counter.fetch_add(1, Ordering::AcqRel);
+            black_box(out)
+        })
+    });
     let ours = async_patterns_benches::breaker();
     g.bench_function("async-patterns", |b| {
         b.iter(|| {

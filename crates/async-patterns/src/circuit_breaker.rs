@@ -9,7 +9,8 @@
 //! The policy is a plain state machine ([`Policy`]) that knows nothing of
 //! futures or threads; [`CircuitBreaker`] puts it behind a mutex, hands out
 //! [`Permit`]s stamped with the state's *generation*, and wraps futures in
-//! [`CircuitBreaker::call`]. Time comes from the injected [`Clock`], also for
+//! [`CircuitBreaker::call`]. While closed, admissions and most successes
+//! skip the mutex (one atomic load, one compare-and-swap). Time comes from the injected [`Clock`], also for
 //! call durations (slow calls).
 //!
 //! # Guarantees, and the check that proves each
@@ -22,6 +23,8 @@
 //! | outcomes of calls admitted in an earlier state or generation never move the new state | proptest `breaker_matches_reference_model` (stale outcomes are part of the op mix); unit test `stale_outcomes_are_ignored` |
 //! | a dropped (cancelled) call frees its probe slot | unit test `dropped_probe_frees_its_slot`; proptest (drops are part of the op mix); loom `loom_dropped_probe_frees_its_slot` |
 //! | transitions are linearizable: concurrent failures trip the breaker exactly once | loom `loom_concurrent_failures_trip_exactly_once` |
+//! | a success counted without the lock (see [`CircuitBreaker`]) is never lost and counts exactly as if recorded under it | loom `loom_lock_free_success_is_never_lost`; proptest `breaker_matches_reference_model` (the model records every outcome in order, so a deferred trip shows) |
+//! | a success counted without the lock never counts in a later generation | loom `loom_stale_success_never_counts_in_a_later_closed_state`; unit test `stale_success_after_a_full_cycle_is_ignored` |
 //! | the transition log for a scripted run does not change unnoticed | insta snapshot `scripted_outcomes_transition_log_snapshot` (`tests/circuit_breaker.rs`, in `snapshots/`) |
 //! | growing open durations saturate at their cap, never overflow | unit test `open_duration_grows_and_saturates` |
 //! | bad configuration is a typed [`ConfigError`] when built | unit test `bad_configs_are_typed_errors` |
@@ -124,6 +127,22 @@ struct RateWindow {
     min_calls: u32,
     failure_rate: Option<f64>,
     slow: Option<(Duration, f64)>,
+}
+
+impl RateWindow {
+    /// Whether a window holding `counts` trips the breaker: at least the
+    /// minimum number of calls, and failures or slow calls at or over their
+    /// share.
+    fn trips(&self, counts: Counts) -> bool {
+        if counts.calls < self.min_calls {
+            return false;
+        }
+        let calls = f64::from(counts.calls);
+        let over = |count: u32, threshold: Option<f64>| {
+            threshold.is_some_and(|t| f64::from(count) >= t * calls)
+        };
+        over(counts.failures, self.failure_rate) || over(counts.slows, self.slow.map(|s| s.1))
+    }
 }
 
 /// What a rate window spans.
@@ -629,17 +648,63 @@ impl Policy {
         }
         let w = self.config.window?;
         let counts = self.outcomes.push(outcome, now);
-        if counts.calls < w.min_calls {
-            return None;
+        w.trips(counts).then(|| self.trip(now))
+    }
+
+    /// How many fast successes in a row could be recorded now without any
+    /// of them moving the state, so that they may be counted without the
+    /// lock and folded in later, in order, by
+    /// [`record_quiet_successes`](Self::record_quiet_successes).
+    ///
+    /// Only a closed breaker has any. With a count window, a success never
+    /// raises a rate: below the window size it adds a call and no failure;
+    /// at the size it replaces the oldest outcome. So once the minimum
+    /// number of calls has been judged, no success can trip the breaker, and
+    /// before that only the success that reaches the minimum can. A time
+    /// window may drop old outcomes between any two calls, so it has none.
+    fn quiet_successes(&self) -> u32 {
+        if self.state != State::Closed {
+            return 0;
         }
-        let calls = f64::from(counts.calls);
-        let over = |count: u32, threshold: Option<f64>| {
-            threshold.is_some_and(|t| f64::from(count) >= t * calls)
+        let Some(w) = self.config.window else {
+            return u32::MAX; // consecutive failures only
         };
-        if over(counts.failures, w.failure_rate) || over(counts.slows, w.slow.map(|s| s.1)) {
-            return Some(self.trip(now));
+        let Outcomes::Calls { counts, .. } = &self.outcomes else {
+            return 0;
+        };
+        if counts.calls >= w.min_calls {
+            return u32::MAX;
         }
-        None
+        let at_minimum = Counts {
+            calls: w.min_calls,
+            ..*counts
+        };
+        if w.trips(at_minimum) {
+            w.min_calls - counts.calls - 1
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// Records `n` fast successes counted while
+    /// [`quiet_successes`](Self::quiet_successes) allowed at least `n`.
+    fn record_quiet_successes(&mut self, n: u32, now: Instant) {
+        // Past the window's size, more successes leave the same window.
+        let n = match &self.outcomes {
+            Outcomes::None => n.min(1),
+            Outcomes::Calls { size, .. } => n.min(u32::try_from(*size).unwrap_or(u32::MAX)),
+            Outcomes::Time { .. } => n,
+        };
+        for _ in 0..n {
+            let transition = self.record_closed(
+                Outcome {
+                    failed: false,
+                    slow: false,
+                },
+                now,
+            );
+            debug_assert!(transition.is_none(), "a quiet success moved the state");
+        }
     }
 
     fn trip(&mut self, now: Instant) -> Transition {
@@ -673,29 +738,57 @@ impl Policy {
 
 type Observer = Box<dyn Fn(&Transition) + Send + Sync>;
 
+/// The lock-free word's layout: bit 63 set means "not closed, take the
+/// lock"; otherwise bits 20..63 hold the closed state's generation (modulo
+/// 2^43) and bits 0..20 how many more successes may be counted without the
+/// lock.
+const NOT_CLOSED: u64 = 1 << 63;
+const QUIET_BITS: u32 = 20;
+const QUIET_MAX: u64 = (1 << QUIET_BITS) - 1;
+const GENERATION_MASK: u64 = (1 << (63 - QUIET_BITS)) - 1;
+
 /// A thread-safe circuit breaker on an injected clock. See the
 /// [module docs](self).
+///
+/// While closed, admitting a call is one atomic load, and a success that
+/// cannot move the state (see below) is one compare-and-swap: neither
+/// takes the lock. Under the lock the breaker publishes, after every
+/// change, how many successes in a row could not move the state; fast
+/// successes count that budget down, and the next locked operation folds
+/// them into the policy, in order, before it does anything else. A success
+/// that could trip the breaker (the one that completes the minimum number
+/// of calls, a slow call, any success under a time window), every failure
+/// and every call outside the closed state take the lock.
+///
+/// Generations are compared modulo 2^43: a permit would have to stay out
+/// across 8.8 trillion state changes to be mistaken for a current one.
 pub struct CircuitBreaker<C> {
     clock: C,
     slow_threshold: Option<Duration>,
-    /// The generation while closed, [`NOT_CLOSED`] otherwise; written under
-    /// the lock after every transition, so a closed breaker admits a call
-    /// with one atomic load and no lock.
-    closed_generation: AtomicU64,
-    policy: Mutex<Policy>,
+    /// See [`NOT_CLOSED`]; written under the lock after every locked
+    /// operation, counted down by fast successes.
+    fast: AtomicU64,
+    locked: Mutex<Locked>,
     observer: Option<Observer>,
 }
 
-const NOT_CLOSED: u64 = u64::MAX;
+struct Locked {
+    policy: Policy,
+    /// The quiet-success budget last published in `fast`.
+    quiet: u32,
+}
 
 impl<C: Clock> CircuitBreaker<C> {
     /// A closed breaker.
     pub fn new(config: Config, clock: C) -> Self {
+        let slow_threshold = config.window.and_then(|w| w.slow.map(|s| s.0));
+        let policy = Policy::new(config);
+        let quiet = policy.quiet_successes().min(QUIET_MAX as u32);
         CircuitBreaker {
             clock,
-            slow_threshold: config.window.and_then(|w| w.slow.map(|s| s.0)),
-            closed_generation: AtomicU64::new(0),
-            policy: Mutex::new(Policy::new(config)),
+            slow_threshold,
+            fast: AtomicU64::new(u64::from(quiet)),
+            locked: Mutex::new(Locked { policy, quiet }),
             observer: None,
         }
     }
@@ -708,32 +801,39 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// The current state.
     pub fn state(&self) -> State {
-        lock(&self.policy).state()
+        // Successes not yet folded in cannot have moved it.
+        lock(&self.locked).policy.state()
     }
 
     /// Takes a permit to make one call, or refuses ("not now").
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_, C>, Refused> {
-        let now = self.clock.now();
-        let generation = match self.closed_generation.load(Ordering::Acquire) {
-            NOT_CLOSED => {
-                let (generation, transition) = {
-                    let mut policy = lock(&self.policy);
-                    let admitted = policy.try_admit(now)?;
-                    self.mirror(&policy);
-                    admitted
-                };
-                self.notify(transition);
-                generation
-            }
-            // Closed: admitting changes nothing in the policy.
-            generation => generation,
+        let word = self.fast.load(Ordering::Acquire);
+        let (generation, started) = if word & NOT_CLOSED == 0 {
+            // Closed: admitting changes nothing in the policy. The clock is
+            // read only if call durations matter.
+            let started = match self.slow_threshold {
+                Some(_) => self.clock.now(),
+                None => Instant::ZERO,
+            };
+            (word >> QUIET_BITS, started)
+        } else {
+            self.try_acquire_locked()?
         };
         Ok(Permit {
             breaker: self,
             generation,
-            started: now,
+            started,
             done: false,
         })
+    }
+
+    #[inline(never)]
+    fn try_acquire_locked(&self) -> Result<(u64, Instant), Refused> {
+        let now = self.clock.now();
+        let (generation, transition) = self.with_policy(now, |policy| policy.try_admit(now))?;
+        self.notify(transition);
+        Ok((generation & GENERATION_MASK, now))
     }
 
     /// Runs `fut` if the breaker admits it, recording `Err` as a failure.
@@ -765,37 +865,94 @@ impl<C: Clock> CircuitBreaker<C> {
         Ok(out)
     }
 
-    fn finish(&self, generation: u64, started: Instant, failed: Option<bool>) {
-        let now = self.clock.now();
-        let transition = {
-            let mut policy = lock(&self.policy);
-            let transition = match failed {
-                Some(failed) => {
-                    let slow = self
-                        .slow_threshold
-                        .is_some_and(|t| now.saturating_duration_since(started) >= t);
-                    policy.record(generation, Outcome { failed, slow }, now)
-                }
+    /// A success: counted lock-free if the published budget allows it and
+    /// the permit is from the current closed generation.
+    #[inline]
+    fn succeed(&self, generation: u64, started: Instant) {
+        let now = self.slow_threshold.map(|_| self.clock.now());
+        let slow = self.is_slow(started, now);
+        if !slow && self.count_quiet_success(generation) {
+            return;
+        }
+        self.finish(generation, started, Some(false), now);
+    }
+
+    fn count_quiet_success(&self, generation: u64) -> bool {
+        let mut word = self.fast.load(Ordering::Relaxed);
+        // A not-closed word never matches: its generation bits read 2^43.
+        while word >> QUIET_BITS == generation && word & QUIET_MAX > 0 {
+            match self.fast.compare_exchange_weak(
+                word,
+                word - 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => word = actual,
+            }
+        }
+        false
+    }
+
+    fn is_slow(&self, started: Instant, now: Option<Instant>) -> bool {
+        match (self.slow_threshold, now) {
+            (Some(t), Some(now)) => now.saturating_duration_since(started) >= t,
+            _ => false,
+        }
+    }
+
+    /// Records an outcome (`Some(failed)`) or a release (`None`) under the
+    /// lock.
+    #[inline(never)]
+    fn finish(
+        &self,
+        generation: u64,
+        started: Instant,
+        failed: Option<bool>,
+        now: Option<Instant>,
+    ) {
+        let now = now.unwrap_or_else(|| self.clock.now());
+        let slow = self.is_slow(started, Some(now));
+        let transition = self.with_policy(now, |policy| {
+            // The permit's generation is the policy's modulo 2^43.
+            let generation = (policy.generation() & !GENERATION_MASK) | generation;
+            match failed {
+                Some(failed) => policy.record(generation, Outcome { failed, slow }, now),
                 None => {
                     policy.release(generation);
                     None
                 }
-            };
-            if transition.is_some() {
-                self.mirror(&policy);
             }
-            transition
-        };
+        });
         self.notify(transition);
     }
 
-    /// Publishes the policy's state for the lock-free closed-state check.
-    fn mirror(&self, policy: &Policy) {
-        let value = match policy.state() {
-            State::Closed => policy.generation(),
-            _ => NOT_CLOSED,
+    /// Runs `op` on the policy under the lock: first folds in the successes
+    /// counted lock-free since the last publish, then runs `op`, then
+    /// publishes the new state and budget for the lock-free paths.
+    fn with_policy<R>(&self, now: Instant, op: impl FnOnce(&mut Policy) -> R) -> R {
+        let mut guard = lock(&self.locked);
+        let Locked { policy, quiet } = &mut *guard;
+        if *quiet > 0 {
+            // The swap stops the count: later fast successes find no budget
+            // and wait for this lock.
+            let generation = policy.generation() & GENERATION_MASK;
+            let left = self.fast.swap(generation << QUIET_BITS, Ordering::AcqRel) & QUIET_MAX;
+            policy.record_quiet_successes(*quiet - left as u32, now);
+        }
+        let out = op(policy);
+        let word = match policy.state() {
+            State::Closed => {
+                *quiet = policy.quiet_successes().min(QUIET_MAX as u32);
+                (policy.generation() & GENERATION_MASK) << QUIET_BITS | u64::from(*quiet)
+            }
+            _ => {
+                *quiet = 0;
+                NOT_CLOSED
+            }
         };
-        self.closed_generation.store(value, Ordering::Release);
+        self.fast.store(word, Ordering::Release);
+        out
     }
 
     fn notify(&self, transition: Option<Transition>) {
@@ -808,7 +965,7 @@ impl<C: Clock> CircuitBreaker<C> {
 impl<C> fmt::Debug for CircuitBreaker<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
-            .field("state", &lock(&self.policy).state())
+            .field("state", &lock(&self.locked).policy.state())
             .finish()
     }
 }
@@ -826,24 +983,25 @@ pub struct Permit<'a, C: Clock> {
 
 impl<C: Clock> Permit<'_, C> {
     /// The call succeeded.
+    #[inline]
     pub fn success(mut self) {
         self.done = true;
-        self.breaker
-            .finish(self.generation, self.started, Some(false));
+        self.breaker.succeed(self.generation, self.started);
     }
 
     /// The call failed.
     pub fn failure(mut self) {
         self.done = true;
         self.breaker
-            .finish(self.generation, self.started, Some(true));
+            .finish(self.generation, self.started, Some(true), None);
     }
 }
 
 impl<C: Clock> Drop for Permit<'_, C> {
     fn drop(&mut self) {
         if !self.done {
-            self.breaker.finish(self.generation, self.started, None);
+            self.breaker
+                .finish(self.generation, self.started, None, None);
         }
     }
 }
@@ -1059,6 +1217,32 @@ mod tests {
         slow_call.failure(); // from the closed generation: ignored
         assert!(matches!(b.state(), State::HalfOpen { in_flight: 1, .. }));
         probe.success();
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    /// A success from a call admitted before a trip, finishing after the
+    /// breaker has closed again, is from an old generation: it must not
+    /// count in the new window (the lock-free path checks the generation).
+    #[test]
+    fn stale_success_after_a_full_cycle_is_ignored() {
+        let config = Config::builder()
+            .window(3, 3)
+            .failure_rate(0.5)
+            .build()
+            .unwrap();
+        let (b, clock) = breaker(config);
+        let old = b.try_acquire().unwrap();
+        for _ in 0..3 {
+            b.try_acquire().unwrap().failure();
+        }
+        clock.advance(Duration::from_secs(60));
+        b.try_acquire().unwrap().success(); // the probe closes it
+        assert_eq!(b.state(), State::Closed);
+        old.success();
+        for _ in 0..2 {
+            b.try_acquire().unwrap().failure();
+        }
+        // Two failures are below the new window's minimum of three.
         assert_eq!(b.state(), State::Closed);
     }
 

@@ -105,3 +105,82 @@ fn loom_dropped_probe_frees_its_slot() {
         assert!(breaker.try_acquire().is_ok(), "the probe slot was lost");
     });
 }
+
+/// A window of the last 3 calls (all 3 needed) that trips at half failed.
+fn window_of_three() -> Config {
+    Config::builder()
+        .window(3, 3)
+        .failure_rate(0.5)
+        .open_for(Duration::from_secs(1))
+        .build()
+        .unwrap()
+}
+
+/// A success counted lock-free races a failure recorded under the lock
+/// (which folds the lock-free count into the window first): in either
+/// order the window then holds both, so a second failure trips it. A
+/// success lost in the fold would leave two calls, below the minimum.
+#[test]
+fn loom_lock_free_success_is_never_lost() {
+    loom_model::check("lock_free_success_is_never_lost", || {
+        let breaker = Arc::new(CircuitBreaker::new(window_of_three(), ManualClock::new()));
+        let succeed = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.try_acquire().unwrap().success())
+        };
+        let fail = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.try_acquire().unwrap().failure())
+        };
+        succeed.join().unwrap();
+        fail.join().unwrap();
+        assert_eq!(breaker.state(), State::Closed);
+        breaker.try_acquire().unwrap().failure();
+        assert!(
+            matches!(breaker.state(), State::Open { .. }),
+            "a success was lost"
+        );
+    });
+}
+
+/// A call admitted while closed finishes successfully while another thread
+/// trips the breaker, waits out the cool-down and closes it again with a
+/// probe: the old call's success belongs to a past generation and never
+/// counts in the new window, whichever way the race goes.
+#[test]
+fn loom_stale_success_never_counts_in_a_later_closed_state() {
+    loom_model::check("stale_success_never_counts_later", || {
+        let clock = ManualClock::new();
+        let breaker = Arc::new(CircuitBreaker::new(window_of_three(), clock.clone()));
+        let old = breaker.try_acquire().unwrap();
+        for _ in 0..3 {
+            breaker.try_acquire().unwrap().failure();
+        }
+        assert!(matches!(breaker.state(), State::Open { .. }));
+        clock.advance(Duration::from_secs(1));
+        let cycle = {
+            let breaker = breaker.clone();
+            thread::spawn(move || breaker.try_acquire().unwrap().success())
+        };
+        // Reading the state takes the lock: without an operation here that
+        // conflicts with the cycle's, loom 0.7 never ran the whole cycle
+        // before the success's first (atomic) load, and this model missed
+        // the very bug it is for (mutation
+        // `breaker-quiet-success-any-generation`).
+        let _ = breaker.state();
+        old.success(); // on this thread, racing the cycle
+        cycle.join().unwrap();
+        assert_eq!(breaker.state(), State::Closed);
+        // A fresh window: two failures are below the minimum of three.
+        for _ in 0..2 {
+            breaker.try_acquire().unwrap().failure();
+        }
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "a stale success counted in the new window"
+        );
+        breaker.try_acquire().unwrap().failure();
+        assert!(matches!(breaker.state(), State::Open { .. }));
+    });
+}
