@@ -20,6 +20,7 @@ SEM = "crates/async-patterns/src/semaphore.rs"
 LIMITER = "crates/async-patterns/src/rate_limiter.rs"
 KEYED = "crates/async-patterns/src/rate_limiter/keyed.rs"
 BREAKER = "crates/async-patterns/src/circuit_breaker.rs"
+BUCKETS = "crates/async-patterns/src/buckets.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
@@ -72,8 +73,8 @@ MUTATIONS = [
      "        if let State::HalfOpen { in_flight, .. } = &mut self.state {\n            let _ = in_flight;"),
     ("breaker-ignores-min-calls", "the rate trips before the minimum number of calls", BREAKER,
      "        if counts.calls < self.min_calls {", "        if counts.calls < self.min_calls && false {"),
-    ("breaker-time-window-never-forgets", "a time window keeps counting buckets that have slid out", BREAKER,
-     "if stamp + TIME_BUCKETS as u64 > epoch {", "if stamp + TIME_BUCKETS as u64 > epoch || true {"),
+    ("breaker-time-window-never-forgets", "a time window keeps counting buckets that have slid out", BUCKETS,
+     ".filter(move |(stamp, _)| stamp + n > last)", ".filter(move |(stamp, _)| stamp + n > last || true)"),
     ("breaker-stale-fast-word", "the lock-free closed-state word is not told about a trip", BREAKER,
      "        self.fast.store(word, Ordering::Release);\n",
      "        if word != NOT_CLOSED {\n            self.fast.store(word, Ordering::Release);\n        }\n"),

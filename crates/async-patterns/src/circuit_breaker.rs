@@ -54,6 +54,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::buckets::TimeBuckets;
 use crate::sync::{AtomicU64, Mutex, Ordering, lock};
 use crate::time::{Clock, Instant};
 
@@ -446,14 +447,8 @@ enum Outcomes {
         next: usize,
         counts: Counts,
     },
-    /// Per-bucket counts, each stamped with the bucket's number since the
-    /// epoch; `last` never goes back, so a clock stepping back cannot
-    /// resurrect old buckets.
-    Time {
-        bucket_ns: u64,
-        buckets: Vec<(u64, Counts)>,
-        last: u64,
-    },
+    /// Per-bucket counts over a time window.
+    Time(TimeBuckets<Counts>),
 }
 
 impl Outcomes {
@@ -466,11 +461,10 @@ impl Outcomes {
                 next: 0,
                 counts: Counts::default(),
             },
-            Some(Span::Time { bucket }) => Outcomes::Time {
-                bucket_ns: u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX),
-                buckets: vec![(0, Counts::default()); TIME_BUCKETS],
-                last: 0,
-            },
+            Some(Span::Time { bucket }) => Outcomes::Time(TimeBuckets::new(
+                TIME_BUCKETS,
+                u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX),
+            )),
         }
     }
 
@@ -497,26 +491,13 @@ impl Outcomes {
                 counts.add(o);
                 *counts
             }
-            Outcomes::Time {
-                bucket_ns,
-                buckets,
-                last,
-            } => {
-                let epoch = (now.as_nanos() / *bucket_ns).max(*last);
-                *last = epoch;
-                let (stamp, counts) = &mut buckets[(epoch % TIME_BUCKETS as u64) as usize];
-                if *stamp != epoch {
-                    *stamp = epoch;
-                    *counts = Counts::default();
-                }
-                counts.add(o);
+            Outcomes::Time(buckets) => {
+                buckets.current(now).add(o);
                 let mut total = Counts::default();
-                for (stamp, c) in buckets.iter() {
-                    if stamp + TIME_BUCKETS as u64 > epoch {
-                        total.calls += c.calls;
-                        total.failures += c.failures;
-                        total.slows += c.slows;
-                    }
+                for c in buckets.live() {
+                    total.calls += c.calls;
+                    total.failures += c.failures;
+                    total.slows += c.slows;
                 }
                 total
             }
@@ -533,9 +514,7 @@ impl Outcomes {
                 *next = 0;
                 *counts = Counts::default();
             }
-            Outcomes::Time { buckets, .. } => {
-                buckets.fill((0, Counts::default()));
-            }
+            Outcomes::Time(buckets) => buckets.clear(),
         }
     }
 }
@@ -693,7 +672,7 @@ impl Policy {
         let n = match &self.outcomes {
             Outcomes::None => n.min(1),
             Outcomes::Calls { size, .. } => n.min(u32::try_from(*size).unwrap_or(u32::MAX)),
-            Outcomes::Time { .. } => n,
+            Outcomes::Time(_) => n,
         };
         for _ in 0..n {
             let transition = self.record_closed(

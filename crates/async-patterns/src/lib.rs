@@ -20,6 +20,7 @@
 //! synchronisation primitives come from `loom`, so the model checks in
 //! `tests/loom_*.rs` explore every interleaving of the real code.
 
+mod buckets;
 pub mod circuit_breaker;
 pub mod rate_limiter;
 pub mod semaphore;
