@@ -11,6 +11,14 @@
 //!   permits, trip on consecutive failures or failure / slow-call rates.
 //! * [`rate_limiter`] — a lock-free GCRA rate limiter with a validated
 //!   [`Quota`](rate_limiter::Quota).
+//! * [`retry`] — exponential backoff with full, equal or decorrelated
+//!   jitter from a seeded generator, attempt and elapsed-time limits, and a
+//!   shared [`RetryBudget`](retry::RetryBudget) against retry storms.
+//! * [`deadline`] — `timeout`, `timeout_at` and a
+//!   [`Deadline`](deadline::Deadline) that nested calls share.
+//! * [`fan_out`] — `gather` / `try_gather` with a concurrency limit, a
+//!   deadline and a streaming form, all inside the caller's task.
+//! * [`rng`] — the seeded SplitMix64 generator behind every jitter.
 //! * [`time`] — the injected [`Clock`](time::Clock) and
 //!   [`Timer`](time::Timer) every time-based pattern takes, and a
 //!   [`ManualClock`](time::ManualClock) for tests and model checks.
@@ -22,7 +30,11 @@
 
 mod buckets;
 pub mod circuit_breaker;
+pub mod deadline;
+pub mod fan_out;
 pub mod rate_limiter;
+pub mod retry;
+pub mod rng;
 pub mod semaphore;
 mod sync;
 pub mod time;

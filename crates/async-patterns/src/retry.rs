@@ -1,0 +1,557 @@
+//! Retry with exponential backoff and jitter, bounded by attempts, by an
+//! overall deadline and by a shared [`RetryBudget`].
+//!
+//! The policy ([`Policy`], [`Schedule`]) is pure: it says how long to wait
+//! before each retry, from a seeded generator, and knows nothing of futures.
+//! [`Retrier`] is the mechanism: it runs an operation, asks a classifier
+//! whether an error is worth retrying, sleeps on the injected [`Timer`], and
+//! reports each retry to an observer.
+//!
+//! Delays before retry `n` (from 0), with `ceil(n) = min(cap, base × factorⁿ)`:
+//!
+//! | jitter | delay |
+//! |---|---|
+//! | [`Jitter::None`] | `ceil(n)` |
+//! | [`Jitter::Full`] | uniform in `0..=ceil(n)` |
+//! | [`Jitter::Equal`] | uniform in `ceil(n)/2..=ceil(n)` |
+//! | [`Jitter::Decorrelated`] | uniform in `base..=3 × previous`, capped at `cap` (the first previous is `base`) |
+//!
+//! # Guarantees, and the check that proves each
+//!
+//! | guarantee | checked by |
+//! |---|---|
+//! | every delay is within its jitter's bounds above | proptest `delays_stay_within_their_jitter_bounds` (`tests/retry_model.rs`) |
+//! | the same seed and retrier id give the same delays; other ids, other delays | proptest `same_seed_same_delays`; unit test `derived_streams_differ_by_id_and_repeat_by_seed` (`rng`) |
+//! | at most `max_attempts` attempts; a non-retryable error stops at once | proptest `retrier_matches_reference_model` |
+//! | no sleep ends past `max_elapsed` after the first attempt began (attempts included): a retry that would start at or after it is not made | proptest `retrier_matches_reference_model` (virtual time) |
+//! | retries never exceed the budget's `ratio × calls + floor` over its window | proptest `retrier_matches_reference_model` (shared budget); unit tests in [`budget`]; loom `loom_budget_withdrawals_never_exceed_the_allowance` |
+//! | each retry is reported to the observer before its sleep, with its delay | insta snapshot `seeded_retry_schedule` (`tests/retry.rs`, in `snapshots/`) |
+//! | bad configuration is a typed [`ConfigError`] when built | unit test `bad_policies_are_typed_errors` |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_patterns::retry::{Jitter, Policy, Retrier};
+//! use async_patterns::time::ManualClock;
+//!
+//! let policy = Policy::builder()
+//!     .max_attempts(4)
+//!     .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(1))
+//!     .jitter(Jitter::Full)
+//!     .seed(42)
+//!     .build()
+//!     .unwrap();
+//! // The same seed always gives the same schedule.
+//! let delays: Vec<Duration> = policy.schedule(0).take(3).collect();
+//! assert_eq!(delays, policy.schedule(0).take(3).collect::<Vec<_>>());
+//! let retrier = Retrier::new(policy, ManualClock::new());
+//! # let _ = retrier;
+//! ```
+
+pub mod budget;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use budget::{BudgetError, RetryBudget};
+
+use crate::deadline::Deadline;
+use crate::rng::SplitMix64;
+use crate::sync::{AtomicU64, Ordering};
+use crate::time::{Instant, Timer};
+
+/// How the delay before each retry is spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// Exactly the exponential ceiling.
+    None,
+    /// Uniform between zero and the ceiling (AWS "full jitter").
+    Full,
+    /// Uniform between half the ceiling and the ceiling.
+    Equal,
+    /// Uniform between the base and three times the previous delay, capped
+    /// (AWS "decorrelated jitter").
+    Decorrelated,
+}
+
+/// Why a [`Policy`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_attempts` was 0: not even the first call would be made.
+    ZeroAttempts,
+    /// An exponential backoff with a zero base would never wait (use
+    /// [`PolicyBuilder::constant`] with zero for that).
+    ZeroBase,
+    /// The growth factor is not a finite number of at least 1.
+    BadFactor(f64),
+    /// The cap is below the base.
+    CapBelowBase,
+    /// `max_elapsed` was zero: no retry could ever be made.
+    ZeroMaxElapsed,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroAttempts => f.write_str("max_attempts must be at least 1"),
+            ConfigError::ZeroBase => f.write_str("an exponential backoff needs a base above zero"),
+            ConfigError::BadFactor(x) => {
+                write!(f, "backoff factor {x} is not a finite number >= 1")
+            }
+            ConfigError::CapBelowBase => f.write_str("the backoff cap is below its base"),
+            ConfigError::ZeroMaxElapsed => f.write_str("max_elapsed must be above zero"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated retry policy. Build one with [`Policy::builder`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    max_attempts: u32,
+    max_elapsed: Option<Duration>,
+    base: Duration,
+    factor: f64,
+    cap: Duration,
+    jitter: Jitter,
+    seed: u64,
+}
+
+/// Builds a [`Policy`]; [`build`](PolicyBuilder::build) validates it.
+///
+/// Defaults: 3 attempts, exponential from 100 ms doubling up to 10 s, full
+/// jitter, seed 0, no overall limit on elapsed time.
+#[derive(Debug, Clone)]
+pub struct PolicyBuilder {
+    max_attempts: u32,
+    max_elapsed: Option<Duration>,
+    base: Duration,
+    factor: f64,
+    cap: Duration,
+    constant: bool,
+    jitter: Jitter,
+    seed: u64,
+}
+
+impl Policy {
+    /// A builder with the defaults listed on [`PolicyBuilder`].
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder {
+            max_attempts: 3,
+            max_elapsed: None,
+            base: Duration::from_millis(100),
+            factor: 2.0,
+            cap: Duration::from_secs(10),
+            constant: false,
+            jitter: Jitter::Full,
+            seed: 0,
+        }
+    }
+
+    /// Attempts at most, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The delays before retries 1, 2, … for retrier `id` (an endless
+    /// iterator; the policy's attempt limit is the retrier's business).
+    pub fn schedule(&self, id: u64) -> Schedule {
+        let base = nanos(self.base);
+        Schedule {
+            rng: SplitMix64::derive(self.seed, id),
+            base,
+            cap: nanos(self.cap),
+            factor: self.factor,
+            jitter: self.jitter,
+            ceiling: base as f64,
+            previous: base,
+        }
+    }
+}
+
+impl PolicyBuilder {
+    /// Attempts at most, the first included (1 = never retry).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// No retry starts `d` or later after the first attempt began.
+    pub fn max_elapsed(mut self, d: Duration) -> Self {
+        self.max_elapsed = Some(d);
+        self
+    }
+
+    /// Delays grow from `base` by `factor` per retry, up to `cap`.
+    pub fn exponential(mut self, base: Duration, factor: f64, cap: Duration) -> Self {
+        (self.base, self.factor, self.cap, self.constant) = (base, factor, cap, false);
+        self
+    }
+
+    /// The same delay before every retry (zero is allowed), before jitter.
+    pub fn constant(mut self, d: Duration) -> Self {
+        (self.base, self.factor, self.cap, self.constant) = (d, 1.0, d, true);
+        self
+    }
+
+    /// How delays are spread (default [`Jitter::Full`]).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The seed every retrier's delays derive from (with its id).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Validates the policy.
+    pub fn build(self) -> Result<Policy, ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::ZeroAttempts);
+        }
+        if self.max_elapsed == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroMaxElapsed);
+        }
+        if !self.constant {
+            if self.base.is_zero() {
+                return Err(ConfigError::ZeroBase);
+            }
+            if !(self.factor.is_finite() && self.factor >= 1.0) {
+                return Err(ConfigError::BadFactor(self.factor));
+            }
+            if self.cap < self.base {
+                return Err(ConfigError::CapBelowBase);
+            }
+        }
+        Ok(Policy {
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            base: self.base,
+            factor: self.factor,
+            cap: self.cap,
+            jitter: self.jitter,
+            seed: self.seed,
+        })
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The delays of one retrier, in order. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    rng: SplitMix64,
+    base: u64,
+    cap: u64,
+    factor: f64,
+    jitter: Jitter,
+    /// The un-jittered delay for the next retry, in nanoseconds.
+    ceiling: f64,
+    /// The previous delay (decorrelated jitter).
+    previous: u64,
+}
+
+impl Schedule {
+    /// The exponential ceiling for the next retry, before jitter.
+    pub fn ceiling(&self) -> Duration {
+        Duration::from_nanos(self.ceiling_nanos())
+    }
+
+    fn ceiling_nanos(&self) -> u64 {
+        // `as` saturates; the ceiling never exceeds `cap` anyway.
+        (self.ceiling as u64).min(self.cap)
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let ceiling = self.ceiling_nanos();
+        let delay = match self.jitter {
+            Jitter::None => ceiling,
+            Jitter::Full => self.rng.between(0, ceiling),
+            Jitter::Equal => self.rng.between(ceiling - ceiling / 2, ceiling),
+            Jitter::Decorrelated => {
+                let d = self
+                    .rng
+                    .between(self.base, self.previous.saturating_mul(3))
+                    .min(self.cap);
+                self.previous = d;
+                d
+            }
+        };
+        self.ceiling = (self.ceiling * self.factor).min(self.cap as f64);
+        Some(Duration::from_nanos(delay))
+    }
+}
+
+/// Why a [`Retrier`] stopped and returned the last error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GaveUp {
+    /// The classifier said the error is not worth retrying.
+    NotRetryable,
+    /// `max_attempts` attempts were made.
+    Attempts,
+    /// The next retry would have started at or after `max_elapsed`.
+    Elapsed,
+    /// The retry budget had nothing left.
+    Budget,
+}
+
+/// The last error, how many attempts were made, and why no more were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryError<E> {
+    /// The last attempt's error.
+    pub error: E,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// Why the retrier stopped.
+    pub gave_up: GaveUp,
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.gave_up {
+            GaveUp::NotRetryable => "not retryable",
+            GaveUp::Attempts => "out of attempts",
+            GaveUp::Elapsed => "out of time",
+            GaveUp::Budget => "retry budget spent",
+        };
+        write!(
+            f,
+            "{} after {} attempt(s) ({why})",
+            self.error, self.attempts
+        )
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for RetryError<E> {}
+
+/// What an operation is told about the attempt it is making.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first call, 2 for the first retry, …
+    pub number: u32,
+    /// The overall deadline (`max_elapsed` after the first attempt began),
+    /// to pass on to nested calls; `None` without `max_elapsed`.
+    pub deadline: Option<Deadline>,
+}
+
+/// A retry about to be made, as passed to the observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryEvent {
+    /// The retrier's id.
+    pub id: u64,
+    /// The attempt that failed (1 = the first call).
+    pub failed_attempt: u32,
+    /// When it was seen to fail.
+    pub at: Instant,
+    /// The sleep before the next attempt.
+    pub delay: Duration,
+}
+
+type Observer = Box<dyn Fn(&RetryEvent) + Send + Sync>;
+
+/// Runs operations under a [`Policy`] on an injected timer. See the
+/// [module docs](self).
+pub struct Retrier<T> {
+    policy: Policy,
+    timer: T,
+    id: u64,
+    runs: AtomicU64,
+    budget: Option<Arc<RetryBudget>>,
+    observer: Option<Observer>,
+}
+
+impl<T: Timer> Retrier<T> {
+    /// A retrier with id 0, no budget and no observer.
+    pub fn new(policy: Policy, timer: T) -> Self {
+        Retrier {
+            policy,
+            timer,
+            id: 0,
+            runs: AtomicU64::new(0),
+            budget: None,
+            observer: None,
+        }
+    }
+
+    /// Sets the id that, with the policy's seed, picks this retrier's jitter
+    /// stream: give each client its own, so they do not retry in lockstep.
+    pub fn with_id(mut self, id: u64) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Draws every retry from `budget` (shared with other retriers), and
+    /// deposits every call into it.
+    pub fn with_budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Calls `observer` before each retry's sleep.
+    pub fn with_observer(mut self, observer: impl Fn(&RetryEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// Runs `op` until it succeeds, retrying every error.
+    pub async fn run<O, E, F, Fut>(&self, op: F) -> Result<O, RetryError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<O, E>>,
+    {
+        self.run_classified(op, |_| true).await
+    }
+
+    /// Runs `op` until it succeeds, retrying the errors `retryable` accepts.
+    ///
+    /// The `k`-th run of this retrier draws its delays from the stream of
+    /// (seed, id, k), so a deterministic caller gets deterministic delays.
+    pub async fn run_classified<O, E, F, Fut>(
+        &self,
+        mut op: F,
+        retryable: impl Fn(&E) -> bool,
+    ) -> Result<O, RetryError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<O, E>>,
+    {
+        let run = self.runs.fetch_add(1, Ordering::Relaxed);
+        let mut schedule = self
+            .policy
+            .schedule(SplitMix64::derive(self.id, run).next_u64());
+        let start = self.timer.now();
+        let deadline = self.policy.max_elapsed.map(|d| Deadline::at(start + d));
+        if let Some(budget) = &self.budget {
+            budget.deposit(start);
+        }
+        let mut number = 1;
+        loop {
+            let error = match op(Attempt { number, deadline }).await {
+                Ok(out) => return Ok(out),
+                Err(error) => error,
+            };
+            let delay = schedule.next().unwrap_or_default();
+            let now = self.timer.now();
+            let wake = now + delay;
+            let gave_up = if !retryable(&error) {
+                Some(GaveUp::NotRetryable)
+            } else if number >= self.policy.max_attempts {
+                Some(GaveUp::Attempts)
+            } else if deadline.is_some_and(|d| wake >= d.instant()) {
+                Some(GaveUp::Elapsed)
+            } else if self
+                .budget
+                .as_ref()
+                .is_some_and(|budget| !budget.try_withdraw(now))
+            {
+                Some(GaveUp::Budget)
+            } else {
+                None
+            };
+            if let Some(gave_up) = gave_up {
+                return Err(RetryError {
+                    error,
+                    attempts: number,
+                    gave_up,
+                });
+            }
+            if let Some(observer) = &self.observer {
+                observer(&RetryEvent {
+                    id: self.id,
+                    failed_attempt: number,
+                    at: now,
+                    delay,
+                });
+            }
+            if !delay.is_zero() {
+                self.timer.sleep_until(wake).await;
+            }
+            number += 1;
+        }
+    }
+}
+
+impl<T> fmt::Debug for Retrier<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retrier")
+            .field("policy", &self.policy)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(async_patterns_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_policies_are_typed_errors() {
+        let ms = Duration::from_millis;
+        let err = |b: PolicyBuilder| b.build().unwrap_err();
+        assert_eq!(
+            err(Policy::builder().max_attempts(0)),
+            ConfigError::ZeroAttempts
+        );
+        assert_eq!(
+            err(Policy::builder().exponential(Duration::ZERO, 2.0, ms(5))),
+            ConfigError::ZeroBase
+        );
+        assert_eq!(
+            err(Policy::builder().exponential(ms(1), 0.5, ms(5))),
+            ConfigError::BadFactor(0.5)
+        );
+        assert!(matches!(
+            err(Policy::builder().exponential(ms(1), f64::INFINITY, ms(5))),
+            ConfigError::BadFactor(_)
+        ));
+        assert_eq!(
+            err(Policy::builder().exponential(ms(10), 2.0, ms(5))),
+            ConfigError::CapBelowBase
+        );
+        assert_eq!(
+            err(Policy::builder().max_elapsed(Duration::ZERO)),
+            ConfigError::ZeroMaxElapsed
+        );
+        // Zero delay is fine when asked for explicitly.
+        assert!(Policy::builder().constant(Duration::ZERO).build().is_ok());
+    }
+
+    #[test]
+    fn exponential_ceiling_grows_then_holds_at_the_cap() {
+        let policy = Policy::builder()
+            .exponential(Duration::from_millis(100), 2.0, Duration::from_millis(500))
+            .jitter(Jitter::None)
+            .build()
+            .unwrap();
+        let delays: Vec<u64> = policy
+            .schedule(0)
+            .take(6)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500, 500]);
+    }
+
+    #[test]
+    fn huge_delays_saturate_instead_of_overflowing() {
+        let policy = Policy::builder()
+            .exponential(Duration::from_secs(1), 1e300, Duration::MAX)
+            .jitter(Jitter::Decorrelated)
+            .build()
+            .unwrap();
+        let delays: Vec<Duration> = policy.schedule(3).take(50).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_nanos(u64::MAX)));
+    }
+}

@@ -1,0 +1,217 @@
+//! A retry budget: retries are capped at a share of the calls made, plus a
+//! small floor, over a sliding window, so that a fleet of clients cannot
+//! multiply the load on a struggling server (a retry storm).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::buckets::TimeBuckets;
+use crate::sync::{Mutex, lock};
+use crate::time::Instant;
+
+/// Why a [`RetryBudget`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum BudgetError {
+    /// The share of calls that may be retried is not a finite number in
+    /// `0.0..=100.0`.
+    RatioOutOfRange(f64),
+    /// The window is shorter than its 10 buckets of at least 1 ns each.
+    WindowTooShort(Duration),
+    /// Both the share and the floor are zero: the budget would allow no
+    /// retry at all (use one attempt instead).
+    NoRetries,
+}
+
+impl fmt::Display for BudgetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetError::RatioOutOfRange(r) => {
+                write!(f, "retry ratio {r} is not a number in 0.0..=100.0")
+            }
+            BudgetError::WindowTooShort(d) => write!(f, "retry budget window {d:?} is under 10 ns"),
+            BudgetError::NoRetries => {
+                f.write_str("a retry budget with no ratio and no floor allows no retry")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BudgetError {}
+
+/// The window is kept as this many buckets.
+const BUCKETS: usize = 10;
+/// The ratio is kept in parts per million, so all arithmetic is on integers.
+const PPM: u64 = 1_000_000;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    calls: u64,
+    retries: u64,
+}
+
+/// Allows, over the last `window`, at most `ratio × calls + floor` retries,
+/// where `floor = min_per_sec × window`. Share one (in an `Arc`) between all
+/// the retriers that call the same server.
+///
+/// Every logical call [`deposit`](Self::deposit)s once; every retry must
+/// [`try_withdraw`](Self::try_withdraw) first. The ratio is held in parts
+/// per million: 0.1% of 1,000 calls is exactly 1 retry, 99.9% exactly 999
+/// (tower's budget misread fractional percentages, tower#857).
+#[derive(Debug)]
+pub struct RetryBudget {
+    ppm: u64,
+    floor: u64,
+    window: Mutex<TimeBuckets<Tally>>,
+}
+
+impl RetryBudget {
+    /// A budget of `ratio` retries per call (0.2 = one retry per five calls)
+    /// plus `min_per_sec` retries per second, over a sliding `window`.
+    pub fn new(ratio: f64, min_per_sec: u32, window: Duration) -> Result<Self, BudgetError> {
+        if !(0.0..=100.0).contains(&ratio) {
+            return Err(BudgetError::RatioOutOfRange(ratio));
+        }
+        let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        let bucket_ns = window_ns / BUCKETS as u64;
+        if bucket_ns == 0 {
+            return Err(BudgetError::WindowTooShort(window));
+        }
+        // Rounded to the nearest part per million; 100.0 is 10^8, no overflow.
+        let ppm = (ratio * PPM as f64).round() as u64;
+        let floor = u64::try_from(u128::from(min_per_sec) * u128::from(window_ns) / 1_000_000_000)
+            .unwrap_or(u64::MAX);
+        if ppm == 0 && floor == 0 {
+            return Err(BudgetError::NoRetries);
+        }
+        Ok(RetryBudget {
+            ppm,
+            floor,
+            window: Mutex::new(TimeBuckets::new(BUCKETS, bucket_ns)),
+        })
+    }
+
+    /// Records one logical call at `now`.
+    pub fn deposit(&self, now: Instant) {
+        let mut window = lock(&self.window);
+        let tally = window.current(now);
+        tally.calls = tally.calls.saturating_add(1);
+    }
+
+    /// Takes one retry from the budget at `now`, if the window allows it.
+    pub fn try_withdraw(&self, now: Instant) -> bool {
+        let mut window = lock(&self.window);
+        window.current(now);
+        let (allowed, used) = self.totals(&window);
+        if used >= allowed {
+            return false;
+        }
+        let tally = window.current(now);
+        tally.retries += 1;
+        true
+    }
+
+    /// How many retries the window allows at `now` beyond those taken.
+    pub fn available(&self, now: Instant) -> u64 {
+        let mut window = lock(&self.window);
+        window.current(now);
+        let (allowed, used) = self.totals(&window);
+        allowed.saturating_sub(used)
+    }
+
+    /// (retries allowed, retries taken) over the live window.
+    fn totals(&self, window: &TimeBuckets<Tally>) -> (u64, u64) {
+        let (calls, retries) = window.live().fold((0u64, 0u64), |(c, r), t| {
+            (c.saturating_add(t.calls), r + t.retries)
+        });
+        let earned = u64::try_from(u128::from(calls) * u128::from(self.ppm) / u128::from(PPM))
+            .unwrap_or(u64::MAX);
+        (earned.saturating_add(self.floor), retries)
+    }
+}
+
+#[cfg(all(test, not(async_patterns_loom)))]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    fn retries_allowed(budget: &RetryBudget, calls: u64) -> u64 {
+        for _ in 0..calls {
+            budget.deposit(at(0));
+        }
+        let mut n = 0;
+        while budget.try_withdraw(at(0)) {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn fractional_percentages_are_exact() {
+        let tenth_percent = RetryBudget::new(0.001, 0, SEC).unwrap();
+        assert_eq!(retries_allowed(&tenth_percent, 1_000), 1);
+        let nearly_all = RetryBudget::new(0.999, 0, SEC).unwrap();
+        assert_eq!(retries_allowed(&nearly_all, 1_000), 999);
+        let twenty = RetryBudget::new(0.2, 0, SEC).unwrap();
+        assert_eq!(retries_allowed(&twenty, 10), 2);
+    }
+
+    #[test]
+    fn the_floor_allows_retries_without_calls() {
+        let budget = RetryBudget::new(0.0, 5, Duration::from_secs(2)).unwrap();
+        assert_eq!(retries_allowed(&budget, 0), 10);
+    }
+
+    #[test]
+    fn old_calls_and_retries_slide_out_of_the_window() {
+        let budget = RetryBudget::new(1.0, 0, SEC).unwrap();
+        budget.deposit(at(0));
+        assert!(budget.try_withdraw(at(0)));
+        assert!(!budget.try_withdraw(at(500)));
+        assert_eq!(
+            budget.available(at(1_100)),
+            0,
+            "the deposit has slid out too"
+        );
+        budget.deposit(at(1_100));
+        assert!(budget.try_withdraw(at(1_100)));
+    }
+
+    #[test]
+    fn a_backward_clock_step_earns_nothing() {
+        let budget = RetryBudget::new(1.0, 0, SEC).unwrap();
+        budget.deposit(at(5_000));
+        assert!(budget.try_withdraw(at(5_000)));
+        // Back in time: the same (newest) bucket, no fresh allowance.
+        assert!(!budget.try_withdraw(at(0)));
+    }
+
+    #[test]
+    fn bad_budgets_are_typed_errors() {
+        assert_eq!(
+            RetryBudget::new(-0.1, 1, SEC).unwrap_err(),
+            BudgetError::RatioOutOfRange(-0.1)
+        );
+        assert!(matches!(
+            RetryBudget::new(f64::NAN, 1, SEC),
+            Err(BudgetError::RatioOutOfRange(_))
+        ));
+        assert_eq!(
+            RetryBudget::new(100.5, 1, SEC).unwrap_err(),
+            BudgetError::RatioOutOfRange(100.5)
+        );
+        assert_eq!(
+            RetryBudget::new(0.1, 1, Duration::from_nanos(9)).unwrap_err(),
+            BudgetError::WindowTooShort(Duration::from_nanos(9))
+        );
+        assert_eq!(
+            RetryBudget::new(0.0, 0, SEC).unwrap_err(),
+            BudgetError::NoRetries
+        );
+    }
+}
