@@ -21,6 +21,10 @@ LIMITER = "crates/async-patterns/src/rate_limiter.rs"
 KEYED = "crates/async-patterns/src/rate_limiter/keyed.rs"
 BREAKER = "crates/async-patterns/src/circuit_breaker.rs"
 BUCKETS = "crates/async-patterns/src/buckets.rs"
+RETRY = "crates/async-patterns/src/retry.rs"
+BUDGET = "crates/async-patterns/src/retry/budget.rs"
+DEADLINE = "crates/async-patterns/src/deadline.rs"
+FAN_OUT = "crates/async-patterns/src/fan_out.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
@@ -88,11 +92,40 @@ MUTATIONS = [
      "        if w.trips(at_minimum) {", "        if w.trips(at_minimum) && false {"),
     ("breaker-backoff-never-resets", "the open duration keeps growing after a close", BREAKER,
      "        self.trips = 0;\n        self.move_to(State::Closed, now)", "        self.move_to(State::Closed, now)"),
+    ("retry-extra-attempt", "one attempt more than max_attempts", RETRY,
+     "} else if number >= self.policy.max_attempts {", "} else if number > self.policy.max_attempts {"),
+    ("retry-sleeps-past-deadline", "a retry whose sleep ends past max_elapsed is still made", RETRY,
+     "} else if deadline.is_some_and(|d| wake >= d.instant()) {", "} else if deadline.is_some_and(|d| now >= d.instant()) {"),
+    ("retry-ignores-budget", "retries are made when the budget is spent", RETRY,
+     ".is_some_and(|budget| !budget.try_withdraw(now))", ".is_some_and(|budget| !budget.try_withdraw(now) && false)"),
+    ("retry-retries-fatal", "a non-retryable error is retried", RETRY,
+     "let gave_up = if !retryable(&error) {", "let gave_up = if false && !retryable(&error) {"),
+    ("retry-one-stream-for-all", "every retrier draws the same jitter stream (tower's shared RNG)", RETRY,
+     "rng: SplitMix64::derive(self.seed, id),", "rng: SplitMix64::new(self.seed ^ (id & 0)),"),
+    ("retry-full-jitter-overshoots", "full jitter can exceed its ceiling by 1 ns", RETRY,
+     "Jitter::Full => self.rng.between(0, ceiling),", "Jitter::Full => self.rng.between(0, ceiling + 1),"),
+    ("budget-whole-percent", "the budget ratio is truncated to whole percent (tower#857)", BUDGET,
+     "let ppm = (ratio * PPM as f64).round() as u64;", "let ppm = (ratio * 100.0) as u64 * 10_000;"),
+    ("timeout-deadline-first", "the deadline beats a future that is ready at the same instant", DEADLINE,
+     "        if let Poll::Ready(out) = this.fut.poll(cx) {\n            return Poll::Ready(Ok(out));\n        }\n        match this.sleep.poll(cx) {\n            Poll::Ready(()) => Poll::Ready(Err(Elapsed {\n                deadline: *this.deadline,\n            })),\n            Poll::Pending => Poll::Pending,\n        }",
+     "        if this.sleep.poll(cx).is_ready() {\n            return Poll::Ready(Err(Elapsed { deadline: *this.deadline }));\n        }\n        this.fut.poll(cx).map(Ok)"),
+    ("timeout-late", "a timeout elapses 1 ns after its deadline", DEADLINE,
+     "        sleep: timer.sleep_until(deadline.instant()),", "        sleep: timer.sleep_until(deadline.instant() + Duration::from_nanos(1)),"),
+    ("fan-out-limit-plus-one", "fan-out runs L + 1 at once", FAN_OUT,
+     "while this.running.len() < *this.limit {", "while this.running.len() <= *this.limit {"),
+    ("gather-completion-order", "gather returns outcomes in completion order", FAN_OUT,
+     "    slots[index] = Some(out);", "    let free = slots.iter().position(Option::is_none).unwrap_or(index);\n    slots[free] = Some(out);"),
+    ("try-gather-leaks-the-rest", "try_gather returns at the first error and leaves the others alive", FAN_OUT,
+     "    match drive::<_, NoTimer, _>(&mut stream, None, |i, o| o.map(|v| place(&mut out, i, v))).await {\n        Ended::Stopped(e) => Err(e),",
+     "    match drive::<_, NoTimer, _>(&mut stream, None, |i, o| o.map(|v| place(&mut out, i, v))).await {\n        Ended::Stopped(e) => { std::mem::forget(stream); Err(e) }"),
+    ("gather-until-keeps-late-running", "futures still running at the deadline are not dropped", FAN_OUT,
+     "    drop(running);", "    std::mem::forget(running);"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
                                 ["semaphore", "semaphore_model", "runtime_agnostic", "rate_limiter_model",
-                                 "rate_limiter", "circuit_breaker_model"]]
+                                 "rate_limiter", "circuit_breaker_model", "retry_model", "retry",
+                                 "deadline_model", "fan_out_model"]]
 
 
 def run(cmd, timeout, env=None):

@@ -93,7 +93,10 @@ proptest! {
         ops in prop::collection::vec((0usize..KEYS, 0u64..=12, 0u32..=9), 1..120),
     ) {
         let clock = ManualClock::new();
-        let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(64).unwrap());
+        // Room for every key in every shard: exact agreement holds only
+        // while no shard is full of busy keys (the tight-memory property
+        // below covers that case).
+        let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(16 * KEYS).unwrap());
         let mut models: Vec<TokenBucket> = (0..KEYS).map(|_| TokenBucket::new(q)).collect();
         let quarter = q.interval() / 4;
         for (key, quarters, n) in ops {
@@ -103,6 +106,38 @@ proptest! {
                 m.elapse(d.as_nanos());
             }
             agrees(q, limiter.check_key_n(&key, n), &mut models[key], n, clock.now_nanos())?;
+        }
+    }
+
+    /// With room for only 4 keys per shard, a new key may be refused while
+    /// its shard is full of busy keys; even then no key is ever admitted
+    /// beyond its own model, and no refusal names an instant more than one
+    /// burst's refill away.
+    #[test]
+    fn tight_keyed_limiter_never_grants_extra_and_never_locks_out(
+        q in quota(),
+        ops in prop::collection::vec((0usize..KEYS, 0u64..=12, 0u32..=9), 1..120),
+    ) {
+        let clock = ManualClock::new();
+        let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(64).unwrap());
+        let mut models: Vec<TokenBucket> = (0..KEYS).map(|_| TokenBucket::new(q)).collect();
+        let quarter = q.interval() / 4;
+        let tolerance = q.interval().as_nanos() * u128::from(q.burst());
+        for (key, quarters, n) in ops {
+            let d = quarter * u32::try_from(quarters).unwrap();
+            clock.advance(d);
+            for m in &mut models {
+                m.elapse(d.as_nanos());
+            }
+            let now = u128::from(clock.now_nanos());
+            match limiter.check_key_n(&key, n) {
+                Ok(()) => prop_assert!(models[key].take(n).is_ok(), "key {} admitted beyond its model", key),
+                Err(CheckError::NotUntil(e)) => {
+                    let at = u128::from(e.earliest().as_nanos());
+                    prop_assert!(at > now && at <= now + tolerance, "refused until {} at {}", at, now);
+                }
+                Err(CheckError::Insufficient { .. }) => prop_assert!(n > q.burst()),
+            }
         }
     }
 

@@ -16,7 +16,8 @@
 //!
 //! | guarantee | checked by |
 //! |---|---|
-//! | each key's decisions equal an independent token-bucket model's exactly | proptest `keyed_limiter_matches_independent_models` (`tests/rate_limiter_model.rs`) |
+//! | each key's decisions equal an independent token-bucket model's exactly, while its shard has room | proptest `keyed_limiter_matches_independent_models` (`tests/rate_limiter_model.rs`) |
+//! | with shards full of busy keys, no key is ever admitted beyond its own model, and no refusal is for longer than one burst's refill; `n == 0` is always admitted | proptest `tight_keyed_limiter_never_grants_extra_and_never_locks_out` |
 //! | never more than `max_keys` (rounded up to a multiple of 16) keys are held | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
 //! | evicting a key never grants it extra capacity; a new key refused for lack of room is told when room frees up | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
 //! | concurrent checks on one key are linearizable and other keys are unaffected | loom `loom_keyed_checks_on_one_key_are_linearizable` (`tests/loom_rate_limiter.rs`) |
@@ -107,6 +108,11 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         let mut map = lock(shard);
         if let Some(tat) = map.get_mut(key) {
             *tat = gcra(*tat, now, cost, tolerance)?;
+            return Ok(());
+        }
+        if cost == 0 {
+            // Nothing to book, so no state to hold: admitted even when the
+            // shard has no room.
             return Ok(());
         }
         if map.len() >= self.per_shard {
