@@ -28,29 +28,33 @@ fn jitter() -> impl Strategy<Value = Jitter> {
 
 #[derive(Debug, Clone)]
 struct Backoff {
-    base_us: u64,
+    base_ns: u64,
     factor: f64,
-    cap_us: u64,
+    cap_ns: u64,
     jitter: Jitter,
 }
 
+/// Microsecond-scale backoffs, and nanosecond-scale ones whose few possible
+/// values make an off-by-one at a bound likely to be drawn.
 fn backoff() -> impl Strategy<Value = Backoff> {
-    (1u64..=5_000, 1.0f64..4.0, 0u64..=50_000, jitter()).prop_map(
-        |(base_us, factor, extra, jitter)| Backoff {
-            base_us,
-            factor,
-            cap_us: base_us + extra,
-            jitter,
-        },
-    )
+    let scale = prop_oneof![
+        (1u64..=5_000_000, 0u64..=50_000_000),
+        (1u64..=6, 0u64..=12),
+    ];
+    (scale, 1.0f64..4.0, jitter()).prop_map(|((base_ns, extra), factor, jitter)| Backoff {
+        base_ns,
+        factor,
+        cap_ns: base_ns + extra,
+        jitter,
+    })
 }
 
 fn policy(b: &Backoff, seed: u64) -> Policy {
     Policy::builder()
         .exponential(
-            Duration::from_micros(b.base_us),
+            Duration::from_nanos(b.base_ns),
             b.factor,
-            Duration::from_micros(b.cap_us),
+            Duration::from_nanos(b.cap_ns),
         )
         .jitter(b.jitter)
         .seed(seed)
@@ -63,7 +67,7 @@ proptest! {
 
     #[test]
     fn delays_stay_within_their_jitter_bounds(b in backoff(), seed: u64, id: u64) {
-        let (base, cap) = (b.base_us * 1_000, b.cap_us * 1_000);
+        let (base, cap) = (b.base_ns, b.cap_ns);
         let mut ceiling = base as f64;
         let mut previous = base;
         for (n, delay) in policy(&b, seed).schedule(id).take(40).enumerate() {
@@ -92,8 +96,8 @@ proptest! {
             Jitter::None => false,
             // Draws span base..=3 x previous, clamped at the cap: with the
             // cap near the base nearly every draw is the cap itself.
-            Jitter::Decorrelated => b.cap_us >= 2 * b.base_us,
-            Jitter::Full | Jitter::Equal => true,
+            Jitter::Decorrelated => b.cap_ns >= 2 * b.base_ns && b.base_ns >= 1_000,
+            Jitter::Full | Jitter::Equal => b.base_ns >= 1_000,
         };
         if spread {
             prop_assert_ne!(a, p.schedule(id + 1).take(16).collect::<Vec<_>>());
@@ -164,9 +168,9 @@ impl Script {
         b = match self.constant_ms {
             Some(ms) => b.constant(Duration::from_millis(ms)),
             None => b.exponential(
-                Duration::from_micros(self.backoff.base_us),
+                Duration::from_nanos(self.backoff.base_ns),
                 self.backoff.factor,
-                Duration::from_micros(self.backoff.cap_us),
+                Duration::from_nanos(self.backoff.cap_ns),
             ),
         };
         if let Some(ms) = self.max_elapsed_ms {
