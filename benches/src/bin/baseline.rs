@@ -23,8 +23,14 @@ const CALLGRIND_BENCHES: &[&str] = &[
     "semaphore_callgrind",
     "rate_limiter_callgrind",
     "circuit_breaker_callgrind",
+    "composition_callgrind",
 ];
-const CRITERION_BENCHES: &[&str] = &["semaphore", "rate_limiter", "circuit_breaker"];
+const CRITERION_BENCHES: &[&str] = &[
+    "semaphore",
+    "rate_limiter",
+    "circuit_breaker",
+    "composition",
+];
 const OURS: &str = "async-patterns";
 
 #[derive(Parser)]

@@ -120,6 +120,9 @@ pub struct Policy {
     cap: Duration,
     jitter: Jitter,
     seed: u64,
+    /// `base` and `cap` in nanoseconds (saturated), for the schedule.
+    base_ns: u64,
+    cap_ns: u64,
 }
 
 /// Builds a [`Policy`]; [`build`](PolicyBuilder::build) validates it.
@@ -161,11 +164,11 @@ impl Policy {
     /// The delays before retries 1, 2, … for retrier `id` (an endless
     /// iterator; the policy's attempt limit is the retrier's business).
     pub fn schedule(&self, id: u64) -> Schedule {
-        let base = nanos(self.base);
+        let base = self.base_ns;
         Schedule {
             rng: SplitMix64::derive(self.seed, id),
             base,
-            cap: nanos(self.cap),
+            cap: self.cap_ns,
             factor: self.factor,
             jitter: self.jitter,
             ceiling: base as f64,
@@ -238,6 +241,8 @@ impl PolicyBuilder {
             cap: self.cap,
             jitter: self.jitter,
             seed: self.seed,
+            base_ns: nanos(self.base),
+            cap_ns: nanos(self.cap),
         })
     }
 }
@@ -276,6 +281,14 @@ impl Iterator for Schedule {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_nanos(self.next_nanos()))
+    }
+}
+
+impl Schedule {
+    /// The next delay in nanoseconds (the retry loop's arithmetic is on
+    /// the clock's nanoseconds, so it skips the `Duration` round trip).
+    fn next_nanos(&mut self) -> u64 {
         let ceiling = self.ceiling_nanos();
         let delay = match self.jitter {
             Jitter::None => ceiling,
@@ -291,7 +304,7 @@ impl Iterator for Schedule {
             }
         };
         self.ceiling = (self.ceiling * self.factor).min(self.cap as f64);
-        Some(Duration::from_nanos(delay))
+        delay
     }
 }
 
@@ -417,8 +430,11 @@ impl<T: Timer> Retrier<T> {
 
     /// Runs `op` until it succeeds, retrying the errors `retryable` accepts.
     ///
-    /// The `k`-th run of this retrier draws its delays from the stream of
-    /// (seed, id, k), so a deterministic caller gets deterministic delays.
+    /// The `k`-th call of this retrier that needs a retry (counting from 0)
+    /// draws its delays from `policy.schedule(SplitMix64::derive(id,
+    /// k).next_u64())`, so a deterministic caller gets deterministic delays.
+    /// A call that succeeds at once reads the clock only if `max_elapsed`
+    /// or a budget needs its start.
     pub async fn run_classified<O, E, F, Fut>(
         &self,
         mut op: F,
@@ -428,24 +444,31 @@ impl<T: Timer> Retrier<T> {
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<O, E>>,
     {
-        let run = self.runs.fetch_add(1, Ordering::Relaxed);
-        let mut schedule = self
-            .policy
-            .schedule(SplitMix64::derive(self.id, run).next_u64());
-        let start = self.timer.now();
-        let deadline = self.policy.max_elapsed.map(|d| Deadline::at(start + d));
-        if let Some(budget) = &self.budget {
+        // A call that succeeds at once reads no clock and draws no delay:
+        // the clock is read up front only if a limit needs the start.
+        let start =
+            (self.policy.max_elapsed.is_some() || self.budget.is_some()).then(|| self.timer.now());
+        let deadline = start
+            .zip(self.policy.max_elapsed)
+            .map(|(start, d)| Deadline::at(start + d));
+        if let (Some(budget), Some(start)) = (&self.budget, start) {
             budget.deposit(start);
         }
+        let mut schedule = None;
         let mut number = 1;
         loop {
             let error = match op(Attempt { number, deadline }).await {
                 Ok(out) => return Ok(out),
                 Err(error) => error,
             };
-            let delay = schedule.next().unwrap_or_default();
+            let schedule = schedule.get_or_insert_with(|| {
+                let k = self.runs.fetch_add(1, Ordering::Relaxed);
+                self.policy
+                    .schedule(SplitMix64::derive(self.id, k).next_u64())
+            });
+            let delay = schedule.next_nanos();
             let now = self.timer.now();
-            let wake = now + delay;
+            let wake = Instant::from_nanos(now.as_nanos().saturating_add(delay));
             let gave_up = if !retryable(&error) {
                 Some(GaveUp::NotRetryable)
             } else if number >= self.policy.max_attempts {
@@ -473,10 +496,10 @@ impl<T: Timer> Retrier<T> {
                     id: self.id,
                     failed_attempt: number,
                     at: now,
-                    delay,
+                    delay: Duration::from_nanos(delay),
                 });
             }
-            if !delay.is_zero() {
+            if delay > 0 {
                 self.timer.sleep_until(wake).await;
             }
             number += 1;

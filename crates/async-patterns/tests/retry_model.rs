@@ -37,10 +37,7 @@ struct Backoff {
 /// Microsecond-scale backoffs, and nanosecond-scale ones whose few possible
 /// values make an off-by-one at a bound likely to be drawn.
 fn backoff() -> impl Strategy<Value = Backoff> {
-    let scale = prop_oneof![
-        (1u64..=5_000_000, 0u64..=50_000_000),
-        (1u64..=6, 0u64..=12),
-    ];
+    let scale = prop_oneof![(1u64..=5_000_000, 0u64..=50_000_000), (1u64..=6, 0u64..=12),];
     (scale, 1.0f64..4.0, jitter()).prop_map(|((base_ns, extra), factor, jitter)| Backoff {
         base_ns,
         factor,
@@ -248,13 +245,18 @@ proptest! {
             });
         }
 
+        let mut retried = 0u64;
         for (run, (idle_ms, attempts)) in s.runs.iter().enumerate() {
             clock.advance(Duration::from_millis(*idle_ms));
             events.lock().unwrap().clear();
             let start = clock.now();
 
             // The model: the same schedule, on paper.
-            let mut schedule = policy.schedule(SplitMix64::derive(7, run as u64).next_u64());
+            // The retrier numbers only the calls that retry.
+            let mut schedule = policy.schedule(SplitMix64::derive(7, retried).next_u64());
+            if attempts[0].0 != Outcome::Ok {
+                retried += 1;
+            }
             let deadline = s.max_elapsed_ms.map(|ms| start + Duration::from_millis(ms));
             if let Some(m) = &mut model_budget { m.deposit(start.as_nanos()); }
             let mut t = start;
