@@ -25,6 +25,7 @@ RETRY = "crates/async-patterns/src/retry.rs"
 BUDGET = "crates/async-patterns/src/retry/budget.rs"
 DEADLINE = "crates/async-patterns/src/deadline.rs"
 FAN_OUT = "crates/async-patterns/src/fan_out.rs"
+ADAPTIVE = "crates/async-patterns/src/adaptive.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
@@ -120,12 +121,18 @@ MUTATIONS = [
      "    match drive::<_, NoTimer, _>(&mut stream, None, |i, o| o.map(|v| place(&mut out, i, v))).await {\n        Ended::Stopped(e) => { std::mem::forget(stream); Err(e) }"),
     ("gather-until-keeps-late-running", "futures still running at the deadline are not dropped", FAN_OUT,
      "    drop(running);", "    std::mem::forget(running);"),
+    ("adaptive-admits-one-more", "the bulkhead admits limit + 1 calls", ADAPTIVE,
+     "if state.in_flight >= state.limit {", "if state.in_flight > state.limit {"),
+    ("adaptive-drop-is-failure", "a dropped call shrinks the limit like a failure", ADAPTIVE,
+     "                _ => before,\n", "                None => self.decreased(before),\n                _ => before,\n"),
+    ("adaptive-grows-when-idle", "the limit grows on successes even while mostly unused", ADAPTIVE,
+     "let busy = state.in_flight.saturating_mul(2) >= state.limit;", "let busy = true;"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
                                 ["semaphore", "semaphore_model", "runtime_agnostic", "rate_limiter_model",
                                  "rate_limiter", "circuit_breaker_model", "retry_model", "retry",
-                                 "deadline_model", "fan_out_model"]]
+                                 "deadline_model", "fan_out_model", "adaptive_model"]]
 
 
 def run(cmd, timeout, env=None):

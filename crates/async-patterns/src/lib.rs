@@ -18,6 +18,8 @@
 //!   [`Deadline`](deadline::Deadline) that nested calls share.
 //! * [`fan_out`] — `gather` / `try_gather` with a concurrency limit, a
 //!   deadline and a streaming form, all inside the caller's task.
+//! * [`adaptive`] — an AIMD concurrency limit that sheds overload: a
+//!   bulkhead whose size follows what the dependency can take.
 //! * [`rng`] — the seeded SplitMix64 generator behind every jitter.
 //! * [`time`] — the injected [`Clock`](time::Clock) and
 //!   [`Timer`](time::Timer) every time-based pattern takes, and a
@@ -28,6 +30,7 @@
 //! synchronisation primitives come from `loom`, so the model checks in
 //! `tests/loom_*.rs` explore every interleaving of the real code.
 
+pub mod adaptive;
 mod buckets;
 pub mod circuit_breaker;
 pub mod deadline;

@@ -1,0 +1,390 @@
+//! An adaptive concurrency limit (AIMD), usable as a bulkhead: it admits a
+//! call only while fewer than `limit` are in flight, and moves `limit` by
+//! how calls end — additive increase while calls succeed quickly and the
+//! limit is in use, multiplicative decrease on a failure or a call slower
+//! than the latency target. Overload is shed at once with [`Overloaded`],
+//! never queued: the caller decides whether to wait, retry or fail.
+//!
+//! This is the seeds' "adaptive rate limiter", done the way services do it
+//! (Netflix's `concurrency-limits` AIMD): the limit tracks how much
+//! concurrency the dependency can take instead of a rate guessed up front.
+//!
+//! # The rule, per finished call
+//!
+//! * failure, or latency above the target: `limit = max(min, ⌊limit × backoff⌋)`;
+//! * success within the target, with at least half the limit in flight
+//!   when it finished: `limit = min(max, limit + increase)`;
+//! * otherwise (a success while the limit is mostly unused, or a dropped
+//!   call): unchanged.
+//!
+//! # Guarantees, and the check that proves each
+//!
+//! | guarantee | checked by |
+//! |---|---|
+//! | calls in flight never exceed the limit in force when each was admitted, nor `max` | proptest `adaptive_limit_matches_reference_model` (`tests/adaptive_model.rs`); loom `loom_adaptive_admissions_never_exceed_the_limit` |
+//! | the limit stays within `min..=max` and follows the rule above exactly | proptest `adaptive_limit_matches_reference_model` |
+//! | a dropped (cancelled) call frees its slot and moves nothing | proptest (drops are in the op mix); loom `loom_adaptive_admissions_never_exceed_the_limit` |
+//! | bad configuration is a typed [`ConfigError`] | unit test `bad_configs_are_typed_errors` |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_patterns::adaptive::{AdaptiveLimit, Config};
+//! use async_patterns::time::ManualClock;
+//!
+//! let config = Config::builder().limits(1, 4, 100).initial(2).build().unwrap();
+//! let limit = AdaptiveLimit::new(config, ManualClock::new());
+//! let a = limit.try_acquire().unwrap();
+//! let b = limit.try_acquire().unwrap();
+//! assert!(limit.try_acquire().is_err()); // shed, not queued
+//! a.success(); // 2 in flight of 2 when it finished: the limit grows
+//! assert_eq!(limit.limit(), 3);
+//! b.failure(); // halves it
+//! assert_eq!(limit.limit(), 1);
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::sync::{Mutex, lock};
+use crate::time::{Clock, Instant};
+
+/// Why a [`Config`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The minimum limit was 0: nothing could ever run.
+    ZeroMin,
+    /// `min <= initial <= max` does not hold.
+    OutOfOrder {
+        /// The minimum.
+        min: u32,
+        /// The initial limit.
+        initial: u32,
+        /// The maximum.
+        max: u32,
+    },
+    /// The additive increase was 0: the limit could never grow.
+    ZeroIncrease,
+    /// The backoff ratio is not a number in (0, 1).
+    Backoff(f64),
+    /// The latency target was zero: every call would count as slow.
+    ZeroLatencyTarget,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroMin => f.write_str("the minimum limit must be at least 1"),
+            ConfigError::OutOfOrder { min, initial, max } => {
+                write!(f, "need min <= initial <= max, got {min}, {initial}, {max}")
+            }
+            ConfigError::ZeroIncrease => f.write_str("the additive increase must be at least 1"),
+            ConfigError::Backoff(b) => write!(f, "backoff ratio {b} is not in (0, 1)"),
+            ConfigError::ZeroLatencyTarget => f.write_str("the latency target must be above zero"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated AIMD configuration; build it with [`Config::builder`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    min: u32,
+    max: u32,
+    initial: u32,
+    increase: u32,
+    backoff: f64,
+    latency_target: Option<Duration>,
+}
+
+/// Builds a [`Config`]. Defaults: limits 1..=1000 starting at 10, increase
+/// 1, backoff 0.5, no latency target.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigBuilder {
+    min: u32,
+    max: u32,
+    initial: Option<u32>,
+    increase: u32,
+    backoff: f64,
+    latency_target: Option<Duration>,
+}
+
+impl Config {
+    /// A builder with the defaults listed on [`ConfigBuilder`].
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            min: 1,
+            max: 1_000,
+            initial: None,
+            increase: 1,
+            backoff: 0.5,
+            latency_target: None,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// The limit's range and its initial value.
+    pub fn limits(mut self, min: u32, initial: u32, max: u32) -> Self {
+        (self.min, self.max, self.initial) = (min, max, Some(initial));
+        self
+    }
+
+    /// The initial limit (default: 10, or `min` if higher).
+    pub fn initial(mut self, initial: u32) -> Self {
+        self.initial = Some(initial);
+        self
+    }
+
+    /// Added to the limit per fast success at high use (default 1).
+    pub fn increase(mut self, step: u32) -> Self {
+        self.increase = step;
+        self
+    }
+
+    /// The limit is multiplied by this on a failure or slow call (default 0.5).
+    pub fn backoff(mut self, ratio: f64) -> Self {
+        self.backoff = ratio;
+        self
+    }
+
+    /// Calls slower than this count as overload, like failures.
+    pub fn latency_target(mut self, target: Duration) -> Self {
+        self.latency_target = Some(target);
+        self
+    }
+
+    /// Validates the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let initial = self.initial.unwrap_or(self.min.max(10).min(self.max));
+        if self.min == 0 {
+            return Err(ConfigError::ZeroMin);
+        }
+        if !(self.min <= initial && initial <= self.max) {
+            return Err(ConfigError::OutOfOrder {
+                min: self.min,
+                initial,
+                max: self.max,
+            });
+        }
+        if self.increase == 0 {
+            return Err(ConfigError::ZeroIncrease);
+        }
+        if !(self.backoff > 0.0 && self.backoff < 1.0) {
+            return Err(ConfigError::Backoff(self.backoff));
+        }
+        if self.latency_target == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroLatencyTarget);
+        }
+        Ok(Config {
+            min: self.min,
+            max: self.max,
+            initial,
+            increase: self.increase,
+            backoff: self.backoff,
+            latency_target: self.latency_target,
+        })
+    }
+}
+
+/// "Not now": the limit is reached; the call was shed without running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded {
+    /// The limit in force.
+    pub limit: u32,
+}
+
+impl fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "overloaded: {} calls in flight already", self.limit)
+    }
+}
+
+impl std::error::Error for Overloaded {}
+
+#[derive(Debug)]
+struct State {
+    limit: u32,
+    in_flight: u32,
+}
+
+type Observer = Box<dyn Fn(u32) + Send + Sync>;
+
+/// An AIMD concurrency limit on an injected clock. See the
+/// [module docs](self).
+pub struct AdaptiveLimit<C> {
+    config: Config,
+    clock: C,
+    state: Mutex<State>,
+    observer: Option<Observer>,
+}
+
+impl<C: Clock> AdaptiveLimit<C> {
+    /// A limit at `config`'s initial value, nothing in flight.
+    pub fn new(config: Config, clock: C) -> Self {
+        AdaptiveLimit {
+            state: Mutex::new(State {
+                limit: config.initial,
+                in_flight: 0,
+            }),
+            config,
+            clock,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` with the new limit whenever it changes (outside
+    /// the lock).
+    pub fn with_observer(mut self, observer: impl Fn(u32) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> u32 {
+        lock(&self.state).limit
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> u32 {
+        lock(&self.state).in_flight
+    }
+
+    /// Admits one call if fewer than the limit are in flight.
+    pub fn try_acquire(&self) -> Result<AdaptivePermit<'_, C>, Overloaded> {
+        {
+            let mut state = lock(&self.state);
+            if state.in_flight >= state.limit {
+                return Err(Overloaded { limit: state.limit });
+            }
+            state.in_flight += 1;
+        }
+        Ok(AdaptivePermit {
+            owner: self,
+            started: self.clock.now(),
+            done: false,
+        })
+    }
+
+    fn finish(&self, started: Instant, failed: Option<bool>) {
+        let now = self.clock.now();
+        let changed = {
+            let mut state = lock(&self.state);
+            // Use is judged with this call still counted in flight.
+            let busy = state.in_flight.saturating_mul(2) >= state.limit;
+            state.in_flight -= 1;
+            let slow = self
+                .config
+                .latency_target
+                .is_some_and(|t| now.saturating_duration_since(started) > t);
+            let before = state.limit;
+            state.limit = match failed {
+                Some(true) => self.decreased(before),
+                Some(false) if slow => self.decreased(before),
+                Some(false) if busy => before
+                    .saturating_add(self.config.increase)
+                    .min(self.config.max),
+                _ => before,
+            };
+            (state.limit != before).then_some(state.limit)
+        };
+        if let (Some(limit), Some(observer)) = (changed, &self.observer) {
+            observer(limit);
+        }
+    }
+
+    fn decreased(&self, limit: u32) -> u32 {
+        // Floor of a product of a u32 and a ratio in (0, 1): fits in u32.
+        ((f64::from(limit) * self.config.backoff) as u32).max(self.config.min)
+    }
+}
+
+impl<C> fmt::Debug for AdaptiveLimit<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.state);
+        f.debug_struct("AdaptiveLimit")
+            .field("limit", &state.limit)
+            .field("in_flight", &state.in_flight)
+            .finish()
+    }
+}
+
+/// One admitted call: report how it went with
+/// [`success`](AdaptivePermit::success) or
+/// [`failure`](AdaptivePermit::failure); dropping it frees the slot and
+/// moves nothing.
+#[must_use = "report the call's outcome, or drop the permit to abandon it"]
+pub struct AdaptivePermit<'a, C: Clock> {
+    owner: &'a AdaptiveLimit<C>,
+    started: Instant,
+    done: bool,
+}
+
+impl<C: Clock> AdaptivePermit<'_, C> {
+    /// The call succeeded (its latency is measured on the limit's clock).
+    pub fn success(mut self) {
+        self.done = true;
+        self.owner.finish(self.started, Some(false));
+    }
+
+    /// The call failed, or was rejected downstream as overload.
+    pub fn failure(mut self) {
+        self.done = true;
+        self.owner.finish(self.started, Some(true));
+    }
+}
+
+impl<C: Clock> Drop for AdaptivePermit<'_, C> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.owner.finish(self.started, None);
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for AdaptivePermit<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdaptivePermit")
+            .field("started", &self.started)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(async_patterns_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_configs_are_typed_errors() {
+        let err = |b: ConfigBuilder| b.build().unwrap_err();
+        assert_eq!(err(Config::builder().limits(0, 1, 5)), ConfigError::ZeroMin);
+        assert_eq!(
+            err(Config::builder().limits(2, 1, 5)),
+            ConfigError::OutOfOrder {
+                min: 2,
+                initial: 1,
+                max: 5
+            }
+        );
+        assert_eq!(
+            err(Config::builder().increase(0)),
+            ConfigError::ZeroIncrease
+        );
+        assert_eq!(
+            err(Config::builder().backoff(1.0)),
+            ConfigError::Backoff(1.0)
+        );
+        assert!(matches!(
+            err(Config::builder().backoff(f64::NAN)),
+            ConfigError::Backoff(_)
+        ));
+        assert_eq!(
+            err(Config::builder().latency_target(Duration::ZERO)),
+            ConfigError::ZeroLatencyTarget
+        );
+        assert_eq!(Config::builder().build().unwrap().initial, 10);
+    }
+}
