@@ -26,6 +26,7 @@ BUDGET = "crates/async-patterns/src/retry/budget.rs"
 DEADLINE = "crates/async-patterns/src/deadline.rs"
 FAN_OUT = "crates/async-patterns/src/fan_out.rs"
 ADAPTIVE = "crates/async-patterns/src/adaptive.rs"
+PIPELINE = "crates/async-patterns/src/pipeline.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
@@ -127,12 +128,20 @@ MUTATIONS = [
      "                _ => before,\n", "                None => self.decreased(before),\n                _ => before,\n"),
     ("adaptive-grows-when-idle", "the limit grows on successes even while mostly unused", ADAPTIVE,
      "let busy = state.in_flight.saturating_mul(2) >= state.limit;", "let busy = true;"),
+    ("pipeline-stage-overruns", "a stage runs one item more than its concurrency", PIPELINE,
+     "Order::Ordered => Either::Left(calls.buffered(concurrency.get())),", "Order::Ordered => Either::Left(calls.buffered(concurrency.get() + 1)),"),
+    ("pipeline-ordered-is-unordered", "ordered mode delivers items as they finish", PIPELINE,
+     "Order::Ordered => Either::Left(calls.buffered(concurrency.get())),", "Order::Ordered => Either::Right(calls.buffer_unordered(concurrency.get())),"),
+    ("pipeline-dead-letters-lost", "errors meant for the dead-letter sink are dropped", PIPELINE,
+     "                    sink(e);\n", "                    let _ = (sink, e);\n"),
+    ("pipeline-shutdown-ignored", "a shut-down source keeps yielding", PIPELINE,
+     "            if state.down {\n                return Poll::Ready(None);", "            if state.down && false {\n                return Poll::Ready(None);"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
                                 ["semaphore", "semaphore_model", "runtime_agnostic", "rate_limiter_model",
                                  "rate_limiter", "circuit_breaker_model", "retry_model", "retry",
-                                 "deadline_model", "fan_out_model", "adaptive_model"]]
+                                 "deadline_model", "fan_out_model", "adaptive_model", "pipeline_model", "pipeline"]]
 
 
 def run(cmd, timeout, env=None):

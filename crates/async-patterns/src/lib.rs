@@ -18,6 +18,9 @@
 //!   [`Deadline`](deadline::Deadline) that nested calls share.
 //! * [`fan_out`] — `gather` / `try_gather` with a concurrency limit, a
 //!   deadline and a streaming form, all inside the caller's task.
+//! * [`pipeline`] — producer → stages → consumer with per-stage
+//!   concurrency, backpressure, ordered or unordered delivery, error
+//!   policies, drain on shutdown and cancel on drop.
 //! * [`adaptive`] — an AIMD concurrency limit that sheds overload: a
 //!   bulkhead whose size follows what the dependency can take.
 //! * [`rng`] — the seeded SplitMix64 generator behind every jitter.
@@ -35,6 +38,7 @@ mod buckets;
 pub mod circuit_breaker;
 pub mod deadline;
 pub mod fan_out;
+pub mod pipeline;
 pub mod rate_limiter;
 pub mod retry;
 pub mod rng;
