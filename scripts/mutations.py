@@ -131,7 +131,7 @@ MUTATIONS = [
     ("pipeline-stage-overruns", "a stage runs one item more than its concurrency", PIPELINE,
      "Order::Ordered => Either::Left(calls.buffered(concurrency.get())),", "Order::Ordered => Either::Left(calls.buffered(concurrency.get() + 1)),"),
     ("pipeline-ordered-is-unordered", "ordered mode delivers items as they finish", PIPELINE,
-     "Order::Ordered => Either::Left(calls.buffered(concurrency.get())),", "Order::Ordered => Either::Right(calls.buffer_unordered(concurrency.get())),"),
+     "        let stream = match self.order {", "        let stream = match Order::Unordered {"),
     ("pipeline-dead-letters-lost", "errors meant for the dead-letter sink are dropped", PIPELINE,
      "                    sink(e);\n", "                    let _ = (sink, e);\n"),
     ("pipeline-shutdown-ignored", "a shut-down source keeps yielding", PIPELINE,

@@ -7,7 +7,9 @@
 //!   ready at once, so this is the wrapper's own cost);
 //! * gather with a limit against futures' `buffered` (ordered, like
 //!   gather) and `buffer_unordered` (like `gather_stream`), same limit, and
-//!   unbounded `join_all` for reference.
+//!   unbounded `join_all` for reference;
+//! * the pipeline against a hand-wired chain of tokio tasks and mpsc
+//!   channels.
 //!
 //! Everything runs on one current-thread tokio runtime; each sample runs
 //! its iterations inside one `block_on`, so the runtime's entry cost is
@@ -18,9 +20,9 @@ use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use async_patterns::deadline;
 use async_patterns::fan_out::gather;
 use async_patterns::retry::{Policy, Retrier};
+use async_patterns::{deadline, pipeline};
 use async_patterns_tokio::TokioTimer;
 use backon::{ConstantBuilder, Retryable};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -188,5 +190,70 @@ fn fan_out(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, retry, timeout, fan_out);
+/// 10,000 items through two stages that each await once (a yield) per
+/// item: our single-task pipeline (concurrency 8 per stage) beside the
+/// hand-wired chain people write — a producer task, one task per stage and
+/// tokio mpsc channels of capacity 8 between them — on the same runtime.
+fn pipeline(c: &mut Criterion) {
+    const ITEMS: u64 = 10_000;
+    const CAP: usize = 8;
+    let rt = runtime();
+    let mut g = c.benchmark_group("pipeline/10000_items_2_stages");
+    g.bench_function("async-patterns", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, async {
+                for _ in 0..iters {
+                    let cap = NonZeroUsize::new(CAP).unwrap();
+                    let step = |x: u64| async move {
+                        tokio::task::yield_now().await;
+                        Ok::<_, ()>(x + 1)
+                    };
+                    let mut sum = 0;
+                    pipeline::pipeline(futures::stream::iter(0..ITEMS), pipeline::Order::Ordered)
+                        .stage(cap, step)
+                        .stage(cap, step)
+                        .run(pipeline::OnError::Deliver, |x| sum += x.unwrap())
+                        .await;
+                    black_box(sum);
+                }
+            })
+        })
+    });
+    g.bench_function("tokio mpsc chain", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, async {
+                for _ in 0..iters {
+                    let (tx0, mut rx0) = tokio::sync::mpsc::channel::<u64>(CAP);
+                    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<u64>(CAP);
+                    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<u64>(CAP);
+                    tokio::spawn(async move {
+                        for x in 0..ITEMS {
+                            tx0.send(x).await.unwrap();
+                        }
+                    });
+                    tokio::spawn(async move {
+                        while let Some(x) = rx0.recv().await {
+                            tokio::task::yield_now().await;
+                            tx1.send(x + 1).await.unwrap();
+                        }
+                    });
+                    tokio::spawn(async move {
+                        while let Some(x) = rx1.recv().await {
+                            tokio::task::yield_now().await;
+                            tx2.send(x + 1).await.unwrap();
+                        }
+                    });
+                    let mut sum = 0;
+                    while let Some(x) = rx2.recv().await {
+                        sum += x;
+                    }
+                    black_box(sum);
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, retry, timeout, fan_out, pipeline);
 criterion_main!(benches);
