@@ -136,6 +136,8 @@ MUTATIONS = [
      "                    sink(e);\n", "                    let _ = (sink, e);\n"),
     ("pipeline-shutdown-ignored", "a shut-down source keeps yielding", PIPELINE,
      "            if state.down {\n                return Poll::Ready(None);", "            if state.down && false {\n                return Poll::Ready(None);"),
+    ("pipeline-shutdown-no-wake", "shutdown does not wake a source waiting for an item", PIPELINE,
+     "        for waker in wakers {\n            waker.wake();", "        for waker in wakers {\n            drop(waker);"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
