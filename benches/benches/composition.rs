@@ -44,20 +44,6 @@ fn timed(rt: &tokio::runtime::Runtime, body: impl Future<Output = ()>) -> Durati
     })
 }
 
-/// An operation that fails `failures` times per call, then succeeds.
-fn flaky(failures: u32) -> impl FnMut() -> std::future::Ready<Result<u32, &'static str>> {
-    let mut seen = 0;
-    move || {
-        seen += 1;
-        if seen > failures {
-            seen = 0;
-            std::future::ready(Ok(black_box(7)))
-        } else {
-            std::future::ready(Err("unavailable"))
-        }
-    }
-}
-
 fn retry(c: &mut Criterion) {
     let rt = runtime();
     for failures in [0u32, 3] {
@@ -70,7 +56,7 @@ fn retry(c: &mut Criterion) {
         let retrier = rt.block_on(async { Retrier::new(policy, TokioTimer::new()) });
         g.bench_function("async-patterns", |b| {
             b.iter_custom(|iters| {
-                let mut op = flaky(failures);
+                let mut op = async_patterns_benches::flaky(failures);
                 timed(&rt, async {
                     for _ in 0..iters {
                         black_box(retrier.run(|_| op()).await.unwrap());
@@ -83,7 +69,7 @@ fn retry(c: &mut Criterion) {
             .with_max_times(3);
         g.bench_function("backon", |b| {
             b.iter_custom(|iters| {
-                let mut op = flaky(failures);
+                let mut op = async_patterns_benches::flaky(failures);
                 timed(&rt, async {
                     for _ in 0..iters {
                         let call = (&mut op).retry(backoff).sleep(tokio::time::sleep);

@@ -23,20 +23,6 @@ use gungraun::{library_benchmark, library_benchmark_group, main};
 
 const CALLS: usize = 1_000;
 
-/// An operation that fails `failures` times per call, then succeeds.
-fn flaky(failures: u32) -> impl FnMut() -> std::future::Ready<Result<u32, &'static str>> {
-    let mut seen = 0;
-    move || {
-        seen += 1;
-        if seen > failures {
-            seen = 0;
-            std::future::ready(Ok(black_box(7)))
-        } else {
-            std::future::ready(Err("unavailable"))
-        }
-    }
-}
-
 fn retry_ours(failures: u32) {
     let policy = Policy::builder()
         .max_attempts(4)
@@ -44,7 +30,7 @@ fn retry_ours(failures: u32) {
         .build()
         .unwrap();
     let retrier = Retrier::new(policy, ManualClock::new());
-    let mut op = flaky(failures);
+    let mut op = async_patterns_benches::flaky(failures);
     block_on(async {
         for _ in 0..CALLS {
             black_box(retrier.run(|_| op()).await.unwrap());
@@ -56,7 +42,7 @@ fn retry_backon(failures: u32) {
     let backoff = ConstantBuilder::new()
         .with_delay(Duration::ZERO)
         .with_max_times(3);
-    let mut op = flaky(failures);
+    let mut op = async_patterns_benches::flaky(failures);
     block_on(async {
         for _ in 0..CALLS {
             let call = (&mut op).retry(backoff).sleep(|_| std::future::ready(()));

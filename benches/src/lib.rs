@@ -30,3 +30,18 @@ pub fn breaker() -> CircuitBreaker<ManualClock> {
         .expect("a valid config");
     CircuitBreaker::new(config, ManualClock::new())
 }
+
+/// An operation for the retry benches that fails `failures` times per
+/// call, then succeeds, round after round.
+pub fn flaky(failures: u32) -> impl FnMut() -> std::future::Ready<Result<u32, &'static str>> {
+    let mut seen = 0;
+    move || {
+        seen += 1;
+        if seen > failures {
+            seen = 0;
+            std::future::ready(Ok(std::hint::black_box(7)))
+        } else {
+            std::future::ready(Err("unavailable"))
+        }
+    }
+}
