@@ -137,7 +137,9 @@ MUTATIONS = [
     ("pipeline-shutdown-ignored", "a shut-down source keeps yielding", PIPELINE,
      "            if state.down {\n                return Poll::Ready(None);", "            if state.down && false {\n                return Poll::Ready(None);"),
     ("pipeline-shutdown-no-wake", "shutdown does not wake a source waiting for an item", PIPELINE,
-     "        for waker in wakers {\n            waker.wake();", "        for waker in wakers {\n            drop(waker);"),
+     "        for (_, waker) in wakers {\n            waker.wake();", "        for (_, waker) in wakers {\n            drop(waker);"),
+    ("gather-until-creates-the-rest", "at the deadline, every input never started is created to be counted", FAN_OUT,
+     "        (lo, Some(hi)) if lo == hi => lo,", "        (lo, Some(hi)) if lo == hi && false => lo,"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in

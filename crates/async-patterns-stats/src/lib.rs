@@ -10,7 +10,7 @@
 //!
 //! | guarantee | checked by |
 //! |---|---|
-//! | every percentile is within the configured precision of the exact quantile of the samples (never below it, above it by at most `value / 10^digits + 1 ns`) | proptest `percentiles_are_within_precision_of_exact_quantiles` (`tests/stats_model.rs`) |
+//! | every percentile is within the configured precision of the exact quantile of the samples (never below it, above it by at most `value / 10^digits + 1 ns`, never above the exact max) — for samples up to the trackable maximum; samples above it count as the maximum | proptest `percentiles_are_within_precision_of_exact_quantiles` (`tests/stats_model.rs`) |
 //! | count, max and mean are exact (the mean is kept as an exact sum, not read back from the buckets) | proptest `percentiles_are_within_precision_of_exact_quantiles` |
 //! | merging recorders equals recording every sample into one | proptest `merge_equals_recording_everything_once` |
 //! | values above the trackable maximum are clamped to it and counted, never dropped or a panic | unit test `values_beyond_the_maximum_are_clamped_and_counted` |
@@ -191,7 +191,10 @@ impl LatencyRecorder {
         if self.hist.is_empty() {
             return Duration::ZERO;
         }
-        Duration::from_nanos(self.hist.value_at_quantile(q.clamp(0.0, 1.0)))
+        // A bucket's highest equivalent value may lie above every sample:
+        // never report more than the exact maximum.
+        let value = self.hist.value_at_quantile(q.clamp(0.0, 1.0));
+        Duration::from_nanos(value.min(self.max_seen))
     }
 
     /// Count, mean, percentiles, max and throughput.

@@ -13,8 +13,11 @@
 //! * [`gather_stream`] — outcomes as they complete, with their input index.
 //!
 //! Inputs are pulled from the iterator only when a slot is free, so at most
-//! `L` futures exist at once, not just run. Inputs must be finite (the
-//! deadline forms count the inputs never started, to mark them).
+//! `L` futures exist at once, not just run. Inputs must be finite: the
+//! deadline forms mark the inputs never started as `Elapsed` too, counting
+//! them from the iterator's size hint when it is exact (no future created),
+//! or else by pulling them (each created and dropped unpolled — so with such
+//! an iterator, do not make creating an input start work, e.g. spawn).
 //!
 //! # Guarantees, and the check that proves each
 //!
@@ -254,7 +257,14 @@ fn finish<I: Iterator, O>(
         ..
     } = stream;
     drop(running);
-    let total = started + inputs.count();
+    // Inputs never started are counted from the iterator's size hint when
+    // it is exact (vectors, ranges, maps over them), so none is created;
+    // otherwise they must be pulled to be counted (created, never polled).
+    let never_started = match inputs.size_hint() {
+        (lo, Some(hi)) if lo == hi => lo,
+        _ => inputs.count(),
+    };
+    let total = started + never_started;
     out.resize_with(total, || None);
     out.into_iter()
         .map(|o| o.ok_or(Elapsed { deadline }))

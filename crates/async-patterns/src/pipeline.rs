@@ -34,6 +34,7 @@
 //! | items in flight (taken from the source, not yet consumed) never exceed the sum of the stages' concurrency | proptest `pipeline_delivers_every_item_exactly_once` (a gauge checked at every pull) |
 //! | shutdown drains: every item taken before it is delivered, none after | proptest `shutdown_drains_what_was_taken` |
 //! | cancel stops at once: dropping `run` drops every item in flight | proptest `cancel_drops_everything_in_flight` |
+//! | a shared signal holds wakers only for live sources (no growth across many pipelines) | unit test `finished_and_dropped_sources_free_their_waker_slots`; loom `loom_shutdown_wakes_a_pending_source` (no lost wake-up) |
 //! | the event order of a fixed run does not change unnoticed | insta snapshot `pipeline_event_order` (`tests/pipeline.rs`, in `snapshots/`) |
 //!
 //! # Example
@@ -64,6 +65,8 @@ use std::task::{Context, Poll, Waker};
 use futures_util::future::Either;
 use futures_util::stream::{Stream, StreamExt};
 use pin_project_lite::pin_project;
+
+use slab::Slab;
 
 use crate::sync::{Arc, Mutex, lock};
 
@@ -219,10 +222,13 @@ pub struct Shutdown {
     inner: Arc<Mutex<ShutdownState>>,
 }
 
+/// The signal, and one waker slot per live guarded source (a source frees
+/// its slot when it ends or is dropped, so a long-lived signal shared by
+/// many short pipelines holds only the wakers of those still running).
 #[derive(Default)]
 struct ShutdownState {
     down: bool,
-    wakers: Vec<Waker>,
+    wakers: Slab<Waker>,
 }
 
 impl Shutdown {
@@ -238,7 +244,7 @@ impl Shutdown {
             state.down = true;
             std::mem::take(&mut state.wakers)
         };
-        for waker in wakers {
+        for (_, waker) in wakers {
             waker.wake();
         }
     }
@@ -253,6 +259,7 @@ impl Shutdown {
         Guarded {
             source,
             shutdown: self.clone(),
+            slot: None,
         }
     }
 }
@@ -272,6 +279,26 @@ pin_project! {
         #[pin]
         source: S,
         shutdown: Shutdown,
+        // This source's waker slot in the signal, while it has one.
+        slot: Option<usize>,
+    }
+
+    impl<S> PinnedDrop for Guarded<S> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            release(this.shutdown, this.slot);
+        }
+    }
+}
+
+/// Frees a guarded source's waker slot, if it holds one.
+fn release(shutdown: &Shutdown, slot: &mut Option<usize>) {
+    if let Some(key) = slot.take() {
+        let mut state = lock(&shutdown.inner);
+        // After a shutdown the slab was emptied (and may hold new keys).
+        if !state.down {
+            state.wakers.try_remove(key);
+        }
     }
 }
 
@@ -283,13 +310,19 @@ impl<S: Stream> Stream for Guarded<S> {
         {
             let mut state = lock(&this.shutdown.inner);
             if state.down {
+                *this.slot = None; // the shutdown took every waker
                 return Poll::Ready(None);
             }
-            if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                state.wakers.push(cx.waker().clone());
+            match this.slot.and_then(|key| state.wakers.get_mut(key)) {
+                Some(waker) => waker.clone_from(cx.waker()),
+                None => *this.slot = Some(state.wakers.insert(cx.waker().clone())),
             }
         }
-        this.source.poll_next(cx)
+        let item = this.source.poll_next(cx);
+        if let Poll::Ready(None) = item {
+            release(this.shutdown, this.slot);
+        }
+        item
     }
 }
 
@@ -298,5 +331,35 @@ impl<S> fmt::Debug for Guarded<S> {
         f.debug_struct("Guarded")
             .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(async_patterns_loom)))]
+mod tests {
+    use super::*;
+
+    /// A signal shared by many short-lived pipelines holds wakers only for
+    /// the sources still alive.
+    #[test]
+    fn finished_and_dropped_sources_free_their_waker_slots() {
+        let shutdown = Shutdown::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..100 {
+            let mut pending = Box::pin(shutdown.guard(futures::stream::pending::<u8>()));
+            assert!(pending.as_mut().poll_next(&mut cx).is_pending());
+            let mut ended = Box::pin(shutdown.guard(futures::stream::iter([1u8])));
+            assert_eq!(ended.as_mut().poll_next(&mut cx), Poll::Ready(Some(1)));
+            assert_eq!(ended.as_mut().poll_next(&mut cx), Poll::Ready(None));
+            assert_eq!(
+                lock(&shutdown.inner).wakers.len(),
+                1,
+                "only the pending source"
+            );
+        }
+        assert_eq!(lock(&shutdown.inner).wakers.len(), 0);
+        let mut last = Box::pin(shutdown.guard(futures::stream::pending::<u8>()));
+        assert!(last.as_mut().poll_next(&mut cx).is_pending());
+        shutdown.shutdown();
+        assert_eq!(last.as_mut().poll_next(&mut cx), Poll::Ready(None));
     }
 }

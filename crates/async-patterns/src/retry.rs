@@ -208,7 +208,10 @@ impl PolicyBuilder {
         self
     }
 
-    /// The seed every retrier's delays derive from (with its id).
+    /// The seed every retrier's delays derive from (with its id). The
+    /// default is 0: the core never seeds itself from the system, so give
+    /// each process (and each retrier, with [`Retrier::with_id`]) its own
+    /// seed or id, or a fleet retries in lockstep.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -430,9 +433,15 @@ impl<T: Timer> Retrier<T> {
 
     /// Runs `op` until it succeeds, retrying the errors `retryable` accepts.
     ///
-    /// The `k`-th call of this retrier that needs a retry (counting from 0)
-    /// draws its delays from `policy.schedule(SplitMix64::derive(id,
+    /// The `k`-th call of this retrier whose first attempt fails (counting
+    /// from 0) draws its delays from `policy.schedule(SplitMix64::derive(id,
     /// k).next_u64())`, so a deterministic caller gets deterministic delays.
+    ///
+    /// `max_elapsed` stops *retries*; it does not cut an attempt short. To
+    /// bound the attempts too, wrap each in
+    /// [`timeout_at`](crate::deadline::timeout_at) with
+    /// [`Attempt::deadline`]. A retry's budget is withdrawn before its
+    /// sleep, so a call cancelled during the sleep has spent it.
     /// A call that succeeds at once reads the clock only if `max_elapsed`
     /// or a budget needs its start.
     pub async fn run_classified<O, E, F, Fut>(

@@ -26,12 +26,14 @@ use proptest::prelude::*;
 struct Gauge {
     alive: AtomicUsize,
     max: AtomicUsize,
+    created: AtomicUsize,
 }
 
 struct Alive(Arc<Gauge>);
 
 impl Alive {
     fn new(g: &Arc<Gauge>) -> Self {
+        g.created.fetch_add(1, Ordering::SeqCst);
         let now = g.alive.fetch_add(1, Ordering::SeqCst) + 1;
         g.max.fetch_max(now, Ordering::SeqCst);
         Alive(g.clone())
@@ -172,5 +174,16 @@ proptest! {
         }
         prop_assert!(gauge.max.load(Ordering::SeqCst) <= l, "more than L alive");
         prop_assert_eq!(gauge.alive.load(Ordering::SeqCst), 0, "a late future is still alive");
+        // Inputs that would start after the deadline are never created
+        // (the inputs here have an exact size hint).
+        let started_by_deadline = {
+            let mut free: BinaryHeap<Reverse<u64>> = (0..l).map(|_| Reverse(0)).collect();
+            inputs.iter().take_while(|&&(ms, _)| {
+                let Reverse(start) = free.pop().unwrap();
+                free.push(Reverse(start + ms));
+                start <= deadline_ms
+            }).count()
+        };
+        prop_assert!(gauge.created.load(Ordering::SeqCst) <= started_by_deadline + l, "inputs created after the deadline");
     }
 }

@@ -68,6 +68,10 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// A budget of `ratio` retries per call (0.2 = one retry per five calls)
     /// plus `min_per_sec` retries per second, over a sliding `window`.
+    ///
+    /// Both round down to whole retries: the floor is `⌊min_per_sec ×
+    /// window⌋` (1 per second over 500 ms is no floor), the ratio is held in
+    /// whole parts per million.
     pub fn new(ratio: f64, min_per_sec: u32, window: Duration) -> Result<Self, BudgetError> {
         if !(0.0..=100.0).contains(&ratio) {
             return Err(BudgetError::RatioOutOfRange(ratio));
