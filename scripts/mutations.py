@@ -135,7 +135,7 @@ MUTATIONS = [
     ("pipeline-dead-letters-lost", "errors meant for the dead-letter sink are dropped", PIPELINE,
      "                    sink(e);\n", "                    let _ = (sink, e);\n"),
     ("pipeline-shutdown-ignored", "a shut-down source keeps yielding", PIPELINE,
-     "            if state.down {\n                return Poll::Ready(None);", "            if state.down && false {\n                return Poll::Ready(None);"),
+     "            if state.down {\n                *this.slot = None;", "            if state.down && false {\n                *this.slot = None;"),
     ("pipeline-shutdown-no-wake", "shutdown does not wake a source waiting for an item", PIPELINE,
      "        for (_, waker) in wakers {\n            waker.wake();", "        for (_, waker) in wakers {\n            drop(waker);"),
     ("gather-until-creates-the-rest", "at the deadline, every input never started is created to be counted", FAN_OUT,
