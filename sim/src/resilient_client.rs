@@ -1,0 +1,371 @@
+//! A client with retry, circuit breaker and rate limiter against a flaky
+//! server, while the link between them is partitioned and repaired.
+//!
+//! Each logical request is one task on the client host: up to 4 attempts
+//! (retry with decorrelated jitter and a shared budget), each waiting for
+//! the rate limiter, asking the breaker for a permit, and sending over a
+//! fresh TCP connection under a 200 ms timeout. The server fails 10% of
+//! requests (a seeded choice) and answers after 10 ms.
+//!
+//! Invariants, checked on every run:
+//! * every logical request ends exactly once (a value or a reported error);
+//! * the client never sends faster than the limiter's quota (10/s, burst
+//!   3, below the offered 20/s) allows, and the server never observes more
+//!   than the quota plus the network's jitter (three one-way trips);
+//! * no attempt is sent while the breaker is open;
+//! * while a partition lasts longer than it takes to fail 3 attempts in a
+//!   row, the breaker opens; after the last repair it is closed again by
+//!   the end of the run;
+//! * retries stay within the budget's allowance.
+
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+use async_patterns::deadline;
+use async_patterns::rate_limiter::{Quota, RateLimiter};
+use async_patterns::retry::{Jitter, Policy, Retrier, RetryBudget};
+use async_patterns::rng::SplitMix64;
+use async_patterns_tokio::TokioTimer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use turmoil::net::{TcpListener, TcpStream};
+
+use crate::{FaultPlan, Outcome, Scenario, Trace, hash_trace};
+
+/// The scenario's entry for the CLI.
+pub const SCENARIO: Scenario = Scenario {
+    name: "resilient-client",
+    checks: "retry + breaker + limiter vs a flaky server through a partition: exactly-once outcomes, \
+             send rate within the quota, nothing sent while open, the breaker opens during and closes after \
+             the partition, retries within budget",
+    run,
+};
+
+const REQUESTS: u64 = 160;
+const SPACING: Duration = Duration::from_millis(50);
+const PORT: u16 = 9000;
+const RATE_PER_SEC: u32 = 10;
+const BURST: u32 = 3;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
+const TRIP_AFTER: u32 = 3;
+const OPEN_FOR: Duration = Duration::from_millis(500);
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Record {
+    /// Logical request outcomes: (id, Ok(latency) or Err(reason)).
+    ends: Vec<(u64, Result<Duration, String>)>,
+    /// Client send times (every attempt that reached the wire).
+    sends: Vec<Duration>,
+    /// Server arrival times.
+    arrivals: Vec<Duration>,
+    /// Breaker transitions: (at, the new state).
+    transitions: Vec<(Duration, State)>,
+    retries: u64,
+}
+
+/// Runs one seed under `plan`.
+pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
+    let trace = Trace::default();
+    let record = Arc::new(Mutex::new(Record::default()));
+    let mut jitter = SplitMix64::derive(seed, 1);
+    let latency_ms = (jitter.between(1, 5), jitter.between(6, 25));
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(std::time::UNIX_EPOCH)
+        .simulation_duration(Duration::from_secs(60))
+        .min_message_latency(Duration::from_millis(latency_ms.0))
+        .max_message_latency(Duration::from_millis(latency_ms.1))
+        .build();
+
+    let (t, r) = (trace.clone(), record.clone());
+    sim.host("server", move || {
+        let (trace, record) = (t.clone(), r.clone());
+        async move {
+            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+            loop {
+                let (stream, _) = listener.accept().await?;
+                let (trace, record) = (trace.clone(), record.clone());
+                tokio::task::spawn_local(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut line = String::new();
+                    if BufReader::new(read).read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                    record.lock().unwrap().arrivals.push(now());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    // A seeded 10% of requests fail, the same on every replay.
+                    let n = record.lock().unwrap().arrivals.len() as u64;
+                    let fails = SplitMix64::derive(seed, n).between(0, 9) == 0;
+                    trace.log(
+                        now(),
+                        format!(
+                            "server: request {id} -> {}",
+                            if fails { "error" } else { "ok" }
+                        ),
+                    );
+                    let reply = if fails { "err\n" } else { "ok\n" };
+                    let _ = write.write_all(reply.as_bytes()).await;
+                });
+            }
+        }
+    });
+
+    let chaos = plan.clone();
+    let t = trace.clone();
+    sim.client("chaos", async move {
+        for p in &chaos.partitions {
+            tokio::time::sleep(p.start.saturating_sub(now())).await;
+            turmoil::partition("client", "server");
+            t.log(now(), "chaos: partition client <-> server");
+            tokio::time::sleep(p.duration).await;
+            turmoil::repair("client", "server");
+            t.log(now(), "chaos: repair client <-> server");
+        }
+        Ok(())
+    });
+
+    let (t, r) = (trace.clone(), record.clone());
+    sim.client("client", async move {
+        let timer = TokioTimer::new();
+        let limiter = Rc::new(RateLimiter::new(
+            Quota::per_second(RATE_PER_SEC)
+                .and_then(|q| q.with_burst(BURST))
+                .expect("a valid quota"),
+            timer,
+        ));
+        let transitions = r.clone();
+        let log = t.clone();
+        let breaker = Rc::new(
+            CircuitBreaker::new(
+                Config::builder()
+                    .consecutive_failures(TRIP_AFTER)
+                    .open_for(OPEN_FOR)
+                    .backoff(2, Duration::from_secs(4))
+                    .build()
+                    .expect("a valid breaker"),
+                timer,
+            )
+            .with_observer(move |tr| {
+                transitions.lock().unwrap().transitions.push((now(), tr.to));
+                log.log(now(), format!("breaker: {:?} -> {:?}", tr.from, tr.to));
+            }),
+        );
+        let budget =
+            Arc::new(RetryBudget::new(0.2, 5, Duration::from_secs(1)).expect("a valid budget"));
+        let policy = Policy::builder()
+            .max_attempts(4)
+            .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))
+            .jitter(Jitter::Decorrelated)
+            .seed(seed)
+            .build()
+            .expect("a valid policy");
+        let mut tasks = Vec::new();
+        for id in 0..REQUESTS {
+            tokio::time::sleep_until(tokio::time::Instant::now() + SPACING).await;
+            let (limiter, breaker, trace, record) =
+                (limiter.clone(), breaker.clone(), t.clone(), r.clone());
+            let retrier = Retrier::new(policy.clone(), timer)
+                .with_id(id)
+                .with_budget(budget.clone());
+            tasks.push(tokio::task::spawn_local(async move {
+                let start = now();
+                let result = retrier
+                    .run_classified(
+                        |attempt| {
+                            let (limiter, breaker, trace, record, timer) = (
+                                limiter.clone(),
+                                breaker.clone(),
+                                trace.clone(),
+                                record.clone(),
+                                timer,
+                            );
+                            async move {
+                                if attempt.number > 1 {
+                                    record.lock().unwrap().retries += 1;
+                                }
+                                limiter.until_ready().await;
+                                let permit =
+                                    breaker.try_acquire().map_err(|e| format!("refused: {e}"))?;
+                                record.lock().unwrap().sends.push(now());
+                                trace.log(
+                                    now(),
+                                    format!("client: request {id} attempt {}", attempt.number),
+                                );
+                                let reply =
+                                    deadline::timeout(&timer, ATTEMPT_TIMEOUT, call(id)).await;
+                                match reply {
+                                    Ok(Ok(())) => {
+                                        permit.success();
+                                        Ok(())
+                                    }
+                                    Ok(Err(e)) => {
+                                        permit.failure();
+                                        Err(e)
+                                    }
+                                    Err(_) => {
+                                        permit.failure();
+                                        Err("timed out".to_string())
+                                    }
+                                }
+                            }
+                        },
+                        // A refusal by our own breaker is not a downstream
+                        // failure: do not retry it.
+                        |e: &String| !e.starts_with("refused"),
+                    )
+                    .await;
+                let end = match result {
+                    Ok(()) => Ok(now() - start),
+                    Err(e) => Err(format!(
+                        "{} after {} attempt(s), {:?}",
+                        e.error, e.attempts, e.gave_up
+                    )),
+                };
+                if let Err(e) = &end {
+                    trace.log(now(), format!("client: request {id} failed: {e}"));
+                }
+                record.lock().unwrap().ends.push((id, end));
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a request task panicked");
+        }
+        // Give the breaker a chance to close after the last repair.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let probe = breaker.try_acquire();
+        if let Ok(p) = probe {
+            p.success();
+        }
+        t.log(
+            now(),
+            format!("client: done, breaker {:?}", breaker.state()),
+        );
+        r.lock().unwrap().transitions.push((now(), breaker.state()));
+        Ok(())
+    });
+
+    let mut violations = Vec::new();
+    if let Err(e) = sim.run() {
+        violations.push(format!("simulation failed: {e}"));
+    }
+    let record = record.lock().unwrap();
+    check(&record, plan, latency_ms, &mut violations);
+    let trace = trace.events();
+    Outcome {
+        trace_hash: hash_trace(&trace),
+        trace,
+        violations,
+        latencies: record
+            .ends
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().copied())
+            .collect(),
+        faults: plan.partitions.len(),
+    }
+}
+
+/// One attempt on a fresh connection: `Ok` if the server said ok.
+async fn call(id: u64) -> Result<(), String> {
+    let stream = TcpStream::connect(("server", PORT))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(format!("{id}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    match line.trim() {
+        "ok" => Ok(()),
+        other => Err(format!("server said {other:?}")),
+    }
+}
+
+fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<String>) {
+    // Exactly once.
+    let mut seen = vec![0u32; REQUESTS as usize];
+    for (id, _) in &r.ends {
+        seen[*id as usize] += 1;
+    }
+    for (id, n) in seen.iter().enumerate() {
+        if *n != 1 {
+            v.push(format!("request {id} ended {n} times"));
+        }
+    }
+    // Rate: any window of sends holds at most burst + rate x span.
+    let within = |times: &[Duration], slack: Duration| {
+        let interval = 1e9 / f64::from(RATE_PER_SEC);
+        (0..times.len()).find_map(|i| {
+            (i..times.len()).find_map(|j| {
+                let span = (times[j] - times[i] + slack).as_nanos() as f64;
+                let allowed = f64::from(BURST) + (span / interval).floor();
+                ((j - i + 1) as f64 > allowed)
+                    .then(|| format!("{} in {:?}", j - i + 1, times[j] - times[i]))
+            })
+        })
+    };
+    if let Some(e) = within(&r.sends, Duration::ZERO) {
+        v.push(format!("client sent faster than the quota: {e}"));
+    }
+    let mut arrivals = r.arrivals.clone();
+    arrivals.sort();
+    // A send reaches the server after three one-way trips (SYN, SYN-ACK,
+    // then the request), each with its own latency.
+    let spread = Duration::from_millis(3 * (latency_ms.1 - latency_ms.0));
+    if let Some(e) = within(&arrivals, spread) {
+        v.push(format!("server saw more than the quota allows: {e}"));
+    }
+    // Nothing sent while open.
+    let mut open_since: Option<Duration> = None;
+    let mut opened_during = Vec::new();
+    for (at, state) in &r.transitions {
+        match state {
+            State::Open { .. } => {
+                open_since = Some(*at);
+                opened_during.push(*at);
+            }
+            _ => {
+                if let Some(from) = open_since.take()
+                    && let Some(s) = r.sends.iter().find(|s| **s > from && **s < *at)
+                {
+                    v.push(format!("sent at {s:?} while open since {from:?}"));
+                }
+            }
+        }
+    }
+    // Opens during a long partition; closed at the end.
+    for p in &plan.partitions {
+        let long = p.duration > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
+        let end = p.start + p.duration;
+        if long && !opened_during.iter().any(|t| *t >= p.start && *t <= end) {
+            v.push(format!(
+                "the breaker did not open during the partition {:?}..{end:?}",
+                p.start
+            ));
+        }
+    }
+    if !matches!(r.transitions.last(), Some((_, State::Closed))) {
+        v.push(format!(
+            "the breaker is not closed at the end: {:?}",
+            r.transitions.last()
+        ));
+    }
+    // Budget: 20% of the calls plus 5 a second over a sliding second. Each
+    // call's deposit counts in at most two disjoint seconds, so over the
+    // run: at most 2 x 20% of the calls plus 5 per second elapsed.
+    let secs = r.sends.last().map_or(0, |t| t.as_secs() + 1);
+    let allowance = 2 * REQUESTS / 5 + 5 * (secs + 1);
+    if r.retries > allowance {
+        v.push(format!("{} retries, allowance {allowance}", r.retries));
+    }
+}
