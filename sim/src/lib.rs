@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod aggregator;
 pub mod resilient_client;
 
 /// One fault: a partition between two named hosts, from `start` for
@@ -73,7 +74,7 @@ pub struct Scenario {
 
 /// Every scenario.
 pub fn scenarios() -> Vec<Scenario> {
-    vec![resilient_client::SCENARIO]
+    vec![resilient_client::SCENARIO, aggregator::SCENARIO]
 }
 
 /// An event log shared by the hosts of one simulation.

@@ -1,0 +1,323 @@
+//! The seeds' product endpoint: an aggregator asks inventory, pricing and
+//! reviews hosts concurrently for each product, with a 200 ms timeout per
+//! call and a 500 ms deadline for the whole answer, and returns what came
+//! back in time, flagged partial when something did not.
+//!
+//! Faults from the plan: the aggregator–pricing link is partitioned, the
+//! aggregator–inventory link holds its messages for 300 ms (a latency
+//! spike), and the reviews host crashes and comes back.
+//!
+//! Invariants, checked on every run:
+//! * the aggregator answers every request within its 500 ms deadline
+//!   (virtual time, measured where the answer is written);
+//! * an answer is partial exactly when an upstream part is missing, and a
+//!   part reported present was really served by that upstream;
+//! * never more than `L` = 8 calls in flight to any one upstream;
+//! * every client request gets exactly one answer.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_patterns::deadline::{Deadline, timeout_at};
+use async_patterns::fan_out::gather_until;
+use async_patterns::rng::SplitMix64;
+use async_patterns::semaphore::Semaphore;
+use async_patterns_tokio::TokioTimer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use turmoil::net::{TcpListener, TcpStream};
+
+use crate::{FaultPlan, Outcome, Scenario, Trace, hash_trace};
+
+/// The scenario's entry for the CLI.
+pub const SCENARIO: Scenario = Scenario {
+    name: "aggregator",
+    checks: "fan-out to 3 upstreams with per-call timeouts and an overall deadline through a partition, \
+             a latency spike and a crash: answers within the deadline, partial exactly when a part is missing, \
+             no invented parts, <= L calls in flight per upstream, one answer per request",
+    run,
+};
+
+const UPSTREAMS: [&str; 3] = ["inventory", "pricing", "reviews"];
+const REQUESTS: u64 = 80;
+const SPACING: Duration = Duration::from_millis(25);
+const CALL_TIMEOUT: Duration = Duration::from_millis(200);
+const DEADLINE: Duration = Duration::from_millis(500);
+const PER_UPSTREAM: usize = 8;
+const UPSTREAM_PORT: u16 = 9000;
+const PORT: u16 = 8000;
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Record {
+    /// (upstream index, product id) served by an upstream.
+    served: Vec<(usize, u64)>,
+    /// Per answer: (product id, handling time, parts present).
+    answers: Vec<(u64, Duration, [bool; 3], bool)>,
+    /// Answers the client received, by product id.
+    received: Vec<u64>,
+    /// Most calls in flight to each upstream at once.
+    max_in_flight: [usize; 3],
+    latencies: Vec<Duration>,
+}
+
+/// Runs one seed under `plan`.
+pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
+    let trace = Trace::default();
+    let record = Arc::new(Mutex::new(Record::default()));
+    let mut rng = SplitMix64::derive(seed, 2);
+    let latency = (rng.between(1, 3), rng.between(4, 15));
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(std::time::UNIX_EPOCH)
+        .simulation_duration(Duration::from_secs(60))
+        .min_message_latency(Duration::from_millis(latency.0))
+        .max_message_latency(Duration::from_millis(latency.1))
+        .build();
+
+    for (u, name) in UPSTREAMS.iter().enumerate() {
+        let (t, r) = (trace.clone(), record.clone());
+        // Service times differ per upstream and per seed: 20-80 ms.
+        let service =
+            Duration::from_millis(SplitMix64::derive(seed, 10 + u as u64).between(20, 80));
+        sim.host(*name, move || {
+            let (trace, record) = (t.clone(), r.clone());
+            async move {
+                let listener = TcpListener::bind(("0.0.0.0", UPSTREAM_PORT)).await?;
+                loop {
+                    let (stream, _) = listener.accept().await?;
+                    let (trace, record) = (trace.clone(), record.clone());
+                    tokio::task::spawn_local(async move {
+                        let (read, mut write) = stream.into_split();
+                        let mut line = String::new();
+                        if BufReader::new(read).read_line(&mut line).await.is_err() {
+                            return;
+                        }
+                        let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                        tokio::time::sleep(service).await;
+                        record.lock().unwrap().served.push((u, id));
+                        trace.log(now(), format!("{}: serves product {id}", UPSTREAMS[u]));
+                        let _ = write.write_all(format!("{u}:{id}\n").as_bytes()).await;
+                    });
+                }
+            }
+        });
+    }
+
+    let (t, r) = (trace.clone(), record.clone());
+    sim.host("aggregator", move || {
+        let (trace, record) = (t.clone(), r.clone());
+        async move {
+            let timer = TokioTimer::new();
+            let limits: Arc<[Semaphore; 3]> = Arc::new(std::array::from_fn(|_| {
+                Semaphore::new(PER_UPSTREAM).expect("a valid semaphore")
+            }));
+            let in_flight = Arc::new(Mutex::new([0usize; 3]));
+            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+            loop {
+                let (stream, _) = listener.accept().await?;
+                let (trace, record, limits, in_flight) =
+                    (trace.clone(), record.clone(), limits.clone(), in_flight.clone());
+                tokio::task::spawn_local(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut line = String::new();
+                    if BufReader::new(read).read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                    let start = now();
+                    let deadline = Deadline::after(&timer, DEADLINE);
+                    let calls = (0..3).map(|u| {
+                        let (limits, in_flight, record) = (limits.clone(), in_flight.clone(), record.clone());
+                        async move {
+                            let call_deadline = deadline.within(&timer, CALL_TIMEOUT);
+                            let permit = timeout_at(&timer, call_deadline, limits[u].acquire()).await;
+                            let Ok(Ok(_permit)) = permit else { return false };
+                            let n = {
+                                let mut f = in_flight.lock().unwrap();
+                                f[u] += 1;
+                                f[u]
+                            };
+                            {
+                                let mut r = record.lock().unwrap();
+                                r.max_in_flight[u] = r.max_in_flight[u].max(n);
+                            }
+                            let got = timeout_at(&timer, call_deadline, call(UPSTREAMS[u], id)).await;
+                            in_flight.lock().unwrap()[u] -= 1;
+                            matches!(got, Ok(Ok(())))
+                        }
+                    });
+                    let parts = gather_until(&timer, deadline, calls, std::num::NonZeroUsize::new(3).unwrap()).await;
+                    let present: [bool; 3] = std::array::from_fn(|u| matches!(parts[u], Ok(true)));
+                    let partial = present.contains(&false);
+                    let took = now() - start;
+                    record.lock().unwrap().answers.push((id, took, present, partial));
+                    trace.log(now(), format!("aggregator: product {id} parts {present:?} partial={partial} in {took:?}"));
+                    let _ = write.write_all(format!("{id} partial={partial}\n").as_bytes()).await;
+                });
+            }
+        }
+    });
+
+    let (t, r) = (trace.clone(), record.clone());
+    sim.client("client", async move {
+        let mut tasks = Vec::new();
+        for id in 0..REQUESTS {
+            tokio::time::sleep(SPACING).await;
+            let (trace, record) = (t.clone(), r.clone());
+            tasks.push(tokio::task::spawn_local(async move {
+                let start = now();
+                match ask(id).await {
+                    Ok(()) => {
+                        let mut r = record.lock().unwrap();
+                        r.received.push(id);
+                        r.latencies.push(now() - start);
+                    }
+                    Err(e) => trace.log(now(), format!("client: product {id} failed: {e}")),
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a client task panicked");
+        }
+        Ok(())
+    });
+
+    // Faults are applied between steps, at instants taken from the plan's
+    // partition: the pricing link is down for it, the inventory link holds
+    // its messages for 300 ms halfway to it, and reviews crashes halfway
+    // through it and comes back at its end.
+    let p = plan.partitions.first().copied();
+    let mut pending: Vec<(Duration, &str)> = Vec::new();
+    if let Some(p) = p {
+        pending.push((p.start, "partition"));
+        pending.push((p.start + p.duration, "repair"));
+        pending.push((p.start / 2, "hold"));
+        pending.push((p.start / 2 + Duration::from_millis(300), "release"));
+        pending.push((p.start + p.duration / 2, "crash"));
+        pending.push((p.start + p.duration, "bounce"));
+    }
+    pending.sort();
+    let mut violations = Vec::new();
+    loop {
+        let at = sim.elapsed();
+        while let Some(&(when, what)) = pending.first() {
+            if when > at {
+                break;
+            }
+            pending.remove(0);
+            match what {
+                "partition" => sim.partition("aggregator", "pricing"),
+                "repair" => sim.repair("aggregator", "pricing"),
+                "hold" => sim.hold("aggregator", "inventory"),
+                "release" => sim.release("aggregator", "inventory"),
+                "crash" => sim.crash("reviews"),
+                "bounce" => sim.bounce("reviews"),
+                _ => {}
+            }
+            trace.log(at, format!("chaos: {what}"));
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                violations.push(format!("simulation failed: {e}"));
+                break;
+            }
+        }
+    }
+    let record = record.lock().unwrap();
+    check(&record, &mut violations);
+    let trace = trace.events();
+    Outcome {
+        trace_hash: hash_trace(&trace),
+        trace,
+        violations,
+        latencies: record.latencies.clone(),
+        faults: if p.is_some() { 3 } else { 0 },
+    }
+}
+
+async fn call(upstream: &str, id: u64) -> Result<(), String> {
+    let stream = TcpStream::connect((upstream, UPSTREAM_PORT))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(format!("{id}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    if line.is_empty() {
+        Err("closed".into())
+    } else {
+        Ok(())
+    }
+}
+
+async fn ask(id: u64) -> Result<(), String> {
+    let stream = TcpStream::connect(("aggregator", PORT))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(format!("{id}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    if line.starts_with(&format!("{id} ")) {
+        Ok(())
+    } else {
+        Err(format!("bad answer {line:?}"))
+    }
+}
+
+fn check(r: &Record, v: &mut Vec<String>) {
+    for (id, took, present, partial) in &r.answers {
+        if *took > DEADLINE {
+            v.push(format!(
+                "product {id} answered in {took:?}, past the {DEADLINE:?} deadline"
+            ));
+        }
+        if *partial != present.contains(&false) {
+            v.push(format!(
+                "product {id}: partial={partial} but parts {present:?}"
+            ));
+        }
+        for (u, here) in present.iter().enumerate() {
+            if *here && !r.served.contains(&(u, *id)) {
+                v.push(format!(
+                    "product {id}: {} reported present but never served",
+                    UPSTREAMS[u]
+                ));
+            }
+        }
+    }
+    for (u, max) in r.max_in_flight.iter().enumerate() {
+        if *max > PER_UPSTREAM {
+            v.push(format!(
+                "{max} calls in flight to {}, limit {PER_UPSTREAM}",
+                UPSTREAMS[u]
+            ));
+        }
+    }
+    let mut got = r.received.clone();
+    got.sort_unstable();
+    got.dedup();
+    if got.len() != r.received.len() {
+        v.push("a request was answered twice".into());
+    }
+    if (got.len() as u64) != REQUESTS {
+        v.push(format!("{} of {REQUESTS} requests answered", got.len()));
+    }
+}
