@@ -3,9 +3,9 @@
 //! call and a 500 ms deadline for the whole answer, and returns what came
 //! back in time, flagged partial when something did not.
 //!
-//! Faults from the plan: the aggregator–pricing link is partitioned, the
-//! aggregator–inventory link holds its messages for 300 ms (a latency
-//! spike), and the reviews host crashes and comes back.
+//! Faults from the plan: a partition cuts the aggregator–pricing link, a
+//! hold delays the aggregator–inventory link (a latency spike), a crash
+//! takes the reviews host down until it is bounced.
 //!
 //! Invariants, checked on every run:
 //! * the aggregator answers every request within its 500 ms deadline
@@ -26,7 +26,7 @@ use async_patterns_tokio::TokioTimer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::{FaultPlan, Outcome, Scenario, Trace, hash_trace};
+use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, hash_trace, run_with_faults};
 
 /// The scenario's entry for the CLI.
 pub const SCENARIO: Scenario = Scenario {
@@ -185,48 +185,14 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         Ok(())
     });
 
-    // Faults are applied between steps, at instants taken from the plan's
-    // partition: the pricing link is down for it, the inventory link holds
-    // its messages for 300 ms halfway to it, and reviews crashes halfway
-    // through it and comes back at its end.
-    let p = plan.partitions.first().copied();
-    let mut pending: Vec<(Duration, &str)> = Vec::new();
-    if let Some(p) = p {
-        pending.push((p.start, "partition"));
-        pending.push((p.start + p.duration, "repair"));
-        pending.push((p.start / 2, "hold"));
-        pending.push((p.start / 2 + Duration::from_millis(300), "release"));
-        pending.push((p.start + p.duration / 2, "crash"));
-        pending.push((p.start + p.duration, "bounce"));
-    }
-    pending.sort();
     let mut violations = Vec::new();
-    loop {
-        let at = sim.elapsed();
-        while let Some(&(when, what)) = pending.first() {
-            if when > at {
-                break;
-            }
-            pending.remove(0);
-            match what {
-                "partition" => sim.partition("aggregator", "pricing"),
-                "repair" => sim.repair("aggregator", "pricing"),
-                "hold" => sim.hold("aggregator", "inventory"),
-                "release" => sim.release("aggregator", "inventory"),
-                "crash" => sim.crash("reviews"),
-                "bounce" => sim.bounce("reviews"),
-                _ => {}
-            }
-            trace.log(at, format!("chaos: {what}"));
-        }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                violations.push(format!("simulation failed: {e}"));
-                break;
-            }
-        }
+    let targets = Targets {
+        partition: ("aggregator", "pricing"),
+        hold: ("aggregator", "inventory"),
+        crash: "reviews",
+    };
+    if let Err(e) = run_with_faults(&mut sim, plan, &targets, &trace) {
+        violations.push(e);
     }
     let record = record.lock().unwrap();
     check(&record, &mut violations);
@@ -236,7 +202,7 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         trace,
         violations,
         latencies: record.latencies.clone(),
-        faults: if p.is_some() { 3 } else { 0 },
+        faults: plan.faults.len(),
     }
 }
 

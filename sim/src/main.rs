@@ -3,9 +3,11 @@
 //! ```text
 //! sim list
 //! sim sweep [--scenario S] [--seeds N] [--from SEED]
-//! sim replay S --seed X [--trace]
+//! sim replay S --seed X [--plan FILE] [--trace]
+//! sim shrink S --seed X [--plan FILE] [--out FILE]
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -44,9 +46,26 @@ enum Command {
         /// The seed.
         #[arg(long)]
         seed: u64,
+        /// A fault plan (JSON) instead of the seed's own.
+        #[arg(long)]
+        plan: Option<PathBuf>,
         /// Print the event trace.
         #[arg(long)]
         trace: bool,
+    },
+    /// Shrink a failing seed's fault plan to a minimal one and save it.
+    Shrink {
+        /// The scenario.
+        scenario: String,
+        /// The seed (kept fixed while the plan shrinks).
+        #[arg(long)]
+        seed: u64,
+        /// Start from this plan (JSON) instead of the seed's own.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Where to write the shrunk plan [default: sim/regressions/SCENARIO-seed-SEED.json].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -55,6 +74,22 @@ fn find(name: &str) -> Result<Scenario, String> {
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| format!("no scenario {name:?}; `sim list` shows them"))
+}
+
+/// The plan in `path`, or the seed's own.
+fn load(path: Option<&Path>, seed: u64) -> Result<FaultPlan, String> {
+    match path {
+        None => Ok(FaultPlan::from_seed(seed)),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a fault plan: {e}", p.display()))
+        }
+    }
+}
+
+fn to_json(plan: &FaultPlan) -> Result<String, String> {
+    serde_json::to_string(plan).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -75,13 +110,55 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Shrink {
+            scenario,
+            seed,
+            plan,
+            out,
+        } => {
+            let s = find(&scenario)?;
+            let plan = load(plan.as_deref(), seed)?;
+            let Some((small, violations)) = sim::shrink(s.run, seed, &plan) else {
+                println!(
+                    "{} seed {seed} breaks no invariant under {}: nothing to shrink",
+                    s.name,
+                    to_json(&plan)?
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!("sim/regressions/{}-seed-{seed}.json", s.name))
+            });
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::write(&out, to_json(&small)? + "\n")
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            println!(
+                "shrunk {} faults to {}: {}",
+                plan.faults.len(),
+                small.faults.len(),
+                to_json(&small)?
+            );
+            for v in &violations {
+                println!("  {v}");
+            }
+            println!(
+                "saved {}; replay: cargo run -p sim --release -- replay {} --seed {seed} --plan {} --trace",
+                out.display(),
+                s.name,
+                out.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
         Command::Replay {
             scenario,
             seed,
+            plan,
             trace,
         } => {
             let s = find(&scenario)?;
-            let plan = FaultPlan::from_seed(seed);
+            let plan = load(plan.as_deref(), seed)?;
             let out = (s.run)(seed, &plan);
             if trace {
                 for e in &out.trace {
@@ -89,8 +166,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
             println!(
-                "{} seed {seed}: plan {plan:?}, trace hash {:016x}",
-                s.name, out.trace_hash
+                "{} seed {seed}: plan {}, trace hash {:016x}",
+                s.name,
+                to_json(&plan)?,
+                out.trace_hash
             );
             for v in &out.violations {
                 println!("VIOLATION: {v}");

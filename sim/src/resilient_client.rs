@@ -31,7 +31,7 @@ use async_patterns_tokio::TokioTimer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::{FaultPlan, Outcome, Scenario, Trace, hash_trace};
+use crate::{FaultKind, FaultPlan, Outcome, Scenario, Targets, Trace, hash_trace, run_with_faults};
 
 /// The scenario's entry for the CLI.
 pub const SCENARIO: Scenario = Scenario {
@@ -114,20 +114,6 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                 });
             }
         }
-    });
-
-    let chaos = plan.clone();
-    let t = trace.clone();
-    sim.client("chaos", async move {
-        for p in &chaos.partitions {
-            tokio::time::sleep(p.start.saturating_sub(now())).await;
-            turmoil::partition("client", "server");
-            t.log(now(), "chaos: partition client <-> server");
-            tokio::time::sleep(p.duration).await;
-            turmoil::repair("client", "server");
-            t.log(now(), "chaos: repair client <-> server");
-        }
-        Ok(())
     });
 
     let (t, r) = (trace.clone(), record.clone());
@@ -251,8 +237,13 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     });
 
     let mut violations = Vec::new();
-    if let Err(e) = sim.run() {
-        violations.push(format!("simulation failed: {e}"));
+    let targets = Targets {
+        partition: ("client", "server"),
+        hold: ("client", "server"),
+        crash: "server",
+    };
+    if let Err(e) = run_with_faults(&mut sim, plan, &targets, &trace) {
+        violations.push(e);
     }
     let record = record.lock().unwrap();
     check(&record, plan, latency_ms, &mut violations);
@@ -266,7 +257,7 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
             .iter()
             .filter_map(|(_, r)| r.as_ref().ok().copied())
             .collect(),
-        faults: plan.partitions.len(),
+        faults: plan.faults.len(),
     }
 }
 
@@ -344,13 +335,18 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
         }
     }
     // Opens during a long partition; closed at the end.
-    for p in &plan.partitions {
-        let long = p.duration > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
-        let end = p.start + p.duration;
-        if long && !opened_during.iter().any(|t| *t >= p.start && *t <= end) {
+    // (Only while requests are still being made: after the workload ends
+    // nothing can fail.)
+    let workload_ends = SPACING * REQUESTS as u32;
+    for p in plan.of(FaultKind::Partition) {
+        let (start, end) = (
+            Duration::from_millis(p.at_ms),
+            Duration::from_millis(p.at_ms + p.for_ms),
+        );
+        let long = end - start > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
+        if long && end < workload_ends && !opened_during.iter().any(|t| *t >= start && *t <= end) {
             v.push(format!(
-                "the breaker did not open during the partition {:?}..{end:?}",
-                p.start
+                "the breaker did not open during the partition {start:?}..{end:?}"
             ));
         }
     }

@@ -39,3 +39,28 @@ fn different_seeds_differ() {
         );
     }
 }
+
+/// A plan survives the JSON round trip the shrinker and `replay --plan` use.
+#[test]
+fn fault_plans_round_trip_through_json() {
+    for seed in 0..20 {
+        let plan = FaultPlan::from_seed(seed);
+        let text = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<FaultPlan>(&text).unwrap(), plan);
+    }
+    // Swarm: some seeds leave some kinds of fault out.
+    let sizes: Vec<usize> = (0..20)
+        .map(|s| FaultPlan::from_seed(s).faults.len())
+        .collect();
+    assert!(
+        sizes.iter().any(|&n| n < 3) && sizes.contains(&3),
+        "{sizes:?}"
+    );
+}
+
+/// A seed that breaks nothing has nothing to shrink.
+#[test]
+fn a_passing_seed_has_nothing_to_shrink() {
+    let s = &scenarios()[0];
+    assert!(sim::shrink(s.run, 0, &FaultPlan::from_seed(0)).is_none());
+}
