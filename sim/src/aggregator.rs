@@ -26,6 +26,7 @@ use async_patterns_tokio::TokioTimer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::plot::{AMBER, GREEN, Lane, RED, Timeline, fault_lanes};
 use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, hash_trace, run_with_faults};
 
 /// The scenario's entry for the CLI.
@@ -54,8 +55,10 @@ fn now() -> Duration {
 struct Record {
     /// (upstream index, product id) served by an upstream.
     served: Vec<(usize, u64)>,
-    /// Per answer: (product id, handling time, parts present).
+    /// Per answer: (product id, handling time, parts present, partial).
     answers: Vec<(u64, Duration, [bool; 3], bool)>,
+    /// When each answer was written.
+    answered_at: Vec<(Duration, [bool; 3])>,
     /// Answers the client received, by product id.
     received: Vec<u64>,
     /// Most calls in flight to each upstream at once.
@@ -153,7 +156,11 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                     let present: [bool; 3] = std::array::from_fn(|u| matches!(parts[u], Ok(true)));
                     let partial = present.contains(&false);
                     let took = now() - start;
-                    record.lock().unwrap().answers.push((id, took, present, partial));
+                    {
+                        let mut r = record.lock().unwrap();
+                        r.answers.push((id, took, present, partial));
+                        r.answered_at.push((now(), present));
+                    }
                     trace.log(now(), format!("aggregator: product {id} parts {present:?} partial={partial} in {took:?}"));
                     let _ = write.write_all(format!("{id} partial={partial}\n").as_bytes()).await;
                 });
@@ -197,7 +204,25 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let record = record.lock().unwrap();
     check(&record, &mut violations);
     let trace = trace.events();
+    let mut lanes = fault_lanes(plan);
+    for (u, name) in UPSTREAMS.iter().enumerate() {
+        let mut lane = Lane::new(format!("{name} part (red: missing)"));
+        lane.points = record
+            .answered_at
+            .iter()
+            .map(|(t, p)| (*t, if p[u] { GREEN } else { RED }))
+            .collect();
+        lanes.push(lane);
+    }
+    let mut answers = Lane::new("answers (amber: partial)");
+    answers.points = record
+        .answered_at
+        .iter()
+        .map(|(t, p)| (*t, if p.contains(&false) { AMBER } else { GREEN }))
+        .collect();
+    lanes.push(answers);
     Outcome {
+        timeline: Timeline { lanes },
         trace_hash: hash_trace(&trace),
         trace,
         violations,

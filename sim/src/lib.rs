@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub mod aggregator;
+pub mod plot;
 pub mod resilient_client;
 
 /// What kind of fault, mapped by each scenario onto its own hosts.
@@ -158,6 +159,8 @@ pub struct Outcome {
     pub latencies: Vec<Duration>,
     /// Faults injected.
     pub faults: usize,
+    /// What changed over time, for `replay --plot`.
+    pub timeline: plot::Timeline,
 }
 
 /// A scenario: a name, what it checks, and the run itself.

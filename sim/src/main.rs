@@ -3,7 +3,7 @@
 //! ```text
 //! sim list
 //! sim sweep [--scenario S] [--seeds N] [--from SEED]
-//! sim replay S --seed X [--plan FILE] [--trace]
+//! sim replay S --seed X [--plan FILE] [--trace] [--plot out.svg]
 //! sim shrink S --seed X [--plan FILE] [--out FILE]
 //! ```
 
@@ -52,6 +52,9 @@ enum Command {
         /// Print the event trace.
         #[arg(long)]
         trace: bool,
+        /// Draw the run's timeline (faults, states, requests) as an SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Shrink a failing seed's fault plan to a minimal one and save it.
     Shrink {
@@ -156,6 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             seed,
             plan,
             trace,
+            plot,
         } => {
             let s = find(&scenario)?;
             let plan = load(plan.as_deref(), seed)?;
@@ -173,6 +177,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             for v in &out.violations {
                 println!("VIOLATION: {v}");
+            }
+            if let Some(path) = plot {
+                let title = format!("{} seed {seed}: {}", s.name, to_json(&plan)?);
+                std::fs::write(&path, out.timeline.svg(&title))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("timeline: {}", path.display());
             }
             Ok(if out.violations.is_empty() {
                 ExitCode::SUCCESS

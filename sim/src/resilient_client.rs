@@ -31,6 +31,7 @@ use async_patterns_tokio::TokioTimer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
 use crate::{FaultKind, FaultPlan, Outcome, Scenario, Targets, Trace, hash_trace, run_with_faults};
 
 /// The scenario's entry for the CLI.
@@ -66,6 +67,8 @@ struct Record {
     /// Breaker transitions: (at, the new state).
     transitions: Vec<(Duration, State)>,
     retries: u64,
+    /// When each logical request ended, and whether it succeeded.
+    ended_at: Vec<(Duration, bool)>,
 }
 
 /// Runs one seed under `plan`.
@@ -216,7 +219,9 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                 if let Err(e) = &end {
                     trace.log(now(), format!("client: request {id} failed: {e}"));
                 }
-                record.lock().unwrap().ends.push((id, end));
+                let mut r = record.lock().unwrap();
+                r.ended_at.push((now(), end.is_ok()));
+                r.ends.push((id, end));
             }));
         }
         for task in tasks {
@@ -248,7 +253,9 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let record = record.lock().unwrap();
     check(&record, plan, latency_ms, &mut violations);
     let trace = trace.events();
+    let timeline = timeline(&record, plan);
     Outcome {
+        timeline,
         trace_hash: hash_trace(&trace),
         trace,
         violations,
@@ -363,5 +370,39 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     let allowance = 2 * REQUESTS / 5 + 5 * (secs + 1);
     if r.retries > allowance {
         v.push(format!("{} retries, allowance {allowance}", r.retries));
+    }
+}
+
+fn timeline(r: &Record, plan: &FaultPlan) -> Timeline {
+    let mut breaker = Lane::new("breaker");
+    for pair in r.transitions.windows(2) {
+        let ((from, state), (to, _)) = (pair[0], pair[1]);
+        let (colour, what) = match state {
+            State::Closed => (GREEN, "closed"),
+            State::Open { .. } => (RED, "open"),
+            State::HalfOpen { .. } => (AMBER, "half-open"),
+        };
+        breaker.spans.push((from, to, colour, what.to_string()));
+    }
+    if let Some((first, _)) = r.transitions.first() {
+        breaker
+            .spans
+            .insert(0, (Duration::ZERO, *first, GREEN, "closed".into()));
+    }
+    let mut sends = Lane::new("attempts sent");
+    sends.points = r.sends.iter().map(|t| (*t, BLUE)).collect();
+    let mut arrivals = Lane::new("server arrivals");
+    arrivals.points = r.arrivals.iter().map(|t| (*t, BLUE)).collect();
+    let mut ends = Lane::new("requests ended (red: failed)");
+    ends.points = r
+        .ended_at
+        .iter()
+        .map(|(t, ok)| (*t, if *ok { GREEN } else { RED }))
+        .collect();
+    Timeline {
+        lanes: fault_lanes(plan)
+            .into_iter()
+            .chain([breaker, sends, arrivals, ends])
+            .collect(),
     }
 }
