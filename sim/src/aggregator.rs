@@ -24,10 +24,10 @@ use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::Semaphore;
 use async_patterns_tokio::TokioTimer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use turmoil::net::{TcpListener, TcpStream};
+use turmoil::net::TcpListener;
 
 use crate::plot::{AMBER, GREEN, Lane, RED, Timeline, fault_lanes};
-use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, hash_trace, run_with_faults};
+use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults};
 
 /// The scenario's entry for the CLI.
 pub const SCENARIO: Scenario = Scenario {
@@ -232,44 +232,17 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
 }
 
 async fn call(upstream: &str, id: u64) -> Result<(), String> {
-    let stream = TcpStream::connect((upstream, UPSTREAM_PORT))
+    exchange(upstream, UPSTREAM_PORT, id.to_string())
         .await
-        .map_err(|e| e.to_string())?;
-    let (read, mut write) = stream.into_split();
-    write
-        .write_all(format!("{id}\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(read)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| e.to_string())?;
-    if line.is_empty() {
-        Err("closed".into())
-    } else {
-        Ok(())
-    }
+        .map(drop)
 }
 
 async fn ask(id: u64) -> Result<(), String> {
-    let stream = TcpStream::connect(("aggregator", PORT))
-        .await
-        .map_err(|e| e.to_string())?;
-    let (read, mut write) = stream.into_split();
-    write
-        .write_all(format!("{id}\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(read)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| e.to_string())?;
-    if line.starts_with(&format!("{id} ")) {
+    let answer = exchange("aggregator", PORT, id.to_string()).await?;
+    if answer.starts_with(&format!("{id} ")) {
         Ok(())
     } else {
-        Err(format!("bad answer {line:?}"))
+        Err(format!("bad answer {answer:?}"))
     }
 }
 

@@ -258,3 +258,27 @@ pub fn shrink(
         }
     }
 }
+
+/// The scenarios' wire protocol: one line out, one line back, on a fresh
+/// turmoil TCP connection to `host:port`. An empty answer (the peer closed)
+/// is an error.
+pub async fn exchange(host: &str, port: u16, request: String) -> Result<String, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = turmoil::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    if line.is_empty() {
+        return Err("connection closed".into());
+    }
+    Ok(line.trim_end().to_string())
+}

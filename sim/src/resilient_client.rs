@@ -29,10 +29,12 @@ use async_patterns::retry::{Jitter, Policy, Retrier, RetryBudget};
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use turmoil::net::{TcpListener, TcpStream};
+use turmoil::net::TcpListener;
 
 use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
-use crate::{FaultKind, FaultPlan, Outcome, Scenario, Targets, Trace, hash_trace, run_with_faults};
+use crate::{
+    FaultKind, FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults,
+};
 
 /// The scenario's entry for the CLI.
 pub const SCENARIO: Scenario = Scenario {
@@ -270,20 +272,7 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
 
 /// One attempt on a fresh connection: `Ok` if the server said ok.
 async fn call(id: u64) -> Result<(), String> {
-    let stream = TcpStream::connect(("server", PORT))
-        .await
-        .map_err(|e| e.to_string())?;
-    let (read, mut write) = stream.into_split();
-    write
-        .write_all(format!("{id}\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(read)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| e.to_string())?;
-    match line.trim() {
+    match exchange("server", PORT, id.to_string()).await?.as_str() {
         "ok" => Ok(()),
         other => Err(format!("server said {other:?}")),
     }
