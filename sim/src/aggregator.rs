@@ -76,6 +76,9 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         .rng_seed(seed)
         .epoch(std::time::UNIX_EPOCH)
         .simulation_duration(Duration::from_secs(60))
+        // turmoil panics when a socket buffer overflows; a released hold
+        // delivers hundreds of held segments at once.
+        .tcp_capacity(4096)
         .min_message_latency(Duration::from_millis(latency.0))
         .max_message_latency(Duration::from_millis(latency.1))
         .build();

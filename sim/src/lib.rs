@@ -107,6 +107,11 @@ pub fn run_with_faults(
         ));
     }
     events.sort();
+    // A turmoil link has one state, so a hold released while a partition
+    // on the same link is still on would silently repair it: track what is
+    // active per link and put the link in the state that wins (partition
+    // over hold over healthy) after every change.
+    let mut active: std::collections::BTreeMap<(&str, &str), (u32, u32)> = Default::default();
     let mut next = 0;
     loop {
         let now = sim.elapsed();
@@ -115,26 +120,47 @@ pub fn run_with_faults(
                 break;
             }
             next += 1;
-            let (a, b) = match kind {
-                FaultKind::Partition => targets.partition,
-                FaultKind::Hold => targets.hold,
-                FaultKind::Crash => (targets.crash, targets.crash),
-            };
-            match (kind, start) {
-                (FaultKind::Partition, true) => sim.partition(a, b),
-                (FaultKind::Partition, false) => sim.repair(a, b),
-                (FaultKind::Hold, true) => sim.hold(a, b),
-                (FaultKind::Hold, false) => sim.release(a, b),
-                (FaultKind::Crash, true) => sim.crash(a),
-                (FaultKind::Crash, false) => sim.bounce(a),
-            }
-            let what = match (kind, start) {
-                (FaultKind::Partition, true) => format!("partition {a} <-> {b}"),
-                (FaultKind::Partition, false) => format!("repair {a} <-> {b}"),
-                (FaultKind::Hold, true) => format!("hold {a} <-> {b}"),
-                (FaultKind::Hold, false) => format!("release {a} <-> {b}"),
-                (FaultKind::Crash, true) => format!("crash {a}"),
-                (FaultKind::Crash, false) => format!("bounce {a}"),
+            let what = match kind {
+                FaultKind::Crash => {
+                    let host = targets.crash;
+                    if start {
+                        sim.crash(host);
+                        format!("crash {host}")
+                    } else {
+                        sim.bounce(host);
+                        format!("bounce {host}")
+                    }
+                }
+                FaultKind::Partition | FaultKind::Hold => {
+                    let (a, b) = if kind == FaultKind::Partition {
+                        targets.partition
+                    } else {
+                        targets.hold
+                    };
+                    let (partitions, holds) = active.entry((a, b)).or_default();
+                    let count = if kind == FaultKind::Partition {
+                        &mut *partitions
+                    } else {
+                        &mut *holds
+                    };
+                    if start {
+                        *count += 1;
+                    } else {
+                        *count = count.saturating_sub(1);
+                    }
+                    match (*partitions, *holds) {
+                        (0, 0) => sim.release(a, b), // healthy, held messages delivered
+                        (0, _) => sim.hold(a, b),
+                        _ => sim.partition(a, b),
+                    }
+                    let verb = match (kind, start) {
+                        (FaultKind::Partition, true) => "partition",
+                        (FaultKind::Partition, false) => "repair",
+                        (_, true) => "hold",
+                        (_, false) => "release",
+                    };
+                    format!("{verb} {a} <-> {b}")
+                }
             };
             trace.log(now, format!("chaos: {what}"));
         }
@@ -281,4 +307,29 @@ pub async fn exchange(host: &str, port: u16, request: String) -> Result<String, 
         return Err("connection closed".into());
     }
     Ok(line.trim_end().to_string())
+}
+
+/// Runs `scenario` for `seed` under `plan`, turning a panic (in turmoil or
+/// in a host) into a reported violation instead of ending the sweep.
+pub fn run_guarded(scenario: &Scenario, seed: u64, plan: &FaultPlan) -> Outcome {
+    let run = scenario.run;
+    match std::panic::catch_unwind(|| run(seed, plan)) {
+        Ok(out) => out,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into());
+            let trace = vec![format!("panicked: {msg}")];
+            Outcome {
+                trace_hash: hash_trace(&trace),
+                trace,
+                violations: vec![format!("the simulation panicked: {msg}")],
+                latencies: Vec::new(),
+                faults: plan.faults.len(),
+                timeline: plot::Timeline::default(),
+            }
+        }
+    }
 }

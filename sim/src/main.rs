@@ -38,6 +38,10 @@ enum Command {
         /// The first seed.
         #[arg(long, default_value_t = 0)]
         from: u64,
+        /// Run only shard K of N (1-based): the seeds whose offset from
+        /// `--from` is K-1 modulo N, so N machines split one sweep.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
     },
     /// Re-run one seed exactly.
     Replay {
@@ -77,6 +81,23 @@ fn find(name: &str) -> Result<Scenario, String> {
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| format!("no scenario {name:?}; `sim list` shows them"))
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (k, n) = text.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+    let (k, n): (u64, u64) = (
+        k.trim()
+            .parse()
+            .map_err(|_| format!("{k:?} is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a number"))?,
+    );
+    if k == 0 || n == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
 }
 
 /// The plan in `path`, or the seed's own.
@@ -163,7 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let s = find(&scenario)?;
             let plan = load(plan.as_deref(), seed)?;
-            let out = (s.run)(seed, &plan);
+            let out = sim::run_guarded(&s, seed, &plan);
             if trace {
                 for e in &out.trace {
                     println!("{e}");
@@ -194,10 +215,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             scenario,
             seeds,
             from,
+            shard,
         } => {
             if seeds == 0 {
                 return Err("--seeds must be at least 1".into());
             }
+            let (k, n) = shard.unwrap_or((1, 1));
+            let mine: Vec<u64> = (from..from.saturating_add(seeds))
+                .filter(|seed| (seed - from) % n == k - 1)
+                .collect();
+            let seeds = mine.len() as u64;
             let chosen: Vec<Scenario> = match scenario {
                 Some(name) => vec![find(&name)?],
                 None => scenarios(),
@@ -214,10 +241,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 let mut latencies =
                     LatencyRecorder::new(3, Duration::from_secs(60)).map_err(|e| e.to_string())?;
                 let (mut bad, mut faults) = (0u64, 0usize);
-                for seed in from..from.saturating_add(seeds) {
+                for &seed in &mine {
                     let plan = FaultPlan::from_seed(seed);
-                    let first = (s.run)(seed, &plan);
-                    let again = (s.run)(seed, &plan);
+                    let first = sim::run_guarded(s, seed, &plan);
+                    let again = sim::run_guarded(s, seed, &plan);
                     let mut violations = first.violations.clone();
                     if first.trace_hash != again.trace_hash {
                         violations.push(format!(

@@ -14,8 +14,9 @@
 //!   than the quota plus the network's jitter (three one-way trips);
 //! * no attempt is sent while the breaker is open;
 //! * while a partition lasts longer than it takes to fail 3 attempts in a
-//!   row, the breaker opens; after the last repair it is closed again by
-//!   the end of the run;
+//!   row, the breaker opens; after the last fault ends it closes within
+//!   the longest cool-down plus a probe, once more for each probe the flaky
+//!   server fails, and it is closed at the end of the run;
 //! * retries stay within the budget's allowance.
 
 use std::rc::Rc;
@@ -53,6 +54,7 @@ const BURST: u32 = 3;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
 const TRIP_AFTER: u32 = 3;
 const OPEN_FOR: Duration = Duration::from_millis(500);
+const MAX_OPEN: Duration = Duration::from_secs(4);
 
 fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
@@ -83,6 +85,9 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         .rng_seed(seed)
         .epoch(std::time::UNIX_EPOCH)
         .simulation_duration(Duration::from_secs(60))
+        // turmoil panics when a socket buffer overflows; a released hold
+        // delivers hundreds of held segments at once.
+        .tcp_capacity(4096)
         .min_message_latency(Duration::from_millis(latency_ms.0))
         .max_message_latency(Duration::from_millis(latency_ms.1))
         .build();
@@ -137,7 +142,7 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                 Config::builder()
                     .consecutive_failures(TRIP_AFTER)
                     .open_for(OPEN_FOR)
-                    .backoff(2, Duration::from_secs(4))
+                    .backoff(2, MAX_OPEN)
                     .build()
                     .expect("a valid breaker"),
                 timer,
@@ -343,6 +348,49 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
         if long && end < workload_ends && !opened_during.iter().any(|t| *t >= start && *t <= end) {
             v.push(format!(
                 "the breaker did not open during the partition {start:?}..{end:?}"
+            ));
+        }
+    }
+    // Closes after the last fault within the longest cool-down (the backoff
+    // cap) plus a probe (the next send comes within one quota interval, the
+    // probe ends within one attempt timeout) — per probe: the server fails
+    // 10% of requests, so a probe may fail and reopen it, and each such
+    // failed probe after the fault earns one more cool-down.
+    let last_fault_end = plan
+        .faults
+        .iter()
+        .map(|f| Duration::from_millis(f.at_ms + f.for_ms))
+        .max();
+    if let Some(end) =
+        last_fault_end.filter(|end| *end + MAX_OPEN + Duration::from_secs(1) < workload_ends)
+    {
+        let failed_probes = r
+            .transitions
+            .windows(2)
+            .filter(|w| {
+                w[1].0 > end
+                    && matches!(w[0].1, State::HalfOpen { .. })
+                    && matches!(w[1].1, State::Open { .. })
+            })
+            .count() as u32;
+        let round =
+            MAX_OPEN + ATTEMPT_TIMEOUT + Duration::from_millis(1_000 / u64::from(RATE_PER_SEC));
+        let bound = end + round * (1 + failed_probes);
+        // The state when the last fault ended: the latest change before it.
+        let open_then = r
+            .transitions
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= end)
+            .is_some_and(|(_, s)| !matches!(s, State::Closed));
+        let closed_at = r
+            .transitions
+            .iter()
+            .find(|(at, s)| *at > end && matches!(s, State::Closed))
+            .map(|(at, _)| *at);
+        if open_then && closed_at.is_none_or(|c| c > bound) {
+            v.push(format!(
+                "the breaker closed at {closed_at:?}, after the {bound:?} bound (last fault ended {end:?})"
             ));
         }
     }
