@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub mod aggregator;
+pub mod bulkhead;
 pub mod plot;
 pub mod resilient_client;
 
@@ -201,7 +202,11 @@ pub struct Scenario {
 
 /// Every scenario.
 pub fn scenarios() -> Vec<Scenario> {
-    vec![resilient_client::SCENARIO, aggregator::SCENARIO]
+    vec![
+        resilient_client::SCENARIO,
+        aggregator::SCENARIO,
+        bulkhead::SCENARIO,
+    ]
 }
 
 /// An event log shared by the hosts of one simulation.

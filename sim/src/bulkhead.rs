@@ -1,0 +1,258 @@
+//! Many requests against a server whose latency grows with its load, behind
+//! the client's adaptive (AIMD) concurrency limit.
+//!
+//! The server answers after 20 ms per request in flight (its own included),
+//! so it meets the client's 100 ms latency target only while at most
+//! C = 5 requests are in flight. The client offers one request every 5 ms
+//! (far more than the server can take at that latency) and sheds, with an
+//! error, every request its limit does not admit.
+//!
+//! Invariants, checked on every run:
+//! * the server never has more requests in flight than the client's limit
+//!   allowed when it admitted them (nor than the limit's maximum);
+//! * every request ends exactly once: answered, failed, or shed at once —
+//!   none queued;
+//! * the limit settles near C: its median over the second half of the run
+//!   lies within C/2..=2C.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_patterns::adaptive::{AdaptiveLimit, Config};
+use async_patterns::deadline;
+use async_patterns::rng::SplitMix64;
+use async_patterns_tokio::TokioTimer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use turmoil::net::TcpListener;
+
+use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
+use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults};
+
+/// The scenario's entry for the CLI.
+pub const SCENARIO: Scenario = Scenario {
+    name: "bulkhead",
+    checks: "an AIMD concurrency limit in front of a server whose latency grows with load: server in-flight \
+             within the limit, overload shed at once (exactly one end per request), the limit settles near \
+             the server's capacity",
+    run,
+};
+
+const REQUESTS: u64 = 2_400;
+const SPACING: Duration = Duration::from_millis(5);
+const PER_REQUEST: Duration = Duration::from_millis(20);
+const TARGET: Duration = Duration::from_millis(100);
+const CAPACITY: u32 = 5;
+const MAX_LIMIT: u32 = 50;
+const PORT: u16 = 9000;
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Record {
+    server_in_flight: u32,
+    server_max: u32,
+    /// (at, limit) whenever the limit changes.
+    limits: Vec<(Duration, u32)>,
+    /// The highest limit seen at any admission.
+    admitted_under: u32,
+    /// (id, at, how it ended).
+    ends: Vec<(u64, Duration, End)>,
+    /// Latencies of the answered requests.
+    latencies: Vec<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Answered,
+    Failed,
+    Shed,
+}
+
+/// Runs one seed under `plan`.
+pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
+    let trace = Trace::default();
+    let record = Arc::new(Mutex::new(Record::default()));
+    let mut rng = SplitMix64::derive(seed, 3);
+    let latency = (rng.between(1, 2), rng.between(3, 8));
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(std::time::UNIX_EPOCH)
+        .simulation_duration(Duration::from_secs(60))
+        .tcp_capacity(4096)
+        .min_message_latency(Duration::from_millis(latency.0))
+        .max_message_latency(Duration::from_millis(latency.1))
+        .build();
+
+    let r = record.clone();
+    sim.host("server", move || {
+        let record = r.clone();
+        async move {
+            // A crash drops the requests in flight without a word: a
+            // (re)started server has none.
+            record.lock().unwrap().server_in_flight = 0;
+            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+            loop {
+                let (stream, _) = listener.accept().await?;
+                let record = record.clone();
+                tokio::task::spawn_local(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut line = String::new();
+                    if BufReader::new(read).read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let load = {
+                        let mut r = record.lock().unwrap();
+                        r.server_in_flight += 1;
+                        r.server_max = r.server_max.max(r.server_in_flight);
+                        r.server_in_flight
+                    };
+                    tokio::time::sleep(PER_REQUEST * load).await;
+                    record.lock().unwrap().server_in_flight -= 1;
+                    let _ = write.write_all(b"ok\n").await;
+                });
+            }
+        }
+    });
+
+    let (t, r) = (trace.clone(), record.clone());
+    sim.client("client", async move {
+        let timer = TokioTimer::new();
+        let config = Config::builder()
+            .limits(1, 10, MAX_LIMIT)
+            .latency_target(TARGET)
+            .backoff(0.75)
+            .build()
+            .expect("a valid limit");
+        let changes = r.clone();
+        let log = t.clone();
+        let limit = Arc::new(AdaptiveLimit::new(config, timer).with_observer(move |l| {
+            changes.lock().unwrap().limits.push((now(), l));
+            log.log(now(), format!("limit -> {l}"));
+        }));
+        let mut tasks = Vec::new();
+        for id in 0..REQUESTS {
+            tokio::time::sleep(SPACING).await;
+            let (limit, record) = (limit.clone(), r.clone());
+            tasks.push(tokio::task::spawn_local(async move {
+                let start = now();
+                let end = match limit.try_acquire() {
+                    Err(_) => End::Shed,
+                    Ok(permit) => {
+                        {
+                            let mut r = record.lock().unwrap();
+                            r.admitted_under = r.admitted_under.max(limit.limit());
+                        }
+                        let call = exchange("server", PORT, id.to_string());
+                        match deadline::timeout(&timer, Duration::from_secs(2), call).await {
+                            Ok(Ok(_)) => {
+                                permit.success();
+                                End::Answered
+                            }
+                            _ => {
+                                permit.failure();
+                                End::Failed
+                            }
+                        }
+                    }
+                };
+                let mut r = record.lock().unwrap();
+                if end == End::Answered {
+                    r.latencies.push(now() - start);
+                }
+                r.ends.push((id, now(), end));
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a request task panicked");
+        }
+        Ok(())
+    });
+
+    let mut violations = Vec::new();
+    let targets = Targets {
+        partition: ("client", "server"),
+        hold: ("client", "server"),
+        crash: "server",
+    };
+    if let Err(e) = run_with_faults(&mut sim, plan, &targets, &trace) {
+        violations.push(e);
+    }
+    let record = record.lock().unwrap();
+    check(&record, plan, &mut violations);
+    let trace = trace.events();
+    let mut limit_lane = Lane::new("limit (blue ticks: changes)");
+    limit_lane.points = record.limits.iter().map(|(t, _)| (*t, BLUE)).collect();
+    let mut ends = Lane::new("requests (green ok, amber shed, red failed)");
+    ends.points = record
+        .ends
+        .iter()
+        .map(|(_, t, e)| {
+            let colour = match e {
+                End::Answered => GREEN,
+                End::Shed => AMBER,
+                End::Failed => RED,
+            };
+            (*t, colour)
+        })
+        .collect();
+    Outcome {
+        timeline: Timeline {
+            lanes: fault_lanes(plan)
+                .into_iter()
+                .chain([limit_lane, ends])
+                .collect(),
+        },
+        trace_hash: hash_trace(&trace),
+        trace,
+        violations,
+        latencies: record.latencies.clone(),
+        faults: plan.faults.len(),
+    }
+}
+
+fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
+    if r.server_max > r.admitted_under.max(1) || r.server_max > MAX_LIMIT {
+        v.push(format!(
+            "the server had {} in flight; the limit never exceeded {}",
+            r.server_max, r.admitted_under
+        ));
+    }
+    let mut seen = vec![0u32; REQUESTS as usize];
+    for (id, _, _) in &r.ends {
+        seen[*id as usize] += 1;
+    }
+    if let Some((id, n)) = seen.iter().enumerate().find(|(_, n)| **n != 1) {
+        v.push(format!("request {id} ended {n} times"));
+    }
+    // Settling is judged only on runs without faults in the second half.
+    let run_end = SPACING * REQUESTS as u32;
+    let half = run_end / 2;
+    let quiet = plan
+        .faults
+        .iter()
+        .all(|f| Duration::from_millis(f.at_ms + f.for_ms) < half);
+    if quiet {
+        // The limit in force at each 10 ms of the second half.
+        let mut samples: Vec<u32> = (0..)
+            .map(|k| half + Duration::from_millis(10 * k))
+            .take_while(|t| *t < run_end)
+            .map(|t| {
+                r.limits
+                    .iter()
+                    .rev()
+                    .find(|(at, _)| *at <= t)
+                    .map_or(10, |(_, l)| *l)
+            })
+            .collect();
+        samples.sort_unstable();
+        if let Some(median) = samples.get(samples.len() / 2)
+            && !(CAPACITY / 2..=CAPACITY * 2).contains(median)
+        {
+            v.push(format!(
+                "the limit settled at {median}, not near the server's capacity {CAPACITY}"
+            ));
+        }
+    }
+}
