@@ -17,6 +17,7 @@ pub mod aggregator;
 pub mod bulkhead;
 pub mod plot;
 pub mod resilient_client;
+pub mod sequential_parallel;
 
 /// What kind of fault, mapped by each scenario onto its own hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -206,6 +207,7 @@ pub fn scenarios() -> Vec<Scenario> {
         resilient_client::SCENARIO,
         aggregator::SCENARIO,
         bulkhead::SCENARIO,
+        sequential_parallel::SCENARIO,
     ]
 }
 
