@@ -23,11 +23,12 @@ use async_patterns::fan_out::gather_until;
 use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::Semaphore;
 use async_patterns_tokio::TokioTimer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use turmoil::net::TcpListener;
 
 use crate::plot::{AMBER, GREEN, Lane, RED, Timeline, fault_lanes};
-use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults};
+use crate::{
+    FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults, serve,
+    sim_builder,
+};
 
 /// The scenario's entry for the CLI.
 pub const SCENARIO: Scenario = Scenario {
@@ -72,16 +73,7 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let record = Arc::new(Mutex::new(Record::default()));
     let mut rng = SplitMix64::derive(seed, 2);
     let latency = (rng.between(1, 3), rng.between(4, 15));
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .epoch(std::time::UNIX_EPOCH)
-        .simulation_duration(Duration::from_secs(60))
-        // turmoil panics when a socket buffer overflows; a released hold
-        // delivers hundreds of held segments at once.
-        .tcp_capacity(4096)
-        .min_message_latency(Duration::from_millis(latency.0))
-        .max_message_latency(Duration::from_millis(latency.1))
-        .build();
+    let mut sim = sim_builder(seed, latency);
 
     for (u, name) in UPSTREAMS.iter().enumerate() {
         let (t, r) = (trace.clone(), record.clone());
@@ -90,85 +82,85 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
             Duration::from_millis(SplitMix64::derive(seed, 10 + u as u64).between(20, 80));
         sim.host(*name, move || {
             let (trace, record) = (t.clone(), r.clone());
-            async move {
-                let listener = TcpListener::bind(("0.0.0.0", UPSTREAM_PORT)).await?;
-                loop {
-                    let (stream, _) = listener.accept().await?;
-                    let (trace, record) = (trace.clone(), record.clone());
-                    tokio::task::spawn_local(async move {
-                        let (read, mut write) = stream.into_split();
-                        let mut line = String::new();
-                        if BufReader::new(read).read_line(&mut line).await.is_err() {
-                            return;
-                        }
-                        let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
-                        tokio::time::sleep(service).await;
-                        record.lock().unwrap().served.push((u, id));
-                        trace.log(now(), format!("{}: serves product {id}", UPSTREAMS[u]));
-                        let _ = write.write_all(format!("{u}:{id}\n").as_bytes()).await;
-                    });
+            serve(UPSTREAM_PORT, move |line| {
+                let (trace, record) = (trace.clone(), record.clone());
+                async move {
+                    let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                    tokio::time::sleep(service).await;
+                    record.lock().unwrap().served.push((u, id));
+                    trace.log(now(), format!("{}: serves product {id}", UPSTREAMS[u]));
+                    format!("{u}:{id}")
                 }
-            }
+            })
         });
     }
 
     let (t, r) = (trace.clone(), record.clone());
     sim.host("aggregator", move || {
         let (trace, record) = (t.clone(), r.clone());
-        async move {
-            let timer = TokioTimer::new();
-            let limits: Arc<[Semaphore; 3]> = Arc::new(std::array::from_fn(|_| {
-                Semaphore::new(PER_UPSTREAM).expect("a valid semaphore")
-            }));
-            let in_flight = Arc::new(Mutex::new([0usize; 3]));
-            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
-            loop {
-                let (stream, _) = listener.accept().await?;
-                let (trace, record, limits, in_flight) =
-                    (trace.clone(), record.clone(), limits.clone(), in_flight.clone());
-                tokio::task::spawn_local(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut line = String::new();
-                    if BufReader::new(read).read_line(&mut line).await.is_err() {
-                        return;
-                    }
-                    let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
-                    let start = now();
-                    let deadline = Deadline::after(&timer, DEADLINE);
-                    let calls = (0..3).map(|u| {
-                        let (limits, in_flight, record) = (limits.clone(), in_flight.clone(), record.clone());
-                        async move {
-                            let call_deadline = deadline.within(&timer, CALL_TIMEOUT);
-                            let permit = timeout_at(&timer, call_deadline, limits[u].acquire()).await;
-                            let Ok(Ok(_permit)) = permit else { return false };
-                            let n = {
-                                let mut f = in_flight.lock().unwrap();
-                                f[u] += 1;
-                                f[u]
-                            };
-                            {
-                                let mut r = record.lock().unwrap();
-                                r.max_in_flight[u] = r.max_in_flight[u].max(n);
-                            }
-                            let got = timeout_at(&timer, call_deadline, call(UPSTREAMS[u], id)).await;
-                            in_flight.lock().unwrap()[u] -= 1;
-                            matches!(got, Ok(Ok(())))
+        let timer = TokioTimer::new();
+        let limits: Arc<[Semaphore; 3]> = Arc::new(std::array::from_fn(|_| {
+            Semaphore::new(PER_UPSTREAM).expect("a valid semaphore")
+        }));
+        let in_flight = Arc::new(Mutex::new([0usize; 3]));
+        serve(PORT, move |line| {
+            let (trace, record, limits, in_flight) = (
+                trace.clone(),
+                record.clone(),
+                limits.clone(),
+                in_flight.clone(),
+            );
+            async move {
+                let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                let start = now();
+                let deadline = Deadline::after(&timer, DEADLINE);
+                let calls = (0..3).map(|u| {
+                    let (limits, in_flight, record) =
+                        (limits.clone(), in_flight.clone(), record.clone());
+                    async move {
+                        let call_deadline = deadline.within(&timer, CALL_TIMEOUT);
+                        let permit = timeout_at(&timer, call_deadline, limits[u].acquire()).await;
+                        let Ok(Ok(_permit)) = permit else {
+                            return false;
+                        };
+                        let n = {
+                            let mut f = in_flight.lock().unwrap();
+                            f[u] += 1;
+                            f[u]
+                        };
+                        {
+                            let mut r = record.lock().unwrap();
+                            r.max_in_flight[u] = r.max_in_flight[u].max(n);
                         }
-                    });
-                    let parts = gather_until(&timer, deadline, calls, std::num::NonZeroUsize::new(3).unwrap()).await;
-                    let present: [bool; 3] = std::array::from_fn(|u| matches!(parts[u], Ok(true)));
-                    let partial = present.contains(&false);
-                    let took = now() - start;
-                    {
-                        let mut r = record.lock().unwrap();
-                        r.answers.push((id, took, present, partial));
-                        r.answered_at.push((now(), present));
+                        let got = timeout_at(&timer, call_deadline, call(UPSTREAMS[u], id)).await;
+                        in_flight.lock().unwrap()[u] -= 1;
+                        matches!(got, Ok(Ok(())))
                     }
-                    trace.log(now(), format!("aggregator: product {id} parts {present:?} partial={partial} in {took:?}"));
-                    let _ = write.write_all(format!("{id} partial={partial}\n").as_bytes()).await;
                 });
+                let parts = gather_until(
+                    &timer,
+                    deadline,
+                    calls,
+                    std::num::NonZeroUsize::new(3).unwrap(),
+                )
+                .await;
+                let present: [bool; 3] = std::array::from_fn(|u| matches!(parts[u], Ok(true)));
+                let partial = present.contains(&false);
+                let took = now() - start;
+                {
+                    let mut r = record.lock().unwrap();
+                    r.answers.push((id, took, present, partial));
+                    r.answered_at.push((now(), present));
+                }
+                trace.log(
+                    now(),
+                    format!(
+                        "aggregator: product {id} parts {present:?} partial={partial} in {took:?}"
+                    ),
+                );
+                format!("{id} partial={partial}")
             }
-        }
+        })
     });
 
     let (t, r) = (trace.clone(), record.clone());

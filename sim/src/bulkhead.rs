@@ -22,11 +22,12 @@ use async_patterns::adaptive::{AdaptiveLimit, Config};
 use async_patterns::deadline;
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use turmoil::net::TcpListener;
 
 use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
-use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults};
+use crate::{
+    FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults, serve,
+    sim_builder,
+};
 
 /// The scenario's entry for the CLI.
 pub const SCENARIO: Scenario = Scenario {
@@ -76,44 +77,28 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let record = Arc::new(Mutex::new(Record::default()));
     let mut rng = SplitMix64::derive(seed, 3);
     let latency = (rng.between(1, 2), rng.between(3, 8));
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .epoch(std::time::UNIX_EPOCH)
-        .simulation_duration(Duration::from_secs(60))
-        .tcp_capacity(4096)
-        .min_message_latency(Duration::from_millis(latency.0))
-        .max_message_latency(Duration::from_millis(latency.1))
-        .build();
+    let mut sim = sim_builder(seed, latency);
 
     let r = record.clone();
     sim.host("server", move || {
+        // A crash drops the requests in flight without a word: a
+        // (re)started server has none.
+        r.lock().unwrap().server_in_flight = 0;
         let record = r.clone();
-        async move {
-            // A crash drops the requests in flight without a word: a
-            // (re)started server has none.
-            record.lock().unwrap().server_in_flight = 0;
-            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
-            loop {
-                let (stream, _) = listener.accept().await?;
-                let record = record.clone();
-                tokio::task::spawn_local(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut line = String::new();
-                    if BufReader::new(read).read_line(&mut line).await.is_err() {
-                        return;
-                    }
-                    let load = {
-                        let mut r = record.lock().unwrap();
-                        r.server_in_flight += 1;
-                        r.server_max = r.server_max.max(r.server_in_flight);
-                        r.server_in_flight
-                    };
-                    tokio::time::sleep(PER_REQUEST * load).await;
-                    record.lock().unwrap().server_in_flight -= 1;
-                    let _ = write.write_all(b"ok\n").await;
-                });
+        serve(PORT, move |_| {
+            let record = record.clone();
+            async move {
+                let load = {
+                    let mut r = record.lock().unwrap();
+                    r.server_in_flight += 1;
+                    r.server_max = r.server_max.max(r.server_in_flight);
+                    r.server_in_flight
+                };
+                tokio::time::sleep(PER_REQUEST * load).await;
+                record.lock().unwrap().server_in_flight -= 1;
+                "ok".to_string()
             }
-        }
+        })
     });
 
     let (t, r) = (trace.clone(), record.clone());

@@ -340,3 +340,44 @@ pub fn run_guarded(scenario: &Scenario, seed: u64, plan: &FaultPlan) -> Outcome 
         }
     }
 }
+
+/// A simulation configured from `seed`: turmoil's RNG, a fixed epoch (not
+/// the wall clock), 60 s of virtual time, message latencies drawn from
+/// `latency_ms`, and socket buffers large enough for a released hold (turmoil
+/// panics when one overflows).
+pub fn sim_builder<'a>(seed: u64, latency_ms: (u64, u64)) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(std::time::UNIX_EPOCH)
+        .simulation_duration(Duration::from_secs(60))
+        .tcp_capacity(4096)
+        .min_message_latency(Duration::from_millis(latency_ms.0))
+        .max_message_latency(Duration::from_millis(latency_ms.1))
+        .build()
+}
+
+/// The server side of [`exchange`]: accepts on `port` forever, and answers
+/// each connection's one request line (newline included) with the line
+/// `handle` returns, each connection in its own task.
+pub async fn serve<F, Fut>(port: u16, handle: F) -> turmoil::Result
+where
+    F: Fn(String) -> Fut + 'static,
+    Fut: std::future::Future<Output = String> + 'static,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let handle = std::rc::Rc::new(handle);
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let handle = handle.clone();
+        tokio::task::spawn_local(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            if BufReader::new(read).read_line(&mut line).await.is_err() {
+                return;
+            }
+            let reply = handle(line).await;
+            let _ = write.write_all(format!("{reply}\n").as_bytes()).await;
+        });
+    }
+}

@@ -29,12 +29,11 @@ use async_patterns::rate_limiter::{Quota, RateLimiter};
 use async_patterns::retry::{Jitter, Policy, Retrier, RetryBudget};
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use turmoil::net::TcpListener;
 
 use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
 use crate::{
     FaultKind, FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults,
+    serve, sim_builder,
 };
 
 /// The scenario's entry for the CLI.
@@ -81,49 +80,26 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let record = Arc::new(Mutex::new(Record::default()));
     let mut jitter = SplitMix64::derive(seed, 1);
     let latency_ms = (jitter.between(1, 5), jitter.between(6, 25));
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .epoch(std::time::UNIX_EPOCH)
-        .simulation_duration(Duration::from_secs(60))
-        // turmoil panics when a socket buffer overflows; a released hold
-        // delivers hundreds of held segments at once.
-        .tcp_capacity(4096)
-        .min_message_latency(Duration::from_millis(latency_ms.0))
-        .max_message_latency(Duration::from_millis(latency_ms.1))
-        .build();
+    let mut sim = sim_builder(seed, latency_ms);
 
     let (t, r) = (trace.clone(), record.clone());
     sim.host("server", move || {
         let (trace, record) = (t.clone(), r.clone());
-        async move {
-            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
-            loop {
-                let (stream, _) = listener.accept().await?;
-                let (trace, record) = (trace.clone(), record.clone());
-                tokio::task::spawn_local(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut line = String::new();
-                    if BufReader::new(read).read_line(&mut line).await.is_err() {
-                        return;
-                    }
-                    let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
-                    record.lock().unwrap().arrivals.push(now());
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    // A seeded 10% of requests fail, the same on every replay.
-                    let n = record.lock().unwrap().arrivals.len() as u64;
-                    let fails = SplitMix64::derive(seed, n).between(0, 9) == 0;
-                    trace.log(
-                        now(),
-                        format!(
-                            "server: request {id} -> {}",
-                            if fails { "error" } else { "ok" }
-                        ),
-                    );
-                    let reply = if fails { "err\n" } else { "ok\n" };
-                    let _ = write.write_all(reply.as_bytes()).await;
-                });
+        serve(PORT, move |line| {
+            let (trace, record) = (trace.clone(), record.clone());
+            async move {
+                let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                record.lock().unwrap().arrivals.push(now());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                // A seeded 10% of requests fail, the same on every replay.
+                let n = record.lock().unwrap().arrivals.len() as u64;
+                let fails = SplitMix64::derive(seed, n).between(0, 9) == 0;
+                let reply = if fails { "err" } else { "ok" };
+                let outcome = if fails { "error" } else { "ok" };
+                trace.log(now(), format!("server: request {id} -> {outcome}"));
+                reply.to_string()
             }
-        }
+        })
     });
 
     let (t, r) = (trace.clone(), record.clone());

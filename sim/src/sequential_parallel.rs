@@ -20,11 +20,12 @@ use async_patterns::deadline::{Deadline, timeout};
 use async_patterns::fan_out::gather_until;
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use turmoil::net::TcpListener;
 
 use crate::plot::{GREEN, Lane, Timeline, fault_lanes};
-use crate::{FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults};
+use crate::{
+    FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults, serve,
+    sim_builder,
+};
 
 /// The scenario's entry for the CLI.
 pub const SCENARIO: Scenario = Scenario {
@@ -58,30 +59,14 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let record = Arc::new(Mutex::new(Record::default()));
     let mut rng = SplitMix64::derive(seed, 4);
     let latency = (rng.between(1, 3), rng.between(4, 12));
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .epoch(std::time::UNIX_EPOCH)
-        .simulation_duration(Duration::from_secs(60))
-        .tcp_capacity(4096)
-        .min_message_latency(Duration::from_millis(latency.0))
-        .max_message_latency(Duration::from_millis(latency.1))
-        .build();
+    let mut sim = sim_builder(seed, latency);
 
     for name in UPSTREAMS {
-        sim.host(name, || async {
-            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
-            loop {
-                let (stream, _) = listener.accept().await?;
-                tokio::task::spawn_local(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut line = String::new();
-                    if BufReader::new(read).read_line(&mut line).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(WORK).await;
-                    let _ = write.write_all(b"done\n").await;
-                });
-            }
+        sim.host(name, || {
+            serve(PORT, |_| async {
+                tokio::time::sleep(WORK).await;
+                "done".to_string()
+            })
         });
     }
 
