@@ -13,6 +13,9 @@
 //! * an answer is partial exactly when an upstream part is missing, and a
 //!   part reported present was really served by that upstream;
 //! * never more than `L` = 8 calls in flight to any one upstream;
+//! * liveness: a part is missing only if a fault hit its upstream during
+//!   the request or in the 300 ms before it (a call the fault cut off has
+//!   timed out by then);
 //! * every client request gets exactly one answer.
 
 use std::sync::{Arc, Mutex};
@@ -26,8 +29,8 @@ use async_patterns_tokio::TokioTimer;
 
 use crate::plot::{AMBER, GREEN, Lane, RED, Timeline, fault_lanes};
 use crate::{
-    FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults, serve,
-    sim_builder,
+    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults,
+    serve, sim_builder,
 };
 
 /// The scenario's entry for the CLI.
@@ -35,16 +38,23 @@ pub const SCENARIO: Scenario = Scenario {
     name: "aggregator",
     checks: "fan-out to 3 upstreams with per-call timeouts and an overall deadline through a partition, \
              a latency spike and a crash: answers within the deadline, partial exactly when a part is missing, \
-             no invented parts, <= L calls in flight per upstream, one answer per request",
+             no invented parts, <= L calls in flight per upstream, parts missing only under a fault on their upstream, \
+             one answer per request",
     run,
 };
 
 const UPSTREAMS: [&str; 3] = ["inventory", "pricing", "reviews"];
+/// The fault that hits each upstream (see `targets` in `run`).
+const UPSTREAM_FAULT: [FaultKind; 3] = [FaultKind::Hold, FaultKind::Partition, FaultKind::Crash];
 const REQUESTS: u64 = 80;
 const SPACING: Duration = Duration::from_millis(25);
 const CALL_TIMEOUT: Duration = Duration::from_millis(200);
 const DEADLINE: Duration = Duration::from_millis(500);
 const PER_UPSTREAM: usize = 8;
+/// After a fault on an upstream ends, how long until its part must be
+/// present again: a call cut off by the fault times out within
+/// `CALL_TIMEOUT`.
+const SETTLE: Duration = Duration::from_millis(300);
 const UPSTREAM_PORT: u16 = 9000;
 const PORT: u16 = 8000;
 
@@ -68,7 +78,7 @@ struct Record {
 }
 
 /// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
+pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
     let trace = Trace::default();
     let record = Arc::new(Mutex::new(Record::default()));
     let mut rng = SplitMix64::derive(seed, 2);
@@ -120,7 +130,7 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                     async move {
                         let call_deadline = deadline.within(&timer, CALL_TIMEOUT);
                         let permit = timeout_at(&timer, call_deadline, limits[u].acquire()).await;
-                        let Ok(Ok(_permit)) = permit else {
+                        let Ok(Ok(permit)) = permit else {
                             return false;
                         };
                         let n = {
@@ -134,6 +144,9 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                         }
                         let got = timeout_at(&timer, call_deadline, call(UPSTREAMS[u], id)).await;
                         in_flight.lock().unwrap()[u] -= 1;
+                        if got.is_err() && sabotage == Some(Sabotage::SemaphoreLeaksOnCancel) {
+                            permit.forget(); // a cut-off call keeps its permit for ever
+                        }
                         matches!(got, Ok(Ok(())))
                     }
                 });
@@ -187,17 +200,14 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         Ok(())
     });
 
-    let mut violations = Vec::new();
     let targets = Targets {
         partition: ("aggregator", "pricing"),
         hold: ("aggregator", "inventory"),
         crash: "reviews",
     };
-    if let Err(e) = run_with_faults(&mut sim, plan, &targets, &trace) {
-        violations.push(e);
-    }
+    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
-    check(&record, &mut violations);
+    check(&record, plan, &mut violations);
     let trace = trace.events();
     let mut lanes = fault_lanes(plan);
     for (u, name) in UPSTREAMS.iter().enumerate() {
@@ -216,14 +226,13 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         .map(|(t, p)| (*t, if p.contains(&false) { AMBER } else { GREEN }))
         .collect();
     lanes.push(answers);
-    Outcome {
-        timeline: Timeline { lanes },
-        trace_hash: hash_trace(&trace),
+    Outcome::new(
+        plan,
         trace,
         violations,
-        latencies: record.latencies.clone(),
-        faults: plan.faults.len(),
-    }
+        record.latencies.clone(),
+        Timeline { lanes },
+    )
 }
 
 async fn call(upstream: &str, id: u64) -> Result<(), String> {
@@ -241,7 +250,21 @@ async fn ask(id: u64) -> Result<(), String> {
     }
 }
 
-fn check(r: &Record, v: &mut Vec<String>) {
+fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
+    // Liveness: a part is missing only because of a fault on its own
+    // upstream, during the request or within SETTLE before it (a call cut
+    // off by the fault holds its permit until its timeout).
+    for ((at, present), (id, took, _, _)) in r.answered_at.iter().zip(&r.answers) {
+        let asked = *at - *took;
+        for (u, name) in UPSTREAMS.iter().enumerate() {
+            if !present[u] && !plan.touches(Some(UPSTREAM_FAULT[u]), asked, *at, SETTLE) {
+                v.push(format!(
+                    "product {id}, asked at {asked:?}, is missing {name} with no fault on it since {:?}",
+                    asked.saturating_sub(SETTLE)
+                ));
+            }
+        }
+    }
     for (id, took, present, partial) in &r.answers {
         if *took > DEADLINE {
             v.push(format!(

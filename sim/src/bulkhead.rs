@@ -25,7 +25,7 @@ use async_patterns_tokio::TokioTimer;
 
 use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
 use crate::{
-    FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults, serve,
+    FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults, serve,
     sim_builder,
 };
 
@@ -72,7 +72,7 @@ enum End {
 }
 
 /// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
+pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome {
     let trace = Trace::default();
     let record = Arc::new(Mutex::new(Record::default()));
     let mut rng = SplitMix64::derive(seed, 3);
@@ -155,15 +155,12 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         Ok(())
     });
 
-    let mut violations = Vec::new();
     let targets = Targets {
         partition: ("client", "server"),
         hold: ("client", "server"),
         crash: "server",
     };
-    if let Err(e) = run_with_faults(&mut sim, plan, &targets, &trace) {
-        violations.push(e);
-    }
+    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
     check(&record, plan, &mut violations);
     let trace = trace.events();
@@ -182,19 +179,17 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
             (*t, colour)
         })
         .collect();
-    Outcome {
-        timeline: Timeline {
-            lanes: fault_lanes(plan)
-                .into_iter()
-                .chain([limit_lane, ends])
-                .collect(),
-        },
-        trace_hash: hash_trace(&trace),
+    let lanes = fault_lanes(plan)
+        .into_iter()
+        .chain([limit_lane, ends])
+        .collect();
+    Outcome::new(
+        plan,
         trace,
         violations,
-        latencies: record.latencies.clone(),
-        faults: plan.faults.len(),
-    }
+        record.latencies.clone(),
+        Timeline { lanes },
+    )
 }
 
 fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {

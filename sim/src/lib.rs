@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod aggregator;
 pub mod bulkhead;
+pub mod pipeline;
 pub mod plot;
 pub mod resilient_client;
 pub mod sequential_parallel;
@@ -76,6 +77,23 @@ impl FaultPlan {
     pub fn of(&self, kind: FaultKind) -> impl Iterator<Item = &Fault> {
         self.faults.iter().filter(move |f| f.kind == kind)
     }
+
+    /// Whether a fault (of `kind`, or of any kind) is on at some instant of
+    /// `from..=to`, counting it as lasting `after` beyond its end (for its
+    /// aftermath: timeouts still running, held messages delivered).
+    pub fn touches(
+        &self,
+        kind: Option<FaultKind>,
+        from: Duration,
+        to: Duration,
+        after: Duration,
+    ) -> bool {
+        self.faults.iter().any(|f| {
+            let start = Duration::from_millis(f.at_ms);
+            let end = Duration::from_millis(f.at_ms.saturating_add(f.for_ms)) + after;
+            kind.is_none_or(|k| k == f.kind) && start <= to && end >= from
+        })
+    }
 }
 
 /// How a scenario maps fault kinds onto its hosts: the partitioned pair,
@@ -90,16 +108,21 @@ pub struct Targets {
 }
 
 /// Steps `sim` to the end, applying `plan`'s faults at their instants and
-/// logging each to `trace`. Returns an error if the simulation fails.
+/// logging each to `trace`. Returns the run's first violations: the
+/// simulation's own failure (a host's error, or not finishing in time), if
+/// any.
 pub fn run_with_faults(
     sim: &mut turmoil::Sim<'_>,
     plan: &FaultPlan,
     targets: &Targets,
     trace: &Trace,
-) -> Result<(), String> {
-    // (instant, order, what): starts before ends at the same instant.
+) -> Vec<String> {
+    // (instant, order, what): at one instant, ends come before starts, so
+    // a fault that starts as another ends follows it. A fault of 0 ms is no
+    // fault: its end would sort before its own start and leave it on for
+    // ever, so it is skipped.
     let mut events: Vec<(Duration, u8, FaultKind, bool)> = Vec::new();
-    for f in &plan.faults {
+    for f in plan.faults.iter().filter(|f| f.for_ms > 0) {
         events.push((Duration::from_millis(f.at_ms), 1, f.kind, true));
         events.push((
             Duration::from_millis(f.at_ms.saturating_add(f.for_ms)),
@@ -167,10 +190,48 @@ pub fn run_with_faults(
             trace.log(now, format!("chaos: {what}"));
         }
         match sim.step() {
-            Ok(true) => return Ok(()),
+            Ok(true) => return Vec::new(),
             Ok(false) => {}
-            Err(e) => return Err(format!("simulation failed: {e}")),
+            Err(e) => return vec![format!("simulation failed: {e}")],
         }
+    }
+}
+
+/// A deliberately broken pattern, swapped in only to prove that the
+/// scenarios' invariants catch it: the harness's own test (`tests/meta.rs`)
+/// and the README's replay example use it. A normal run has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sabotage {
+    /// resilient-client: the breaker's refusal is ignored, so attempts go
+    /// out while it is open (a breaker that never opens).
+    BreakerNeverOpens,
+    /// resilient-client: the limiter's burst is 1,000 instead of 3, so a
+    /// backlog goes out at once.
+    LimiterIgnoresBurst,
+    /// aggregator: a call cut off by its timeout never returns its
+    /// semaphore permit (a semaphore that leaks on cancel).
+    SemaphoreLeaksOnCancel,
+    /// pipeline: the consumer acknowledges an item before it stores it, so
+    /// a crash in between loses the item.
+    AckBeforeStore,
+}
+
+impl Sabotage {
+    /// The scenario the sabotage breaks.
+    pub fn scenario(self) -> &'static str {
+        match self {
+            Sabotage::BreakerNeverOpens | Sabotage::LimiterIgnoresBurst => "resilient-client",
+            Sabotage::SemaphoreLeaksOnCancel => "aggregator",
+            Sabotage::AckBeforeStore => "pipeline",
+        }
+    }
+
+    /// Its name on the command line.
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -191,14 +252,36 @@ pub struct Outcome {
     pub timeline: plot::Timeline,
 }
 
+impl Outcome {
+    /// A run's outcome: its trace (hashed here), the violations found, the
+    /// successful requests' latencies and its timeline.
+    pub fn new(
+        plan: &FaultPlan,
+        trace: Vec<String>,
+        violations: Vec<String>,
+        latencies: Vec<Duration>,
+        timeline: plot::Timeline,
+    ) -> Self {
+        Outcome {
+            trace_hash: hash_trace(&trace),
+            trace,
+            violations,
+            latencies,
+            faults: plan.faults.len(),
+            timeline,
+        }
+    }
+}
+
 /// A scenario: a name, what it checks, and the run itself.
 pub struct Scenario {
     /// Its name on the command line.
     pub name: &'static str,
     /// What it exercises and which invariants it checks.
     pub checks: &'static str,
-    /// Runs one seed under a plan.
-    pub run: fn(u64, &FaultPlan) -> Outcome,
+    /// Runs one seed under a plan (with a sabotage only in the harness's
+    /// own tests and demonstrations).
+    pub run: fn(u64, &FaultPlan, Option<Sabotage>) -> Outcome,
 }
 
 /// Every scenario.
@@ -208,6 +291,7 @@ pub fn scenarios() -> Vec<Scenario> {
         aggregator::SCENARIO,
         bulkhead::SCENARIO,
         sequential_parallel::SCENARIO,
+        pipeline::SCENARIO,
     ]
 }
 
@@ -243,12 +327,13 @@ pub fn hash_trace(trace: &[String]) -> u64 {
 /// each change only while the run still breaks an invariant. Returns the
 /// smallest plan found and its violations; `None` if the plan does not fail.
 pub fn shrink(
-    run: fn(u64, &FaultPlan) -> Outcome,
+    scenario: &Scenario,
     seed: u64,
     plan: &FaultPlan,
+    sabotage: Option<Sabotage>,
 ) -> Option<(FaultPlan, Vec<String>)> {
     let fails = |p: &FaultPlan| {
-        let out = run(seed, p);
+        let out = run_guarded(scenario, seed, p, sabotage);
         (!out.violations.is_empty()).then_some(out.violations)
     };
     let mut best = plan.clone();
@@ -318,9 +403,14 @@ pub async fn exchange(host: &str, port: u16, request: String) -> Result<String, 
 
 /// Runs `scenario` for `seed` under `plan`, turning a panic (in turmoil or
 /// in a host) into a reported violation instead of ending the sweep.
-pub fn run_guarded(scenario: &Scenario, seed: u64, plan: &FaultPlan) -> Outcome {
+pub fn run_guarded(
+    scenario: &Scenario,
+    seed: u64,
+    plan: &FaultPlan,
+    sabotage: Option<Sabotage>,
+) -> Outcome {
     let run = scenario.run;
-    match std::panic::catch_unwind(|| run(seed, plan)) {
+    match std::panic::catch_unwind(|| run(seed, plan, sabotage)) {
         Ok(out) => out,
         Err(panic) => {
             let msg = panic
@@ -329,28 +419,34 @@ pub fn run_guarded(scenario: &Scenario, seed: u64, plan: &FaultPlan) -> Outcome 
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "a panic without a message".into());
             let trace = vec![format!("panicked: {msg}")];
-            Outcome {
-                trace_hash: hash_trace(&trace),
+            Outcome::new(
+                plan,
                 trace,
-                violations: vec![format!("the simulation panicked: {msg}")],
-                latencies: Vec::new(),
-                faults: plan.faults.len(),
-                timeline: plot::Timeline::default(),
-            }
+                vec![format!("the simulation panicked: {msg}")],
+                Vec::new(),
+                plot::Timeline::default(),
+            )
         }
     }
 }
 
+/// Virtual time per simulation step. Every step polls every host's runtime,
+/// so the step count is what a run costs: 2 ms halves it against turmoil's
+/// default 1 ms and still resolves the 1-25 ms message latencies the
+/// scenarios draw (a sweep runs about twice as many seeds per second).
+pub const TICK: Duration = Duration::from_millis(2);
+
 /// A simulation configured from `seed`: turmoil's RNG, a fixed epoch (not
-/// the wall clock), 60 s of virtual time, message latencies drawn from
-/// `latency_ms`, and socket buffers large enough for a released hold (turmoil
-/// panics when one overflows).
+/// the wall clock), 60 s of virtual time in [`TICK`] steps, message
+/// latencies drawn from `latency_ms`, and socket buffers large enough for a
+/// released hold (turmoil panics when one overflows).
 pub fn sim_builder<'a>(seed: u64, latency_ms: (u64, u64)) -> turmoil::Sim<'a> {
     turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(std::time::UNIX_EPOCH)
         .simulation_duration(Duration::from_secs(60))
         .tcp_capacity(4096)
+        .tick_duration(TICK)
         .min_message_latency(Duration::from_millis(latency_ms.0))
         .max_message_latency(Duration::from_millis(latency_ms.1))
         .build()

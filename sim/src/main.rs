@@ -2,9 +2,15 @@
 //!
 //! ```text
 //! sim list
-//! sim sweep [--scenario S] [--seeds N] [--from SEED]
+//! sim sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N]
 //! sim replay S --seed X [--plan FILE] [--trace] [--plot out.svg]
 //! sim shrink S --seed X [--plan FILE] [--out FILE]
+//! ```
+//!
+//! `--sabotage NAME` (sweep, replay, shrink) swaps in a deliberately broken
+//! pattern, to watch the invariants catch it; `sim list` names them.
+//!
+//! ```text
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -14,7 +20,7 @@ use std::time::Duration;
 use async_patterns_stats::LatencyRecorder;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sim::{FaultPlan, Scenario, scenarios};
+use sim::{FaultPlan, Sabotage, Scenario, scenarios};
 
 #[derive(Parser)]
 #[command(about = "Deterministic turmoil simulations of async-patterns")]
@@ -42,6 +48,9 @@ enum Command {
         /// `--from` is K-1 modulo N, so N machines split one sweep.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(u64, u64)>,
+        /// Swap in a deliberately broken pattern (implies its scenario).
+        #[arg(long, value_enum)]
+        sabotage: Option<Sabotage>,
     },
     /// Re-run one seed exactly.
     Replay {
@@ -59,6 +68,9 @@ enum Command {
         /// Draw the run's timeline (faults, states, requests) as an SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Swap in a deliberately broken pattern.
+        #[arg(long, value_enum)]
+        sabotage: Option<Sabotage>,
     },
     /// Shrink a failing seed's fault plan to a minimal one and save it.
     Shrink {
@@ -73,6 +85,9 @@ enum Command {
         /// Where to write the shrunk plan [default: sim/regressions/SCENARIO-seed-SEED.json].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Swap in a deliberately broken pattern.
+        #[arg(long, value_enum)]
+        sabotage: Option<Sabotage>,
     },
 }
 
@@ -112,6 +127,30 @@ fn load(path: Option<&Path>, seed: u64) -> Result<FaultPlan, String> {
     }
 }
 
+/// The command that replays one run exactly.
+fn replay_line(
+    scenario: &str,
+    seed: u64,
+    sabotage: Option<Sabotage>,
+    plan: Option<&Path>,
+) -> String {
+    let mut line = format!("cargo run -p sim --release -- replay {scenario} --seed {seed}");
+    if let Some(s) = sabotage {
+        line += &format!(" --sabotage {}", s.name());
+    }
+    if let Some(p) = plan {
+        line += &format!(" --plan {}", p.display());
+    }
+    line + " --trace"
+}
+
+/// The wall clock, read only to report a sweep's speed (never inside a
+/// simulation, which runs on turmoil's virtual time).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 fn to_json(plan: &FaultPlan) -> Result<String, String> {
     serde_json::to_string(plan).map_err(|e| e.to_string())
 }
@@ -130,7 +169,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::List => {
             for s in scenarios() {
-                println!("{:<18} {}", s.name, s.checks);
+                println!("{:<20} {}", s.name, s.checks);
+            }
+            println!(
+                "\nDeliberately broken patterns (--sabotage), to watch the invariants catch them:"
+            );
+            for s in <Sabotage as clap::ValueEnum>::value_variants() {
+                println!("{:<26} breaks {}", s.name(), s.scenario());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -139,10 +184,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             seed,
             plan,
             out,
+            sabotage,
         } => {
             let s = find(&scenario)?;
             let plan = load(plan.as_deref(), seed)?;
-            let Some((small, violations)) = sim::shrink(s.run, seed, &plan) else {
+            let Some((small, violations)) = sim::shrink(&s, seed, &plan, sabotage) else {
                 println!(
                     "{} seed {seed} breaks no invariant under {}: nothing to shrink",
                     s.name,
@@ -168,10 +214,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("  {v}");
             }
             println!(
-                "saved {}; replay: cargo run -p sim --release -- replay {} --seed {seed} --plan {} --trace",
+                "saved {}; replay: {}",
                 out.display(),
-                s.name,
-                out.display()
+                replay_line(s.name, seed, sabotage, Some(&out))
             );
             Ok(ExitCode::FAILURE)
         }
@@ -181,10 +226,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             plan,
             trace,
             plot,
+            sabotage,
         } => {
             let s = find(&scenario)?;
             let plan = load(plan.as_deref(), seed)?;
-            let out = sim::run_guarded(&s, seed, &plan);
+            let out = sim::run_guarded(&s, seed, &plan, sabotage);
             if trace {
                 for e in &out.trace {
                     println!("{e}");
@@ -216,77 +262,153 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             seeds,
             from,
             shard,
-        } => {
-            if seeds == 0 {
-                return Err("--seeds must be at least 1".into());
-            }
-            let (k, n) = shard.unwrap_or((1, 1));
-            let mine: Vec<u64> = (from..from.saturating_add(seeds))
-                .filter(|seed| (seed - from) % n == k - 1)
-                .collect();
-            let seeds = mine.len() as u64;
-            let chosen: Vec<Scenario> = match scenario {
-                Some(name) => vec![find(&name)?],
-                None => scenarios(),
-            };
-            let bar = ProgressBar::new(seeds * chosen.len() as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {msg} ({eta} left)")
-                    .map_err(|e| e.to_string())?,
-            );
-            let mut failures = Vec::new();
-            let mut rows = Vec::new();
-            for s in &chosen {
-                bar.set_message(s.name);
-                let mut latencies =
-                    LatencyRecorder::new(3, Duration::from_secs(60)).map_err(|e| e.to_string())?;
-                let (mut bad, mut faults) = (0u64, 0usize);
-                for &seed in &mine {
-                    let plan = FaultPlan::from_seed(seed);
-                    let first = sim::run_guarded(s, seed, &plan);
-                    let again = sim::run_guarded(s, seed, &plan);
-                    let mut violations = first.violations.clone();
-                    if first.trace_hash != again.trace_hash {
-                        violations.push(format!(
-                            "nondeterministic: trace hashes {:016x} and {:016x}",
-                            first.trace_hash, again.trace_hash
-                        ));
-                    }
-                    for l in &first.latencies {
-                        latencies.record(*l);
-                    }
-                    faults += first.faults;
-                    if !violations.is_empty() {
-                        bad += 1;
-                        failures.push((s.name, seed, violations));
-                    }
+            sabotage,
+        } => sweep(scenario, seeds, from, shard, sabotage),
+    }
+}
+
+/// One seed's result in a sweep.
+struct SeedResult {
+    violations: Vec<String>,
+    latencies: Vec<Duration>,
+    faults: usize,
+}
+
+/// Runs `seed` twice and compares the trace hashes.
+fn check_seed(s: &Scenario, seed: u64, sabotage: Option<Sabotage>) -> SeedResult {
+    let plan = FaultPlan::from_seed(seed);
+    let first = sim::run_guarded(s, seed, &plan, sabotage);
+    let again = sim::run_guarded(s, seed, &plan, sabotage);
+    let mut violations = first.violations;
+    if first.trace_hash != again.trace_hash {
+        violations.push(format!(
+            "nondeterministic: trace hashes {:016x} and {:016x}",
+            first.trace_hash, again.trace_hash
+        ));
+    }
+    SeedResult {
+        violations,
+        latencies: first.latencies,
+        faults: first.faults,
+    }
+}
+
+/// Runs `seeds` on every core (each simulation is single-threaded and
+/// independent), returning the results in seed order.
+fn run_seeds(
+    s: &Scenario,
+    seeds: &[u64],
+    sabotage: Option<Sabotage>,
+    bar: &ProgressBar,
+) -> Vec<SeedResult> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<SeedResult>>> = Mutex::new(seeds.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(seeds.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(i) else { break };
+                    let result = check_seed(s, seed, sabotage);
+                    results.lock().expect("results lock")[i] = Some(result);
                     bar.inc(1);
                 }
-                let summary = latencies.summary();
-                rows.push((s.name, seeds, bad, summary.p50, summary.p99, faults));
-            }
-            bar.finish_and_clear();
-            println!(
-                "| scenario | seeds | failing seeds | latency p50 | latency p99 | faults injected |"
-            );
-            println!("|---|---|---|---|---|---|");
-            for (name, n, bad, p50, p99, faults) in rows {
-                println!("| {name} | {n} | {bad} | {p50:.1?} | {p99:.1?} | {faults} |");
-            }
-            for (name, seed, violations) in &failures {
-                println!("\nFAILED {name} seed {seed}:");
-                for v in violations {
-                    println!("  {v}");
-                }
-                println!(
-                    "  replay: cargo run -p sim --release -- replay {name} --seed {seed} --trace"
-                );
-            }
-            Ok(if failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            });
         }
+    });
+    results
+        .into_inner()
+        .expect("results lock")
+        .into_iter()
+        .map(|r| r.expect("every seed ran"))
+        .collect()
+}
+
+fn sweep(
+    scenario: Option<String>,
+    seeds: u64,
+    from: u64,
+    shard: Option<(u64, u64)>,
+    sabotage: Option<Sabotage>,
+) -> Result<ExitCode, String> {
+    if seeds == 0 {
+        return Err("--seeds must be at least 1".into());
     }
+    let (k, n) = shard.unwrap_or((1, 1));
+    let mine: Vec<u64> = (from..from.saturating_add(seeds))
+        .filter(|seed| (seed - from) % n == k - 1)
+        .collect();
+    let seeds = mine.len() as u64;
+    let chosen: Vec<Scenario> = match (scenario, sabotage) {
+        (Some(name), Some(b)) if name != b.scenario() => {
+            return Err(format!(
+                "--sabotage {} breaks {}, not {name}",
+                b.name(),
+                b.scenario()
+            ));
+        }
+        (Some(name), _) => vec![find(&name)?],
+        (None, Some(b)) => vec![find(b.scenario())?],
+        (None, None) => scenarios(),
+    };
+    let bar = ProgressBar::new(seeds * chosen.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {msg} ({eta} left)")
+            .map_err(|e| e.to_string())?,
+    );
+    let mut failures = Vec::new();
+    let mut rows = Vec::new();
+    for s in &chosen {
+        bar.set_message(s.name);
+        let started = wall_clock();
+        let results = run_seeds(s, &mine, sabotage, &bar);
+        let per_sec = seeds as f64 / started.elapsed().as_secs_f64();
+        let mut latencies =
+            LatencyRecorder::new(3, Duration::from_secs(60)).map_err(|e| e.to_string())?;
+        let (mut bad, mut faults) = (0u64, 0usize);
+        for (&seed, result) in mine.iter().zip(results) {
+            for l in &result.latencies {
+                latencies.record(*l);
+            }
+            faults += result.faults;
+            if !result.violations.is_empty() {
+                bad += 1;
+                failures.push((s.name, seed, result.violations));
+            }
+        }
+        let summary = latencies.summary();
+        rows.push((
+            s.name,
+            seeds,
+            bad,
+            per_sec,
+            summary.p50,
+            summary.p99,
+            faults,
+        ));
+    }
+    bar.finish_and_clear();
+    println!(
+        "| scenario | seeds | failing seeds | seeds/s | latency p50 | latency p99 | faults injected |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, n, bad, per_sec, p50, p99, faults) in rows {
+        println!("| {name} | {n} | {bad} | {per_sec:.0} | {p50:.1?} | {p99:.1?} | {faults} |");
+    }
+    println!("(each seed runs twice, to compare trace hashes; seeds/s counts it once)");
+    for (name, seed, violations) in &failures {
+        println!("\nFAILED {name} seed {seed}:");
+        for v in violations {
+            println!("  {v}");
+        }
+        println!("  replay: {}", replay_line(name, *seed, sabotage, None));
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

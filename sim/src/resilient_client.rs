@@ -11,7 +11,8 @@
 //! * every logical request ends exactly once (a value or a reported error);
 //! * the client never sends faster than the limiter's quota (10/s, burst
 //!   3, below the offered 20/s) allows, and the server never observes more
-//!   than the quota plus the network's jitter (three one-way trips);
+//!   than the quota plus the network's jitter (three one-way trips), apart
+//!   from what a hold delivers at once when it ends;
 //! * no attempt is sent while the breaker is open;
 //! * while a partition lasts longer than it takes to fail 3 attempts in a
 //!   row, the breaker opens; after the last fault ends it closes within
@@ -32,7 +33,7 @@ use async_patterns_tokio::TokioTimer;
 
 use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
 use crate::{
-    FaultKind, FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults,
+    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults,
     serve, sim_builder,
 };
 
@@ -75,7 +76,7 @@ struct Record {
 }
 
 /// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
+pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
     let trace = Trace::default();
     let record = Arc::new(Mutex::new(Record::default()));
     let mut jitter = SplitMix64::derive(seed, 1);
@@ -105,9 +106,14 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let (t, r) = (trace.clone(), record.clone());
     sim.client("client", async move {
         let timer = TokioTimer::new();
+        let burst = if sabotage == Some(Sabotage::LimiterIgnoresBurst) {
+            1_000
+        } else {
+            BURST
+        };
         let limiter = Rc::new(RateLimiter::new(
             Quota::per_second(RATE_PER_SEC)
-                .and_then(|q| q.with_burst(BURST))
+                .and_then(|q| q.with_burst(burst))
                 .expect("a valid quota"),
             timer,
         ));
@@ -162,8 +168,11 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                                     record.lock().unwrap().retries += 1;
                                 }
                                 limiter.until_ready().await;
-                                let permit =
-                                    breaker.try_acquire().map_err(|e| format!("refused: {e}"))?;
+                                let permit = match breaker.try_acquire() {
+                                    Ok(p) => Some(p),
+                                    Err(_) if sabotage == Some(Sabotage::BreakerNeverOpens) => None,
+                                    Err(e) => return Err(format!("refused: {e}")),
+                                };
                                 record.lock().unwrap().sends.push(now());
                                 trace.log(
                                     now(),
@@ -173,15 +182,21 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                                     deadline::timeout(&timer, ATTEMPT_TIMEOUT, call(id)).await;
                                 match reply {
                                     Ok(Ok(())) => {
-                                        permit.success();
+                                        if let Some(p) = permit {
+                                            p.success();
+                                        }
                                         Ok(())
                                     }
                                     Ok(Err(e)) => {
-                                        permit.failure();
+                                        if let Some(p) = permit {
+                                            p.failure();
+                                        }
                                         Err(e)
                                     }
                                     Err(_) => {
-                                        permit.failure();
+                                        if let Some(p) = permit {
+                                            p.failure();
+                                        }
                                         Err("timed out".to_string())
                                     }
                                 }
@@ -224,31 +239,19 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
         Ok(())
     });
 
-    let mut violations = Vec::new();
     let targets = Targets {
         partition: ("client", "server"),
         hold: ("client", "server"),
         crash: "server",
     };
-    if let Err(e) = run_with_faults(&mut sim, plan, &targets, &trace) {
-        violations.push(e);
-    }
+    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
     check(&record, plan, latency_ms, &mut violations);
     let trace = trace.events();
-    let timeline = timeline(&record, plan);
-    Outcome {
-        timeline,
-        trace_hash: hash_trace(&trace),
-        trace,
-        violations,
-        latencies: record
-            .ends
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().copied())
-            .collect(),
-        faults: plan.faults.len(),
-    }
+    let latencies = (record.ends.iter())
+        .filter_map(|(_, r)| r.as_ref().ok().copied())
+        .collect();
+    Outcome::new(plan, trace, violations, latencies, timeline(&record, plan))
 }
 
 /// One attempt on a fresh connection: `Ok` if the server said ok.
@@ -285,11 +288,16 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     if let Some(e) = within(&r.sends, Duration::ZERO) {
         v.push(format!("client sent faster than the quota: {e}"));
     }
-    let mut arrivals = r.arrivals.clone();
-    arrivals.sort();
     // A send reaches the server after three one-way trips (SYN, SYN-ACK,
     // then the request), each with its own latency.
     let spread = Duration::from_millis(3 * (latency_ms.1 - latency_ms.0));
+    // A hold delivers what it held at once when it ends: the network, not
+    // the client, bunches those arrivals, so they are left out.
+    let trip = Duration::from_millis(3 * latency_ms.1);
+    let mut arrivals: Vec<Duration> = (r.arrivals.iter().copied())
+        .filter(|t| !plan.touches(Some(FaultKind::Hold), *t, *t, trip))
+        .collect();
+    arrivals.sort();
     if let Some(e) = within(&arrivals, spread) {
         v.push(format!("server saw more than the quota allows: {e}"));
     }

@@ -2,7 +2,9 @@
 //! take 6 s one after another and 2 s through `gather`, in virtual time.
 //!
 //! The client makes the three calls in sequence, then again concurrently
-//! with `gather_until` under a 3 s deadline. Faults from the plan: a
+//! with `gather_until` under a 3 s deadline, then concurrently once more
+//! with the call to `a` made blocking (see [`EventLoop`] for how a blocked
+//! thread is made visible in virtual time). Faults from the plan: a
 //! partition cuts the client from upstream `b`, a hold delays upstream `a`,
 //! a crash takes down upstream `c`.
 //!
@@ -11,19 +13,26 @@
 //!   2 s, each within the network's round trips (exact, in virtual time);
 //! * the gather never takes longer than its 3 s deadline, and never longer
 //!   than the sequence when neither saw a fault;
+//! * a blocking call (one that keeps the client's event loop while it waits
+//!   for the network) stalls the other two: the gather takes 4 s, not 2 s,
+//!   and the stall detector reports each stalled call once, naming the
+//!   blocking one; it reports nothing in the other phases;
 //! * every call ends exactly once, as an answer or a reported error.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_patterns::deadline::{Deadline, timeout};
 use async_patterns::fan_out::gather_until;
 use async_patterns::rng::SplitMix64;
+use async_patterns::semaphore::{Semaphore, SemaphorePermit};
 use async_patterns_tokio::TokioTimer;
 
 use crate::plot::{GREEN, Lane, Timeline, fault_lanes};
 use crate::{
-    FaultPlan, Outcome, Scenario, Targets, Trace, exchange, hash_trace, run_with_faults, serve,
+    FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults, serve,
     sim_builder,
 };
 
@@ -31,7 +40,8 @@ use crate::{
 pub const SCENARIO: Scenario = Scenario {
     name: "sequential-parallel",
     checks: "three 2 s upstream calls: 6 s in sequence, 2 s through gather (exact in virtual time), the gather \
-             within its deadline, every call ending once",
+             within its deadline, 4 s with one blocking call and the stall detector naming it, every call \
+             ending once",
     run,
 };
 
@@ -39,14 +49,72 @@ const UPSTREAMS: [&str; 3] = ["a", "b", "c"];
 const WORK: Duration = Duration::from_secs(2);
 const DEADLINE: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+/// The blocking phase's deadline: room for the blocking call and then the
+/// others.
+const BLOCKING_DEADLINE: Duration = Duration::from_secs(10);
+/// The call that blocks in the blocking phase (to upstream `a`).
+const BLOCKER: usize = 0;
+/// A wait for the event loop longer than this is a stall.
+const STALL: Duration = Duration::from_millis(50);
 const PORT: u16 = 9000;
 
 fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
 
+/// The client's single-threaded event loop, modelled: a task runs only
+/// while it holds the loop's one thread (a FIFO semaphore with one permit).
+/// Virtual time cannot see a thread blocked for real, so the model makes
+/// blocking visible: a task that keeps the thread while it waits for the
+/// network stalls every other task, as `time.sleep` in a coroutine or a
+/// blocking HTTP call inside an async task does.
+///
+/// The stall detector: a task that was ready (to start, or to handle an
+/// answer that arrived) but waited longer than [`STALL`] for the thread is
+/// reported, with the task that held the thread when its wait began.
+struct EventLoop {
+    thread: Semaphore,
+    holder: Cell<Option<usize>>,
+    trace: Trace,
+    record: Arc<Mutex<Record>>,
+}
+
+impl EventLoop {
+    fn new(trace: Trace, record: Arc<Mutex<Record>>) -> Self {
+        EventLoop {
+            thread: Semaphore::new(1).expect("one permit"),
+            holder: Cell::new(None),
+            trace,
+            record,
+        }
+    }
+
+    /// Takes the thread for task `u`, which was ready at `ready`.
+    async fn take(&self, phase: &'static str, u: usize, ready: Duration) -> SemaphorePermit<'_> {
+        let blamed = self.holder.get();
+        let permit = self.thread.acquire().await.expect("the loop never closes");
+        self.holder.set(Some(u));
+        let waited = now() - ready;
+        if waited > STALL {
+            let by = blamed.map_or("?", |b| UPSTREAMS[b]);
+            self.trace.log(
+                now(),
+                format!(
+                    "STALL {phase}: call to {} was ready at {ready:?} but waited {waited:?} for the event loop, held by the call to {by}",
+                    UPSTREAMS[u]
+                ),
+            );
+            (self.record.lock().unwrap().stalls).push((phase, u, waited, blamed));
+        }
+        permit
+    }
+}
+
 #[derive(Default)]
 struct Record {
+    /// Stalls the detector reported: (phase, the stalled call, how long,
+    /// the call that held the thread).
+    stalls: Vec<(&'static str, usize, Duration, Option<usize>)>,
     /// (phase, start, end).
     phases: Vec<(&'static str, Duration, Duration)>,
     /// (phase, upstream, ended ok).
@@ -54,7 +122,7 @@ struct Record {
 }
 
 /// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
+pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome {
     let trace = Trace::default();
     let record = Arc::new(Mutex::new(Record::default()));
     let mut rng = SplitMix64::derive(seed, 4);
@@ -73,18 +141,30 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
     let (t, r) = (trace.clone(), record.clone());
     sim.client("client", async move {
         let timer = TokioTimer::new();
-        let one = |phase: &'static str, u: usize| {
-            let (trace, record) = (t.clone(), r.clone());
+        let event_loop = Rc::new(EventLoop::new(t.clone(), r.clone()));
+        // One call to upstream `u`, on the modelled event loop. A task needs
+        // the loop's thread to send its request and to handle the answer;
+        // an async call gives the thread back while it waits for the
+        // network, a blocking call keeps it.
+        let one = |phase: &'static str, u: usize, blocking: bool| {
+            let (trace, record, event_loop) = (t.clone(), r.clone(), event_loop.clone());
             async move {
-                let ok = matches!(
-                    timeout(
-                        &timer,
-                        CALL_TIMEOUT,
-                        exchange(UPSTREAMS[u], PORT, "work".into())
-                    )
-                    .await,
-                    Ok(Ok(_))
+                let thread = event_loop.take(phase, u, now()).await;
+                let call = timeout(
+                    &timer,
+                    CALL_TIMEOUT,
+                    exchange(UPSTREAMS[u], PORT, "work".into()),
                 );
+                let ok = if blocking {
+                    let ok = matches!(call.await, Ok(Ok(_)));
+                    drop(thread);
+                    ok
+                } else {
+                    drop(thread);
+                    let ok = matches!(call.await, Ok(Ok(_)));
+                    let _thread = event_loop.take(phase, u, now()).await;
+                    ok
+                };
                 trace.log(
                     now(),
                     format!(
@@ -97,44 +177,50 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
                 ok
             }
         };
+        let phase_done = |phase: &'static str, from: Duration| {
+            let end = now();
+            r.lock().unwrap().phases.push((phase, from, end));
+            t.log(end, format!("{phase}: 3 calls in {:?}", end - from));
+            end
+        };
         let start = now();
         for u in 0..3 {
-            one("sequential", u).await;
+            one("sequential", u, false).await;
         }
-        let middle = now();
-        r.lock().unwrap().phases.push(("sequential", start, middle));
-        t.log(
-            middle,
-            format!("sequential: 3 calls in {:?}", middle - start),
-        );
-        let deadline = Deadline::after(&timer, DEADLINE);
+        let middle = phase_done("sequential", start);
         let limit = std::num::NonZeroUsize::new(3).expect("3 > 0");
-        let parts = gather_until(&timer, deadline, (0..3).map(|u| one("parallel", u)), limit).await;
-        let end = now();
-        for (u, part) in parts.iter().enumerate() {
-            if part.is_err() {
-                // Cut off by the deadline: it ends here, as a failure.
-                r.lock().unwrap().calls.push(("parallel", u, false));
-                t.log(
-                    end,
-                    format!("parallel: call to {} cut off at the deadline", UPSTREAMS[u]),
-                );
+        // gather under a deadline: a call still running at it is cut off,
+        // and ends there, as a failure.
+        let gathered = |phase: &'static str, deadline: Duration, blocking: Option<usize>| {
+            let deadline = Deadline::after(&timer, deadline);
+            let calls = (0..3).map(move |u| one(phase, u, blocking == Some(u)));
+            let (t, r) = (t.clone(), r.clone());
+            async move {
+                let parts = gather_until(&timer, deadline, calls, limit).await;
+                for (u, part) in parts.iter().enumerate() {
+                    if part.is_err() {
+                        r.lock().unwrap().calls.push((phase, u, false));
+                        t.log(
+                            now(),
+                            format!("{phase}: call to {} cut off at the deadline", UPSTREAMS[u]),
+                        );
+                    }
+                }
             }
-        }
-        r.lock().unwrap().phases.push(("parallel", middle, end));
-        t.log(end, format!("parallel: 3 calls in {:?}", end - middle));
+        };
+        gathered("parallel", DEADLINE, None).await;
+        let blocking_from = phase_done("parallel", middle);
+        gathered("blocking", BLOCKING_DEADLINE, Some(BLOCKER)).await;
+        phase_done("blocking", blocking_from);
         Ok(())
     });
 
-    let mut violations = Vec::new();
     let targets = Targets {
         partition: ("client", "b"),
         hold: ("client", "a"),
         crash: "c",
     };
-    if let Err(e) = run_with_faults(&mut sim, plan, &targets, &trace) {
-        violations.push(e);
-    }
+    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
     // One round trip is a connect (SYN, SYN-ACK), the request and the
     // answer: four one-way trips, each at most the maximum latency.
@@ -148,33 +234,26 @@ pub fn run(seed: u64, plan: &FaultPlan) -> Outcome {
             .push((*from, *to, GREEN, format!("{phase}: {:?}", *to - *from)));
         lanes.push(lane);
     }
-    Outcome {
-        timeline: Timeline { lanes },
-        trace_hash: hash_trace(&trace),
+    Outcome::new(
+        plan,
         trace,
         violations,
-        latencies: record.phases.iter().map(|(_, a, b)| *b - *a).collect(),
-        faults: plan.faults.len(),
-    }
+        record.phases.iter().map(|(_, a, b)| *b - *a).collect(),
+        Timeline { lanes },
+    )
 }
 
 fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<String>) {
-    let overlaps = |from: Duration, to: Duration| {
-        plan.faults.iter().any(|f| {
-            let (a, b) = (
-                Duration::from_millis(f.at_ms),
-                Duration::from_millis(f.at_ms + f.for_ms),
-            );
-            a <= to && b >= from
-        })
-    };
+    let overlaps = |from, to| plan.touches(None, from, to, Duration::ZERO);
     let phase = |name: &str| {
         r.phases
             .iter()
             .find(|(p, _, _)| *p == name)
             .map(|(_, a, b)| (*a, *b))
     };
-    let (Some((s0, s1)), Some((p0, p1))) = (phase("sequential"), phase("parallel")) else {
+    let (Some((s0, s1)), Some((p0, p1)), Some((b0, b1))) =
+        (phase("sequential"), phase("parallel"), phase("blocking"))
+    else {
         v.push(format!("a phase never finished: {:?}", r.phases));
         return;
     };
@@ -202,7 +281,37 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<String>) {
             "the gather ({par:?}) was slower than the sequence ({seq:?})"
         ));
     }
-    for phase in ["sequential", "parallel"] {
+    // The blocking call holds the loop for its whole 2 s, then the other
+    // two run together: 4 s, not 2 s, and the detector reports both.
+    let blocked = b1 - b0;
+    if !overlaps(b0, b1) && !(WORK * 2..=WORK * 2 + slack * 2).contains(&blocked) {
+        v.push(format!(
+            "with one blocking call, the gather took {blocked:?}, not 4 s (+ up to {:?} of network)",
+            slack * 2
+        ));
+    }
+    for (phase, u, waited, by) in &r.stalls {
+        if *phase != "blocking" || *by != Some(BLOCKER) {
+            v.push(format!(
+                "{phase}: a stall of the call to {} for {waited:?} that no blocking call caused",
+                UPSTREAMS[*u]
+            ));
+        }
+    }
+    for u in (0..3).filter(|u| *u != BLOCKER) {
+        let stalled = r
+            .stalls
+            .iter()
+            .filter(|(p, x, waited, _)| *p == "blocking" && *x == u && *waited >= WORK)
+            .count();
+        if stalled != 1 {
+            v.push(format!(
+                "the blocking call stalled the call to {} for 2 s, but the detector reported it {stalled} times",
+                UPSTREAMS[u]
+            ));
+        }
+    }
+    for phase in ["sequential", "parallel", "blocking"] {
         for (u, name) in UPSTREAMS.iter().enumerate() {
             let n = r
                 .calls

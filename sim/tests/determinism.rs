@@ -9,8 +9,8 @@ fn same_seed_same_trace_and_no_violations() {
     for s in scenarios() {
         for seed in 0..3 {
             let plan = FaultPlan::from_seed(seed);
-            let a = (s.run)(seed, &plan);
-            let b = (s.run)(seed, &plan);
+            let a = (s.run)(seed, &plan, None);
+            let b = (s.run)(seed, &plan, None);
             assert_eq!(
                 a.trace, b.trace,
                 "{} seed {seed} is not deterministic",
@@ -30,8 +30,8 @@ fn same_seed_same_trace_and_no_violations() {
 #[test]
 fn different_seeds_differ() {
     for s in scenarios() {
-        let a = (s.run)(1, &FaultPlan::from_seed(1));
-        let b = (s.run)(2, &FaultPlan::from_seed(2));
+        let a = (s.run)(1, &FaultPlan::from_seed(1), None);
+        let b = (s.run)(2, &FaultPlan::from_seed(2), None);
         assert_ne!(
             a.trace_hash, b.trace_hash,
             "{}: the seed changes nothing",
@@ -62,5 +62,5 @@ fn fault_plans_round_trip_through_json() {
 #[test]
 fn a_passing_seed_has_nothing_to_shrink() {
     let s = &scenarios()[0];
-    assert!(sim::shrink(s.run, 0, &FaultPlan::from_seed(0)).is_none());
+    assert!(sim::shrink(s, 0, &FaultPlan::from_seed(0), None).is_none());
 }

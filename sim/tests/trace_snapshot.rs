@@ -1,14 +1,29 @@
-//! A fixed seed's event trace, kept as an insta snapshot in `snapshots/`:
-//! any change in what the simulated client, servers and patterns do (or in
-//! the order they do it) shows up as a diff in review.
+//! One fixed seed per scenario has its event trace kept as an insta
+//! snapshot in `snapshots/`: any change in what the simulated clients,
+//! servers and patterns do (or in the order they do it) shows up as a diff
+//! in review. Seed 4's plan has all three kinds of fault.
 
-use sim::{FaultPlan, aggregator};
+use sim::{FaultKind, FaultPlan, scenarios};
 
 #[test]
-fn aggregator_seed_4_trace() {
-    let out = (aggregator::SCENARIO.run)(4, &FaultPlan::from_seed(4));
-    assert!(out.violations.is_empty(), "{:?}", out.violations);
-    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots")}, {
-        insta::assert_snapshot!(out.trace.join("\n"));
-    });
+fn seed_4_trace_of_every_scenario() {
+    let plan = FaultPlan::from_seed(4);
+    for kind in [FaultKind::Partition, FaultKind::Hold, FaultKind::Crash] {
+        assert_eq!(plan.of(kind).count(), 1, "{plan:?}");
+    }
+    for s in scenarios() {
+        let out = (s.run)(4, &plan, None);
+        assert!(
+            out.violations.is_empty(),
+            "{}: {:?}",
+            s.name,
+            out.violations
+        );
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!(format!("sim_{}_seed_4", s.name), out.trace.join("\n"));
+        });
+    }
 }

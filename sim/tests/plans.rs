@@ -1,0 +1,92 @@
+//! The proptest route to fault plans: proptest generates plans (any kinds,
+//! any instants, overlapping or not) for a seed it never shrinks, runs every
+//! scenario under each, and on a violation shrinks the *plan*. Each failing
+//! plan it meets is written to `sim/regressions/SCENARIO-seed-SEED.json`;
+//! proptest only moves on to a smaller failing plan, so the file left
+//! behind is the minimal one, in the format `sim replay --plan` and
+//! `sim shrink --plan` read. Proptest's own generator-seed file is not
+//! kept: it changes meaning when the strategy changes, the plan does not.
+//!
+//! Every plan saved there is a regression test: `saved_plans_pass` replays
+//! them all.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use sim::{Fault, FaultKind, FaultPlan, scenarios};
+
+fn regressions() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions")
+}
+
+fn plans() -> impl Strategy<Value = FaultPlan> {
+    let kind = prop_oneof![
+        Just(FaultKind::Partition),
+        Just(FaultKind::Hold),
+        Just(FaultKind::Crash)
+    ];
+    let fault = (kind, 0u64..4_000, 0u64..3_000).prop_map(|(kind, at_ms, for_ms)| Fault {
+        kind,
+        at_ms,
+        for_ms,
+    });
+    proptest::collection::vec(fault, 0..=4).prop_map(|faults| FaultPlan { faults })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 6,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn no_fault_plan_breaks_an_invariant(seed in any::<u64>().no_shrink(), plan in plans()) {
+        for s in scenarios() {
+            let out = sim::run_guarded(&s, seed, &plan, None);
+            if !out.violations.is_empty() {
+                let file = regressions().join(format!("{}-seed-{seed}.json", s.name));
+                std::fs::write(&file, serde_json::to_string(&plan).unwrap() + "\n").unwrap();
+                prop_assert!(
+                    false,
+                    "{} seed {seed}: {:?}; plan saved to {}",
+                    s.name,
+                    out.violations,
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+/// Replays every saved plan (from the shrinker or the property above) for
+/// its scenario and seed: each once broke an invariant, and must not again.
+#[test]
+fn saved_plans_pass() {
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(regressions()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let (scenario, seed) = name.rsplit_once("-seed-").expect("SCENARIO-seed-SEED.json");
+        let seed: u64 = seed.parse().expect("a seed");
+        let s = scenarios()
+            .into_iter()
+            .find(|s| s.name == scenario)
+            .unwrap_or_else(|| panic!("{}: no scenario {scenario}", path.display()));
+        let plan: FaultPlan =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let out = sim::run_guarded(&s, seed, &plan, None);
+        assert!(
+            out.violations.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            out.violations
+        );
+        replayed += 1;
+    }
+    assert!(
+        replayed > 0,
+        "no saved plans in {}",
+        regressions().display()
+    );
+}
