@@ -3,7 +3,7 @@
 //!
 //! The client makes the three calls in sequence, then again concurrently
 //! with `gather_until` under a 3 s deadline, then concurrently once more
-//! with the call to `a` made blocking (see [`EventLoop`] for how a blocked
+//! with the call to `a` made blocking (see `EventLoop` for how a blocked
 //! thread is made visible in virtual time). Faults from the plan: a
 //! partition cuts the client from upstream `b`, a hold delays upstream `a`,
 //! a crash takes down upstream `c`.
