@@ -1,0 +1,255 @@
+//! A lab run: the plan of runs, running each (in a child process, or in
+//! this one for tests), the physical limit and each run's share of it, the
+//! goals, and the report as a table and as JSON.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engines::{Engine, EngineReport, Pool, Workload};
+use crate::server::{Server, ServerConfig, ServerStats};
+
+/// Requests per unit of concurrency when `--requests` is not given: enough
+/// rounds that opening the connections (the first round's cost) is a few
+/// percent of the run, few enough that the defaults finish in about 30 s.
+pub const ROUNDS: u64 = 50;
+
+/// Everything `lab run` was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabConfig {
+    /// The engines, run in this order at each level.
+    pub engines: Vec<Engine>,
+    /// Requests per run; `None`: [`ROUNDS`] per unit of concurrency, so
+    /// every run lasts about that many latencies.
+    pub requests: Option<u64>,
+    /// Concurrency levels (`sequential` runs once, at 1).
+    pub concurrency: Vec<usize>,
+    /// The upstream.
+    pub server: ServerConfig,
+    /// Client connection pooling.
+    pub pool: Pool,
+}
+
+impl LabConfig {
+    /// The runs, in order: `sequential` once (its concurrency is always
+    /// 1), then every other engine at every level.
+    pub fn plan(&self) -> Vec<(Engine, usize)> {
+        let mut runs = Vec::new();
+        if self.engines.contains(&Engine::Sequential) {
+            runs.push((Engine::Sequential, 1));
+        }
+        for &c in &self.concurrency {
+            for &e in self.engines.iter().filter(|e| **e != Engine::Sequential) {
+                runs.push((e, c));
+            }
+        }
+        runs
+    }
+
+    /// The workload of one run against `url`.
+    pub fn workload(&self, url: &str, concurrency: usize) -> Workload {
+        Workload {
+            url: url.to_string(),
+            requests: self.requests.unwrap_or(ROUNDS * concurrency as u64),
+            concurrency,
+            pool: self.pool,
+            mean_latency: self.server.latency.mean,
+            seed: self.server.seed,
+        }
+    }
+}
+
+/// One run: what the engine measured, what the server saw, and the
+/// physical limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// The engine's own report (peak RSS and CPU from its process).
+    pub client: EngineReport,
+    /// What the upstream saw during the run.
+    pub server: ServerStats,
+    /// `C / L`: the most requests per second any client could complete
+    /// with `C` in flight and mean latency `L`.
+    pub limit_per_s: f64,
+    /// `requests_per_s / limit_per_s`.
+    pub share_of_limit: f64,
+}
+
+/// A goal from the issue, and whether this run met it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Goal {
+    /// What is asked.
+    pub goal: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met, missed, or not measured by this run's plan.
+    pub met: Option<bool>,
+}
+
+/// A whole lab run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabReport {
+    /// What was asked.
+    pub config: LabConfig,
+    /// Every run, in the order made.
+    pub runs: Vec<Run>,
+    /// The goals.
+    pub goals: Vec<Goal>,
+}
+
+/// Runs the plan of `config` against a fresh upstream. `each` runs one
+/// workload (in a child process for `lab run`, in-process in tests), and
+/// `progress` hears about each run as it starts.
+pub fn run(
+    config: &LabConfig,
+    mut each: impl FnMut(Engine, &Workload) -> Result<EngineReport, String>,
+    mut progress: impl FnMut(Engine, usize),
+) -> Result<LabReport, String> {
+    let server =
+        Server::start(config.server, 2).map_err(|e| format!("starting the upstream: {e}"))?;
+    let url = server.url();
+    let mut runs = Vec::new();
+    for (engine, c) in config.plan() {
+        progress(engine, c);
+        server.reset();
+        let workload = config.workload(&url, c);
+        let client = each(engine, &workload)?;
+        let limit_per_s = limit(c, config.server.latency.mean);
+        runs.push(Run {
+            share_of_limit: client.requests_per_s / limit_per_s,
+            client,
+            server: server.stats(),
+            limit_per_s,
+        });
+    }
+    let goals = goals(&runs, config.server.latency.mean);
+    Ok(LabReport {
+        config: config.clone(),
+        runs,
+        goals,
+    })
+}
+
+/// `C / L` in requests per second (infinite for a zero latency).
+pub fn limit(concurrency: usize, latency: Duration) -> f64 {
+    concurrency as f64 / latency.as_secs_f64()
+}
+
+fn find(runs: &[Run], engine: Engine, c: usize) -> Option<&Run> {
+    runs.iter()
+        .find(|r| r.client.engine == engine && r.client.concurrency == c)
+}
+
+/// The issue's goals, measured at 50 ms latency: threaded at least 2×
+/// sequential (at the lowest level), async at least 90% of C / L and async
+/// peak memory at most 1/10 of threaded (both at the highest level).
+pub fn goals(runs: &[Run], latency: Duration) -> Vec<Goal> {
+    let levels: Vec<usize> = runs
+        .iter()
+        .filter(|r| r.client.engine != Engine::Sequential)
+        .map(|r| r.client.concurrency)
+        .collect();
+    let (low, high) = (levels.iter().min().copied(), levels.iter().max().copied());
+    let at = if latency == Duration::from_millis(50) {
+        String::new()
+    } else {
+        format!(" (the goals are set at 50 ms; this run used {latency:?})")
+    };
+    let sequential = find(runs, Engine::Sequential, 1);
+    let mut goals = Vec::new();
+    let threaded = low.and_then(|c| find(runs, Engine::Threaded, c));
+    goals.push(match (sequential, threaded) {
+        (Some(s), Some(t)) => {
+            let x = t.client.requests_per_s / s.client.requests_per_s;
+            Goal {
+                goal: format!("threaded >= 2x sequential (C = {})", t.client.concurrency),
+                measured: format!("{x:.1}x{at}"),
+                met: Some(x >= 2.0),
+            }
+        }
+        _ => unmeasured("threaded >= 2x sequential", "needs both engines"),
+    });
+    let async_high = high.and_then(|c| find(runs, Engine::Async, c));
+    goals.push(match async_high {
+        Some(a) => Goal {
+            goal: format!("async >= 90% of C/L (C = {})", a.client.concurrency),
+            measured: format!("{:.1}%{at}", 100.0 * a.share_of_limit),
+            met: Some(a.share_of_limit >= 0.9),
+        },
+        None => unmeasured("async >= 90% of C/L", "needs the async engine"),
+    });
+    let threaded_high = high.and_then(|c| find(runs, Engine::Threaded, c));
+    goals.push(match (async_high, threaded_high) {
+        (Some(a), Some(t)) => {
+            let x = a.client.peak_rss_kib as f64 / t.client.peak_rss_kib.max(1) as f64;
+            Goal {
+                goal: format!(
+                    "async peak memory <= 1/10 of threaded (C = {})",
+                    a.client.concurrency
+                ),
+                measured: format!(
+                    "{:.1} MiB vs {:.1} MiB = 1/{:.1}{at}",
+                    a.client.peak_rss_kib as f64 / 1024.0,
+                    t.client.peak_rss_kib as f64 / 1024.0,
+                    1.0 / x
+                ),
+                met: Some(x <= 0.1),
+            }
+        }
+        _ => unmeasured(
+            "async peak memory <= 1/10 of threaded",
+            "needs both engines",
+        ),
+    });
+    goals
+}
+
+fn unmeasured(goal: &str, why: &str) -> Goal {
+    Goal {
+        goal: goal.into(),
+        measured: format!("not measured: {why}"),
+        met: None,
+    }
+}
+
+impl LabReport {
+    /// The report as a Markdown table, then the goals.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "| engine | C | requests | ok | errors | retries | req/s | C/L | share | p50 ms | p95 ms | p99 ms | max ms | peak RSS MiB | CPU s | server max in flight | server connections |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.runs {
+            let c = &r.client;
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} |\n",
+                c.engine.name(),
+                c.concurrency,
+                c.requests,
+                c.successes,
+                c.errors,
+                c.retries,
+                c.requests_per_s,
+                r.limit_per_s,
+                100.0 * r.share_of_limit,
+                c.latency.p50_ms,
+                c.latency.p95_ms,
+                c.latency.p99_ms,
+                c.latency.max_ms,
+                c.peak_rss_kib as f64 / 1024.0,
+                c.cpu_s,
+                r.server.max_in_flight,
+                r.server.connections,
+            );
+        }
+        out += "\n";
+        for g in &self.goals {
+            let verdict = match g.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "-",
+            };
+            out += &format!("goal: {} -> {}: {}\n", g.goal, g.measured, verdict);
+        }
+        out
+    }
+}

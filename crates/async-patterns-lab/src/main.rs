@@ -1,0 +1,251 @@
+//! `lab`: the Performance Lab.
+//!
+//! ```text
+//! lab run [--engines sequential,threaded,async,async-resilient] [--requests N]
+//!         [--concurrency 5,50,500] [--latency 50ms] [--shape fixed|uniform|long-tail]
+//!         [--errors 0.01] [--capacity N] [--keep-alive true|false] [--max-idle N]
+//!         [--seed S] [--json FILE] [--plot FILE.svg]
+//! lab plot REPORT.json --out FILE.svg
+//! ```
+//!
+//! Each run happens in a child process (`lab engine`, not for people), so
+//! its peak RSS and CPU time are its own.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use async_patterns_lab::engines::{self, Engine, EngineReport, Pool, Workload};
+use async_patterns_lab::lab::{self, LabConfig};
+use async_patterns_lab::measure;
+use async_patterns_lab::server::{Latency, ServerConfig, Shape};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(about = "The Performance Lab: sequential, threaded and async engines over loopback HTTP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the upstream, run every engine at every concurrency level, and
+    /// report (the defaults finish in well under a minute).
+    Run {
+        /// Engines to run, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "sequential,threaded,async,async-resilient"
+        )]
+        engines: Vec<Engine>,
+        /// Requests per run [default: 50 per unit of concurrency, so each
+        /// run lasts about 50 latencies].
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
+        requests: Option<u64>,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "5,50,500", allow_negative_numbers = true, value_parser = positive)]
+        concurrency: Vec<usize>,
+        /// The upstream's mean latency per request (e.g. 50ms, 1s).
+        #[arg(long, default_value = "50ms", value_parser = latency)]
+        latency: Duration,
+        /// The shape of the latency distribution around the mean.
+        #[arg(long, value_enum, default_value = "fixed")]
+        shape: Shape,
+        /// The share of requests the upstream fails with a 500, in [0, 1].
+        #[arg(long, default_value_t = 0.01, allow_negative_numbers = true, value_parser = rate)]
+        errors: f64,
+        /// Let the upstream serve at most this many requests at once (the
+        /// rest queue).
+        #[arg(long, allow_negative_numbers = true, value_parser = positive)]
+        capacity: Option<usize>,
+        /// Reuse client connections (HTTP keep-alive).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        keep_alive: bool,
+        /// Idle connections each client keeps [default: its concurrency].
+        #[arg(long, default_value_t = 0)]
+        max_idle: usize,
+        /// Seeds the upstream's latency and error draws and the retry jitter.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also draw throughput and p99 against concurrency as an SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Redraw the plot of a report saved with `lab run --json`.
+    Plot {
+        /// The JSON report.
+        report: PathBuf,
+        /// Where to write the SVG.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run one engine on one workload and print its report as JSON (what
+    /// `lab run` starts in a child process).
+    #[command(hide = true)]
+    Engine {
+        /// The engine.
+        #[arg(long, value_enum)]
+        engine: Engine,
+        /// The workload, as JSON.
+        #[arg(long)]
+        workload: String,
+    },
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+        Ok(n) => Err(format!("{n} is not a positive number")),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
+fn latency(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 50ms or 1s: {e}"))?;
+    if d.is_zero() {
+        return Err("the latency must be above zero (C / L needs it)".into());
+    }
+    Ok(d)
+}
+
+fn rate(text: &str) -> Result<f64, String> {
+    let r: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("{r} is outside [0, 1]"))
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `engine` on `workload` in a child process of this binary.
+fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding the lab binary: {e}"))?;
+    let json = serde_json::to_string(workload).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .args(["engine", "--engine", engine.name(), "--workload", &json])
+        .output()
+        .map_err(|e| format!("starting the {} engine: {e}", engine.name()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the {} engine at C = {} failed ({}): {}",
+            engine.name(),
+            workload.concurrency,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("the {} engine's report: {e}", engine.name()))
+}
+
+fn write_plot(report: &lab::LabReport, path: &std::path::Path) -> Result<(), String> {
+    std::fs::write(path, async_patterns_lab::plot::svg(report)?)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("plot: {}", path.display());
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Plot { report, out } => {
+            let text = std::fs::read_to_string(&report)
+                .map_err(|e| format!("{}: {e}", report.display()))?;
+            let report: lab::LabReport = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a lab report: {e}", report.display()))?;
+            write_plot(&report, &out)
+        }
+        Command::Engine { engine, workload } => {
+            let workload: Workload =
+                serde_json::from_str(&workload).map_err(|e| format!("--workload: {e}"))?;
+            let mut report = engines::run(engine, &workload).map_err(|e| e.to_string())?;
+            (report.peak_rss_kib, report.cpu_s) = measure::own_usage()?;
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Command::Run {
+            engines,
+            requests,
+            concurrency,
+            latency,
+            shape,
+            errors,
+            capacity,
+            keep_alive,
+            max_idle,
+            seed,
+            json,
+            plot,
+        } => {
+            let highest = concurrency.iter().copied().max().unwrap_or(1);
+            measure::ensure_open_files(measure::files_needed(highest))
+                .map_err(|e| format!("--concurrency {highest}: {e}"))?;
+            let config = LabConfig {
+                engines,
+                requests,
+                concurrency,
+                server: ServerConfig {
+                    latency: Latency {
+                        shape,
+                        mean: latency,
+                    },
+                    error_rate: errors,
+                    capacity,
+                    seed,
+                },
+                pool: Pool {
+                    keep_alive,
+                    max_idle,
+                },
+            };
+            let bar = ProgressBar::new(config.plan().len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} runs: {msg} ({elapsed})")
+                    .map_err(|e| e.to_string())?,
+            );
+            let mut started = false;
+            let report = lab::run(&config, in_child, |engine, c| {
+                if started {
+                    bar.inc(1);
+                }
+                started = true;
+                bar.set_message(format!("{} at C = {c}", engine.name()));
+            })?;
+            bar.finish_and_clear();
+            print!("{}", report.table());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+                std::fs::write(&path, text + "\n")
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("json: {}", path.display());
+            }
+            match plot {
+                Some(path) => write_plot(&report, &path),
+                None => Ok(()),
+            }
+        }
+    }
+}

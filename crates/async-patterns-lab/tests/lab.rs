@@ -1,0 +1,232 @@
+//! The lab on loopback with small counts: accounting, the concurrency limit
+//! as the server saw it, injected errors, pooling, and bad input. Nothing
+//! here asserts on time: speed lives in the lab's report.
+
+use std::process::Command;
+use std::time::Duration;
+
+use async_patterns_lab::engines::{self, Engine, Pool, Workload};
+use async_patterns_lab::server::{Latency, Server, ServerConfig, Shape};
+
+fn server(latency_ms: u64, error_rate: f64) -> Server {
+    Server::start(
+        ServerConfig {
+            latency: Latency {
+                shape: Shape::Fixed,
+                mean: Duration::from_millis(latency_ms),
+            },
+            error_rate,
+            capacity: None,
+            seed: 7,
+        },
+        2,
+    )
+    .expect("the upstream starts")
+}
+
+fn workload(server: &Server, requests: u64, concurrency: usize, keep_alive: bool) -> Workload {
+    Workload {
+        url: server.url(),
+        requests,
+        concurrency,
+        pool: Pool {
+            keep_alive,
+            max_idle: 0,
+        },
+        mean_latency: Duration::from_millis(1),
+        seed: 3,
+    }
+}
+
+/// Every request ends as a success or an error, none lost; the server
+/// received exactly as many (no retries outside the resilient engine), and
+/// never more at once than the engine's concurrency.
+#[test]
+fn every_request_is_accounted_for_and_the_limit_holds() {
+    let server = server(1, 0.0);
+    for engine in Engine::ALL {
+        for c in [1, 4] {
+            server.reset();
+            let report = engines::run(engine, &workload(&server, 60, c, true)).unwrap();
+            let seen = server.stats();
+            let name = engine.name();
+            assert_eq!(
+                report.successes + report.errors,
+                60,
+                "{name} C={c}: {report:?}"
+            );
+            assert_eq!(report.errors, 0, "{name} C={c}: {report:?}");
+            assert_eq!(seen.requests, 60, "{name} C={c}: {seen:?}");
+            let allowed = if engine == Engine::Sequential { 1 } else { c };
+            assert!(
+                (1..=allowed).contains(&seen.max_in_flight),
+                "{name} C={c}: the server saw {} at once",
+                seen.max_in_flight
+            );
+        }
+    }
+}
+
+/// The server's injected errors show up in the clients' counts: exactly,
+/// for the engines without retries; the resilient engine retries them, so
+/// it ends with fewer errors than the server injected and accounts for
+/// every attempt.
+#[test]
+fn injected_errors_are_reflected_in_the_counts() {
+    let server = server(0, 0.25);
+    for engine in Engine::ALL {
+        server.reset();
+        let report = engines::run(engine, &workload(&server, 200, 4, true)).unwrap();
+        let seen = server.stats();
+        let name = engine.name();
+        assert_eq!(report.successes + report.errors, 200, "{name}: {report:?}");
+        assert!(seen.errors_injected > 20, "{name}: {seen:?}");
+        if engine == Engine::AsyncResilient {
+            assert_eq!(
+                seen.requests,
+                200 + report.retries,
+                "{name}: {report:?} {seen:?}"
+            );
+            assert!(
+                report.errors < seen.errors_injected,
+                "{name}: {report:?} {seen:?}"
+            );
+        } else {
+            assert_eq!(
+                report.errors, seen.errors_injected,
+                "{name}: {report:?} {seen:?}"
+            );
+            assert_eq!(report.retries, 0);
+        }
+    }
+}
+
+/// With keep-alive the blocking clients open at most one connection per
+/// concurrent request. hyper's pool takes a connection back a moment after
+/// its response is read (its connection task must notice), so a request
+/// that starts in that moment opens another: a few more, far fewer than
+/// one per request. Without keep-alive, every engine opens one per request.
+#[test]
+fn pooling_changes_the_connections_the_server_sees() {
+    let server = server(0, 0.0);
+    for engine in Engine::ALL {
+        let name = engine.name();
+        server.reset();
+        engines::run(engine, &workload(&server, 100, 4, true)).unwrap();
+        let pooled = server.stats().connections;
+        let most = match engine {
+            Engine::Sequential => 1,
+            Engine::Threaded => 4,
+            // Measured: 4-6 at 1 ms latency, up to 11 at 0 ms (every
+            // answer is immediately followed by the next request).
+            Engine::Async | Engine::AsyncResilient => 25,
+        };
+        assert!(
+            (1..=most).contains(&pooled),
+            "{name}: {pooled} connections with keep-alive"
+        );
+        server.reset();
+        engines::run(engine, &workload(&server, 100, 4, false)).unwrap();
+        let unpooled = server.stats().connections;
+        assert_eq!(
+            unpooled, 100,
+            "{name}: {unpooled} connections without keep-alive"
+        );
+    }
+}
+
+/// The same seed draws the same errors for the same request numbers.
+#[test]
+fn injected_errors_repeat_for_a_seed() {
+    let server = server(0, 0.3);
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        server.reset();
+        engines::run(Engine::Sequential, &workload(&server, 50, 1, true)).unwrap();
+        counts.push(server.stats().errors_injected);
+    }
+    assert_eq!(counts[0], counts[1]);
+}
+
+fn lab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .output()
+        .expect("the lab binary runs")
+}
+
+/// A small `lab run` end to end: child processes, the table, the JSON (every
+/// run, with its peak RSS) and the plot.
+#[test]
+fn a_small_lab_run_reports_every_run() {
+    let dir = std::env::temp_dir().join(format!("lab-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("lab.json"), dir.join("lab.svg"));
+    let out = lab(&[
+        "run",
+        "--requests",
+        "30",
+        "--concurrency",
+        "2,4",
+        "--latency",
+        "1ms",
+        "--errors",
+        "0.1",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| async-resilient | 4 |"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1 + 3 * 2, "{report}");
+    for run in runs {
+        let c = &run["client"];
+        assert_eq!(
+            c["successes"].as_u64().unwrap() + c["errors"].as_u64().unwrap(),
+            30,
+            "{run}"
+        );
+        assert!(c["peak_rss_kib"].as_u64().unwrap() > 0, "{run}");
+    }
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        picture.starts_with("<svg") && picture.contains("async-resilient"),
+        "{picture}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Bad input: a clear message and exit code 2, never a panic or a hang.
+#[test]
+fn bad_input_is_a_clear_error() {
+    for (args, says) in [
+        (&["run", "--requests", "0"][..], "0 is not in 1.."),
+        (&["run", "--requests", "-5"], "-5"),
+        (&["run", "--concurrency", "0"], "0 is not a positive number"),
+        (
+            &["run", "--concurrency", "5,-1"],
+            "-1 is not a positive number",
+        ),
+        (&["run", "--latency", "fast"], "is not a duration"),
+        (&["run", "--latency", "0ms"], "above zero"),
+        (&["run", "--errors", "1.5"], "outside [0, 1]"),
+        (&["run", "--errors", "-0.1"], "outside [0, 1]"),
+        (&["run", "--engines", "magic"], "invalid value 'magic'"),
+        (&["run", "--concurrency", "100000000"], "open-files limit"),
+    ] {
+        let out = lab(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
