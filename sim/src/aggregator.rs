@@ -3,9 +3,9 @@
 //! call and a 500 ms deadline for the whole answer, and returns what came
 //! back in time, flagged partial when something did not.
 //!
-//! Faults from the plan: a partition cuts the aggregator–pricing link, a
-//! hold delays the aggregator–inventory link (a latency spike), a crash
-//! takes the reviews host down until it is bounced.
+//! Faults from the plan: a partition cuts the aggregator–pricing link and
+//! message loss hits it, a hold delays the aggregator–inventory link (a
+//! latency spike), a crash takes the reviews host down until it is bounced.
 //!
 //! Invariants, checked on every run:
 //! * the aggregator answers every request within its 500 ms deadline
@@ -44,8 +44,12 @@ pub const SCENARIO: Scenario = Scenario {
 };
 
 const UPSTREAMS: [&str; 3] = ["inventory", "pricing", "reviews"];
-/// The fault that hits each upstream (see `targets` in `run`).
-const UPSTREAM_FAULT: [FaultKind; 3] = [FaultKind::Hold, FaultKind::Partition, FaultKind::Crash];
+/// The faults that hit each upstream (see `targets` in `run`).
+const UPSTREAM_FAULTS: [&[FaultKind]; 3] = [
+    &[FaultKind::Hold],
+    &[FaultKind::Partition, FaultKind::Loss],
+    &[FaultKind::Crash],
+];
 const REQUESTS: u64 = 80;
 const SPACING: Duration = Duration::from_millis(25);
 const CALL_TIMEOUT: Duration = Duration::from_millis(200);
@@ -257,7 +261,7 @@ fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
     for ((at, present), (id, took, _, _)) in r.answered_at.iter().zip(&r.answers) {
         let asked = *at - *took;
         for (u, name) in UPSTREAMS.iter().enumerate() {
-            if !present[u] && !plan.touches(Some(UPSTREAM_FAULT[u]), asked, *at, SETTLE) {
+            if !present[u] && !plan.touches(UPSTREAM_FAULTS[u], asked, *at, SETTLE) {
                 v.push(format!(
                     "product {id}, asked at {asked:?}, is missing {name} with no fault on it since {:?}",
                     asked.saturating_sub(SETTLE)

@@ -31,7 +31,25 @@ pub enum FaultKind {
     Hold,
     /// The scenario's crashable host crashes, and comes back at the end.
     Crash,
+    /// The scenario's main link (the one a partition cuts) loses messages
+    /// at random: turmoil's fail rate, [`LOSS_RATE`] per message sent, each
+    /// loss dropping what is in flight on the link at that moment.
+    Loss,
 }
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::Partition,
+        FaultKind::Hold,
+        FaultKind::Crash,
+        FaultKind::Loss,
+    ];
+}
+
+/// The chance, per message sent on a lossy link, that the link drops
+/// everything in flight (turmoil repairs it at the next message).
+pub const LOSS_RATE: f64 = 0.05;
 
 /// One fault: a kind, when it starts and how long it lasts (virtual ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,11 +74,13 @@ impl FaultPlan {
     /// The plan a seed gets when none is given, in swarm style: each kind
     /// of fault is left out with probability 1/3, so seeds also explore
     /// runs with only some kinds (bugs that all-faults-at-once hides);
-    /// each fault starts within 0.3-2.5 s and lasts 0.2-2.5 s.
+    /// each fault starts within 0.3-2.5 s and lasts 0.2-2.5 s. (Kinds are
+    /// drawn in [`FaultKind::ALL`] order, so a kind added at the end leaves
+    /// every seed's earlier faults as they were.)
     pub fn from_seed(seed: u64) -> Self {
         let mut rng = async_patterns::rng::SplitMix64::derive(seed, 0xfa17);
         let mut faults = Vec::new();
-        for kind in [FaultKind::Partition, FaultKind::Hold, FaultKind::Crash] {
+        for kind in FaultKind::ALL {
             if rng.between(0, 2) == 0 {
                 continue;
             }
@@ -78,12 +98,12 @@ impl FaultPlan {
         self.faults.iter().filter(move |f| f.kind == kind)
     }
 
-    /// Whether a fault (of `kind`, or of any kind) is on at some instant of
+    /// Whether a fault of one of `kinds` is on at some instant of
     /// `from..=to`, counting it as lasting `after` beyond its end (for its
     /// aftermath: timeouts still running, held messages delivered).
     pub fn touches(
         &self,
-        kind: Option<FaultKind>,
+        kinds: &[FaultKind],
         from: Duration,
         to: Duration,
         after: Duration,
@@ -91,7 +111,7 @@ impl FaultPlan {
         self.faults.iter().any(|f| {
             let start = Duration::from_millis(f.at_ms);
             let end = Duration::from_millis(f.at_ms.saturating_add(f.for_ms)) + after;
-            kind.is_none_or(|k| k == f.kind) && start <= to && end >= from
+            kinds.contains(&f.kind) && start <= to && end >= from
         })
     }
 }
@@ -99,7 +119,7 @@ impl FaultPlan {
 /// How a scenario maps fault kinds onto its hosts: the partitioned pair,
 /// the held pair and the host that crashes.
 pub struct Targets {
-    /// The link a partition cuts.
+    /// The link a partition cuts, and loss hits.
     pub partition: (&'static str, &'static str),
     /// The link a hold delays.
     pub hold: (&'static str, &'static str),
@@ -155,6 +175,13 @@ pub fn run_with_faults(
                         sim.bounce(host);
                         format!("bounce {host}")
                     }
+                }
+                FaultKind::Loss => {
+                    let (a, b) = targets.partition;
+                    let rate = if start { LOSS_RATE } else { 0.0 };
+                    sim.set_link_fail_rate(a, b, rate);
+                    let verb = if start { "lossy" } else { "lossless" };
+                    format!("{verb} {a} <-> {b}")
                 }
                 FaultKind::Partition | FaultKind::Hold => {
                     let (a, b) = if kind == FaultKind::Partition {

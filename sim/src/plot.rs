@@ -147,11 +147,12 @@ fn escape(s: &str) -> String {
 /// The fault lanes of a plan (one per kind present), as the scenarios
 /// share them.
 pub fn fault_lanes(plan: &crate::FaultPlan) -> Vec<Lane> {
-    use crate::FaultKind::{Crash, Hold, Partition};
+    use crate::FaultKind::{Crash, Hold, Loss, Partition};
     [
         (Partition, RED, "partition"),
         (Hold, AMBER, "latency spike (hold)"),
         (Crash, GREY, "crash"),
+        (Loss, BLUE, "message loss"),
     ]
     .into_iter()
     .filter_map(|(kind, colour, what)| {

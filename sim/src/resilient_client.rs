@@ -295,7 +295,7 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     // the client, bunches those arrivals, so they are left out.
     let trip = Duration::from_millis(3 * latency_ms.1);
     let mut arrivals: Vec<Duration> = (r.arrivals.iter().copied())
-        .filter(|t| !plan.touches(Some(FaultKind::Hold), *t, *t, trip))
+        .filter(|t| !plan.touches(&[FaultKind::Hold], *t, *t, trip))
         .collect();
     arrivals.sort();
     if let Some(e) = within(&arrivals, spread) {

@@ -32,8 +32,8 @@ use async_patterns_tokio::TokioTimer;
 
 use crate::plot::{GREEN, Lane, Timeline, fault_lanes};
 use crate::{
-    FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults, serve,
-    sim_builder,
+    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults,
+    serve, sim_builder,
 };
 
 /// The scenario's entry for the CLI.
@@ -244,7 +244,7 @@ pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome 
 }
 
 fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<String>) {
-    let overlaps = |from, to| plan.touches(None, from, to, Duration::ZERO);
+    let overlaps = |from, to| plan.touches(&FaultKind::ALL, from, to, Duration::ZERO);
     let phase = |name: &str| {
         r.phases
             .iter()

@@ -20,11 +20,7 @@ fn regressions() -> PathBuf {
 }
 
 fn plans() -> impl Strategy<Value = FaultPlan> {
-    let kind = prop_oneof![
-        Just(FaultKind::Partition),
-        Just(FaultKind::Hold),
-        Just(FaultKind::Crash)
-    ];
+    let kind = proptest::sample::select(FaultKind::ALL.to_vec());
     let fault = (kind, 0u64..4_000, 0u64..3_000).prop_map(|(kind, at_ms, for_ms)| Fault {
         kind,
         at_ms,
