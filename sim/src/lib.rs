@@ -108,7 +108,8 @@ impl FaultPlan {
         to: Duration,
         after: Duration,
     ) -> bool {
-        self.faults.iter().any(|f| {
+        // A 0 ms fault is no fault (see `run_with_faults`).
+        self.faults.iter().filter(|f| f.for_ms > 0).any(|f| {
             let start = Duration::from_millis(f.at_ms);
             let end = Duration::from_millis(f.at_ms.saturating_add(f.for_ms)) + after;
             kinds.contains(&f.kind) && start <= to && end >= from
@@ -152,11 +153,13 @@ pub fn run_with_faults(
         ));
     }
     events.sort();
-    // A turmoil link has one state, so a hold released while a partition
-    // on the same link is still on would silently repair it: track what is
-    // active per link and put the link in the state that wins (partition
-    // over hold over healthy) after every change.
-    let mut active: std::collections::BTreeMap<(&str, &str), (u32, u32)> = Default::default();
+    // Faults of one kind may overlap, and a turmoil link has one state: so
+    // count what is on, per kind, and act on the counts. A host crashes on
+    // the first crash and comes back when the last one ends; a link is
+    // partitioned while any partition is on, else held while any hold is
+    // on, else healthy (a hold ending under a partition must not repair
+    // it); a link is lossy while any loss is on.
+    let mut on: std::collections::BTreeMap<FaultKind, u32> = Default::default();
     let mut next = 0;
     loop {
         let now = sim.elapsed();
@@ -165,53 +168,59 @@ pub fn run_with_faults(
                 break;
             }
             next += 1;
+            let count = on.entry(kind).or_default();
+            *count = if start {
+                *count + 1
+            } else {
+                count.saturating_sub(1)
+            };
+            let (count, first, last) = (*count, start && *count == 1, !start && *count == 0);
+            let still = match (start, count) {
+                (true, 2..) => " (one is already on)",
+                (false, 1..) => " (another is still on)",
+                _ => "",
+            };
             let what = match kind {
                 FaultKind::Crash => {
                     let host = targets.crash;
-                    if start {
+                    if first {
                         sim.crash(host);
-                        format!("crash {host}")
-                    } else {
+                    } else if last {
                         sim.bounce(host);
-                        format!("bounce {host}")
                     }
+                    let verb = if start { "crash" } else { "bounce" };
+                    format!("{verb} {host}{still}")
                 }
                 FaultKind::Loss => {
                     let (a, b) = targets.partition;
-                    let rate = if start { LOSS_RATE } else { 0.0 };
-                    sim.set_link_fail_rate(a, b, rate);
+                    sim.set_link_fail_rate(a, b, if count > 0 { LOSS_RATE } else { 0.0 });
                     let verb = if start { "lossy" } else { "lossless" };
-                    format!("{verb} {a} <-> {b}")
+                    format!("{verb} {a} <-> {b}{still}")
                 }
                 FaultKind::Partition | FaultKind::Hold => {
+                    for link in [targets.partition, targets.hold] {
+                        let cut =
+                            targets.partition == link && on.get(&FaultKind::Partition) > Some(&0);
+                        let held = targets.hold == link && on.get(&FaultKind::Hold) > Some(&0);
+                        match (cut, held) {
+                            (true, _) => sim.partition(link.0, link.1),
+                            (false, true) => sim.hold(link.0, link.1),
+                            // healthy; held messages are delivered
+                            (false, false) => sim.release(link.0, link.1),
+                        }
+                    }
                     let (a, b) = if kind == FaultKind::Partition {
                         targets.partition
                     } else {
                         targets.hold
                     };
-                    let (partitions, holds) = active.entry((a, b)).or_default();
-                    let count = if kind == FaultKind::Partition {
-                        &mut *partitions
-                    } else {
-                        &mut *holds
-                    };
-                    if start {
-                        *count += 1;
-                    } else {
-                        *count = count.saturating_sub(1);
-                    }
-                    match (*partitions, *holds) {
-                        (0, 0) => sim.release(a, b), // healthy, held messages delivered
-                        (0, _) => sim.hold(a, b),
-                        _ => sim.partition(a, b),
-                    }
                     let verb = match (kind, start) {
                         (FaultKind::Partition, true) => "partition",
                         (FaultKind::Partition, false) => "repair",
                         (_, true) => "hold",
                         (_, false) => "release",
                     };
-                    format!("{verb} {a} <-> {b}")
+                    format!("{verb} {a} <-> {b}{still}")
                 }
             };
             trace.log(now, format!("chaos: {what}"));

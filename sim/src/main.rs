@@ -9,9 +9,6 @@
 //!
 //! `--sabotage NAME` (sweep, replay, shrink) swaps in a deliberately broken
 //! pattern, to watch the invariants catch it; `sim list` names them.
-//!
-//! ```text
-//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -96,6 +93,18 @@ fn find(name: &str) -> Result<Scenario, String> {
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| format!("no scenario {name:?}; `sim list` shows them"))
+}
+
+/// `name`, if `sabotage` (when given) breaks it.
+fn find_for(name: &str, sabotage: Option<Sabotage>) -> Result<Scenario, String> {
+    match sabotage {
+        Some(b) if b.scenario() != name => Err(format!(
+            "--sabotage {} breaks {}, not {name}",
+            b.name(),
+            b.scenario()
+        )),
+        _ => find(name),
+    }
 }
 
 /// `K/N` with 1 <= K <= N.
@@ -186,7 +195,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             out,
             sabotage,
         } => {
-            let s = find(&scenario)?;
+            let s = find_for(&scenario, sabotage)?;
             let plan = load(plan.as_deref(), seed)?;
             let Some((small, violations)) = sim::shrink(&s, seed, &plan, sabotage) else {
                 println!(
@@ -228,7 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             plot,
             sabotage,
         } => {
-            let s = find(&scenario)?;
+            let s = find_for(&scenario, sabotage)?;
             let plan = load(plan.as_deref(), seed)?;
             let out = sim::run_guarded(&s, seed, &plan, sabotage);
             if trace {
@@ -266,6 +275,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => sweep(scenario, seeds, from, shard, sabotage),
     }
 }
+
+/// The most seeds one sweep runs (their list is held in memory).
+const MAX_SEEDS: u64 = 100_000_000;
 
 /// One seed's result in a sweep.
 struct SeedResult {
@@ -337,20 +349,23 @@ fn sweep(
     if seeds == 0 {
         return Err("--seeds must be at least 1".into());
     }
+    if seeds > MAX_SEEDS {
+        return Err(format!(
+            "--seeds {seeds} is more than one sweep holds ({MAX_SEEDS}); split it with --from or --shard"
+        ));
+    }
     let (k, n) = shard.unwrap_or((1, 1));
     let mine: Vec<u64> = (from..from.saturating_add(seeds))
         .filter(|seed| (seed - from) % n == k - 1)
         .collect();
+    if mine.is_empty() {
+        return Err(format!(
+            "shard {k}/{n} of {seeds} seeds from {from} selects none; use more seeds or fewer shards"
+        ));
+    }
     let seeds = mine.len() as u64;
     let chosen: Vec<Scenario> = match (scenario, sabotage) {
-        (Some(name), Some(b)) if name != b.scenario() => {
-            return Err(format!(
-                "--sabotage {} breaks {}, not {name}",
-                b.name(),
-                b.scenario()
-            ));
-        }
-        (Some(name), _) => vec![find(&name)?],
+        (Some(name), _) => vec![find_for(&name, sabotage)?],
         (None, Some(b)) => vec![find(b.scenario())?],
         (None, None) => scenarios(),
     };

@@ -82,6 +82,22 @@ fn bad_input_is_a_clear_error() {
             ],
             "breaks resilient-client, not pipeline",
         ),
+        (
+            &[
+                "replay",
+                "pipeline",
+                "--seed",
+                "1",
+                "--sabotage",
+                "breaker-never-opens",
+            ],
+            "breaks resilient-client, not pipeline",
+        ),
+        (&["sweep", "--seeds", "2", "--shard", "3/4"], "selects none"),
+        (
+            &["sweep", "--seeds", "1000000000"],
+            "more than one sweep holds",
+        ),
     ] {
         let out = sim(args);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -283,20 +283,41 @@ type Client = hyper_util::client::legacy::Client<
     Empty<Bytes>,
 >;
 
-/// One GET: whether it ended in a 200.
-async fn get(client: &Client, uri: &hyper::Uri) -> Result<(), String> {
-    let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
-    let status = response.status();
-    response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    if status == 200 {
-        Ok(())
-    } else {
-        Err(format!("status {status}"))
+/// One GET within `limit`: `Ok` if it ended in a 200.
+async fn get(
+    timer: &TokioTimer,
+    client: &Client,
+    uri: &hyper::Uri,
+    limit: Duration,
+) -> Result<(), String> {
+    let call = async {
+        let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(format!("status {status}"))
+        }
+    };
+    match async_patterns::deadline::timeout(timer, limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err("timed out".into()),
     }
+}
+
+/// The longest any one async request may take before it counts as an
+/// error, so the async engines cannot hang on an upstream that stops
+/// answering: far beyond any latency the upstream draws (at most 5.75 times
+/// the mean). (The blocking engines have none: ureq's timeouts triple
+/// their CPU time at C = 500; `lab run` puts a deadline on each run
+/// instead.)
+pub fn request_timeout(w: &Workload) -> Duration {
+    (w.mean_latency * 50).max(Duration::from_secs(10))
 }
 
 /// The async engines: one multi-threaded tokio runtime; the core's fan-out
@@ -324,11 +345,12 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
         let mut tally = Tally::new();
         let started = Instant::now();
         let calls = (0..w.requests).map(|id| {
-            let (client, uri, resilience, retries) = (&client, &uri, resilience.as_ref(), &retries);
+            let (client, uri, resilience, retries, timer) =
+                (&client, &uri, resilience.as_ref(), &retries, &timer);
             async move {
                 let t0 = Instant::now();
                 let ok = match resilience {
-                    None => get(client, uri).await.is_ok(),
+                    None => get(timer, client, uri, request_timeout(w)).await.is_ok(),
                     Some(r) => r.call(id, client, uri, retries).await,
                 };
                 (ok, t0.elapsed())
@@ -380,7 +402,7 @@ impl Resilience {
             breaker: CircuitBreaker::new(breaker, timer),
             policy,
             timer,
-            attempt_timeout: w.mean_latency.max(Duration::from_millis(100)) * 20,
+            attempt_timeout: request_timeout(w),
         }
     }
 
@@ -388,29 +410,20 @@ impl Resilience {
         let retrier = Retrier::new(self.policy.clone(), self.timer).with_id(id);
         retrier
             .run(|attempt| async move {
+                self.limiter.until_ready().await;
+                let permit = self.breaker.try_acquire().map_err(|e| e.to_string())?;
+                // A retry counts once it is sent: a refusal sends nothing.
                 if attempt.number > 1 {
                     retries.fetch_add(1, Ordering::Relaxed);
                 }
-                self.limiter.until_ready().await;
-                let permit = self.breaker.try_acquire().map_err(|e| e.to_string())?;
-                match async_patterns::deadline::timeout(
-                    &self.timer,
-                    self.attempt_timeout,
-                    get(client, uri),
-                )
-                .await
-                {
-                    Ok(Ok(())) => {
+                match get(&self.timer, client, uri, self.attempt_timeout).await {
+                    Ok(()) => {
                         permit.success();
                         Ok(())
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         permit.failure();
                         Err(e)
-                    }
-                    Err(_) => {
-                        permit.failure();
-                        Err("timed out".to_string())
                     }
                 }
             })

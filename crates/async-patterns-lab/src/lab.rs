@@ -68,9 +68,11 @@ pub struct Run {
     /// What the upstream saw during the run.
     pub server: ServerStats,
     /// `C / L`: the most requests per second any client could complete
-    /// with `C` in flight and mean latency `L`.
+    /// with `C` in flight and mean latency `L` (C lowered to the upstream's
+    /// capacity, or to the number of requests, where those are smaller).
     pub limit_per_s: f64,
-    /// `requests_per_s / limit_per_s`.
+    /// Completed requests (successes and errors) per second, over
+    /// `limit_per_s`.
     pub share_of_limit: f64,
 }
 
@@ -113,9 +115,18 @@ pub fn run(
         server.reset();
         let workload = config.workload(&url, c);
         let client = each(engine, &workload)?;
-        let limit_per_s = limit(c, config.server.latency.mean);
+        // What bounds the rate: the requests in flight, which neither the
+        // upstream's capacity nor the number of requests may lower.
+        let bound = (c as u64)
+            .min(config.server.capacity.map_or(u64::MAX, |n| n as u64))
+            .min(workload.requests);
+        let limit_per_s = limit(bound as usize, config.server.latency.mean);
+        // Every answer, a 500 included, takes the latency: the share counts
+        // all completed requests against the limit.
+        let completed_per_s =
+            (client.successes + client.errors) as f64 / client.elapsed_s.max(f64::MIN_POSITIVE);
         runs.push(Run {
-            share_of_limit: client.requests_per_s / limit_per_s,
+            share_of_limit: completed_per_s / limit_per_s,
             client,
             server: server.stats(),
             limit_per_s,

@@ -138,24 +138,65 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs `engine` on `workload` in a child process of this binary.
+/// Runs `engine` on `workload` in a child process of this binary, and
+/// kills it if it outlives a generous deadline (an upstream that stops
+/// answering must not hang the lab; the blocking engines have no
+/// per-request timeout, since ureq's triples their CPU time at C = 500).
 fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String> {
+    use std::io::Read;
+    use std::process::Stdio;
     let exe = std::env::current_exe().map_err(|e| format!("finding the lab binary: {e}"))?;
     let json = serde_json::to_string(workload).map_err(|e| e.to_string())?;
-    let out = std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe)
         .args(["engine", "--engine", engine.name(), "--workload", &json])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("starting the {} engine: {e}", engine.name()))?;
-    if !out.status.success() {
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let rounds = workload
+        .requests
+        .div_ceil(workload.concurrency.max(1) as u64);
+    let deadline = Duration::from_secs(60)
+        + engines::request_timeout(workload)
+            .saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX));
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) => break status,
+            None if started.elapsed() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the {} engine at C = {} did not finish within {deadline:?}; killed",
+                    engine.name(),
+                    workload.concurrency
+                ));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    if !status.success() {
         return Err(format!(
-            "the {} engine at C = {} failed ({}): {}",
+            "the {} engine at C = {} failed ({status}): {}",
             engine.name(),
             workload.concurrency,
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&stderr).trim()
         ));
     }
-    serde_json::from_slice(&out.stdout)
+    serde_json::from_slice(&stdout)
         .map_err(|e| format!("the {} engine's report: {e}", engine.name()))
 }
 
@@ -200,7 +241,10 @@ fn run(cli: Cli) -> Result<(), String> {
             json,
             plot,
         } => {
-            let highest = concurrency.iter().copied().max().unwrap_or(1);
+            let mut concurrency = concurrency;
+            concurrency.sort_unstable();
+            concurrency.dedup();
+            let highest = concurrency.last().copied().unwrap_or(1);
             measure::ensure_open_files(measure::files_needed(highest))
                 .map_err(|e| format!("--concurrency {highest}: {e}"))?;
             let config = LabConfig {

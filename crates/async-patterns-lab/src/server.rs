@@ -198,8 +198,12 @@ async fn accept(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 // Out of file descriptors or similar: keep serving the
-                // connections already open.
-                Err(_) => continue,
+                // connections already open, and try again shortly rather
+                // than spin on the error.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
             },
         };
         counters.connections.fetch_add(1, Ordering::SeqCst);
@@ -217,6 +221,23 @@ async fn accept(
     }
 }
 
+/// One request in flight at the server, from arrival until dropped.
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn enter(counters: &'a Counters) -> Self {
+        let now = counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        counters.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(counters)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle(
     _request: Request<hyper::body::Incoming>,
     config: ServerConfig,
@@ -224,8 +245,9 @@ async fn handle(
     capacity: Option<Arc<Semaphore>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let n = counters.requests.fetch_add(1, Ordering::SeqCst);
-    let now = counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    counters.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    // Counted out on every path, also when hyper drops this handler
+    // because the client went away.
+    let in_flight = InFlight::enter(&counters);
     let _slot = match &capacity {
         Some(c) => Some(c.clone().acquire_owned().await),
         None => None,
@@ -235,7 +257,7 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
     let fail = unit(config.seed, 2 * n + 1) < config.error_rate;
-    counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+    drop(in_flight);
     let response = if fail {
         counters.errors.fetch_add(1, Ordering::SeqCst);
         Response::builder()
