@@ -27,10 +27,10 @@ use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::Semaphore;
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, GREEN, Lane, RED, Timeline, fault_lanes};
+use crate::plot::{AMBER, GREEN, Lane, RED};
 use crate::{
-    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults,
-    serve, sim_builder,
+    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, join_all,
+    run_with_faults, serve, sim_builder,
 };
 
 /// The scenario's entry for the CLI.
@@ -198,9 +198,7 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
                 }
             }));
         }
-        for task in tasks {
-            task.await.expect("a client task panicked");
-        }
+        join_all(tasks).await;
         Ok(())
     });
 
@@ -212,8 +210,7 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
     let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
     check(&record, plan, &mut violations);
-    let trace = trace.events();
-    let mut lanes = fault_lanes(plan);
+    let mut lanes = Vec::new();
     for (u, name) in UPSTREAMS.iter().enumerate() {
         let mut lane = Lane::new(format!("{name} part (red: missing)"));
         lane.points = record
@@ -230,13 +227,7 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
         .map(|(t, p)| (*t, if p.contains(&false) { AMBER } else { GREEN }))
         .collect();
     lanes.push(answers);
-    Outcome::new(
-        plan,
-        trace,
-        violations,
-        record.latencies.clone(),
-        Timeline { lanes },
-    )
+    Outcome::new(plan, &trace, violations, record.latencies.clone(), lanes)
 }
 
 async fn call(upstream: &str, id: u64) -> Result<(), String> {

@@ -23,10 +23,10 @@ use async_patterns::deadline;
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
+use crate::plot::{AMBER, BLUE, GREEN, Lane, RED};
 use crate::{
-    FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults, serve,
-    sim_builder,
+    FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, join_all, run_with_faults,
+    serve, sim_builder,
 };
 
 /// The scenario's entry for the CLI.
@@ -149,21 +149,14 @@ pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome 
                 r.ends.push((id, now(), end));
             }));
         }
-        for task in tasks {
-            task.await.expect("a request task panicked");
-        }
+        join_all(tasks).await;
         Ok(())
     });
 
-    let targets = Targets {
-        partition: ("client", "server"),
-        hold: ("client", "server"),
-        crash: "server",
-    };
+    let targets = Targets::client_server("client", "server");
     let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
     check(&record, plan, &mut violations);
-    let trace = trace.events();
     let mut limit_lane = Lane::new("limit (blue ticks: changes)");
     limit_lane.points = record.limits.iter().map(|(t, _)| (*t, BLUE)).collect();
     let mut ends = Lane::new("requests (green ok, amber shed, red failed)");
@@ -179,17 +172,8 @@ pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome 
             (*t, colour)
         })
         .collect();
-    let lanes = fault_lanes(plan)
-        .into_iter()
-        .chain([limit_lane, ends])
-        .collect();
-    Outcome::new(
-        plan,
-        trace,
-        violations,
-        record.latencies.clone(),
-        Timeline { lanes },
-    )
+    let lanes = vec![limit_lane, ends];
+    Outcome::new(plan, &trace, violations, record.latencies.clone(), lanes)
 }
 
 fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {

@@ -128,6 +128,18 @@ pub struct Targets {
     pub crash: &'static str,
 }
 
+impl Targets {
+    /// A client and its one server: every link fault on the link between
+    /// them; a crash takes the server down.
+    pub fn client_server(client: &'static str, server: &'static str) -> Self {
+        Targets {
+            partition: (client, server),
+            hold: (client, server),
+            crash: server,
+        }
+    }
+}
+
 /// Steps `sim` to the end, applying `plan`'s faults at their instants and
 /// logging each to `trace`. Returns the run's first violations: the
 /// simulation's own failure (a host's error, or not finishing in time), if
@@ -290,21 +302,34 @@ pub struct Outcome {
 
 impl Outcome {
     /// A run's outcome: its trace (hashed here), the violations found, the
-    /// successful requests' latencies and its timeline.
+    /// successful requests' latencies, and a timeline of the plan's faults
+    /// above the scenario's own `lanes`.
     pub fn new(
+        plan: &FaultPlan,
+        trace: &Trace,
+        violations: Vec<String>,
+        latencies: Vec<Duration>,
+        lanes: Vec<plot::Lane>,
+    ) -> Self {
+        Outcome::of_events(plan, trace.events(), violations, latencies, lanes)
+    }
+
+    fn of_events(
         plan: &FaultPlan,
         trace: Vec<String>,
         violations: Vec<String>,
         latencies: Vec<Duration>,
-        timeline: plot::Timeline,
+        lanes: Vec<plot::Lane>,
     ) -> Self {
+        let mut timeline = plot::fault_lanes(plan);
+        timeline.extend(lanes);
         Outcome {
             trace_hash: hash_trace(&trace),
             trace,
             violations,
             latencies,
             faults: plan.faults.len(),
-            timeline,
+            timeline: plot::Timeline { lanes: timeline },
         }
     }
 }
@@ -413,6 +438,14 @@ pub fn shrink(
     }
 }
 
+/// Waits for every task of a host's workload; a task's panic fails the
+/// host (and so the run).
+pub async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        task.await.expect("a workload task panicked");
+    }
+}
+
 /// The scenarios' wire protocol: one line out, one line back, on a fresh
 /// turmoil TCP connection to `host:port`. An empty answer (the peer closed)
 /// is an error.
@@ -455,12 +488,12 @@ pub fn run_guarded(
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "a panic without a message".into());
             let trace = vec![format!("panicked: {msg}")];
-            Outcome::new(
+            Outcome::of_events(
                 plan,
                 trace,
                 vec![format!("the simulation panicked: {msg}")],
                 Vec::new(),
-                plot::Timeline::default(),
+                Vec::new(),
             )
         }
     }

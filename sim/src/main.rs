@@ -51,41 +51,51 @@ enum Command {
     },
     /// Re-run one seed exactly.
     Replay {
-        /// The scenario.
-        scenario: String,
-        /// The seed.
-        #[arg(long)]
-        seed: u64,
-        /// A fault plan (JSON) instead of the seed's own.
-        #[arg(long)]
-        plan: Option<PathBuf>,
+        #[command(flatten)]
+        run: OneRun,
         /// Print the event trace.
         #[arg(long)]
         trace: bool,
         /// Draw the run's timeline (faults, states, requests) as an SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
-        /// Swap in a deliberately broken pattern.
-        #[arg(long, value_enum)]
-        sabotage: Option<Sabotage>,
     },
-    /// Shrink a failing seed's fault plan to a minimal one and save it.
+    /// Shrink a failing seed's fault plan to a minimal one (the seed stays
+    /// fixed) and save it.
     Shrink {
-        /// The scenario.
-        scenario: String,
-        /// The seed (kept fixed while the plan shrinks).
-        #[arg(long)]
-        seed: u64,
-        /// Start from this plan (JSON) instead of the seed's own.
-        #[arg(long)]
-        plan: Option<PathBuf>,
+        #[command(flatten)]
+        run: OneRun,
         /// Where to write the shrunk plan [default: sim/regressions/SCENARIO-seed-SEED.json].
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Swap in a deliberately broken pattern.
-        #[arg(long, value_enum)]
-        sabotage: Option<Sabotage>,
     },
+}
+
+/// One run: a scenario, a seed, the seed's plan or a given one, and maybe a
+/// sabotage.
+#[derive(clap::Args)]
+struct OneRun {
+    /// The scenario.
+    scenario: String,
+    /// The seed.
+    #[arg(long)]
+    seed: u64,
+    /// A fault plan (JSON) instead of the seed's own.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Swap in a deliberately broken pattern.
+    #[arg(long, value_enum)]
+    sabotage: Option<Sabotage>,
+}
+
+impl OneRun {
+    /// The scenario and the plan to run.
+    fn resolve(&self) -> Result<(Scenario, FaultPlan), String> {
+        Ok((
+            find_for(&self.scenario, self.sabotage)?,
+            load(self.plan.as_deref(), self.seed)?,
+        ))
+    }
 }
 
 fn find(name: &str) -> Result<Scenario, String> {
@@ -188,15 +198,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shrink {
-            scenario,
-            seed,
-            plan,
-            out,
-            sabotage,
-        } => {
-            let s = find_for(&scenario, sabotage)?;
-            let plan = load(plan.as_deref(), seed)?;
+        Command::Shrink { run, out } => {
+            let (s, plan) = run.resolve()?;
+            let (seed, sabotage) = (run.seed, run.sabotage);
             let Some((small, violations)) = sim::shrink(&s, seed, &plan, sabotage) else {
                 println!(
                     "{} seed {seed} breaks no invariant under {}: nothing to shrink",
@@ -229,16 +233,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::FAILURE)
         }
-        Command::Replay {
-            scenario,
-            seed,
-            plan,
-            trace,
-            plot,
-            sabotage,
-        } => {
-            let s = find_for(&scenario, sabotage)?;
-            let plan = load(plan.as_deref(), seed)?;
+        Command::Replay { run, trace, plot } => {
+            let (s, plan) = run.resolve()?;
+            let (seed, sabotage) = (run.seed, run.sabotage);
             let out = sim::run_guarded(&s, seed, &plan, sabotage);
             if trace {
                 for e in &out.trace {

@@ -35,7 +35,7 @@ use async_patterns::retry::{Jitter, Policy, Retrier};
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, BLUE, GREEN, Lane, Timeline, fault_lanes};
+use crate::plot::{AMBER, BLUE, GREEN, Lane};
 use crate::{
     FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults, serve,
     sim_builder,
@@ -224,16 +224,11 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
         Ok(())
     });
 
-    let targets = Targets {
-        partition: ("producer", "consumer"),
-        hold: ("producer", "consumer"),
-        crash: "consumer",
-    };
+    let targets = Targets::client_server("producer", "consumer");
     let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
     check(&record, seed, &mut violations);
-    let trace = trace.events();
-    let mut lanes = fault_lanes(plan);
+    let mut lanes = Vec::new();
     let mut writes = Lane::new("consumer writes (amber: duplicate dropped)");
     writes.points = record
         .writes
@@ -243,13 +238,7 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
     let mut acked = Lane::new("producer acknowledgements");
     acked.points = record.acked.iter().map(|(at, _)| (*at, BLUE)).collect();
     lanes.extend([writes, acked]);
-    Outcome::new(
-        plan,
-        trace,
-        violations,
-        record.latencies.clone(),
-        Timeline { lanes },
-    )
+    Outcome::new(plan, &trace, violations, record.latencies.clone(), lanes)
 }
 
 /// The consumer's de-duplicating write.

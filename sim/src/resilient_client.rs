@@ -31,10 +31,10 @@ use async_patterns::retry::{Jitter, Policy, Retrier, RetryBudget};
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, BLUE, GREEN, Lane, RED, Timeline, fault_lanes};
+use crate::plot::{AMBER, BLUE, GREEN, Lane, RED};
 use crate::{
-    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults,
-    serve, sim_builder,
+    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, join_all,
+    run_with_faults, serve, sim_builder,
 };
 
 /// The scenario's entry for the CLI.
@@ -222,9 +222,7 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
                 r.ends.push((id, end));
             }));
         }
-        for task in tasks {
-            task.await.expect("a request task panicked");
-        }
+        join_all(tasks).await;
         // Give the breaker a chance to close after the last repair.
         tokio::time::sleep(Duration::from_secs(10)).await;
         let probe = breaker.try_acquire();
@@ -239,19 +237,14 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
         Ok(())
     });
 
-    let targets = Targets {
-        partition: ("client", "server"),
-        hold: ("client", "server"),
-        crash: "server",
-    };
+    let targets = Targets::client_server("client", "server");
     let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
     let record = record.lock().unwrap();
     check(&record, plan, latency_ms, &mut violations);
-    let trace = trace.events();
     let latencies = (record.ends.iter())
         .filter_map(|(_, r)| r.as_ref().ok().copied())
         .collect();
-    Outcome::new(plan, trace, violations, latencies, timeline(&record, plan))
+    Outcome::new(plan, &trace, violations, latencies, lanes(&record))
 }
 
 /// One attempt on a fresh connection: `Ok` if the server said ok.
@@ -394,7 +387,7 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     }
 }
 
-fn timeline(r: &Record, plan: &FaultPlan) -> Timeline {
+fn lanes(r: &Record) -> Vec<Lane> {
     let mut breaker = Lane::new("breaker");
     for pair in r.transitions.windows(2) {
         let ((from, state), (to, _)) = (pair[0], pair[1]);
@@ -420,10 +413,5 @@ fn timeline(r: &Record, plan: &FaultPlan) -> Timeline {
         .iter()
         .map(|(t, ok)| (*t, if *ok { GREEN } else { RED }))
         .collect();
-    Timeline {
-        lanes: fault_lanes(plan)
-            .into_iter()
-            .chain([breaker, sends, arrivals, ends])
-            .collect(),
-    }
+    vec![breaker, sends, arrivals, ends]
 }

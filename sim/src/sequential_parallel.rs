@@ -30,7 +30,7 @@ use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::{Semaphore, SemaphorePermit};
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{GREEN, Lane, Timeline, fault_lanes};
+use crate::plot::{GREEN, Lane};
 use crate::{
     FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults,
     serve, sim_builder,
@@ -226,8 +226,7 @@ pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome 
     // answer: four one-way trips, each at most the maximum latency.
     let slack = Duration::from_millis(4 * latency.1);
     check(&record, plan, slack, &mut violations);
-    let trace = trace.events();
-    let mut lanes = fault_lanes(plan);
+    let mut lanes = Vec::new();
     for (phase, from, to) in &record.phases {
         let mut lane = Lane::new(format!("{phase} phase"));
         lane.spans
@@ -236,10 +235,10 @@ pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome 
     }
     Outcome::new(
         plan,
-        trace,
+        &trace,
         violations,
         record.phases.iter().map(|(_, a, b)| *b - *a).collect(),
-        Timeline { lanes },
+        lanes,
     )
 }
 

@@ -13,6 +13,10 @@
 //!
 //! `lab run` is the command line ([`lab::LabConfig`] its options); this
 //! library is what the command and the tests share.
+//!
+//! Unlike the core and the simulations, the lab reads the wall clock and
+//! sleeps for real: it measures real HTTP on real sockets. Its tests assert
+//! on counts, never on times.
 
 pub mod engines;
 pub mod lab;
