@@ -411,21 +411,15 @@ impl Resilience {
         retrier
             .run(|attempt| async move {
                 self.limiter.until_ready().await;
-                let permit = self.breaker.try_acquire().map_err(|e| e.to_string())?;
-                // A retry counts once it is sent: a refusal sends nothing.
-                if attempt.number > 1 {
-                    retries.fetch_add(1, Ordering::Relaxed);
-                }
-                match get(&self.timer, client, uri, self.attempt_timeout).await {
-                    Ok(()) => {
-                        permit.success();
-                        Ok(())
+                // The breaker runs the request only if it admits it, and
+                // records its outcome; a retry counts once it is sent.
+                let sent = async {
+                    if attempt.number > 1 {
+                        retries.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => {
-                        permit.failure();
-                        Err(e)
-                    }
-                }
+                    get(&self.timer, client, uri, self.attempt_timeout).await
+                };
+                self.breaker.call(sent).await.map_err(|e| e.to_string())?
             })
             .await
             .is_ok()
