@@ -6,8 +6,10 @@
 //! most `P` probe calls at once; `S` successes close the breaker, one failure
 //! opens it again, for a cool-down that may grow with each trip).
 //!
-//! The policy is a plain state machine ([`Policy`]) that knows nothing of
-//! futures or threads; [`CircuitBreaker`] puts it behind a mutex, hands out
+//! The policy is a plain state machine (crate-private, so no sequence of
+//! public calls can record an outcome twice or release a slot it never
+//! took) that knows nothing of futures or threads; [`CircuitBreaker`] puts
+//! it behind a mutex, hands out
 //! [`Permit`]s stamped with the state's *generation*, and wraps futures in
 //! [`CircuitBreaker::call`]. While closed, admissions and most successes
 //! skip the mutex (one atomic load, one compare-and-swap). Time comes from the injected [`Clock`], also for
@@ -17,7 +19,10 @@
 //!
 //! | guarantee | checked by |
 //! |---|---|
-//! | opens on `k` consecutive failures, or when failures (or slow calls) are at least the threshold share of the calls in the window — the last `N` calls, or the last `T` of time in 10 buckets — with at least `m` calls seen | proptest `breaker_matches_reference_model` (`tests/circuit_breaker_model.rs`), against a model that recomputes the rates from the full outcome history |
+//! | opens on `k` consecutive failures, or when failures (or slow calls) are at least the threshold share of the calls in the window — the last `N` calls, or the last `T` of time in 10 buckets — with at least `m` calls seen | proptest `breaker_matches_reference_model` (`tests/circuit_breaker_model.rs`), against a model that recomputes the rates from the full outcome history in integers |
+//! | a rate exactly at its threshold trips: thresholds are compared exactly (to nine decimal places), never as `rate × calls` in floating point | proptest `rate_at_or_over_the_threshold_trips` (every two-decimal threshold × windows up to 10,000 calls) and unit tests `failure_rate_exactly_at_the_threshold_trips`, `slow_call_rate_exactly_at_the_threshold_trips` (`tests/circuit_breaker_edges.rs`); exhaustive unit test `two_decimal_thresholds_are_exact` |
+//! | a call is slow when it takes strictly longer than the slow-call threshold | unit test `a_call_of_exactly_the_slow_threshold_is_not_slow` |
+//! | half-open begins exactly at the open deadline: refused 1 ns before it, admitted at it | unit test `half_open_begins_at_the_open_deadline_to_the_nanosecond` |
 //! | while open, every call is refused without being run | proptest `breaker_matches_reference_model`; unit test `open_breaker_refuses_without_running_the_call` |
 //! | half-open admits at most `P` probes at once; `S` successes close it, a failure reopens it | proptest `breaker_matches_reference_model` (probes in flight ≤ P after every step); loom `loom_half_open_admits_at_most_p_probes` (`tests/loom_circuit_breaker.rs`) |
 //! | outcomes of calls admitted in an earlier state or generation never move the new state | proptest `breaker_matches_reference_model` (stale outcomes are part of the op mix); unit test `stale_outcomes_are_ignored` |
@@ -126,8 +131,8 @@ pub struct Config {
 struct RateWindow {
     span: Span,
     min_calls: u32,
-    failure_rate: Option<f64>,
-    slow: Option<(Duration, f64)>,
+    failure_rate: Option<Threshold>,
+    slow: Option<(Duration, Threshold)>,
 }
 
 impl RateWindow {
@@ -138,11 +143,38 @@ impl RateWindow {
         if counts.calls < self.min_calls {
             return false;
         }
-        let calls = f64::from(counts.calls);
-        let over = |count: u32, threshold: Option<f64>| {
-            threshold.is_some_and(|t| f64::from(count) >= t * calls)
+        let over = |count: u32, threshold: Option<Threshold>| {
+            threshold.is_some_and(|t| t.reached_by(count, counts.calls))
         };
         over(counts.failures, self.failure_rate) || over(counts.slows, self.slow.map(|s| s.1))
+    }
+}
+
+/// A rate threshold in parts per billion: the `f64` the caller gave,
+/// rounded to nine decimal places, so that a decimal threshold is compared
+/// exactly. (In `f64`, `0.55 * 100.0` is `55.00000000000001`, and 55
+/// failures of 100 would not reach a threshold of 0.55.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Threshold(u64);
+
+const PARTS: u64 = 1_000_000_000;
+
+impl Threshold {
+    /// The threshold for a rate in (0, 1], or `None` outside it (or below
+    /// one part per billion).
+    fn new(rate: f64) -> Option<Self> {
+        if !(rate > 0.0 && rate <= 1.0) {
+            return None;
+        }
+        // In range, so the product is in (0, 1e9] and the cast is exact.
+        let parts = (rate * PARTS as f64).round() as u64;
+        (parts > 0).then_some(Threshold(parts))
+    }
+
+    /// `count / calls >= parts / 10⁹`, in integers: both products are below
+    /// `2³² · 10⁹ < 2⁶⁴`.
+    fn reached_by(self, count: u32, calls: u32) -> bool {
+        u64::from(count) * PARTS >= self.0 * u64::from(calls)
     }
 }
 
@@ -215,14 +247,18 @@ impl ConfigBuilder {
         self
     }
 
-    /// Open when at least this share of the window's calls failed.
+    /// Open when at least this share of the window's calls failed. The
+    /// share is compared exactly, to nine decimal places: with 0.55, 55
+    /// failures of 100 calls trip the breaker and 54 do not.
     pub fn failure_rate(mut self, rate: f64) -> Self {
         self.failure_rate = Some(rate);
         self
     }
 
-    /// Open when at least `rate` of the window's calls took `threshold` or
-    /// longer (measured on the breaker's clock).
+    /// Open when at least `rate` of the window's calls were slow: took
+    /// strictly longer than `threshold` (measured on the breaker's clock;
+    /// a call of exactly `threshold` is not slow). `rate` is compared
+    /// exactly, as in [`failure_rate`](Self::failure_rate).
     pub fn slow_call_rate(mut self, threshold: Duration, rate: f64) -> Self {
         self.slow = Some((threshold, rate));
         self
@@ -263,12 +299,8 @@ impl ConfigBuilder {
                 Ok(v)
             }
         }
-        fn rate(v: f64, what: &'static str) -> Result<f64, ConfigError> {
-            if v > 0.0 && v <= 1.0 {
-                Ok(v)
-            } else {
-                Err(ConfigError::RateOutOfRange(what, v))
-            }
+        fn rate(v: f64, what: &'static str) -> Result<Threshold, ConfigError> {
+            Threshold::new(v).ok_or(ConfigError::RateOutOfRange(what, v))
         }
         if let Some(k) = self.consecutive_failures {
             nonzero(k, "consecutive failures")?;
@@ -398,17 +430,20 @@ impl std::error::Error for Refused {}
 
 /// What a finished call was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// It failed (by the caller's classification).
-    pub failed: bool,
-    /// It took at least the slow-call threshold.
-    pub slow: bool,
+    pub(crate) failed: bool,
+    /// It took longer than the slow-call threshold.
+    pub(crate) slow: bool,
 }
 
 /// The pure state machine: no clock, no lock, no futures. Every method takes
-/// the current instant; [`CircuitBreaker`] is the thread-safe wrapper.
+/// the current instant; [`CircuitBreaker`] is the thread-safe wrapper, and
+/// the only one that may call it: `record` and `release` trust that each
+/// admitted generation is ended once, which [`Permit`] (consumed by its
+/// outcome, released once on drop) guarantees.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     config: Config,
     state: State,
     generation: u64,
@@ -521,7 +556,7 @@ impl Outcomes {
 
 impl Policy {
     /// A closed breaker.
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Policy {
             outcomes: Outcomes::new(config.window),
             config,
@@ -534,18 +569,18 @@ impl Policy {
 
     /// The current state (an expired open state reads as open until the
     /// next admission attempt moves it to half-open).
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
     /// The generation: bumped on every transition.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// Tries to admit a call at `now`; on success returns the generation to
     /// stamp its outcome with.
-    pub fn try_admit(&mut self, now: Instant) -> Result<(u64, Option<Transition>), Refused> {
+    pub(crate) fn try_admit(&mut self, now: Instant) -> Result<(u64, Option<Transition>), Refused> {
         let mut transition = None;
         if let State::Open { until } = self.state {
             if now < until {
@@ -570,7 +605,7 @@ impl Policy {
 
     /// Records the outcome of a call admitted in `generation`. Outcomes
     /// from an earlier generation are ignored.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         generation: u64,
         outcome: Outcome,
@@ -593,7 +628,7 @@ impl Policy {
                     return Some(self.close(now));
                 }
                 self.state = State::HalfOpen {
-                    in_flight: in_flight - 1,
+                    in_flight: in_flight.saturating_sub(1),
                     successes,
                 };
                 None
@@ -605,12 +640,12 @@ impl Policy {
 
     /// A call admitted in `generation` ended without an outcome (dropped):
     /// frees its probe slot, counts as nothing.
-    pub fn release(&mut self, generation: u64) {
+    pub(crate) fn release(&mut self, generation: u64) {
         if generation != self.generation {
             return;
         }
         if let State::HalfOpen { in_flight, .. } = &mut self.state {
-            *in_flight -= 1;
+            *in_flight = in_flight.saturating_sub(1);
         }
     }
 
@@ -875,7 +910,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     fn is_slow(&self, started: Instant, now: Option<Instant>) -> bool {
         match (self.slow_threshold, now) {
-            (Some(t), Some(now)) => now.saturating_duration_since(started) >= t,
+            (Some(t), Some(now)) => now.saturating_duration_since(started) > t,
             _ => false,
         }
     }
@@ -1270,10 +1305,83 @@ mod tests {
         let (b, clock) = breaker(config);
         for _ in 0..2 {
             let p = b.try_acquire().unwrap();
-            clock.advance(Duration::from_millis(100));
+            clock.advance(Duration::from_millis(101));
             p.success();
         }
         assert!(matches!(b.state(), State::Open { .. }));
+    }
+
+    /// Every two-decimal threshold `k / 100` against every window of up to
+    /// 10,000 calls: `ceil(k·n / 100)` failures reach it, one fewer does
+    /// not. The expectation is integer arithmetic alone.
+    #[test]
+    fn two_decimal_thresholds_are_exact() {
+        for k in 1..=100u32 {
+            let rate = f64::from(k) / 100.0;
+            let window = RateWindow {
+                span: Span::Calls(10_000),
+                min_calls: 1,
+                failure_rate: Threshold::new(rate),
+                slow: None,
+            };
+            for n in 1..=10_000u32 {
+                let at = (k * n).div_ceil(100);
+                let counts = |failures| Counts {
+                    calls: n,
+                    failures,
+                    slows: 0,
+                };
+                assert!(window.trips(counts(at)), "{at} of {n} at {rate}");
+                assert!(!window.trips(counts(at - 1)), "{} of {n} at {rate}", at - 1);
+            }
+        }
+    }
+
+    #[test]
+    fn thresholds_round_to_nine_decimals_and_refuse_what_rounds_to_zero() {
+        assert_eq!(Threshold::new(0.55), Some(Threshold(550_000_000)));
+        assert_eq!(Threshold::new(1.0), Some(Threshold(PARTS)));
+        assert_eq!(Threshold::new(1e-9), Some(Threshold(1)));
+        assert_eq!(Threshold::new(4e-10), None);
+        assert_eq!(Threshold::new(0.0), None);
+        assert_eq!(Threshold::new(1.0 + f64::EPSILON), None);
+        assert_eq!(Threshold::new(f64::NAN), None);
+        assert_eq!(Threshold::new(-0.5), None);
+    }
+
+    /// The crate-private policy, driven past what a permit allows (a slot
+    /// released twice, an outcome recorded after a release), neither
+    /// panics nor wedges: the next admission still works.
+    #[test]
+    fn policy_survives_double_release_and_double_record() {
+        let mut policy = Policy::new(consecutive(1).half_open_probes(1).build().unwrap());
+        let t0 = Instant::ZERO;
+        let (g, _) = policy.try_admit(t0).unwrap();
+        policy.record(
+            g,
+            Outcome {
+                failed: true,
+                slow: false,
+            },
+            t0,
+        );
+        let t1 = t0 + Duration::from_secs(10);
+        let (g, _) = policy.try_admit(t1).unwrap();
+        policy.release(g);
+        policy.release(g);
+        policy.record(
+            g,
+            Outcome {
+                failed: false,
+                slow: false,
+            },
+            t1,
+        );
+        assert!(matches!(
+            policy.state(),
+            State::Closed | State::HalfOpen { in_flight: 0, .. }
+        ));
+        assert!(policy.try_admit(t1).is_ok(), "not wedged");
     }
 
     #[test]

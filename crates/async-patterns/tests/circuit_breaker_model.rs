@@ -4,10 +4,16 @@
 //! failures, dropped calls and clock advances across several concurrent
 //! calls — including calls admitted in an earlier state that finish late.
 //!
+//! The model never shares the breaker's arithmetic: a rate threshold is a
+//! whole number of hundredths `k`, handed to the breaker as the `f64`
+//! `k / 100` and compared here as `failures × 100 ≥ k × calls` in integers;
+//! a call is slow when it took strictly longer than the threshold.
+//!
 //! After every step: the breaker's state equals the model's, every
 //! admission decision equals the model's, and half-open never has more than
-//! `P` probes in flight. Failing cases persist in
-//! `circuit_breaker_model.proptest-regressions`.
+//! `P` probes in flight; after the last, once every call has ended and the
+//! longest cool-down has passed, a call is admitted (nothing wedges it).
+//! Failing cases persist in `circuit_breaker_model.proptest-regressions`.
 
 use std::time::Duration;
 
@@ -28,8 +34,9 @@ struct Params {
     consecutive: Option<u32>,
     /// (span, minimum calls): the last `n` calls, or the last `ms` of time.
     window: Option<(WindowSpan, u32)>,
-    failure_rate: Option<f64>,
-    slow: Option<(u64, f64)>,
+    /// Thresholds in hundredths.
+    failure_rate: Option<u32>,
+    slow: Option<(u64, u32)>,
     open_ms: u64,
     backoff: (u32, u64),
     probes: u32,
@@ -56,23 +63,26 @@ impl Params {
             }
             None => {}
         }
-        if let Some(r) = self.failure_rate {
-            b = b.failure_rate(r);
+        if let Some(k) = self.failure_rate {
+            b = b.failure_rate(f64::from(k) / 100.0);
         }
-        if let Some((ms, r)) = self.slow {
-            b = b.slow_call_rate(Duration::from_millis(ms), r);
+        if let Some((ms, k)) = self.slow {
+            b = b.slow_call_rate(Duration::from_millis(ms), f64::from(k) / 100.0);
         }
         b.build().expect("valid by construction")
     }
 }
 
-fn rate() -> impl Strategy<Value = f64> {
-    prop_oneof![Just(0.25), Just(0.5), Just(0.75), Just(1.0)]
+/// A threshold in hundredths: the round shares, and any two-decimal one
+/// (most of which are not exact in binary floating point).
+fn rate() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(25), Just(50), Just(75), Just(100), 1u32..=100]
 }
 
 fn params() -> impl Strategy<Value = Params> {
     let window = prop_oneof![
         (1u32..=6).prop_flat_map(|size| (Just(WindowSpan::Calls(size)), 1..=size)),
+        (7u32..=25).prop_flat_map(|size| (Just(WindowSpan::Calls(size)), 1..=size)),
         (10u64..=200, 1u32..=5).prop_map(|(ms, min)| (WindowSpan::Millis(ms), min)),
     ];
     (
@@ -80,7 +90,12 @@ fn params() -> impl Strategy<Value = Params> {
         prop::option::of((
             window,
             prop::option::of(rate()),
-            prop::option::of((1u64..=30, rate())),
+            // Multiples of 5 ms, like most advances, so that calls of
+            // exactly the threshold (not slow) are common.
+            prop::option::of((
+                prop_oneof![1u64..=30, (1u64..=6).prop_map(|m| m * 5)],
+                rate(),
+            )),
         )),
         1u64..=40,
         (1u32..=3, 1u64..=4),
@@ -124,7 +139,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => slot.clone().prop_map(Op::Succeed),
         3 => slot.clone().prop_map(Op::Fail),
         1 => slot.prop_map(Op::Drop),
-        3 => (0u64..=50).prop_map(Op::Advance),
+        3 => prop_oneof![0u64..=50, (0u64..=10).prop_map(|m| m * 5)].prop_map(Op::Advance),
     ]
 }
 
@@ -241,10 +256,11 @@ impl Model {
                 if last.len() < min as usize {
                     return;
                 }
-                let n = last.len() as f64;
-                let failures = last.iter().filter(|(f, _, _)| *f).count() as f64;
-                let slows = last.iter().filter(|(_, s, _)| *s).count() as f64;
-                let over = |count: f64, t: Option<f64>| t.is_some_and(|t| count >= t * n);
+                let n = last.len() as u64;
+                let failures = last.iter().filter(|(f, _, _)| *f).count() as u64;
+                let slows = last.iter().filter(|(_, s, _)| *s).count() as u64;
+                let over =
+                    |count: u64, k: Option<u32>| k.is_some_and(|k| count * 100 >= u64::from(k) * n);
                 if over(failures, self.p.failure_rate) || over(slows, self.p.slow.map(|s| s.1)) {
                     self.trip(now);
                 }
@@ -316,7 +332,7 @@ proptest! {
                     let call = calls[i].take().unwrap();
                     let failed = matches!(op, Op::Fail(_));
                     let slow = p.slow.is_some_and(|(ms, _)| {
-                        now.saturating_duration_since(call.started) >= Duration::from_millis(ms)
+                        now.saturating_duration_since(call.started) > Duration::from_millis(ms)
                     });
                     if failed { call.permit.failure() } else { call.permit.success() }
                     model.record(call.generation, failed, slow, now);
@@ -335,5 +351,10 @@ proptest! {
                 prop_assert!(in_flight <= p.probes, "{} probes in flight, cap {}", in_flight, p.probes);
             }
         }
+        // No sequence of public calls wedges it: once every call has ended
+        // and the longest cool-down has passed, a call is admitted.
+        calls.clear();
+        clock.advance(Duration::from_millis(p.open_ms * p.backoff.1));
+        prop_assert!(breaker.try_acquire().is_ok(), "wedged in {:?}", breaker.state());
     }
 }
