@@ -51,6 +51,7 @@ fn retry(c: &mut Criterion) {
         let policy = Policy::builder()
             .max_attempts(4)
             .constant(Duration::ZERO)
+            .seed(0) // a fixed seed: a benchmark must repeat
             .build()
             .expect("a valid policy");
         let retrier = rt.block_on(async { Retrier::new(policy, TokioTimer::new()) });

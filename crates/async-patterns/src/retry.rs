@@ -7,6 +7,36 @@
 //! whether an error is worth retrying, sleeps on the injected [`Timer`], and
 //! reports each retry to an observer.
 //!
+//! # Seeds: choose one, visibly
+//!
+//! Jitter exists so that clients which failed together do not retry
+//! together. The core never reads an unseeded RNG (a simulation must be a
+//! pure function of its seed), so a jittered policy **must be given a
+//! seed**: [`PolicyBuilder::build`] refuses one without it
+//! ([`ConfigError::NoSeed`]).
+//!
+//! - In production, give every process its own: e.g.
+//!   `.seed(async_patterns_tokio::entropy_seed())`, or any random `u64`
+//!   your service already has. A constant here makes a whole fleet retry in
+//!   lockstep.
+//! - In tests and simulations, give a fixed seed (derived from the
+//!   simulation's seed), so that a run replays exactly.
+//!
+//! Within one process, retriers sharing a policy still draw apart: each
+//! has an id ([`Retrier::with_id`]) and each call a stream of its own.
+//!
+//! # Refusals that say when
+//!
+//! A classifier returns a [`Decision`] (or a `bool`): retry after the
+//! policy's delay, retry **not before an instant** — a circuit breaker's
+//! [`Refused::Open`] or a rate
+//! limiter's [`NotUntil`] convert into
+//! [`Decision::RetryAfter`] — or stop. So a retrier around our own breaker
+//! waits for it to half-open (or gives up when that is past its deadline)
+//! instead of spending its attempts on refusals.
+//!
+//! # Delays
+//!
 //! Delays before retry `n` (from 0), with `ceil(n) = min(cap, base × factorⁿ)`:
 //!
 //! | jitter | delay |
@@ -23,6 +53,9 @@
 //! | every delay is within its jitter's bounds above | proptest `delays_stay_within_their_jitter_bounds` (`tests/retry_model.rs`) |
 //! | the same seed and retrier id give the same delays; other ids, other delays | proptest `same_seed_same_delays`; unit test `derived_streams_differ_by_id_and_repeat_by_seed` (`rng`) |
 //! | at most `max_attempts` attempts; a non-retryable error stops at once | proptest `retrier_matches_reference_model` |
+//! | a retry the classifier puts off until an instant starts no earlier than it (and not before the policy's delay); one put off to or past the deadline is not made | proptest `retrier_matches_reference_model` (refusals with an instant are part of the outcome mix); unit test `retry_waits_for_the_breaker_to_half_open` (`tests/retry.rs`) |
+//! | every attempt is handed the one overall deadline (what is left of `max_elapsed`, never a fresh one) | proptest `retrier_matches_reference_model` (each attempt's [`Attempt::deadline`] is checked) |
+//! | a jittered policy cannot be built without a seed; retriers seeded the recommended way draw distinct, uniform delays | unit test `bad_policies_are_typed_errors`; `fleet_seeded_from_entropy_draws_distinct_uniform_delays` (`async-patterns-tokio`) |
 //! | no sleep ends past `max_elapsed` after the first attempt began (attempts included): a retry that would start at or after it is not made | proptest `retrier_matches_reference_model` (virtual time) |
 //! | retries never exceed the budget's `ratio × calls + floor` over its window | proptest `retrier_matches_reference_model` (shared budget); unit tests in [`budget`]; loom `loom_budget_withdrawals_never_exceed_the_allowance` |
 //! | each retry is reported to the observer before its sleep, with its delay | insta snapshot `seeded_retry_schedule` (`tests/retry.rs`, in `snapshots/`) |
@@ -39,6 +72,8 @@
 //!     .max_attempts(4)
 //!     .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(1))
 //!     .jitter(Jitter::Full)
+//!     // A fixed seed, for a reproducible example; in production give each
+//!     // process its own (e.g. `async_patterns_tokio::entropy_seed()`).
 //!     .seed(42)
 //!     .build()
 //!     .unwrap();
@@ -58,7 +93,9 @@ use std::time::Duration;
 
 pub use budget::{BudgetError, RetryBudget};
 
+use crate::circuit_breaker::Refused;
 use crate::deadline::Deadline;
+use crate::rate_limiter::{CheckError, NotUntil};
 use crate::rng::SplitMix64;
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Instant, Timer};
@@ -92,6 +129,9 @@ pub enum ConfigError {
     CapBelowBase,
     /// `max_elapsed` was zero: no retry could ever be made.
     ZeroMaxElapsed,
+    /// The policy jitters its delays but was given no seed: see the
+    /// [module docs](self) on choosing one.
+    NoSeed,
 }
 
 impl fmt::Display for ConfigError {
@@ -104,6 +144,11 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::CapBelowBase => f.write_str("the backoff cap is below its base"),
             ConfigError::ZeroMaxElapsed => f.write_str("max_elapsed must be above zero"),
+            ConfigError::NoSeed => f.write_str(
+                "a jittered policy needs a seed: .seed(n) with a fixed n for tests and \
+                 simulations, or a per-process random one in production (e.g. \
+                 async_patterns_tokio::entropy_seed()), so a fleet does not retry in lockstep",
+            ),
         }
     }
 }
@@ -128,8 +173,10 @@ pub struct Policy {
 /// Builds a [`Policy`]; [`build`](PolicyBuilder::build) validates it.
 ///
 /// Defaults: 3 attempts, exponential from 100 ms doubling up to 10 s, full
-/// jitter, seed 0, no overall limit on elapsed time.
+/// jitter, no overall limit on elapsed time, and **no seed**: a jittered
+/// policy must be given one ([`seed`](Self::seed)).
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until built"]
 pub struct PolicyBuilder {
     max_attempts: u32,
     max_elapsed: Option<Duration>,
@@ -138,7 +185,7 @@ pub struct PolicyBuilder {
     cap: Duration,
     constant: bool,
     jitter: Jitter,
-    seed: u64,
+    seed: Option<u64>,
 }
 
 impl Policy {
@@ -152,7 +199,7 @@ impl Policy {
             cap: Duration::from_secs(10),
             constant: false,
             jitter: Jitter::Full,
-            seed: 0,
+            seed: None,
         }
     }
 
@@ -208,12 +255,13 @@ impl PolicyBuilder {
         self
     }
 
-    /// The seed every retrier's delays derive from (with its id). The
-    /// default is 0: the core never seeds itself from the system, so give
-    /// each process (and each retrier, with [`Retrier::with_id`]) its own
-    /// seed or id, or a fleet retries in lockstep.
+    /// The seed every retrier's delays derive from (with its id). Required
+    /// unless the jitter is [`Jitter::None`]: the core never seeds itself
+    /// from the system. Give each process its own in production (e.g.
+    /// `async_patterns_tokio::entropy_seed()`), or a fleet retries in
+    /// lockstep; a fixed one in tests and simulations.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.seed = Some(seed);
         self
     }
 
@@ -236,6 +284,12 @@ impl PolicyBuilder {
                 return Err(ConfigError::CapBelowBase);
             }
         }
+        let seed = match (self.seed, self.jitter) {
+            (Some(seed), _) => seed,
+            // Nothing is drawn: the stream's seed never matters.
+            (None, Jitter::None) => 0,
+            (None, _) => return Err(ConfigError::NoSeed),
+        };
         Ok(Policy {
             max_attempts: self.max_attempts,
             max_elapsed: self.max_elapsed,
@@ -243,7 +297,7 @@ impl PolicyBuilder {
             factor: self.factor,
             cap: self.cap,
             jitter: self.jitter,
-            seed: self.seed,
+            seed,
             base_ns: nanos(self.base),
             cap_ns: nanos(self.cap),
         })
@@ -311,6 +365,62 @@ impl Schedule {
     }
 }
 
+/// What a classifier says about an error: see [`Retrier::run_classified`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Retry after the policy's next delay.
+    Retry,
+    /// Retry, but not before this instant: the retry starts at the later
+    /// of it and the policy's next delay, and is not made (the retrier
+    /// gives up with [`GaveUp::Elapsed`]) when that is at or past the
+    /// overall deadline.
+    RetryAfter(Instant),
+    /// Do not retry ([`GaveUp::NotRetryable`]).
+    Stop,
+}
+
+/// `true` retries, `false` stops.
+impl From<bool> for Decision {
+    fn from(retry: bool) -> Self {
+        if retry {
+            Decision::Retry
+        } else {
+            Decision::Stop
+        }
+    }
+}
+
+/// An open breaker: not before it half-opens. Busy probe slots: the
+/// policy's delay.
+impl From<&Refused> for Decision {
+    fn from(refused: &Refused) -> Self {
+        match *refused {
+            Refused::Open(until) => Decision::RetryAfter(until),
+            Refused::ProbesBusy => Decision::Retry,
+        }
+    }
+}
+
+/// Not before the limiter conforms; never, if it never will.
+impl From<&NotUntil> for Decision {
+    fn from(e: &NotUntil) -> Self {
+        match e.earliest() {
+            Instant::MAX => Decision::Stop,
+            at => Decision::RetryAfter(at),
+        }
+    }
+}
+
+/// Not before the limiter conforms; never for more than its burst.
+impl From<&CheckError> for Decision {
+    fn from(e: &CheckError) -> Self {
+        match e {
+            CheckError::NotUntil(e) => e.into(),
+            _ => Decision::Stop,
+        }
+    }
+}
+
 /// Why a [`Retrier`] stopped and returned the last error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GaveUp {
@@ -318,7 +428,8 @@ pub enum GaveUp {
     NotRetryable,
     /// `max_attempts` attempts were made.
     Attempts,
-    /// The next retry would have started at or after `max_elapsed`.
+    /// The next retry would have started at or after `max_elapsed` (its
+    /// delay, or the instant the classifier put it off to, reached it).
     Elapsed,
     /// The retry budget had nothing left.
     Budget,
@@ -431,7 +542,10 @@ impl<T: Timer> Retrier<T> {
         self.run_classified(op, |_| true).await
     }
 
-    /// Runs `op` until it succeeds, retrying the errors `retryable` accepts.
+    /// Runs `op` until it succeeds, retrying as `classify` decides for
+    /// each error: a `bool` (retry or not), or a [`Decision`], which can
+    /// put a retry off until an instant (`(&refused).into()` for a circuit
+    /// breaker's or a rate limiter's refusal).
     ///
     /// The `k`-th call of this retrier whose first attempt fails (counting
     /// from 0) draws its delays from `policy.schedule(SplitMix64::derive(id,
@@ -444,14 +558,15 @@ impl<T: Timer> Retrier<T> {
     /// sleep, so a call cancelled during the sleep has spent it.
     /// A call that succeeds at once reads the clock only if `max_elapsed`
     /// or a budget needs its start.
-    pub async fn run_classified<O, E, F, Fut>(
+    pub async fn run_classified<O, E, F, Fut, D>(
         &self,
         mut op: F,
-        retryable: impl Fn(&E) -> bool,
+        classify: impl Fn(&E) -> D,
     ) -> Result<O, RetryError<E>>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<O, E>>,
+        D: Into<Decision>,
     {
         // A call that succeeds at once reads no clock and draws no delay:
         // the clock is read up front only if a limit needs the start.
@@ -477,8 +592,12 @@ impl<T: Timer> Retrier<T> {
             });
             let delay = schedule.next_nanos();
             let now = self.timer.now();
-            let wake = Instant::from_nanos(now.as_nanos().saturating_add(delay));
-            let gave_up = if !retryable(&error) {
+            let mut wake = Instant::from_nanos(now.as_nanos().saturating_add(delay));
+            let decision = classify(&error).into();
+            if let Decision::RetryAfter(at) = decision {
+                wake = wake.max(at);
+            }
+            let gave_up = if decision == Decision::Stop {
                 Some(GaveUp::NotRetryable)
             } else if number >= self.policy.max_attempts {
                 Some(GaveUp::Attempts)
@@ -505,10 +624,10 @@ impl<T: Timer> Retrier<T> {
                     id: self.id,
                     failed_attempt: number,
                     at: now,
-                    delay: Duration::from_nanos(delay),
+                    delay: wake.saturating_duration_since(now),
                 });
             }
-            if delay > 0 {
+            if wake > now {
                 self.timer.sleep_until(wake).await;
             }
             number += 1;
@@ -558,7 +677,20 @@ mod tests {
             ConfigError::ZeroMaxElapsed
         );
         // Zero delay is fine when asked for explicitly.
-        assert!(Policy::builder().constant(Duration::ZERO).build().is_ok());
+        assert!(
+            Policy::builder()
+                .constant(Duration::ZERO)
+                .seed(1)
+                .build()
+                .is_ok()
+        );
+        // Jitter needs a seed; without jitter nothing is drawn.
+        assert_eq!(err(Policy::builder()), ConfigError::NoSeed);
+        assert_eq!(
+            err(Policy::builder().jitter(Jitter::Decorrelated)),
+            ConfigError::NoSeed
+        );
+        assert!(Policy::builder().jitter(Jitter::None).build().is_ok());
     }
 
     #[test]
@@ -581,6 +713,7 @@ mod tests {
         let policy = Policy::builder()
             .exponential(Duration::from_secs(1), 1e300, Duration::MAX)
             .jitter(Jitter::Decorrelated)
+            .seed(3)
             .build()
             .unwrap();
         let delays: Vec<Duration> = policy.schedule(3).take(50).collect();

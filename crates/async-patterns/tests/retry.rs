@@ -1,7 +1,9 @@
 //! Behaviour snapshots of retry: the seeded delay schedules of every jitter
 //! kind, and the trace of one retried call in virtual time (each attempt,
 //! each reported retry, the end), kept in `snapshots/` so that a change in
-//! the generator, the backoff arithmetic or the retry loop shows as a diff.
+//! the generator, the backoff arithmetic or the retry loop shows as a diff;
+//! and a retrier around our own circuit breaker, which must wait for the
+//! instant the breaker names instead of spending its attempts on refusals.
 
 #[path = "support/virtual_time.rs"]
 mod virtual_time;
@@ -10,8 +12,9 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_patterns::retry::{Jitter, Policy, Retrier};
-use async_patterns::time::{Clock, ManualClock, Timer};
+use async_patterns::circuit_breaker::{CircuitBreaker, Config as BreakerConfig, Refused};
+use async_patterns::retry::{Attempt, Decision, GaveUp, Jitter, Policy, Retrier, RetryError};
+use async_patterns::time::{Clock, Instant, ManualClock, Timer};
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
@@ -87,4 +90,84 @@ fn seeded_retry_schedule() {
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots")}, {
         insta::assert_snapshot!(out);
     });
+}
+
+/// A call through our own breaker, as a retrier sees it: the breaker's
+/// refusal or the server's error.
+#[derive(Debug, PartialEq)]
+enum CallError {
+    Refused(Refused),
+    Server,
+}
+
+/// A server that fails its first call and then succeeds, behind a breaker
+/// that opens for 5 s on one failure, behind a retrier whose own delay is
+/// 10 ms: the retry after the refusal waits for the breaker to half-open
+/// (5 s) instead of spending its attempts on refusals every 10 ms.
+fn breaker_behind_retrier(max_elapsed: Duration) -> (Result<u32, RetryError<CallError>>, Duration) {
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::new(
+        BreakerConfig::builder()
+            .consecutive_failures(1)
+            .open_for(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+        clock.clone(),
+    );
+    let policy = Policy::builder()
+        .max_attempts(5)
+        .max_elapsed(max_elapsed)
+        .constant(Duration::from_millis(10))
+        .jitter(Jitter::None)
+        .build()
+        .unwrap();
+    let retrier = Retrier::new(policy, clock.clone());
+    let server_calls = std::cell::Cell::new(0u32);
+    let op = |a: Attempt| {
+        let breaker = &breaker;
+        let server_calls = &server_calls;
+        async move {
+            let server = async {
+                server_calls.set(server_calls.get() + 1);
+                if server_calls.get() == 1 {
+                    Err(())
+                } else {
+                    Ok(a.number)
+                }
+            };
+            match breaker.call(server).await {
+                Ok(Ok(n)) => Ok(n),
+                Ok(Err(())) => Err(CallError::Server),
+                Err(refused) => Err(CallError::Refused(refused)),
+            }
+        }
+    };
+    let classify = |e: &CallError| match e {
+        CallError::Refused(r) => Decision::from(r),
+        CallError::Server => Decision::Retry,
+    };
+    virtual_time::run(&clock, retrier.run_classified(op, classify))
+}
+
+#[test]
+fn retry_waits_for_the_breaker_to_half_open() {
+    let (result, elapsed) = breaker_behind_retrier(Duration::from_secs(20));
+    // Attempt 1 fails at 0 and opens the breaker; attempt 2 at 10 ms is
+    // refused until 5 s; attempt 3 is the probe, at 5 s exactly.
+    assert_eq!(result, Ok(3));
+    assert_eq!(elapsed, Duration::from_secs(5));
+}
+
+#[test]
+fn retry_gives_up_when_the_breaker_opens_past_its_deadline() {
+    let (result, elapsed) = breaker_behind_retrier(Duration::from_secs(2));
+    let e = result.unwrap_err();
+    assert_eq!(
+        e.error,
+        CallError::Refused(Refused::Open(Instant::from_duration(Duration::from_secs(
+            5
+        ))))
+    );
+    assert_eq!((e.attempts, e.gave_up), (2, GaveUp::Elapsed));
+    assert_eq!(elapsed, Duration::from_millis(10), "gave up at once");
 }

@@ -3,7 +3,11 @@
 //! sequential model that replays the same schedule, attempt outcomes and
 //! attempt durations on paper, including a budget shared across runs that
 //! recomputes its window from the whole history. Everything runs in virtual
-//! time on a `ManualClock`. Failing cases persist in
+//! time on a `ManualClock`. Attempts may also fail with a refusal that
+//! names an instant (as our breaker and limiter do): the model puts that
+//! retry off to the later of the instant and the policy's delay. Every
+//! attempt must be handed the one overall deadline, never a fresh one.
+//! Failing cases persist in
 //! `retry_model.proptest-regressions`.
 
 #[path = "support/virtual_time.rs"]
@@ -12,7 +16,10 @@ mod virtual_time;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_patterns::retry::{GaveUp, Jitter, Policy, Retrier, RetryBudget, RetryEvent};
+use async_patterns::deadline::Deadline;
+use async_patterns::retry::{
+    Attempt, Decision, GaveUp, Jitter, Policy, Retrier, RetryBudget, RetryEvent,
+};
 use async_patterns::rng::SplitMix64;
 use async_patterns::time::{Clock, Instant, ManualClock, Timer};
 use proptest::prelude::*;
@@ -107,6 +114,9 @@ enum Outcome {
     Ok,
     Retryable,
     Fatal,
+    /// Refused until this many ms after the attempt ends (a breaker's or a
+    /// limiter's "not before").
+    RefusedFor(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -125,7 +135,12 @@ struct Script {
 
 fn script() -> impl Strategy<Value = Script> {
     let attempt = (
-        prop_oneof![3 => Just(Outcome::Retryable), 1 => Just(Outcome::Ok), 1 => Just(Outcome::Fatal)],
+        prop_oneof![
+            3 => Just(Outcome::Retryable),
+            1 => Just(Outcome::Ok),
+            1 => Just(Outcome::Fatal),
+            1 => (0u64..=300).prop_map(Outcome::RefusedFor),
+        ],
         0u64..=30,
     );
     let run = (0u64..=500, prop::collection::vec(attempt, 1..=8));
@@ -265,14 +280,17 @@ proptest! {
                 for n in 1.. {
                     let (outcome, ms) = attempts.get(n as usize - 1).copied().unwrap_or((Outcome::Retryable, 0));
                     t = t + Duration::from_millis(ms);
-                    let delay = schedule.next().unwrap();
+                    let mut delay = schedule.next().unwrap();
+                    if let Outcome::RefusedFor(wait) = outcome {
+                        delay = delay.max(Duration::from_millis(wait));
+                    }
                     let reason = match outcome {
                         Outcome::Ok => break 'model (n, Ok(())),
                         Outcome::Fatal => Some(GaveUp::NotRetryable),
-                        Outcome::Retryable if n >= s.max_attempts => Some(GaveUp::Attempts),
-                        Outcome::Retryable if deadline.is_some_and(|d| t + delay >= d) => Some(GaveUp::Elapsed),
-                        Outcome::Retryable if model_budget.as_mut().is_some_and(|m| !m.withdraw(t.as_nanos())) => Some(GaveUp::Budget),
-                        Outcome::Retryable => None,
+                        _ if n >= s.max_attempts => Some(GaveUp::Attempts),
+                        _ if deadline.is_some_and(|d| t + delay >= d) => Some(GaveUp::Elapsed),
+                        _ if model_budget.as_mut().is_some_and(|m| !m.withdraw(t.as_nanos())) => Some(GaveUp::Budget),
+                        _ => None,
                     };
                     if let Some(r) = reason { break 'model (n, Err(r)); }
                     expected_delays.push((n, t, delay));
@@ -283,18 +301,30 @@ proptest! {
 
             // The real thing, in virtual time.
             let timer = clock.clone();
-            let op = |a: async_patterns::retry::Attempt| {
+            let handed: Mutex<Vec<Option<Deadline>>> = Mutex::default();
+            let op = |a: Attempt| {
+                handed.lock().unwrap().push(a.deadline);
                 let (outcome, ms) = attempts
                     .get(a.number as usize - 1)
                     .copied()
                     .unwrap_or((Outcome::Retryable, 0));
                 let sleep = timer.sleep(Duration::from_millis(ms));
+                let timer = timer.clone();
                 async move {
                     sleep.await;
-                    if outcome == Outcome::Ok { Ok(()) } else { Err(outcome) }
+                    match outcome {
+                        Outcome::Ok => Ok(()),
+                        Outcome::RefusedFor(wait) => Err((outcome, Some(timer.now() + Duration::from_millis(wait)))),
+                        _ => Err((outcome, None)),
+                    }
                 }
             };
-            let fut = retrier.run_classified(op, |e| *e == Outcome::Retryable);
+            let classify = |e: &(Outcome, Option<Instant>)| match e {
+                (_, Some(at)) => Decision::RetryAfter(*at),
+                (Outcome::Retryable, None) => Decision::Retry,
+                _ => Decision::Stop,
+            };
+            let fut = retrier.run_classified(op, classify);
             let (got, elapsed) = virtual_time::run(&clock, fut);
             let got: RunResult = match got {
                 Ok(()) => (events.lock().unwrap().len() as u32 + 1, Ok(())),
@@ -309,6 +339,14 @@ proptest! {
                 .map(|e| (e.failed_attempt, e.at, e.delay))
                 .collect();
             prop_assert_eq!(&seen, &expected_delays, "run {}", run);
+            // Every attempt got the one overall deadline: what is left of
+            // `max_elapsed` from the first attempt, never a fresh one.
+            let want = deadline.map(Deadline::at);
+            let handed = handed.into_inner().unwrap();
+            prop_assert_eq!(handed.len() as u32, got.0);
+            for (n, d) in handed.iter().enumerate() {
+                prop_assert_eq!(*d, want, "attempt {} was handed another deadline", n + 1);
+            }
             // The invariants, stated directly.
             prop_assert!(got.0 <= s.max_attempts);
             if let Some(d) = deadline {
