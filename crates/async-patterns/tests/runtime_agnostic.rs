@@ -3,6 +3,13 @@
 //! scenarios use no runtime API at all (concurrency comes from
 //! `join_all`, yielding from a hand-written future), which is the point: the
 //! core works wherever futures are polled.
+//!
+//! Every scenario runs under a hang guard, so a lost wake-up fails the test
+//! within seconds, naming it, instead of hanging CI: paused time on the
+//! current-thread runtime, run-until-stalled on the `LocalPool`, and on the
+//! multi-thread runtime (where time cannot be paused) a watchdog of
+//! [`WATCHDOG`] of real time — a bound on failure only: passing runs take
+//! milliseconds and nothing asserts on how long they took.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -112,6 +119,27 @@ fn on_tokio_paused(scenario: impl Future<Output = ()>) {
         });
 }
 
+/// How long a scenario may run on the multi-thread runtime before it is
+/// declared stalled.
+const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `scenario` on tokio's multi-thread runtime (2 workers) under the
+/// [`WATCHDOG`]: a stalled scenario fails with a message instead of hanging.
+fn on_tokio_multi_thread<F: Future<Output = ()>>(name: &str, scenario: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(WATCHDOG, scenario)
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{name} stalled for {WATCHDOG:?} on the multi-thread runtime: a wake-up was lost")
+                })
+        });
+}
+
 /// Runs `scenario` on futures' `LocalPool` until nothing is left to do; it
 /// must have finished by then, so a lost wake-up fails instead of hanging.
 fn on_local_pool(scenario: impl Future<Output = ()> + 'static) {
@@ -140,11 +168,7 @@ macro_rules! on_every_runtime {
         mod tokio_multi_thread {
             $(#[test]
             fn $scenario() {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .build()
-                    .unwrap()
-                    .block_on(super::$scenario());
+                super::on_tokio_multi_thread(stringify!($scenario), super::$scenario());
             })*
         }
         mod futures_local_pool {
@@ -168,11 +192,7 @@ on_every_runtime!(
 fn owned_permits_across_tokio_worker_threads() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    on_tokio_multi_thread("owned_permits_across_tokio_worker_threads", async {
         let sem = Arc::new(Semaphore::new(3).unwrap());
         let in_use = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
