@@ -13,6 +13,8 @@
 //! | a future that finishes in time is returned untouched, even at the deadline's own instant | proptest `timeout_elapses_exactly_at_the_deadline`; unit test `ready_at_the_deadline_wins` |
 //! | the inner future is dropped by the time an elapsed timeout's `.await` returns | unit test `elapsed_timeout_drops_the_inner_future` |
 //! | a nested deadline never outlives its parent, and the remaining budget never goes negative | unit tests `within_never_extends_the_parent`, `remaining_saturates_at_zero` |
+//! | a deadline has expired exactly from its instant on: 1 ns before it has 1 ns left | unit test `expires_exactly_at_its_instant` |
+//! | a retrier hands every attempt the one overall deadline, never a fresh one | proptest `retrier_matches_reference_model` (`tests/retry_model.rs`) |
 //!
 //! # Example
 //!
@@ -165,6 +167,22 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// Expiry and the remaining budget at the deadline's exact boundary,
+    /// in nanoseconds: 1 ns before, it has 1 ns left and has not expired;
+    /// at it, nothing is left and it has.
+    #[test]
+    fn expires_exactly_at_its_instant() {
+        let clock = ManualClock::new();
+        let deadline = Deadline::after(&clock, 10 * MS);
+        assert!(!deadline.is_expired(&clock));
+        clock.advance(10 * MS - Duration::from_nanos(1));
+        assert!(!deadline.is_expired(&clock), "1 ns before");
+        assert_eq!(deadline.remaining(&clock), Duration::from_nanos(1));
+        clock.advance(Duration::from_nanos(1));
+        assert!(deadline.is_expired(&clock), "at the instant");
+        assert_eq!(deadline.remaining(&clock), Duration::ZERO);
+    }
 
     #[test]
     fn ready_at_the_deadline_wins() {

@@ -32,7 +32,8 @@
 //! | no loss, no duplication: every source item ends exactly once, as a delivered value or an error handled by the policy | proptest `pipeline_delivers_every_item_exactly_once` (`tests/pipeline_model.rs`) |
 //! | ordered mode keeps source order | proptest `pipeline_delivers_every_item_exactly_once` |
 //! | items in flight (taken from the source, not yet consumed) never exceed the sum of the stages' concurrency | proptest `pipeline_delivers_every_item_exactly_once` (a gauge checked at every pull) |
-//! | shutdown drains: every item taken before it is delivered, none after | proptest `shutdown_drains_what_was_taken` |
+//! | shutdown drains: every item taken before it is delivered, none after | proptest `shutdown_drains_what_was_taken` (items counted as the source itself yields them, beneath the guard); unit test `an_item_read_as_the_signal_arrives_is_delivered` (the signal given inside the read) |
+//! | the report counts every end by its kind | proptest `pipeline_delivers_every_item_exactly_once` |
 //! | cancel stops at once: dropping `run` drops every item in flight | proptest `cancel_drops_everything_in_flight` |
 //! | a shared signal holds wakers only for live sources (no growth across many pipelines) | unit test `finished_and_dropped_sources_free_their_waker_slots`; loom `loom_shutdown_wakes_a_pending_source` (no lost wake-up) |
 //! | the event order of a fixed run does not change unnoticed | insta snapshot `pipeline_event_order` (`tests/pipeline.rs`, in `snapshots/`) |
@@ -337,6 +338,34 @@ impl<S> fmt::Debug for Guarded<S> {
 #[cfg(all(test, not(async_patterns_loom)))]
 mod tests {
     use super::*;
+
+    /// The signal racing a read: the source yields item 1 in the very poll
+    /// in which the signal is given (as when another thread signals while
+    /// the read completes). Item 1 was read, so it must come out the other
+    /// end; item 2 must never be read.
+    #[test]
+    fn an_item_read_as_the_signal_arrives_is_delivered() {
+        let shutdown = Shutdown::new();
+        assert!(!shutdown.is_shut_down());
+        let signal = shutdown.clone();
+        let mut next = 0u32;
+        let source = futures::stream::poll_fn(move |_| {
+            next += 1;
+            if next == 2 {
+                signal.shutdown();
+            }
+            Poll::Ready(Some(next))
+        });
+        let mut out = Vec::new();
+        let report = futures::executor::block_on(
+            pipeline(shutdown.guard(source), Order::Ordered)
+                .stage(NonZeroUsize::MIN, |x: u32| ready(Ok::<_, ()>(x)))
+                .run(OnError::Deliver, |item| out.push(item.unwrap())),
+        );
+        assert!(shutdown.is_shut_down());
+        assert_eq!(out, [1, 2], "the item read with the signal was lost");
+        assert_eq!(report.delivered, 2);
+    }
 
     /// A signal shared by many short-lived pipelines holds wakers only for
     /// the sources still alive.

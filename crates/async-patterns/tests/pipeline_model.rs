@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use async_patterns::pipeline::{OnError, Order, Shutdown, pipeline};
+use async_patterns::pipeline::{OnError, Order, Report, Shutdown, pipeline};
 use async_patterns::time::{Clock, ManualClock, Timer};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -78,7 +78,10 @@ type End = (usize, Result<(), usize>);
 
 struct Run {
     ends: Vec<End>,
+    report: Report,
     skipped: u64,
+    /// Items read from the source itself (counted beneath the shutdown
+    /// guard, so an item the guard read and then dropped still counts).
     taken: usize,
     /// Items taken from the source when the shutdown was given.
     taken_at_shutdown: Option<usize>,
@@ -107,15 +110,13 @@ fn run_pipeline(
             max_in_flight.clone(),
             dead.clone(),
         );
-        shutdown
-            .guard(futures::stream::iter(0..items.len()))
-            .inspect(move |_| {
-                *taken.borrow_mut() += 1;
-                let done = *finished.borrow() + dead.lock().unwrap().len();
-                let in_flight = *taken.borrow() - done;
-                let mut max = max.borrow_mut();
-                *max = (*max).max(in_flight);
-            })
+        shutdown.guard(futures::stream::iter(0..items.len()).inspect(move |_| {
+            *taken.borrow_mut() += 1;
+            let done = *finished.borrow() + dead.lock().unwrap().len();
+            let in_flight = *taken.borrow() - done;
+            let mut max = max.borrow_mut();
+            *max = (*max).max(in_flight);
+        }))
     };
     let stage = |k: usize| {
         let clock = clock.clone();
@@ -163,6 +164,7 @@ fn run_pipeline(
     all.extend(dead.lock().unwrap().iter().copied());
     let run = Run {
         ends: all,
+        report,
         skipped: report.skipped,
         taken: *taken.borrow(),
         taken_at_shutdown: *at_shutdown.borrow(),
@@ -199,6 +201,14 @@ proptest! {
         got.sort();
         expected.sort();
         prop_assert_eq!(got, expected, "lost or duplicated");
+        // The report counts what happened, each kind of end by its own.
+        let ok = run.ends.iter().filter(|e| e.1.is_ok()).count() as u64;
+        let failed = run.ends.len() as u64 - ok;
+        let r = run.report;
+        prop_assert_eq!(r.delivered, ok);
+        prop_assert_eq!(r.errors_delivered, if policy == Policy::Deliver { failed } else { 0 });
+        prop_assert_eq!(r.dead_lettered, if policy == Policy::DeadLetter { failed } else { 0 });
+        prop_assert_eq!(r.skipped, if policy == Policy::Skip { items.len() as u64 - ok } else { 0 });
         if policy != Policy::Skip {
             prop_assert!(run.max_in_flight <= capacity, "{} in flight, capacity {}", run.max_in_flight, capacity);
         }
