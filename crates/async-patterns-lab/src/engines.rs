@@ -127,8 +127,9 @@ pub struct EngineReport {
     pub elapsed_s: f64,
     /// Successful requests per second of `elapsed_s`.
     pub requests_per_s: f64,
-    /// Latency of the successful requests.
-    pub latency: Percentiles,
+    /// Latency of the successful requests; `None` (null in the JSON) when
+    /// none succeeded, so no latency is made up.
+    pub latency: Option<Percentiles>,
     /// The process's resident-set high-water mark, in KiB (filled in by
     /// the child process that ran the engine).
     pub peak_rss_kib: u64,
@@ -199,12 +200,12 @@ impl Tally {
             } else {
                 0.0
             },
-            latency: Percentiles {
+            latency: (self.successes > 0).then(|| Percentiles {
                 p50_ms: ms(s.p50),
                 p95_ms: ms(s.p95),
                 p99_ms: ms(s.p99),
                 max_ms: ms(s.max),
-            },
+            }),
             peak_rss_kib: 0,
             cpu_s: 0.0,
         }

@@ -155,12 +155,143 @@ fn lab(args: &[&str]) -> std::process::Output {
         .expect("the lab binary runs")
 }
 
+/// A fresh scratch directory of this test process.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lab-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `lab run ARGS --json FILE` in `dir`: its stdout and the report.
+fn lab_run(dir: &std::path::Path, args: &[&str]) -> (String, serde_json::Value) {
+    let json = dir.join("report.json");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let out = lab(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{all:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (stdout, report)
+}
+
+/// A run in which every request fails meets no goal, and shows no latency
+/// it did not measure: n/a in the table, null in the JSON.
+#[test]
+fn a_run_with_no_successes_meets_no_goal() {
+    let dir = scratch("no-successes");
+    let (stdout, report) = lab_run(
+        &dir,
+        &[
+            "--errors",
+            "1",
+            "--requests",
+            "4",
+            "--concurrency",
+            "2",
+            "--latency",
+            "1ms",
+        ],
+    );
+    let goals: Vec<&str> = stdout.lines().filter(|l| l.starts_with("goal:")).collect();
+    assert_eq!(goals.len(), 3, "{stdout}");
+    for goal in goals {
+        assert!(!goal.ends_with(": met"), "{stdout}");
+    }
+    let rows: Vec<&str> = (stdout.lines())
+        .filter(|l| {
+            Engine::ALL
+                .iter()
+                .any(|e| l.starts_with(&format!("| {} |", e.name())))
+        })
+        .collect();
+    assert_eq!(rows.len(), 1 + 3, "{stdout}");
+    for row in rows {
+        assert!(row.contains("| n/a | n/a | n/a | n/a |"), "{row}");
+        assert!(!row.contains("| 0.0 |"), "{row}");
+    }
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["client"]["successes"], 0, "{run}");
+        assert!(run["client"]["latency"].is_null(), "{run}");
+    }
+    for goal in report["goals"].as_array().unwrap() {
+        assert_ne!(goal["met"], true, "{goal}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One run as `lab run --json` writes it (in the report's format from
+/// before latencies could be null), at 50 ms latency.
+fn saved_run(engine: &str, c: u64, successes: u64, errors: u64, rss_kib: u64) -> serde_json::Value {
+    let limit = c as f64 / 0.05;
+    let elapsed = 50.0 * 0.05 * 1.03;
+    serde_json::json!({
+        "client": {
+            "engine": engine, "concurrency": c, "requests": successes + errors,
+            "successes": successes, "errors": errors, "retries": 0, "elapsed_s": elapsed,
+            "requests_per_s": successes as f64 / elapsed,
+            "latency": { "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0 },
+            "peak_rss_kib": rss_kib, "cpu_s": 0.1,
+        },
+        "server": { "requests": successes + errors, "errors_injected": errors, "connections": c, "max_in_flight": c },
+        "limit_per_s": limit,
+        "share_of_limit": (successes + errors) as f64 / elapsed / limit,
+    })
+}
+
+/// The goals count successes: a run whose every request failed (however
+/// fast) meets none, and one that failed half its requests is at half of
+/// C / L.
+#[test]
+fn goals_are_judged_on_successes() {
+    use async_patterns_lab::lab::{Run, goals};
+    let judge = |runs: serde_json::Value| {
+        let runs: Vec<Run> = serde_json::from_value(runs).unwrap();
+        goals(&runs, Duration::from_millis(50))
+    };
+    let failed = judge(serde_json::json!([
+        saved_run("sequential", 1, 0, 50, 5000),
+        saved_run("threaded", 500, 0, 25000, 300_000),
+        saved_run("async", 500, 0, 25000, 20_000),
+    ]));
+    for goal in &failed {
+        assert_ne!(goal.met, Some(true), "{goal:?}");
+        assert!(goal.measured.contains("no successes"), "{goal:?}");
+    }
+    let half = judge(serde_json::json!([saved_run(
+        "async", 500, 12500, 12500, 20_000
+    )]));
+    assert_eq!(half[1].met, Some(false), "{:?}", half[1]);
+    assert!(half[1].measured.starts_with("48.5%"), "{:?}", half[1]);
+}
+
+/// `lab plot` still reads the committed report (written before latencies
+/// could be null and errors had causes).
+#[test]
+fn the_committed_report_still_plots() {
+    let dir = scratch("committed");
+    let svg = dir.join("lab.svg");
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/lab.json");
+    let out = lab(&["plot", committed, "--out", svg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A small `lab run` end to end: child processes, the table, the JSON (every
 /// run, with its peak RSS) and the plot.
 #[test]
 fn a_small_lab_run_reports_every_run() {
-    let dir = std::env::temp_dir().join(format!("lab-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("small-run");
     let (json, svg) = (dir.join("lab.json"), dir.join("lab.svg"));
     let out = lab(&[
         "run",
