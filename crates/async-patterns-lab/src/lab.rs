@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engines::{Engine, EngineReport, Percentiles, Pool, Workload};
+use crate::engines::{Engine, EngineReport, ErrorCause, Percentiles, Pool, Workload};
 use crate::server::{Server, ServerConfig, ServerStats};
 
 /// Requests per unit of concurrency when `--requests` is not given: enough
@@ -55,6 +55,7 @@ impl LabConfig {
             pool: self.pool,
             mean_latency: self.server.latency.mean,
             seed: self.server.seed,
+            timeout: crate::engines::request_timeout(self.server.latency.mean),
         }
     }
 }
@@ -252,6 +253,21 @@ fn unmeasured(goal: &str, why: &str) -> Goal {
     }
 }
 
+/// A run's errors, with their causes: `12 (5xx 10, timeout 2)`.
+fn errors(c: &EngineReport) -> String {
+    let causes: Vec<String> = (ErrorCause::ALL.iter())
+        .filter_map(|cause| {
+            let n = c.errors_by_cause.get(cause)?;
+            Some(format!("{} {n}", cause.name()))
+        })
+        .collect();
+    if causes.is_empty() {
+        c.errors.to_string()
+    } else {
+        format!("{} ({})", c.errors, causes.join(", "))
+    }
+}
+
 impl LabReport {
     /// The report as a Markdown table, then the goals.
     pub fn table(&self) -> String {
@@ -273,7 +289,7 @@ impl LabReport {
                 c.concurrency,
                 c.requests,
                 c.successes,
-                c.errors,
+                errors(c),
                 c.retries,
                 c.requests_per_s,
                 r.limit_per_s,

@@ -33,6 +33,13 @@ struct Cli {
 enum Command {
     /// Start the upstream, run every engine at every concurrency level, and
     /// report (the defaults finish in well under a minute).
+    ///
+    /// Every request has a timeout of 50 mean latencies, at least 10 s. The
+    /// async engines abort a request at it; the blocking ones (sequential,
+    /// threaded) cannot, so they wait for the answer and count it as a
+    /// timeout error; a resilient request whose attempts add up to more is
+    /// one too. Errors are counted by cause: 5xx, 4xx, timeout, connect,
+    /// reset, circuit-open (the resilient engine's breaker), other.
     Run {
         /// Engines to run, comma-separated.
         #[arg(
@@ -140,8 +147,9 @@ fn main() -> ExitCode {
 
 /// Runs `engine` on `workload` in a child process of this binary, and
 /// kills it if it outlives a generous deadline (an upstream that stops
-/// answering must not hang the lab; the blocking engines have no
-/// per-request timeout, since ureq's triples their CPU time at C = 500).
+/// answering must not hang the lab; the blocking engines cannot abort a
+/// request at its timeout, since ureq's own timeouts triple their CPU time
+/// at C = 500).
 fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String> {
     use std::io::Read;
     use std::process::Stdio;
@@ -166,7 +174,8 @@ fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String>
         .requests
         .div_ceil(workload.concurrency.max(1) as u64);
     let deadline = Duration::from_secs(60)
-        + engines::request_timeout(workload)
+        + workload
+            .timeout
             .saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX));
     let started = std::time::Instant::now();
     let status = loop {

@@ -34,6 +34,7 @@ fn workload(server: &Server, requests: u64, concurrency: usize, keep_alive: bool
             max_idle: 0,
         },
         mean_latency: Duration::from_millis(1),
+        timeout: Duration::from_secs(10),
         seed: 3,
     }
 }
@@ -180,24 +181,77 @@ fn lab_run(dir: &std::path::Path, args: &[&str]) -> (String, serde_json::Value) 
     (stdout, report)
 }
 
+/// One engine on one workload through `lab engine` (what `lab run` starts
+/// in a child process), against `url`: its JSON report.
+fn engine_report(engine: Engine, url: &str, requests: u64, timeout_ms: u64) -> serde_json::Value {
+    let workload = serde_json::json!({
+        "url": url,
+        "requests": requests,
+        "concurrency": 1,
+        "pool": { "keep_alive": true, "max_idle": 0 },
+        "mean_latency": { "secs": 0, "nanos": 1_000_000 },
+        "seed": 3,
+        "timeout": { "secs": timeout_ms / 1000, "nanos": (timeout_ms % 1000) * 1_000_000 },
+    });
+    let out = lab(&[
+        "engine",
+        "--engine",
+        engine.name(),
+        "--workload",
+        &workload.to_string(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: {stdout}\n{}",
+        engine.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Checks that a report's errors all have `cause`: exactly, or, for the
+/// resilient engine, whose breaker opens after 5 failures in a row, that
+/// cause at least once and the open circuit for the rest.
+fn assert_causes(engine: Engine, report: &serde_json::Value, cause: &str) {
+    let errors = report["errors"].as_u64().unwrap();
+    let causes = report["errors_by_cause"].as_object();
+    let count = |c: &str| causes.and_then(|m| m.get(c)).and_then(|n| n.as_u64());
+    let ok = if engine == Engine::AsyncResilient {
+        let (this, open) = (
+            count(cause).unwrap_or(0),
+            count("circuit-open").unwrap_or(0),
+        );
+        this >= 1 && this + open == errors && causes.is_some_and(|m| m.len() <= 2)
+    } else {
+        causes.is_some_and(|m| m.len() == 1) && count(cause) == Some(errors)
+    };
+    assert!(
+        ok,
+        "{}: expected every error to be {cause}: {report}",
+        engine.name()
+    );
+}
+
+/// `lab run` options for a small run at 1 ms in which the upstream fails
+/// every request with a 500 (4 requests per run).
+const EVERY_REQUEST_FAILS: [&str; 8] = [
+    "--errors",
+    "1",
+    "--requests",
+    "4",
+    "--concurrency",
+    "2",
+    "--latency",
+    "1ms",
+];
+
 /// A run in which every request fails meets no goal, and shows no latency
 /// it did not measure: n/a in the table, null in the JSON.
 #[test]
 fn a_run_with_no_successes_meets_no_goal() {
     let dir = scratch("no-successes");
-    let (stdout, report) = lab_run(
-        &dir,
-        &[
-            "--errors",
-            "1",
-            "--requests",
-            "4",
-            "--concurrency",
-            "2",
-            "--latency",
-            "1ms",
-        ],
-    );
+    let (stdout, report) = lab_run(&dir, &EVERY_REQUEST_FAILS);
     let goals: Vec<&str> = stdout.lines().filter(|l| l.starts_with("goal:")).collect();
     assert_eq!(goals.len(), 3, "{stdout}");
     for goal in goals {
@@ -268,6 +322,71 @@ fn goals_are_judged_on_successes() {
     )]));
     assert_eq!(half[1].met, Some(false), "{:?}", half[1]);
     assert!(half[1].measured.starts_with("48.5%"), "{:?}", half[1]);
+}
+
+/// Errors are counted by cause, in the table and the JSON: the upstream's
+/// injected 500s as 5xx, a closed port as connect failures, a connection
+/// closed before the answer as resets.
+#[test]
+fn errors_are_counted_by_cause() {
+    let dir = scratch("causes");
+    let engines = ["--engines", "sequential,threaded,async"];
+    let (stdout, report) = lab_run(&dir, &[&engines[..], &EVERY_REQUEST_FAILS].concat());
+    for name in ["sequential", "threaded", "async"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("| {name} |")) && l.contains("| 4 (5xx 4) |")),
+            "{stdout}"
+        );
+    }
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(
+            run["client"]["errors_by_cause"],
+            serde_json::json!({ "5xx": 4 }),
+            "{run}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", listener.local_addr().unwrap())
+    };
+    // Accepts every connection, reads the request and hangs up unanswered
+    // (until this test process ends).
+    let hang_up = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = std::io::Read::read(&mut stream, &mut [0; 4096]);
+            }
+        });
+        url
+    };
+    for engine in Engine::ALL {
+        assert_causes(
+            engine,
+            &engine_report(engine, &closed, 3, 10_000),
+            "connect",
+        );
+        assert_causes(engine, &engine_report(engine, &hang_up, 3, 10_000), "reset");
+    }
+}
+
+/// The per-request timeout bounds every engine's successes: a request
+/// answered after it is a timeout error, also on the blocking engines,
+/// which cannot abort a request in flight.
+#[test]
+fn an_answer_after_the_timeout_is_a_timeout() {
+    let server = server(50, 0.0);
+    for engine in Engine::ALL {
+        let report = engine_report(engine, &server.url(), 2, 5);
+        assert_eq!(report["successes"], 0, "{}: {report}", engine.name());
+        assert!(report["latency"].is_null(), "{}: {report}", engine.name());
+        assert_causes(engine, &report, "timeout");
+    }
 }
 
 /// `lab plot` still reads the committed report (written before latencies
