@@ -11,7 +11,7 @@
 //! Each run happens in a child process (`lab engine`, not for people), so
 //! its peak RSS and CPU time are its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -209,16 +209,55 @@ fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String>
         .map_err(|e| format!("the {} engine's report: {e}", engine.name()))
 }
 
-fn write_plot(report: &lab::LabReport, path: &std::path::Path) -> Result<(), String> {
+/// Checks, before any work, that `flag`'s output file can be written: its
+/// directory exists, it is no directory, and it opens for writing (a file
+/// this check creates, it removes again; one that exists, it leaves as it
+/// is).
+fn writable(flag: &str, path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let bad = |why: String| format!("{flag} {}: {why}", path.display());
+    if !dir.is_dir() {
+        return Err(bad(format!(
+            "the directory {} does not exist",
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(bad("is a directory".into()));
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| bad(format!("cannot be written: {e}")))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+fn write_plot(report: &lab::LabReport, path: &Path) -> Result<(), String> {
     std::fs::write(path, async_patterns_lab::plot::svg(report)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     println!("plot: {}", path.display());
     Ok(())
 }
 
+fn write_json(report: &lab::LabReport, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("json: {}", path.display());
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Plot { report, out } => {
+            writable("--out", &out)?;
             let text = std::fs::read_to_string(&report)
                 .map_err(|e| format!("{}: {e}", report.display()))?;
             let report: lab::LabReport = serde_json::from_str(&text)
@@ -250,6 +289,15 @@ fn run(cli: Cli) -> Result<(), String> {
             json,
             plot,
         } => {
+            // A bad output path must fail now, not after the whole run.
+            if json.is_some() && json == plot {
+                return Err("--json and --plot name the same file".into());
+            }
+            for (flag, path) in [("--json", &json), ("--plot", &plot)] {
+                if let Some(path) = path {
+                    writable(flag, path)?;
+                }
+            }
             let mut concurrency = concurrency;
             concurrency.sort_unstable();
             concurrency.dedup();
@@ -289,15 +337,18 @@ fn run(cli: Cli) -> Result<(), String> {
             })?;
             bar.finish_and_clear();
             print!("{}", report.table());
-            if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-                std::fs::write(&path, text + "\n")
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                println!("json: {}", path.display());
+            // One output failing (the disk filled up) does not lose the other.
+            let mut failed = Vec::new();
+            if let Some(path) = &json {
+                failed.extend(write_json(&report, path).err());
             }
-            match plot {
-                Some(path) => write_plot(&report, &path),
-                None => Ok(()),
+            if let Some(path) = &plot {
+                failed.extend(write_plot(&report, path).err());
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed.join("; "))
             }
         }
     }

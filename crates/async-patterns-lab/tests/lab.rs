@@ -389,6 +389,48 @@ fn an_answer_after_the_timeout_is_a_timeout() {
     }
 }
 
+/// `--json` and `--plot` into a missing directory fail at once, before any
+/// run, naming the flag; `lab plot --out` too.
+#[test]
+fn output_paths_are_checked_before_the_run() {
+    let dir = scratch("outputs");
+    let missing = dir.join("missing").join("out");
+    for flag in ["--json", "--plot"] {
+        let out = lab(&[
+            "run",
+            "--engines",
+            "async",
+            "--requests",
+            "2",
+            "--concurrency",
+            "1",
+            "--latency",
+            "1ms",
+            flag,
+            missing.to_str().unwrap(),
+        ]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stdout}\n{stderr}");
+        assert!(!stdout.contains("| engine |"), "{flag} ran first: {stdout}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("does not exist"),
+            "{flag}: {stderr}"
+        );
+    }
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/lab.json");
+    let out = lab(&["plot", committed, "--out", missing.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--out") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `lab plot` still reads the committed report (written before latencies
 /// could be null and errors had causes).
 #[test]
@@ -472,6 +514,10 @@ fn bad_input_is_a_clear_error() {
         (&["run", "--errors", "-0.1"], "outside [0, 1]"),
         (&["run", "--engines", "magic"], "invalid value 'magic'"),
         (&["run", "--concurrency", "100000000"], "open-files limit"),
+        (
+            &["run", "--json", "same.out", "--plot", "same.out"],
+            "--json and --plot name the same file",
+        ),
     ] {
         let out = lab(args);
         let err = String::from_utf8_lossy(&out.stderr);
