@@ -76,12 +76,36 @@ impl Engine {
 
 /// Client connection pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SavedPool")]
 pub struct Pool {
     /// Reuse connections (HTTP keep-alive). Off: a new connection per
     /// request.
     pub keep_alive: bool,
-    /// Most idle connections kept per host (0 = the concurrency).
-    pub max_idle: usize,
+    /// Most idle connections kept per host (0: none); `None`: the
+    /// concurrency.
+    #[serde(rename = "max_idle_per_host")]
+    pub max_idle: Option<usize>,
+}
+
+/// A [`Pool`] as a report saves it, now or as before 0 could mean "none"
+/// (then `max_idle`, with 0 for the concurrency).
+#[derive(Deserialize)]
+struct SavedPool {
+    keep_alive: bool,
+    #[serde(default)]
+    max_idle_per_host: Option<usize>,
+    #[serde(default)]
+    max_idle: Option<usize>,
+}
+
+impl From<SavedPool> for Pool {
+    fn from(saved: SavedPool) -> Pool {
+        let legacy = saved.max_idle.filter(|&n| n > 0);
+        Pool {
+            keep_alive: saved.keep_alive,
+            max_idle: saved.max_idle_per_host.or(legacy),
+        }
+    }
 }
 
 /// What an engine is asked to do.
@@ -388,8 +412,8 @@ fn concurrency(engine: Engine, w: &Workload) -> usize {
 fn idle(w: &Workload) -> usize {
     match (w.pool.keep_alive, w.pool.max_idle) {
         (false, _) => 0,
-        (true, 0) => w.concurrency.max(1),
-        (true, n) => n,
+        (true, None) => w.concurrency.max(1),
+        (true, Some(n)) => n,
     }
 }
 
@@ -597,7 +621,24 @@ impl Resilience {
 
 #[cfg(test)]
 mod tests {
-    use super::ErrorCause;
+    use super::{ErrorCause, Pool};
+
+    /// A pool reads back as written, and as reports wrote it before 0
+    /// could mean none (when 0 meant the concurrency).
+    #[test]
+    fn pools_read_back_now_and_as_saved_before() {
+        for max_idle in [None, Some(0), Some(7)] {
+            let pool = Pool {
+                keep_alive: true,
+                max_idle,
+            };
+            let json = serde_json::to_string(&pool).unwrap();
+            assert_eq!(serde_json::from_str::<Pool>(&json).unwrap(), pool, "{json}");
+        }
+        let before = |json| serde_json::from_str::<Pool>(json).unwrap().max_idle;
+        assert_eq!(before(r#"{"keep_alive":true,"max_idle":0}"#), None);
+        assert_eq!(before(r#"{"keep_alive":true,"max_idle":7}"#), Some(7));
+    }
 
     /// The table's names and the JSON's keys are one and the same.
     #[test]

@@ -72,11 +72,12 @@ enum Command {
         /// Reuse client connections (HTTP keep-alive).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         keep_alive: bool,
-        /// Idle connections each client keeps [default: its concurrency].
-        #[arg(long, default_value_t = 0)]
-        max_idle: usize,
+        /// Idle connections each client keeps (0: none, so every request
+        /// opens a connection) [default: its concurrency].
+        #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>)]
+        max_idle: Option<usize>,
         /// Seeds the upstream's latency and error draws and the retry jitter.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = count::<u64>)]
         seed: u64,
         /// Also write the report as JSON.
         #[arg(long)]
@@ -107,9 +108,19 @@ enum Command {
 }
 
 fn positive(text: &str) -> Result<usize, String> {
+    at_least(text, 1, "is not a positive number")
+}
+
+fn count<T: TryFrom<i128>>(text: &str) -> Result<T, String> {
+    at_least(text, 0, "is negative")
+}
+
+/// A number of at least `min`; one below it is `{n} {below}`. (Parsed
+/// wide, so a negative number or one too large gets a message of its own.)
+fn at_least<T: TryFrom<i128>>(text: &str, min: i128, below: &str) -> Result<T, String> {
     match text.trim().parse::<i128>() {
-        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
-        Ok(n) => Err(format!("{n} is not a positive number")),
+        Ok(n) if n >= min => T::try_from(n).map_err(|_| format!("{n} is too large")),
+        Ok(n) => Err(format!("{n} {below}")),
         Err(_) => Err(format!("{text:?} is not a number")),
     }
 }

@@ -31,7 +31,7 @@ fn workload(server: &Server, requests: u64, concurrency: usize, keep_alive: bool
         concurrency,
         pool: Pool {
             keep_alive,
-            max_idle: 0,
+            max_idle: None,
         },
         mean_latency: Duration::from_millis(1),
         timeout: Duration::from_secs(10),
@@ -188,7 +188,7 @@ fn engine_report(engine: Engine, url: &str, requests: u64, timeout_ms: u64) -> s
         "url": url,
         "requests": requests,
         "concurrency": 1,
-        "pool": { "keep_alive": true, "max_idle": 0 },
+        "pool": { "keep_alive": true, "max_idle_per_host": null },
         "mean_latency": { "secs": 0, "nanos": 1_000_000 },
         "seed": 3,
         "timeout": { "secs": timeout_ms / 1000, "nanos": (timeout_ms % 1000) * 1_000_000 },
@@ -448,6 +448,44 @@ fn the_committed_report_still_plots() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--max-idle 0` keeps no idle connection: every request opens one. Its
+/// help names one default.
+#[test]
+fn max_idle_zero_keeps_no_connection() {
+    let dir = scratch("max-idle");
+    let (_, report) = lab_run(
+        &dir,
+        &[
+            "--engines",
+            "threaded,async",
+            "--requests",
+            "12",
+            "--concurrency",
+            "2",
+            "--latency",
+            "1ms",
+            "--errors",
+            "0",
+            "--max-idle",
+            "0",
+        ],
+    );
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["server"]["connections"], 12, "{run}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let help = String::from_utf8_lossy(&lab(&["run", "--help"]).stdout).into_owned();
+    // The option's block: its line and the indented lines up to the next.
+    let option: Vec<&str> = (help.lines())
+        .skip_while(|l| !l.trim_start().starts_with("--max-idle"))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.trim_start().starts_with('-'))
+        .map(|(_, l)| l)
+        .collect();
+    let option = option.join("\n");
+    assert_eq!(option.matches("default").count(), 1, "{help}");
+}
+
 /// A small `lab run` end to end: child processes, the table, the JSON (every
 /// run, with its peak RSS) and the plot.
 #[test]
@@ -514,6 +552,9 @@ fn bad_input_is_a_clear_error() {
         (&["run", "--errors", "-0.1"], "outside [0, 1]"),
         (&["run", "--engines", "magic"], "invalid value 'magic'"),
         (&["run", "--concurrency", "100000000"], "open-files limit"),
+        (&["run", "--max-idle", "-1"], "-1 is negative"),
+        (&["run", "--max-idle", "many"], "\"many\" is not a number"),
+        (&["run", "--seed", "-1"], "-1 is negative"),
         (
             &["run", "--json", "same.out", "--plot", "same.out"],
             "--json and --plot name the same file",
