@@ -11,9 +11,17 @@
 //!   backoff), a circuit breaker and a rate limiter around every request.
 //!
 //! Every engine records each logical request's latency (the core's
-//! recorder) and whether it ended in success or an error; it never loses
-//! one: `successes + errors == requests`.
+//! recorder) and whether it ended in success or an error, and why
+//! ([`ErrorCause`]); it never loses one: `successes + errors == requests`.
+//!
+//! Every request has a timeout ([`Workload::timeout`]). The async engines
+//! abort a request at it. The blocking engines cannot (ureq's own timeouts
+//! tripled their CPU time at C = 500): a request they wait for longer
+//! still ends, but counts as a timeout error, as does a resilient request
+//! whose attempts, backoff and waits add up to more than the timeout. So no
+//! success ever takes longer than the timeout, on any engine.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,12 +76,36 @@ impl Engine {
 
 /// Client connection pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SavedPool")]
 pub struct Pool {
     /// Reuse connections (HTTP keep-alive). Off: a new connection per
     /// request.
     pub keep_alive: bool,
-    /// Most idle connections kept per host (0 = the concurrency).
-    pub max_idle: usize,
+    /// Most idle connections kept per host (0: none); `None`: the
+    /// concurrency.
+    #[serde(rename = "max_idle_per_host")]
+    pub max_idle: Option<usize>,
+}
+
+/// A [`Pool`] as a report saves it, now or as before 0 could mean "none"
+/// (then `max_idle`, with 0 for the concurrency).
+#[derive(Deserialize)]
+struct SavedPool {
+    keep_alive: bool,
+    #[serde(default)]
+    max_idle_per_host: Option<usize>,
+    #[serde(default)]
+    max_idle: Option<usize>,
+}
+
+impl From<SavedPool> for Pool {
+    fn from(saved: SavedPool) -> Pool {
+        let legacy = saved.max_idle.filter(|&n| n > 0);
+        Pool {
+            keep_alive: saved.keep_alive,
+            max_idle: saved.max_idle_per_host.or(legacy),
+        }
+    }
 }
 
 /// What an engine is asked to do.
@@ -89,10 +121,152 @@ pub struct Workload {
     /// Connection pooling.
     pub pool: Pool,
     /// The upstream's mean latency: sizes the resilient engine's rate
-    /// limit and attempt timeout.
+    /// limit and circuit breaker.
     pub mean_latency: Duration,
     /// Seeds the retry jitter.
     pub seed: u64,
+    /// The longest a request may take and still count as a success
+    /// ([`request_timeout`] in `lab run`); also each of the resilient
+    /// engine's attempts' timeout.
+    pub timeout: Duration,
+}
+
+/// Why a request ended in an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCause {
+    /// The upstream answered with a 5xx (the injected errors are 500s).
+    #[serde(rename = "5xx")]
+    Status5xx,
+    /// The upstream answered with a 4xx.
+    #[serde(rename = "4xx")]
+    Status4xx,
+    /// No whole answer within the timeout.
+    Timeout,
+    /// No connection: refused, unreachable, no local port left, or a
+    /// connect the OS gave up on.
+    Connect,
+    /// The connection was reset or closed before the whole answer came.
+    Reset,
+    /// The resilient engine's circuit breaker refused its last attempt.
+    CircuitOpen,
+    /// Anything else (another status than 200, a protocol error, ...).
+    Other,
+}
+
+impl ErrorCause {
+    /// Every cause, in the order the table lists them.
+    pub const ALL: [ErrorCause; 7] = [
+        ErrorCause::Status5xx,
+        ErrorCause::Status4xx,
+        ErrorCause::Timeout,
+        ErrorCause::Connect,
+        ErrorCause::Reset,
+        ErrorCause::CircuitOpen,
+        ErrorCause::Other,
+    ];
+
+    /// Its name in the table and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCause::Status5xx => "5xx",
+            ErrorCause::Status4xx => "4xx",
+            ErrorCause::Timeout => "timeout",
+            ErrorCause::Connect => "connect",
+            ErrorCause::Reset => "reset",
+            ErrorCause::CircuitOpen => "circuit-open",
+            ErrorCause::Other => "other",
+        }
+    }
+
+    /// The error a status is, if it is not the 200 the upstream answers.
+    pub fn of_status(status: u16) -> Option<ErrorCause> {
+        match status {
+            200 => None,
+            500..=599 => Some(ErrorCause::Status5xx),
+            400..=499 => Some(ErrorCause::Status4xx),
+            _ => Some(ErrorCause::Other),
+        }
+    }
+
+    /// The cause an I/O error's kind names, if it names one.
+    pub fn of_io(kind: std::io::ErrorKind) -> Option<ErrorCause> {
+        use std::io::ErrorKind as K;
+        match kind {
+            K::ConnectionRefused
+            | K::AddrNotAvailable
+            | K::HostUnreachable
+            | K::NetworkUnreachable => Some(ErrorCause::Connect),
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                Some(ErrorCause::Reset)
+            }
+            // A socket read timeout is WouldBlock on Unix.
+            K::TimedOut | K::WouldBlock => Some(ErrorCause::Timeout),
+            _ => None,
+        }
+    }
+
+    /// The cause of an error from the blocking engines' client (ureq).
+    pub fn of_ureq(error: &ureq::Error) -> ErrorCause {
+        use ureq::Error as E;
+        match error {
+            E::StatusCode(status) => Self::of_status(*status).unwrap_or(ErrorCause::Other),
+            // A connect the OS timed out is a failure to connect.
+            E::Timeout(ureq::Timeout::Connect) | E::ConnectionFailed | E::HostNotFound => {
+                ErrorCause::Connect
+            }
+            E::Timeout(_) => ErrorCause::Timeout,
+            // ureq's error names no source: look at the I/O error itself.
+            E::Io(io) => Self::of_chain(io),
+            other => Self::of_chain(other),
+        }
+    }
+
+    /// The cause of an error from the async engines' client (hyper's).
+    pub fn of_hyper(error: &hyper_util::client::legacy::Error) -> ErrorCause {
+        if error.is_connect() {
+            ErrorCause::Connect
+        } else {
+            Self::of_chain(error)
+        }
+    }
+
+    /// The first cause an error or one of its sources names: an I/O
+    /// error's kind, or hyper's own word for a connection that went away.
+    fn of_chain(error: &(dyn std::error::Error + 'static)) -> ErrorCause {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(cause) =
+                (e.downcast_ref::<std::io::Error>()).and_then(|io| Self::of_io(io.kind()))
+            {
+                return cause;
+            }
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_timeout() {
+                    return ErrorCause::Timeout;
+                }
+                if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                    return ErrorCause::Reset;
+                }
+            }
+            next = e.source();
+        }
+        ErrorCause::Other
+    }
+
+    /// How an answer ended: its status's error if it has one (what the
+    /// upstream said comes first), else its body's, else a success.
+    fn of_answer<E>(
+        status: u16,
+        body: Result<(), E>,
+        cause: impl FnOnce(&E) -> ErrorCause,
+    ) -> Result<(), ErrorCause> {
+        match (Self::of_status(status), body) {
+            (Some(c), _) => Err(c),
+            (None, Err(e)) => Err(cause(&e)),
+            (None, Ok(())) => Ok(()),
+        }
+    }
 }
 
 /// Latency percentiles of the requests that succeeded, in milliseconds.
@@ -119,16 +293,22 @@ pub struct EngineReport {
     pub requests: u64,
     /// Requests that ended in a 200.
     pub successes: u64,
-    /// Requests that ended in an error (a 500, a refusal, a network error).
+    /// Requests that ended in an error (a 500, a refusal, a network error,
+    /// a timeout).
     pub errors: u64,
+    /// The errors by cause (causes with none left out; empty in reports
+    /// written before causes were counted).
+    #[serde(default)]
+    pub errors_by_cause: BTreeMap<ErrorCause, u64>,
     /// Extra attempts the resilient engine made (0 for the others).
     pub retries: u64,
     /// Wall time from the first request to the last answer, in seconds.
     pub elapsed_s: f64,
     /// Successful requests per second of `elapsed_s`.
     pub requests_per_s: f64,
-    /// Latency of the successful requests.
-    pub latency: Percentiles,
+    /// Latency of the successful requests; `None` (null in the JSON) when
+    /// none succeeded, so no latency is made up.
+    pub latency: Option<Percentiles>,
     /// The process's resident-set high-water mark, in KiB (filled in by
     /// the child process that ran the engine).
     pub peak_rss_kib: u64,
@@ -152,25 +332,33 @@ impl std::error::Error for EngineError {}
 struct Tally {
     latencies: LatencyRecorder,
     successes: u64,
-    errors: u64,
+    errors: BTreeMap<ErrorCause, u64>,
+    timeout: Duration,
 }
 
 impl Tally {
-    fn new() -> Self {
+    fn new(w: &Workload) -> Self {
         Tally {
             latencies: LatencyRecorder::new(3, Duration::from_secs(3600))
                 .expect("3 significant digits up to an hour is valid"),
             successes: 0,
-            errors: 0,
+            errors: BTreeMap::new(),
+            timeout: w.timeout,
         }
     }
 
-    fn record(&mut self, ok: bool, took: Duration) {
-        if ok {
-            self.successes += 1;
-            self.latencies.record(took);
-        } else {
-            self.errors += 1;
+    /// Records a request that ended with `outcome` after `took`. One that
+    /// took longer than the timeout is a timeout, whatever it ended with:
+    /// the blocking engines cannot abort a request, and the resilient
+    /// engine's timeout is per attempt.
+    fn record(&mut self, outcome: Result<(), ErrorCause>, took: Duration) {
+        match outcome {
+            Ok(()) if took <= self.timeout => {
+                self.successes += 1;
+                self.latencies.record(took);
+            }
+            Ok(()) => *self.errors.entry(ErrorCause::Timeout).or_default() += 1,
+            Err(cause) => *self.errors.entry(cause).or_default() += 1,
         }
     }
 
@@ -179,7 +367,9 @@ impl Tally {
             .merge(&other.latencies)
             .expect("recorders with one configuration merge");
         self.successes += other.successes;
-        self.errors += other.errors;
+        for (cause, n) in other.errors {
+            *self.errors.entry(cause).or_default() += n;
+        }
     }
 
     fn report(self, engine: Engine, w: &Workload, elapsed: Duration, retries: u64) -> EngineReport {
@@ -191,7 +381,8 @@ impl Tally {
             concurrency: concurrency(engine, w),
             requests: w.requests,
             successes: self.successes,
-            errors: self.errors,
+            errors: self.errors.values().sum(),
+            errors_by_cause: self.errors,
             retries,
             elapsed_s,
             requests_per_s: if elapsed_s > 0.0 {
@@ -199,12 +390,12 @@ impl Tally {
             } else {
                 0.0
             },
-            latency: Percentiles {
+            latency: (self.successes > 0).then(|| Percentiles {
                 p50_ms: ms(s.p50),
                 p95_ms: ms(s.p95),
                 p99_ms: ms(s.p99),
                 max_ms: ms(s.max),
-            },
+            }),
             peak_rss_kib: 0,
             cpu_s: 0.0,
         }
@@ -221,8 +412,8 @@ fn concurrency(engine: Engine, w: &Workload) -> usize {
 fn idle(w: &Workload) -> usize {
     match (w.pool.keep_alive, w.pool.max_idle) {
         (false, _) => 0,
-        (true, 0) => w.concurrency.max(1),
-        (true, n) => n,
+        (true, None) => w.concurrency.max(1),
+        (true, Some(n)) => n,
     }
 }
 
@@ -249,23 +440,27 @@ fn blocking(engine: Engine, w: &Workload) -> EngineReport {
         .build()
         .into();
     let next = AtomicU64::new(0);
-    let total = Mutex::new(Tally::new());
+    let total = Mutex::new(Tally::new(w));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..concurrency(engine, w) {
             scope.spawn(|| {
-                let mut tally = Tally::new();
+                let mut tally = Tally::new(w);
                 while next.fetch_add(1, Ordering::Relaxed) < w.requests {
                     let t0 = Instant::now();
-                    let ok = match agent.get(&w.url).call() {
+                    let outcome = match agent.get(&w.url).call() {
                         Ok(mut response) => {
                             // Read the body so the connection can be reused.
-                            let _ = response.body_mut().read_to_vec();
-                            response.status() == 200
+                            let body = response.body_mut().read_to_vec().map(drop);
+                            ErrorCause::of_answer(
+                                response.status().as_u16(),
+                                body,
+                                ErrorCause::of_ureq,
+                            )
                         }
-                        Err(_) => false,
+                        Err(e) => Err(ErrorCause::of_ureq(&e)),
                     };
-                    tally.record(ok, t0.elapsed());
+                    tally.record(outcome, t0.elapsed());
                 }
                 total.lock().expect("tally lock").merge(tally);
             });
@@ -283,41 +478,31 @@ type Client = hyper_util::client::legacy::Client<
     Empty<Bytes>,
 >;
 
-/// One GET within `limit`: `Ok` if it ended in a 200.
+/// One GET within `limit` (the connection, waiting for one from the pool,
+/// the answer and its body): `Ok` if it ended in a 200.
 async fn get(
     timer: &TokioTimer,
     client: &Client,
     uri: &hyper::Uri,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), ErrorCause> {
     let call = async {
-        let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?;
-        if status == 200 {
-            Ok(())
-        } else {
-            Err(format!("status {status}"))
-        }
+        let response = (client.get(uri.clone()).await).map_err(|e| ErrorCause::of_hyper(&e))?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map(drop);
+        ErrorCause::of_answer(status, body, |e| ErrorCause::of_chain(e))
     };
     match async_patterns::deadline::timeout(timer, limit, call).await {
         Ok(result) => result,
-        Err(_) => Err("timed out".into()),
+        Err(_) => Err(ErrorCause::Timeout),
     }
 }
 
-/// The longest any one async request may take before it counts as an
-/// error, so the async engines cannot hang on an upstream that stops
-/// answering: far beyond any latency the upstream draws (at most 5.75 times
-/// the mean). (The blocking engines have none: ureq's timeouts triple
-/// their CPU time at C = 500; `lab run` puts a deadline on each run
-/// instead.)
-pub fn request_timeout(w: &Workload) -> Duration {
-    (w.mean_latency * 50).max(Duration::from_secs(10))
+/// The timeout `lab run` gives every request: far beyond any latency the
+/// upstream draws (at most 5.75 times the mean), so only an upstream that
+/// stops answering, or a client that cannot keep up, meets it.
+pub fn request_timeout(mean_latency: Duration) -> Duration {
+    (mean_latency * 50).max(Duration::from_secs(10))
 }
 
 /// The async engines: one multi-threaded tokio runtime; the core's fan-out
@@ -342,23 +527,23 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
         let timer = TokioTimer::new();
         let resilience = (engine == Engine::AsyncResilient).then(|| Resilience::new(w, timer));
         let retries = AtomicU64::new(0);
-        let mut tally = Tally::new();
+        let mut tally = Tally::new(w);
         let started = Instant::now();
         let calls = (0..w.requests).map(|id| {
             let (client, uri, resilience, retries, timer) =
                 (&client, &uri, resilience.as_ref(), &retries, &timer);
             async move {
                 let t0 = Instant::now();
-                let ok = match resilience {
-                    None => get(timer, client, uri, request_timeout(w)).await.is_ok(),
+                let outcome = match resilience {
+                    None => get(timer, client, uri, w.timeout).await,
                     Some(r) => r.call(id, client, uri, retries).await,
                 };
-                (ok, t0.elapsed())
+                (outcome, t0.elapsed())
             }
         });
         let mut done = gather_stream(calls, limit);
-        while let Some((_, (ok, took))) = done.next().await {
-            tally.record(ok, took);
+        while let Some((_, (outcome, took))) = done.next().await {
+            tally.record(outcome, took);
         }
         let elapsed = started.elapsed();
         Ok(tally.report(engine, w, elapsed, retries.load(Ordering::Relaxed)))
@@ -402,11 +587,19 @@ impl Resilience {
             breaker: CircuitBreaker::new(breaker, timer),
             policy,
             timer,
-            attempt_timeout: request_timeout(w),
+            attempt_timeout: w.timeout,
         }
     }
 
-    async fn call(&self, id: u64, client: &Client, uri: &hyper::Uri, retries: &AtomicU64) -> bool {
+    /// One logical request: its last attempt's cause if every attempt
+    /// failed.
+    async fn call(
+        &self,
+        id: u64,
+        client: &Client,
+        uri: &hyper::Uri,
+        retries: &AtomicU64,
+    ) -> Result<(), ErrorCause> {
         let retrier = Retrier::new(self.policy.clone(), self.timer).with_id(id);
         retrier
             .run(|attempt| async move {
@@ -419,9 +612,65 @@ impl Resilience {
                     }
                     get(&self.timer, client, uri, self.attempt_timeout).await
                 };
-                self.breaker.call(sent).await.map_err(|e| e.to_string())?
+                (self.breaker.call(sent).await).unwrap_or(Err(ErrorCause::CircuitOpen))
             })
             .await
-            .is_ok()
+            .map_err(|gave_up| gave_up.error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ErrorCause, Pool};
+
+    /// A pool reads back as written, and as reports wrote it before 0
+    /// could mean none (when 0 meant the concurrency).
+    #[test]
+    fn pools_read_back_now_and_as_saved_before() {
+        for max_idle in [None, Some(0), Some(7)] {
+            let pool = Pool {
+                keep_alive: true,
+                max_idle,
+            };
+            let json = serde_json::to_string(&pool).unwrap();
+            assert_eq!(serde_json::from_str::<Pool>(&json).unwrap(), pool, "{json}");
+        }
+        let before = |json| serde_json::from_str::<Pool>(json).unwrap().max_idle;
+        assert_eq!(before(r#"{"keep_alive":true,"max_idle":0}"#), None);
+        assert_eq!(before(r#"{"keep_alive":true,"max_idle":7}"#), Some(7));
+    }
+
+    /// The table's names and the JSON's keys are one and the same.
+    #[test]
+    fn causes_are_named_alike_in_the_table_and_the_json() {
+        for cause in ErrorCause::ALL {
+            let json = serde_json::to_value(cause).unwrap();
+            assert_eq!(json, cause.name(), "{cause:?}");
+            assert_eq!(serde_json::from_value::<ErrorCause>(json).unwrap(), cause);
+        }
+    }
+
+    /// Statuses and I/O error kinds map to the causes they name.
+    #[test]
+    fn statuses_and_io_kinds_are_classified() {
+        use std::io::ErrorKind as K;
+        assert_eq!(ErrorCause::of_status(200), None);
+        assert_eq!(ErrorCause::of_status(503), Some(ErrorCause::Status5xx));
+        assert_eq!(ErrorCause::of_status(404), Some(ErrorCause::Status4xx));
+        assert_eq!(ErrorCause::of_status(302), Some(ErrorCause::Other));
+        let io = |kind: K| ErrorCause::of_ureq(&ureq::Error::Io(kind.into()));
+        assert_eq!(io(K::ConnectionRefused), ErrorCause::Connect);
+        assert_eq!(io(K::AddrNotAvailable), ErrorCause::Connect);
+        assert_eq!(io(K::ConnectionReset), ErrorCause::Reset);
+        assert_eq!(io(K::UnexpectedEof), ErrorCause::Reset);
+        assert_eq!(io(K::TimedOut), ErrorCause::Timeout);
+        assert_eq!(io(K::PermissionDenied), ErrorCause::Other);
+        let timeout = |t| ErrorCause::of_ureq(&ureq::Error::Timeout(t));
+        assert_eq!(timeout(ureq::Timeout::Connect), ErrorCause::Connect);
+        assert_eq!(timeout(ureq::Timeout::RecvBody), ErrorCause::Timeout);
+        assert_eq!(
+            ErrorCause::of_ureq(&ureq::Error::StatusCode(500)),
+            ErrorCause::Status5xx
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engines::{Engine, EngineReport, Pool, Workload};
+use crate::engines::{Engine, EngineReport, ErrorCause, Percentiles, Pool, Workload};
 use crate::server::{Server, ServerConfig, ServerStats};
 
 /// Requests per unit of concurrency when `--requests` is not given: enough
@@ -55,6 +55,7 @@ impl LabConfig {
             pool: self.pool,
             mean_latency: self.server.latency.mean,
             seed: self.server.seed,
+            timeout: crate::engines::request_timeout(self.server.latency.mean),
         }
     }
 }
@@ -72,7 +73,7 @@ pub struct Run {
     /// capacity, or to the number of requests, where those are smaller).
     pub limit_per_s: f64,
     /// Completed requests (successes and errors) per second, over
-    /// `limit_per_s`.
+    /// `limit_per_s` (the goals count successes only).
     pub share_of_limit: f64,
 }
 
@@ -153,6 +154,10 @@ fn find(runs: &[Run], engine: Engine, c: usize) -> Option<&Run> {
 /// The goals, measured at 50 ms latency: threaded at least 2×
 /// sequential (at the lowest level), async at least 90% of C / L and async
 /// peak memory at most 1/10 of threaded (both at the highest level).
+///
+/// Throughput counts successes only (an error is not work done), and a
+/// goal whose runs include one without a single success is missed,
+/// whatever it measured: failing fast is not meeting a goal.
 pub fn goals(runs: &[Run], latency: Duration) -> Vec<Goal> {
     let levels: Vec<usize> = runs
         .iter()
@@ -169,43 +174,50 @@ pub fn goals(runs: &[Run], latency: Duration) -> Vec<Goal> {
     let mut goals = Vec::new();
     let threaded = low.and_then(|c| find(runs, Engine::Threaded, c));
     goals.push(match (sequential, threaded) {
-        (Some(s), Some(t)) => {
-            let x = t.client.requests_per_s / s.client.requests_per_s;
-            Goal {
-                goal: format!("threaded >= 2x sequential (C = {})", t.client.concurrency),
-                measured: format!("{x:.1}x{at}"),
-                met: Some(x >= 2.0),
-            }
-        }
+        (Some(s), Some(t)) => judged(
+            format!("threaded >= 2x sequential (C = {})", t.client.concurrency),
+            &[s, t],
+            || {
+                let x = t.client.requests_per_s / s.client.requests_per_s;
+                (format!("{x:.1}x in successes/s{at}"), x >= 2.0)
+            },
+        ),
         _ => unmeasured("threaded >= 2x sequential", "needs both engines"),
     });
     let async_high = high.and_then(|c| find(runs, Engine::Async, c));
     goals.push(match async_high {
-        Some(a) => Goal {
-            goal: format!("async >= 90% of C/L (C = {})", a.client.concurrency),
-            measured: format!("{:.1}%{at}", 100.0 * a.share_of_limit),
-            met: Some(a.share_of_limit >= 0.9),
-        },
+        Some(a) => judged(
+            format!("async >= 90% of C/L (C = {})", a.client.concurrency),
+            &[a],
+            || {
+                let share = a.client.requests_per_s / a.limit_per_s;
+                (
+                    format!("{:.1}% in successes/s{at}", 100.0 * share),
+                    share >= 0.9,
+                )
+            },
+        ),
         None => unmeasured("async >= 90% of C/L", "needs the async engine"),
     });
     let threaded_high = high.and_then(|c| find(runs, Engine::Threaded, c));
     goals.push(match (async_high, threaded_high) {
-        (Some(a), Some(t)) => {
-            let x = a.client.peak_rss_kib as f64 / t.client.peak_rss_kib.max(1) as f64;
-            Goal {
-                goal: format!(
-                    "async peak memory <= 1/10 of threaded (C = {})",
-                    a.client.concurrency
-                ),
-                measured: format!(
+        (Some(a), Some(t)) => judged(
+            format!(
+                "async peak memory <= 1/10 of threaded (C = {})",
+                a.client.concurrency
+            ),
+            &[a, t],
+            || {
+                let x = a.client.peak_rss_kib as f64 / t.client.peak_rss_kib.max(1) as f64;
+                let measured = format!(
                     "{:.1} MiB vs {:.1} MiB = 1/{:.1}{at}",
                     a.client.peak_rss_kib as f64 / 1024.0,
                     t.client.peak_rss_kib as f64 / 1024.0,
                     1.0 / x
-                ),
-                met: Some(x <= 0.1),
-            }
-        }
+                );
+                (measured, x <= 0.1)
+            },
+        ),
         _ => unmeasured(
             "async peak memory <= 1/10 of threaded",
             "needs both engines",
@@ -214,11 +226,45 @@ pub fn goals(runs: &[Run], latency: Duration) -> Vec<Goal> {
     goals
 }
 
+/// A goal over `runs`, measured and judged by `judge`, unless one of the
+/// runs made no successful request: then it is missed, saying which.
+fn judged(goal: String, runs: &[&Run], judge: impl FnOnce() -> (String, bool)) -> Goal {
+    let failed: Vec<String> = (runs.iter())
+        .filter(|r| r.client.successes == 0)
+        .map(|r| format!("{} at C = {}", r.client.engine.name(), r.client.concurrency))
+        .collect();
+    let (measured, met) = if failed.is_empty() {
+        judge()
+    } else {
+        (format!("no successes ({})", failed.join(", ")), false)
+    };
+    Goal {
+        goal,
+        measured,
+        met: Some(met),
+    }
+}
+
 fn unmeasured(goal: &str, why: &str) -> Goal {
     Goal {
         goal: goal.into(),
         measured: format!("not measured: {why}"),
         met: None,
+    }
+}
+
+/// A run's errors, with their causes: `12 (5xx 10, timeout 2)`.
+fn errors(c: &EngineReport) -> String {
+    let causes: Vec<String> = (ErrorCause::ALL.iter())
+        .filter_map(|cause| {
+            let n = c.errors_by_cause.get(cause)?;
+            Some(format!("{} {n}", cause.name()))
+        })
+        .collect();
+    if causes.is_empty() {
+        c.errors.to_string()
+    } else {
+        format!("{} ({})", c.errors, causes.join(", "))
     }
 }
 
@@ -231,21 +277,27 @@ impl LabReport {
         );
         for r in &self.runs {
             let c = &r.client;
+            // No success, no latency: n/a rather than a made-up 0.0.
+            let ms = |pick: fn(&Percentiles) -> f64| {
+                c.latency
+                    .as_ref()
+                    .map_or_else(|| "n/a".to_string(), |p| format!("{:.1}", pick(p)))
+            };
             out += &format!(
-                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0}% | {} | {} | {} | {} | {:.1} | {:.2} | {} | {} |\n",
                 c.engine.name(),
                 c.concurrency,
                 c.requests,
                 c.successes,
-                c.errors,
+                errors(c),
                 c.retries,
                 c.requests_per_s,
                 r.limit_per_s,
                 100.0 * r.share_of_limit,
-                c.latency.p50_ms,
-                c.latency.p95_ms,
-                c.latency.p99_ms,
-                c.latency.max_ms,
+                ms(|p| p.p50_ms),
+                ms(|p| p.p95_ms),
+                ms(|p| p.p99_ms),
+                ms(|p| p.max_ms),
                 c.peak_rss_kib as f64 / 1024.0,
                 c.cpu_s,
                 r.server.max_in_flight,

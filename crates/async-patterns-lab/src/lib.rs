@@ -6,10 +6,10 @@
 //! configured latency distribution, error rate and optional capacity, then
 //! runs each [engine](engines) at each concurrency level in a child process
 //! of its own (so one run's memory does not pollute the next), and reports
-//! per run: requests/s, successes and errors, latency p50/p95/p99/max, peak
-//! RSS, CPU time, what the server saw, and the physical limit `C / L` (with
-//! latency `L` and concurrency `C` no client can do better) with the
-//! engine's share of it.
+//! per run: requests/s, successes and errors (by cause), latency
+//! p50/p95/p99/max of the successes, peak RSS, CPU time, what the server
+//! saw, and the physical limit `C / L` (with latency `L` and concurrency `C`
+//! no client can do better) with the engine's share of it.
 //!
 //! `lab run` is the command line ([`lab::LabConfig`] its options); this
 //! library is what the command and the tests share.

@@ -11,7 +11,7 @@
 //! Each run happens in a child process (`lab engine`, not for people), so
 //! its peak RSS and CPU time are its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -33,6 +33,13 @@ struct Cli {
 enum Command {
     /// Start the upstream, run every engine at every concurrency level, and
     /// report (the defaults finish in well under a minute).
+    ///
+    /// Every request has a timeout of 50 mean latencies, at least 10 s. The
+    /// async engines abort a request at it; the blocking ones (sequential,
+    /// threaded) cannot, so they wait for the answer and count it as a
+    /// timeout error; a resilient request whose attempts add up to more is
+    /// one too. Errors are counted by cause: 5xx, 4xx, timeout, connect,
+    /// reset, circuit-open (the resilient engine's breaker), other.
     Run {
         /// Engines to run, comma-separated.
         #[arg(
@@ -65,11 +72,12 @@ enum Command {
         /// Reuse client connections (HTTP keep-alive).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         keep_alive: bool,
-        /// Idle connections each client keeps [default: its concurrency].
-        #[arg(long, default_value_t = 0)]
-        max_idle: usize,
+        /// Idle connections each client keeps (0: none, so every request
+        /// opens a connection) [default: its concurrency].
+        #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>)]
+        max_idle: Option<usize>,
         /// Seeds the upstream's latency and error draws and the retry jitter.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = count::<u64>)]
         seed: u64,
         /// Also write the report as JSON.
         #[arg(long)]
@@ -100,9 +108,19 @@ enum Command {
 }
 
 fn positive(text: &str) -> Result<usize, String> {
+    at_least(text, 1, "is not a positive number")
+}
+
+fn count<T: TryFrom<i128>>(text: &str) -> Result<T, String> {
+    at_least(text, 0, "is negative")
+}
+
+/// A number of at least `min`; one below it is `{n} {below}`. (Parsed
+/// wide, so a negative number or one too large gets a message of its own.)
+fn at_least<T: TryFrom<i128>>(text: &str, min: i128, below: &str) -> Result<T, String> {
     match text.trim().parse::<i128>() {
-        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
-        Ok(n) => Err(format!("{n} is not a positive number")),
+        Ok(n) if n >= min => T::try_from(n).map_err(|_| format!("{n} is too large")),
+        Ok(n) => Err(format!("{n} {below}")),
         Err(_) => Err(format!("{text:?} is not a number")),
     }
 }
@@ -140,8 +158,9 @@ fn main() -> ExitCode {
 
 /// Runs `engine` on `workload` in a child process of this binary, and
 /// kills it if it outlives a generous deadline (an upstream that stops
-/// answering must not hang the lab; the blocking engines have no
-/// per-request timeout, since ureq's triples their CPU time at C = 500).
+/// answering must not hang the lab; the blocking engines cannot abort a
+/// request at its timeout, since ureq's own timeouts triple their CPU time
+/// at C = 500).
 fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String> {
     use std::io::Read;
     use std::process::Stdio;
@@ -166,7 +185,8 @@ fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String>
         .requests
         .div_ceil(workload.concurrency.max(1) as u64);
     let deadline = Duration::from_secs(60)
-        + engines::request_timeout(workload)
+        + workload
+            .timeout
             .saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX));
     let started = std::time::Instant::now();
     let status = loop {
@@ -200,16 +220,55 @@ fn in_child(engine: Engine, workload: &Workload) -> Result<EngineReport, String>
         .map_err(|e| format!("the {} engine's report: {e}", engine.name()))
 }
 
-fn write_plot(report: &lab::LabReport, path: &std::path::Path) -> Result<(), String> {
+/// Checks, before any work, that `flag`'s output file can be written: its
+/// directory exists, it is no directory, and it opens for writing (a file
+/// this check creates, it removes again; one that exists, it leaves as it
+/// is).
+fn writable(flag: &str, path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let bad = |why: String| format!("{flag} {}: {why}", path.display());
+    if !dir.is_dir() {
+        return Err(bad(format!(
+            "the directory {} does not exist",
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(bad("is a directory".into()));
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| bad(format!("cannot be written: {e}")))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+fn write_plot(report: &lab::LabReport, path: &Path) -> Result<(), String> {
     std::fs::write(path, async_patterns_lab::plot::svg(report)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     println!("plot: {}", path.display());
     Ok(())
 }
 
+fn write_json(report: &lab::LabReport, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("json: {}", path.display());
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Plot { report, out } => {
+            writable("--out", &out)?;
             let text = std::fs::read_to_string(&report)
                 .map_err(|e| format!("{}: {e}", report.display()))?;
             let report: lab::LabReport = serde_json::from_str(&text)
@@ -241,6 +300,15 @@ fn run(cli: Cli) -> Result<(), String> {
             json,
             plot,
         } => {
+            // A bad output path must fail now, not after the whole run.
+            if json.is_some() && json == plot {
+                return Err("--json and --plot name the same file".into());
+            }
+            for (flag, path) in [("--json", &json), ("--plot", &plot)] {
+                if let Some(path) = path {
+                    writable(flag, path)?;
+                }
+            }
             let mut concurrency = concurrency;
             concurrency.sort_unstable();
             concurrency.dedup();
@@ -280,15 +348,18 @@ fn run(cli: Cli) -> Result<(), String> {
             })?;
             bar.finish_and_clear();
             print!("{}", report.table());
-            if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-                std::fs::write(&path, text + "\n")
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                println!("json: {}", path.display());
+            // One output failing (the disk filled up) does not lose the other.
+            let mut failed = Vec::new();
+            if let Some(path) = &json {
+                failed.extend(write_json(&report, path).err());
             }
-            match plot {
-                Some(path) => write_plot(&report, &path),
-                None => Ok(()),
+            if let Some(path) = &plot {
+                failed.extend(write_plot(&report, path).err());
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed.join("; "))
             }
         }
     }

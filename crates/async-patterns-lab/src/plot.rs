@@ -49,26 +49,28 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
         .max(2) as f64;
     // The sequential engine is measured at C = 1 only; it cannot use more
     // concurrency, so its throughput is drawn flat across every level.
-    let series = |value: &dyn Fn(&Run) -> f64, flat: bool| -> Vec<(Engine, Vec<(f64, f64)>)> {
-        Engine::ALL
-            .map(|e| {
-                let mut points: Vec<(f64, f64)> = (report.runs.iter())
-                    .filter(|r| r.client.engine == e)
-                    .map(|r| (r.client.concurrency as f64, value(r)))
-                    .collect();
-                if let (true, Engine::Sequential, [(_, y)]) = (flat, e, points.as_slice()) {
-                    points.push((max_c, *y));
-                }
-                (e, points)
-            })
-            .into_iter()
-            .collect()
-    };
+    // A run with no value (no latency without a success) has no point.
+    let series =
+        |value: &dyn Fn(&Run) -> Option<f64>, flat: bool| -> Vec<(Engine, Vec<(f64, f64)>)> {
+            Engine::ALL
+                .map(|e| {
+                    let mut points: Vec<(f64, f64)> = (report.runs.iter())
+                        .filter(|r| r.client.engine == e)
+                        .filter_map(|r| Some((r.client.concurrency as f64, value(r)?)))
+                        .collect();
+                    if let (true, Engine::Sequential, [(_, y)]) = (flat, e, points.as_slice()) {
+                        points.push((max_c, *y));
+                    }
+                    (e, points)
+                })
+                .into_iter()
+                .collect()
+        };
     let latency = report.config.server.latency.mean.as_secs_f64();
     let limit: Vec<(f64, f64)> = [1.0, max_c].map(|c| (c, c / latency)).to_vec();
     let x = (0.8f64..max_c * 1.25).log_scale();
 
-    let throughput = series(&|r| r.client.requests_per_s.max(1e-3), true);
+    let throughput = series(&|r| Some(r.client.requests_per_s.max(1e-3)), true);
     let (lo, hi) = bounds(&throughput, &limit);
     panel(
         &areas[0],
@@ -82,7 +84,7 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
         Some(&limit),
         SeriesLabelPosition::LowerRight,
     )?;
-    let share = series(&|r| 100.0 * r.share_of_limit, false);
+    let share = series(&|r| Some(100.0 * r.share_of_limit), false);
     panel(
         &areas[1],
         Labels {
@@ -95,7 +97,7 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
         Some(&[(1.0, 100.0), (max_c, 100.0)]),
         SeriesLabelPosition::LowerLeft,
     )?;
-    let p99 = series(&|r| r.client.latency.p99_ms.max(1e-3), false);
+    let p99 = series(&|r| r.client.latency.map(|p| p.p99_ms.max(1e-3)), false);
     let (lo, hi) = bounds(&p99, &[]);
     panel(
         &areas[2],
@@ -110,7 +112,7 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
         SeriesLabelPosition::UpperLeft,
     )?;
     let rss = series(
-        &|r| (r.client.peak_rss_kib as f64 / 1024.0).max(1e-3),
+        &|r| Some((r.client.peak_rss_kib as f64 / 1024.0).max(1e-3)),
         false,
     );
     let (lo, hi) = bounds(&rss, &[]);

@@ -31,9 +31,10 @@ fn workload(server: &Server, requests: u64, concurrency: usize, keep_alive: bool
         concurrency,
         pool: Pool {
             keep_alive,
-            max_idle: 0,
+            max_idle: None,
         },
         mean_latency: Duration::from_millis(1),
+        timeout: Duration::from_secs(10),
         seed: 3,
     }
 }
@@ -155,12 +156,341 @@ fn lab(args: &[&str]) -> std::process::Output {
         .expect("the lab binary runs")
 }
 
+/// A fresh scratch directory of this test process.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lab-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `lab run ARGS --json FILE` in `dir`: its stdout and the report.
+fn lab_run(dir: &std::path::Path, args: &[&str]) -> (String, serde_json::Value) {
+    let json = dir.join("report.json");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let out = lab(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{all:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (stdout, report)
+}
+
+/// One engine on one workload through `lab engine` (what `lab run` starts
+/// in a child process), against `url`: its JSON report.
+fn engine_report(engine: Engine, url: &str, requests: u64, timeout_ms: u64) -> serde_json::Value {
+    let workload = serde_json::json!({
+        "url": url,
+        "requests": requests,
+        "concurrency": 1,
+        "pool": { "keep_alive": true, "max_idle_per_host": null },
+        "mean_latency": { "secs": 0, "nanos": 1_000_000 },
+        "seed": 3,
+        "timeout": { "secs": timeout_ms / 1000, "nanos": (timeout_ms % 1000) * 1_000_000 },
+    });
+    let out = lab(&[
+        "engine",
+        "--engine",
+        engine.name(),
+        "--workload",
+        &workload.to_string(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: {stdout}\n{}",
+        engine.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Checks that a report's errors all have `cause`: exactly, or, for the
+/// resilient engine, whose breaker opens after 5 failures in a row, that
+/// cause at least once and the open circuit for the rest.
+fn assert_causes(engine: Engine, report: &serde_json::Value, cause: &str) {
+    let errors = report["errors"].as_u64().unwrap();
+    let causes = report["errors_by_cause"].as_object();
+    let count = |c: &str| causes.and_then(|m| m.get(c)).and_then(|n| n.as_u64());
+    let ok = if engine == Engine::AsyncResilient {
+        let (this, open) = (
+            count(cause).unwrap_or(0),
+            count("circuit-open").unwrap_or(0),
+        );
+        this >= 1 && this + open == errors && causes.is_some_and(|m| m.len() <= 2)
+    } else {
+        causes.is_some_and(|m| m.len() == 1) && count(cause) == Some(errors)
+    };
+    assert!(
+        ok,
+        "{}: expected every error to be {cause}: {report}",
+        engine.name()
+    );
+}
+
+/// `lab run` options for a small run at 1 ms in which the upstream fails
+/// every request with a 500 (4 requests per run).
+const EVERY_REQUEST_FAILS: [&str; 8] = [
+    "--errors",
+    "1",
+    "--requests",
+    "4",
+    "--concurrency",
+    "2",
+    "--latency",
+    "1ms",
+];
+
+/// A run in which every request fails meets no goal, and shows no latency
+/// it did not measure: n/a in the table, null in the JSON.
+#[test]
+fn a_run_with_no_successes_meets_no_goal() {
+    let dir = scratch("no-successes");
+    let (stdout, report) = lab_run(&dir, &EVERY_REQUEST_FAILS);
+    let goals: Vec<&str> = stdout.lines().filter(|l| l.starts_with("goal:")).collect();
+    assert_eq!(goals.len(), 3, "{stdout}");
+    for goal in goals {
+        assert!(!goal.ends_with(": met"), "{stdout}");
+    }
+    let rows: Vec<&str> = (stdout.lines())
+        .filter(|l| {
+            Engine::ALL
+                .iter()
+                .any(|e| l.starts_with(&format!("| {} |", e.name())))
+        })
+        .collect();
+    assert_eq!(rows.len(), 1 + 3, "{stdout}");
+    for row in rows {
+        assert!(row.contains("| n/a | n/a | n/a | n/a |"), "{row}");
+        assert!(!row.contains("| 0.0 |"), "{row}");
+    }
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["client"]["successes"], 0, "{run}");
+        assert!(run["client"]["latency"].is_null(), "{run}");
+    }
+    for goal in report["goals"].as_array().unwrap() {
+        assert_ne!(goal["met"], true, "{goal}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One run as `lab run --json` writes it (in the report's format from
+/// before latencies could be null), at 50 ms latency.
+fn saved_run(engine: &str, c: u64, successes: u64, errors: u64, rss_kib: u64) -> serde_json::Value {
+    let limit = c as f64 / 0.05;
+    let elapsed = 50.0 * 0.05 * 1.03;
+    serde_json::json!({
+        "client": {
+            "engine": engine, "concurrency": c, "requests": successes + errors,
+            "successes": successes, "errors": errors, "retries": 0, "elapsed_s": elapsed,
+            "requests_per_s": successes as f64 / elapsed,
+            "latency": { "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0 },
+            "peak_rss_kib": rss_kib, "cpu_s": 0.1,
+        },
+        "server": { "requests": successes + errors, "errors_injected": errors, "connections": c, "max_in_flight": c },
+        "limit_per_s": limit,
+        "share_of_limit": (successes + errors) as f64 / elapsed / limit,
+    })
+}
+
+/// The goals count successes: a run whose every request failed (however
+/// fast) meets none, and one that failed half its requests is at half of
+/// C / L.
+#[test]
+fn goals_are_judged_on_successes() {
+    use async_patterns_lab::lab::{Run, goals};
+    let judge = |runs: serde_json::Value| {
+        let runs: Vec<Run> = serde_json::from_value(runs).unwrap();
+        goals(&runs, Duration::from_millis(50))
+    };
+    let failed = judge(serde_json::json!([
+        saved_run("sequential", 1, 0, 50, 5000),
+        saved_run("threaded", 500, 0, 25000, 300_000),
+        saved_run("async", 500, 0, 25000, 20_000),
+    ]));
+    for goal in &failed {
+        assert_ne!(goal.met, Some(true), "{goal:?}");
+        assert!(goal.measured.contains("no successes"), "{goal:?}");
+    }
+    let half = judge(serde_json::json!([saved_run(
+        "async", 500, 12500, 12500, 20_000
+    )]));
+    assert_eq!(half[1].met, Some(false), "{:?}", half[1]);
+    assert!(half[1].measured.starts_with("48.5%"), "{:?}", half[1]);
+}
+
+/// Errors are counted by cause, in the table and the JSON: the upstream's
+/// injected 500s as 5xx, a closed port as connect failures, a connection
+/// closed before the answer as resets.
+#[test]
+fn errors_are_counted_by_cause() {
+    let dir = scratch("causes");
+    let engines = ["--engines", "sequential,threaded,async"];
+    let (stdout, report) = lab_run(&dir, &[&engines[..], &EVERY_REQUEST_FAILS].concat());
+    for name in ["sequential", "threaded", "async"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("| {name} |")) && l.contains("| 4 (5xx 4) |")),
+            "{stdout}"
+        );
+    }
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(
+            run["client"]["errors_by_cause"],
+            serde_json::json!({ "5xx": 4 }),
+            "{run}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", listener.local_addr().unwrap())
+    };
+    // Accepts every connection, reads the request and hangs up unanswered
+    // (until this test process ends).
+    let hang_up = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = std::io::Read::read(&mut stream, &mut [0; 4096]);
+            }
+        });
+        url
+    };
+    for engine in Engine::ALL {
+        assert_causes(
+            engine,
+            &engine_report(engine, &closed, 3, 10_000),
+            "connect",
+        );
+        assert_causes(engine, &engine_report(engine, &hang_up, 3, 10_000), "reset");
+    }
+}
+
+/// The per-request timeout bounds every engine's successes: a request
+/// answered after it is a timeout error, also on the blocking engines,
+/// which cannot abort a request in flight.
+#[test]
+fn an_answer_after_the_timeout_is_a_timeout() {
+    let server = server(50, 0.0);
+    for engine in Engine::ALL {
+        let report = engine_report(engine, &server.url(), 2, 5);
+        assert_eq!(report["successes"], 0, "{}: {report}", engine.name());
+        assert!(report["latency"].is_null(), "{}: {report}", engine.name());
+        assert_causes(engine, &report, "timeout");
+    }
+}
+
+/// `--json` and `--plot` into a missing directory fail at once, before any
+/// run, naming the flag; `lab plot --out` too.
+#[test]
+fn output_paths_are_checked_before_the_run() {
+    let dir = scratch("outputs");
+    let missing = dir.join("missing").join("out");
+    for flag in ["--json", "--plot"] {
+        let out = lab(&[
+            "run",
+            "--engines",
+            "async",
+            "--requests",
+            "2",
+            "--concurrency",
+            "1",
+            "--latency",
+            "1ms",
+            flag,
+            missing.to_str().unwrap(),
+        ]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stdout}\n{stderr}");
+        assert!(!stdout.contains("| engine |"), "{flag} ran first: {stdout}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("does not exist"),
+            "{flag}: {stderr}"
+        );
+    }
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/lab.json");
+    let out = lab(&["plot", committed, "--out", missing.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--out") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `lab plot` still reads the committed report (written before latencies
+/// could be null and errors had causes).
+#[test]
+fn the_committed_report_still_plots() {
+    let dir = scratch("committed");
+    let svg = dir.join("lab.svg");
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/lab.json");
+    let out = lab(&["plot", committed, "--out", svg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--max-idle 0` keeps no idle connection: every request opens one. Its
+/// help names one default.
+#[test]
+fn max_idle_zero_keeps_no_connection() {
+    let dir = scratch("max-idle");
+    let (_, report) = lab_run(
+        &dir,
+        &[
+            "--engines",
+            "threaded,async",
+            "--requests",
+            "12",
+            "--concurrency",
+            "2",
+            "--latency",
+            "1ms",
+            "--errors",
+            "0",
+            "--max-idle",
+            "0",
+        ],
+    );
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["server"]["connections"], 12, "{run}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let help = String::from_utf8_lossy(&lab(&["run", "--help"]).stdout).into_owned();
+    // The option's block: its line and the indented lines up to the next.
+    let option: Vec<&str> = (help.lines())
+        .skip_while(|l| !l.trim_start().starts_with("--max-idle"))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.trim_start().starts_with('-'))
+        .map(|(_, l)| l)
+        .collect();
+    let option = option.join("\n");
+    assert_eq!(option.matches("default").count(), 1, "{help}");
+}
+
 /// A small `lab run` end to end: child processes, the table, the JSON (every
 /// run, with its peak RSS) and the plot.
 #[test]
 fn a_small_lab_run_reports_every_run() {
-    let dir = std::env::temp_dir().join(format!("lab-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("small-run");
     let (json, svg) = (dir.join("lab.json"), dir.join("lab.svg"));
     let out = lab(&[
         "run",
@@ -222,6 +552,13 @@ fn bad_input_is_a_clear_error() {
         (&["run", "--errors", "-0.1"], "outside [0, 1]"),
         (&["run", "--engines", "magic"], "invalid value 'magic'"),
         (&["run", "--concurrency", "100000000"], "open-files limit"),
+        (&["run", "--max-idle", "-1"], "-1 is negative"),
+        (&["run", "--max-idle", "many"], "\"many\" is not a number"),
+        (&["run", "--seed", "-1"], "-1 is negative"),
+        (
+            &["run", "--json", "same.out", "--plot", "same.out"],
+            "--json and --plot name the same file",
+        ),
     ] {
         let out = lab(args);
         let err = String::from_utf8_lossy(&out.stderr);
