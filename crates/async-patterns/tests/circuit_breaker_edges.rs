@@ -39,7 +39,7 @@ fn failure_rate_exactly_at_the_threshold_trips() {
     // whole number of failures that equals the threshold.
     for (pct, n) in [(55, 100), (7, 100), (28, 25), (56, 25)] {
         let failures = pct * n / 100;
-        let rate = f64::from(pct) / 100.0;
+        let rate = hundredths(pct);
         assert!(
             is_open(after(n - failures, failures, rate)),
             "{failures} failures of {n} at threshold {rate} must trip"
@@ -134,6 +134,13 @@ fn threshold_and_window() -> impl Strategy<Value = (u32, u32)> {
     })
 }
 
+/// `k / 100` as a user writes it (`0.55`): the decimal parsed, not computed.
+fn hundredths(k: u32) -> f64 {
+    format!("{}.{:02}", k / 100, k % 100)
+        .parse()
+        .expect("a decimal")
+}
+
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
@@ -147,7 +154,7 @@ proptest! {
     #[test]
     fn rate_at_or_over_the_threshold_trips((k, n) in threshold_and_window()) {
         let at = (k * n).div_ceil(100);
-        let rate = f64::from(k) / 100.0;
+        let rate = hundredths(k);
         prop_assert!(is_open(after(n - at, at, rate)), "{} of {} at {}", at, n, rate);
         prop_assert_eq!(after(n - at + 1, at - 1, rate), State::Closed, "{} of {} at {}", at - 1, n, rate);
     }

@@ -5,9 +5,10 @@
 //! calls — including calls admitted in an earlier state that finish late.
 //!
 //! The model never shares the breaker's arithmetic: a rate threshold is a
-//! whole number of hundredths `k`, handed to the breaker as the `f64`
-//! `k / 100` and compared here as `failures × 100 ≥ k × calls` in integers;
-//! a call is slow when it took strictly longer than the threshold.
+//! whole number of hundredths `k`, handed to the breaker as the decimal
+//! `0.kk` a user would write and compared here as
+//! `failures × 100 ≥ k × calls` in integers; a call is slow when it took
+//! strictly longer than the threshold.
 //!
 //! After every step: the breaker's state equals the model's, every
 //! admission decision equals the model's, and half-open never has more than
@@ -64,13 +65,21 @@ impl Params {
             None => {}
         }
         if let Some(k) = self.failure_rate {
-            b = b.failure_rate(f64::from(k) / 100.0);
+            b = b.failure_rate(hundredths(k));
         }
         if let Some((ms, k)) = self.slow {
-            b = b.slow_call_rate(Duration::from_millis(ms), f64::from(k) / 100.0);
+            b = b.slow_call_rate(Duration::from_millis(ms), hundredths(k));
         }
         b.build().expect("valid by construction")
     }
+}
+
+/// `k / 100` as a user writes it (`0.55`): the decimal parsed, so the model
+/// does no floating-point arithmetic of its own.
+fn hundredths(k: u32) -> f64 {
+    format!("{}.{:02}", k / 100, k % 100)
+        .parse()
+        .expect("a decimal")
 }
 
 /// A threshold in hundredths: the round shares, and any two-decimal one
