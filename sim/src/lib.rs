@@ -52,7 +52,12 @@ impl FaultKind {
 pub const LOSS_RATE: f64 = 0.05;
 
 /// One fault: a kind, when it starts and how long it lasts (virtual ms).
+///
+/// Any `u64` is a valid plan number (a plan is input, and a checker must
+/// not panic on it): read the instants through [`Fault::start`] and
+/// [`Fault::end`], which saturate, never `at_ms + for_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fault {
     /// What happens.
     pub kind: FaultKind,
@@ -62,9 +67,23 @@ pub struct Fault {
     pub for_ms: u64,
 }
 
+impl Fault {
+    /// When it starts, after the simulation begins.
+    pub fn start(&self) -> Duration {
+        Duration::from_millis(self.at_ms)
+    }
+
+    /// When it ends (saturating: `for_ms: u64::MAX` lasts for ever).
+    pub fn end(&self) -> Duration {
+        Duration::from_millis(self.at_ms.saturating_add(self.for_ms))
+    }
+}
+
 /// The faults a run injects; written by hand (JSON), derived from a seed,
-/// or shrunk from a failing one.
+/// or shrunk from a failing one. A field the harness does not know is an
+/// error that names it, not silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaultPlan {
     /// The faults, in any order.
     pub faults: Vec<Fault>,
@@ -110,9 +129,8 @@ impl FaultPlan {
     ) -> bool {
         // A 0 ms fault is no fault (see `run_with_faults`).
         self.faults.iter().filter(|f| f.for_ms > 0).any(|f| {
-            let start = Duration::from_millis(f.at_ms);
-            let end = Duration::from_millis(f.at_ms.saturating_add(f.for_ms)) + after;
-            kinds.contains(&f.kind) && start <= to && end >= from
+            let end = f.end().saturating_add(after);
+            kinds.contains(&f.kind) && f.start() <= to && end >= from
         })
     }
 }
@@ -156,13 +174,8 @@ pub fn run_with_faults(
     // ever, so it is skipped.
     let mut events: Vec<(Duration, u8, FaultKind, bool)> = Vec::new();
     for f in plan.faults.iter().filter(|f| f.for_ms > 0) {
-        events.push((Duration::from_millis(f.at_ms), 1, f.kind, true));
-        events.push((
-            Duration::from_millis(f.at_ms.saturating_add(f.for_ms)),
-            0,
-            f.kind,
-            false,
-        ));
+        events.push((f.start(), 1, f.kind, true));
+        events.push((f.end(), 0, f.kind, false));
     }
     events.sort();
     // Faults of one kind may overlap, and a turmoil link has one state: so

@@ -317,11 +317,8 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     // nothing can fail.)
     let workload_ends = SPACING * REQUESTS as u32;
     for p in plan.of(FaultKind::Partition) {
-        let (start, end) = (
-            Duration::from_millis(p.at_ms),
-            Duration::from_millis(p.at_ms + p.for_ms),
-        );
-        let long = end - start > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
+        let (start, end) = (p.start(), p.end());
+        let long = end.saturating_sub(start) > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
         if long && end < workload_ends && !opened_during.iter().any(|t| *t >= start && *t <= end) {
             v.push(format!(
                 "the breaker did not open during the partition {start:?}..{end:?}"
@@ -333,11 +330,7 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     // probe ends within one attempt timeout) — per probe: the server fails
     // 10% of requests, so a probe may fail and reopen it, and each such
     // failed probe after the fault earns one more cool-down.
-    let last_fault_end = plan
-        .faults
-        .iter()
-        .map(|f| Duration::from_millis(f.at_ms + f.for_ms))
-        .max();
+    let last_fault_end = plan.faults.iter().map(|f| f.end()).max();
     if let Some(end) =
         last_fault_end.filter(|end| *end + MAX_OPEN + Duration::from_secs(1) < workload_ends)
     {

@@ -4,6 +4,7 @@
 //! line; running that line reproduces the violation. The same sweep without
 //! the sabotage passes, so the violations are the sabotage's doing.
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use clap::ValueEnum;
@@ -18,6 +19,18 @@ fn sim(args: &[&str]) -> Output {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh scratch folder of this test process.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sim-meta-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]
@@ -104,4 +117,33 @@ fn bad_input_is_a_clear_error() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// A plan with a field the harness does not know (a typo, or a field of a
+/// newer version) is refused, naming the field, not silently run without it.
+#[test]
+fn a_plan_with_an_unknown_field_is_refused() {
+    let dir = scratch("unknown-field");
+    for (name, plan) in [
+        (
+            "in-fault.json",
+            r#"{"faults":[{"kind":"partition","at_ms":100,"for_ms":50,"host":"server"}]}"#,
+        ),
+        ("in-plan.json", r#"{"faults":[],"host":"server"}"#),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, plan).unwrap();
+        let out = sim(&[
+            "replay",
+            "pipeline",
+            "--seed",
+            "1",
+            "--plan",
+            file.to_str().unwrap(),
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{plan}: {err}{}", stdout(&out));
+        assert!(err.contains("unknown field `host`"), "{plan}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -29,7 +29,46 @@ fn plans() -> impl Strategy<Value = FaultPlan> {
         at_ms,
         for_ms,
     });
-    proptest::collection::vec(fault, 0..=4).prop_map(|faults| FaultPlan { faults })
+    proptest::collection::vec(fault, 0..=4).prop_map(|faults| FaultPlan {
+        faults,
+        ..FaultPlan::default()
+    })
+}
+
+/// Plans at the edges of a plan's numbers: 0, 1, `u64::MAX` and its
+/// neighbour, or ordinary; several faults may overlap.
+fn extreme_plans() -> impl Strategy<Value = FaultPlan> {
+    let number = || {
+        prop_oneof![
+            Just(0u64),
+            Just(1),
+            Just(u64::MAX - 1),
+            Just(u64::MAX),
+            0u64..5_000
+        ]
+    };
+    let kind = proptest::sample::select(FaultKind::ALL.to_vec());
+    let fault = (kind, number(), number()).prop_map(|(kind, at_ms, for_ms)| Fault {
+        kind,
+        at_ms,
+        for_ms,
+    });
+    proptest::collection::vec(fault, 0..=4).prop_map(|faults| FaultPlan {
+        faults,
+        ..FaultPlan::default()
+    })
+}
+
+/// Every scenario under `plan`: a checker (or the harness) must never
+/// panic, whatever the plan's numbers.
+fn no_scenario_panics(seed: u64, plan: &FaultPlan) -> Result<(), String> {
+    for s in scenarios() {
+        let out = sim::run_guarded(&s, seed, plan, None);
+        if let Some(v) = out.violations.iter().find(|v| v.contains("panicked")) {
+            return Err(format!("{} seed {seed} under {plan:?}: {v}", s.name));
+        }
+    }
+    Ok(())
 }
 
 proptest! {
@@ -66,6 +105,33 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 8,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0xed9e),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn extreme_plans_panic_no_scenario(seed in 0u64..4, plan in extreme_plans()) {
+        if let Err(e) = no_scenario_panics(seed, &plan) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
+
+/// The plan from the report: a partition that never ends (`at + for`
+/// overflows).
+#[test]
+fn a_partition_for_u64_max_panics_no_scenario() {
+    let plan: FaultPlan = serde_json::from_str(
+        r#"{"faults":[{"kind":"partition","at_ms":100,"for_ms":18446744073709551615}]}"#,
+    )
+    .unwrap();
+    no_scenario_panics(1, &plan).unwrap();
 }
 
 /// Replays every saved plan (from the shrinker or the property above) for
