@@ -87,6 +87,12 @@ impl Fault {
 pub struct FaultPlan {
     /// The faults, in any order.
     pub faults: Vec<Fault>,
+    /// The deliberately broken pattern the plan was found under, if any:
+    /// `shrink --sabotage` records it and `replay --plan` applies it. A
+    /// plan with one is a demonstration, never a regression (the replay of
+    /// `sim/regressions/` refuses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sabotage: Option<Sabotage>,
 }
 
 impl FaultPlan {
@@ -109,7 +115,10 @@ impl FaultPlan {
                 for_ms: rng.between(200, 2_500),
             });
         }
-        FaultPlan { faults }
+        FaultPlan {
+            faults,
+            sabotage: None,
+        }
     }
 
     /// The faults of one kind.
@@ -261,7 +270,9 @@ pub fn run_with_faults(
 /// A deliberately broken pattern, swapped in only to prove that the
 /// scenarios' invariants catch it: the harness's own test (`tests/meta.rs`)
 /// and the README's replay example use it. A normal run has none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// (Its JSON name, in a saved plan, is its command-line name.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Sabotage {
     /// resilient-client: the breaker's refusal is ignored, so attempts go
     /// out while it is open (a breaker that never opens).
