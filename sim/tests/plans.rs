@@ -226,3 +226,29 @@ fn a_plan_saved_under_a_sabotage_fails_the_replay() {
         "{err}"
     );
 }
+
+/// "Closed at the end" and recovery can fail: a server that is down (or cut
+/// off) for the whole run breaks an invariant.
+#[test]
+fn a_server_down_for_the_whole_run_is_a_violation() {
+    let s = &scenarios()[0];
+    assert_eq!(s.name, "resilient-client");
+    for kind in [FaultKind::Crash, FaultKind::Partition] {
+        let plan = FaultPlan {
+            faults: vec![Fault {
+                kind,
+                at_ms: 0,
+                for_ms: 60_000,
+            }],
+            ..FaultPlan::default()
+        };
+        let out = sim::run_guarded(s, 1, &plan, None);
+        assert!(
+            out.violations
+                .iter()
+                .any(|v| v.contains("breaker is not closed at the end")),
+            "{kind:?} for the whole run: {:?}",
+            out.violations
+        );
+    }
+}
