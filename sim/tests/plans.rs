@@ -25,9 +25,14 @@ fn regressions() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions")
 }
 
-fn plans() -> impl Strategy<Value = FaultPlan> {
+/// Plans of up to 4 faults of any kinds (overlapping or not), their
+/// instants and lengths drawn from `at_ms` and `for_ms`.
+fn plans_of(
+    at_ms: impl Strategy<Value = u64>,
+    for_ms: impl Strategy<Value = u64>,
+) -> impl Strategy<Value = FaultPlan> {
     let kind = proptest::sample::select(FaultKind::ALL.to_vec());
-    let fault = (kind, 0u64..4_000, 0u64..3_000).prop_map(|(kind, at_ms, for_ms)| Fault {
+    let fault = (kind, at_ms, for_ms).prop_map(|(kind, at_ms, for_ms)| Fault {
         kind,
         at_ms,
         for_ms,
@@ -36,6 +41,10 @@ fn plans() -> impl Strategy<Value = FaultPlan> {
         faults,
         ..FaultPlan::default()
     })
+}
+
+fn plans() -> impl Strategy<Value = FaultPlan> {
+    plans_of(0u64..4_000, 0u64..3_000)
 }
 
 /// Plans at the edges of a plan's numbers: 0, 1, `u64::MAX` and its
@@ -50,16 +59,7 @@ fn extreme_plans() -> impl Strategy<Value = FaultPlan> {
             0u64..5_000
         ]
     };
-    let kind = proptest::sample::select(FaultKind::ALL.to_vec());
-    let fault = (kind, number(), number()).prop_map(|(kind, at_ms, for_ms)| Fault {
-        kind,
-        at_ms,
-        for_ms,
-    });
-    proptest::collection::vec(fault, 0..=4).prop_map(|faults| FaultPlan {
-        faults,
-        ..FaultPlan::default()
-    })
+    plans_of(number(), number())
 }
 
 /// Every scenario under `plan`: a checker (or the harness) must never
