@@ -52,7 +52,12 @@ impl FaultKind {
 pub const LOSS_RATE: f64 = 0.05;
 
 /// One fault: a kind, when it starts and how long it lasts (virtual ms).
+///
+/// Any `u64` is a valid plan number (a plan is input, and a checker must
+/// not panic on it): read the instants through [`Fault::start`] and
+/// [`Fault::end`], which saturate, never `at_ms + for_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fault {
     /// What happens.
     pub kind: FaultKind,
@@ -62,12 +67,32 @@ pub struct Fault {
     pub for_ms: u64,
 }
 
+impl Fault {
+    /// When it starts, after the simulation begins.
+    pub fn start(&self) -> Duration {
+        Duration::from_millis(self.at_ms)
+    }
+
+    /// When it ends (saturating: `for_ms: u64::MAX` lasts for ever).
+    pub fn end(&self) -> Duration {
+        Duration::from_millis(self.at_ms.saturating_add(self.for_ms))
+    }
+}
+
 /// The faults a run injects; written by hand (JSON), derived from a seed,
-/// or shrunk from a failing one.
+/// or shrunk from a failing one. A field the harness does not know is an
+/// error that names it, not silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaultPlan {
     /// The faults, in any order.
     pub faults: Vec<Fault>,
+    /// The deliberately broken pattern the plan was found under, if any:
+    /// `shrink --sabotage` records it and `replay --plan` applies it. A
+    /// plan with one is a demonstration, never a regression (the replay of
+    /// `sim/regressions/` refuses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sabotage: Option<Sabotage>,
 }
 
 impl FaultPlan {
@@ -90,7 +115,10 @@ impl FaultPlan {
                 for_ms: rng.between(200, 2_500),
             });
         }
-        FaultPlan { faults }
+        FaultPlan {
+            faults,
+            sabotage: None,
+        }
     }
 
     /// The faults of one kind.
@@ -110,9 +138,8 @@ impl FaultPlan {
     ) -> bool {
         // A 0 ms fault is no fault (see `run_with_faults`).
         self.faults.iter().filter(|f| f.for_ms > 0).any(|f| {
-            let start = Duration::from_millis(f.at_ms);
-            let end = Duration::from_millis(f.at_ms.saturating_add(f.for_ms)) + after;
-            kinds.contains(&f.kind) && start <= to && end >= from
+            let end = f.end().saturating_add(after);
+            kinds.contains(&f.kind) && f.start() <= to && end >= from
         })
     }
 }
@@ -156,13 +183,8 @@ pub fn run_with_faults(
     // ever, so it is skipped.
     let mut events: Vec<(Duration, u8, FaultKind, bool)> = Vec::new();
     for f in plan.faults.iter().filter(|f| f.for_ms > 0) {
-        events.push((Duration::from_millis(f.at_ms), 1, f.kind, true));
-        events.push((
-            Duration::from_millis(f.at_ms.saturating_add(f.for_ms)),
-            0,
-            f.kind,
-            false,
-        ));
+        events.push((f.start(), 1, f.kind, true));
+        events.push((f.end(), 0, f.kind, false));
     }
     events.sort();
     // Faults of one kind may overlap, and a turmoil link has one state: so
@@ -248,7 +270,9 @@ pub fn run_with_faults(
 /// A deliberately broken pattern, swapped in only to prove that the
 /// scenarios' invariants catch it: the harness's own test (`tests/meta.rs`)
 /// and the README's replay example use it. A normal run has none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// (Its JSON name, in a saved plan, is its command-line name.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Sabotage {
     /// resilient-client: the breaker's refusal is ignored, so attempts go
     /// out while it is open (a breaker that never opens).

@@ -4,11 +4,17 @@
 //! sim list
 //! sim sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N]
 //! sim replay S --seed X [--plan FILE] [--trace] [--plot out.svg]
-//! sim shrink S --seed X [--plan FILE] [--out FILE]
+//! sim shrink S --seed X [--plan FILE] [--out FILE [--force]]
 //! ```
 //!
 //! `--sabotage NAME` (sweep, replay, shrink) swaps in a deliberately broken
 //! pattern, to watch the invariants catch it; `sim list` names them.
+//!
+//! Bad input (an unknown scenario, a plan that does not parse, a range past
+//! the last seed, an output path that cannot be written) exits 2 with a
+//! message, before any run; a failing run exits 1. Output paths are checked
+//! before the work, and no command replaces an existing file unless told to
+//! (`shrink --force`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,13 +67,20 @@ enum Command {
         plot: Option<PathBuf>,
     },
     /// Shrink a failing seed's fault plan to a minimal one (the seed stays
-    /// fixed) and save it.
+    /// fixed) and save it. A plan shrunk under --sabotage is saved only
+    /// with --out (it is a demonstration, not a regression) and records its
+    /// sabotage.
     Shrink {
         #[command(flatten)]
         run: OneRun,
-        /// Where to write the shrunk plan [default: sim/regressions/SCENARIO-seed-SEED.json].
+        /// Where to write the shrunk plan [default without --sabotage:
+        /// sim/regressions/SCENARIO-seed-SEED.json; with it: not saved].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace the output file if it exists (it may be a committed
+        /// regression).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -89,13 +102,49 @@ struct OneRun {
 }
 
 impl OneRun {
-    /// The scenario and the plan to run.
-    fn resolve(&self) -> Result<(Scenario, FaultPlan), String> {
-        Ok((
-            find_for(&self.scenario, self.sabotage)?,
-            load(self.plan.as_deref(), self.seed)?,
-        ))
+    /// The scenario, the plan to run and the sabotage: the one given, or
+    /// else the one the plan was saved under (a conflict is an error).
+    fn resolve(&self) -> Result<(Scenario, FaultPlan, Option<Sabotage>), String> {
+        let plan = load(self.plan.as_deref(), self.seed)?;
+        let sabotage = match (self.sabotage, plan.sabotage) {
+            (Some(given), Some(saved)) if given != saved => {
+                return Err(format!(
+                    "--sabotage {} conflicts with the plan's own \"sabotage\": \"{}\"",
+                    given.name(),
+                    saved.name()
+                ));
+            }
+            (given, saved) => given.or(saved),
+        };
+        Ok((find_for(&self.scenario, sabotage)?, plan, sabotage))
     }
+}
+
+/// Checks, before any work, that `path` can be written: its folder exists,
+/// and it is not an existing file unless `replace` allows it.
+fn check_output(path: &Path, what: &str, replace: bool) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!(
+            "{what} {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!("{what} {}: is a folder", path.display()));
+    }
+    if !replace && path.exists() {
+        return Err(format!(
+            "{what} {} exists (it may be a committed regression); \
+             --force replaces it, --out FILE writes elsewhere",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 fn find(name: &str) -> Result<Scenario, String> {
@@ -198,25 +247,32 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shrink { run, out } => {
-            let (s, plan) = run.resolve()?;
-            let (seed, sabotage) = (run.seed, run.sabotage);
-            let Some((small, violations)) = sim::shrink(&s, seed, &plan, sabotage) else {
+        Command::Shrink { run, out, force } => {
+            let (s, plan, sabotage) = run.resolve()?;
+            let seed = run.seed;
+            // Where it goes, checked before the work: a sabotaged plan is
+            // saved only where --out says (never among the regressions).
+            let out = match (out, sabotage) {
+                (Some(out), _) => Some(out),
+                (None, Some(_)) => None,
+                (None, None) => Some(PathBuf::from(format!(
+                    "sim/regressions/{}-seed-{seed}.json",
+                    s.name
+                ))),
+            };
+            if let Some(out) = &out {
+                check_output(out, "--out", force)?;
+            }
+            let Some((mut small, violations)) = sim::shrink(&s, seed, &plan, sabotage) else {
                 println!(
                     "{} seed {seed} breaks no invariant under {}: nothing to shrink",
                     s.name,
                     to_json(&plan)?
                 );
+                println!("PASS: {} seed {seed}, nothing to shrink", s.name);
                 return Ok(ExitCode::SUCCESS);
             };
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from(format!("sim/regressions/{}-seed-{seed}.json", s.name))
-            });
-            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            }
-            std::fs::write(&out, to_json(&small)? + "\n")
-                .map_err(|e| format!("{}: {e}", out.display()))?;
+            small.sabotage = sabotage;
             println!(
                 "shrunk {} faults to {}: {}",
                 plan.faults.len(),
@@ -226,16 +282,35 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             for v in &violations {
                 println!("  {v}");
             }
+            match &out {
+                Some(out) => {
+                    std::fs::write(out, to_json(&small)? + "\n")
+                        .map_err(|e| format!("{}: {e}", out.display()))?;
+                    println!(
+                        "saved {}; replay: {}",
+                        out.display(),
+                        replay_line(s.name, seed, sabotage, Some(out))
+                    );
+                }
+                None => println!(
+                    "not saved: a plan shrunk under --sabotage is no regression \
+                     (sim/regressions/ must replay clean); --out FILE saves it"
+                ),
+            }
             println!(
-                "saved {}; replay: {}",
-                out.display(),
-                replay_line(s.name, seed, sabotage, Some(&out))
+                "FAIL: {} seed {seed}, {} violation(s) under {} fault(s)",
+                s.name,
+                violations.len(),
+                small.faults.len()
             );
             Ok(ExitCode::FAILURE)
         }
         Command::Replay { run, trace, plot } => {
-            let (s, plan) = run.resolve()?;
-            let (seed, sabotage) = (run.seed, run.sabotage);
+            let (s, plan, sabotage) = run.resolve()?;
+            let seed = run.seed;
+            if let Some(path) = &plot {
+                check_output(path, "--plot", true)?;
+            }
             let out = sim::run_guarded(&s, seed, &plan, sabotage);
             if trace {
                 for e in &out.trace {
@@ -257,9 +332,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 println!("timeline: {}", path.display());
             }
+            let under =
+                sabotage.map_or(String::new(), |b| format!(" under --sabotage {}", b.name()));
             Ok(if out.violations.is_empty() {
+                println!("PASS: {} seed {seed}{under}, no violations", s.name);
                 ExitCode::SUCCESS
             } else {
+                println!(
+                    "FAIL: {} seed {seed}{under}, {} violation(s)",
+                    s.name,
+                    out.violations.len()
+                );
                 ExitCode::FAILURE
             })
         }
@@ -279,6 +362,10 @@ const MAX_SEEDS: u64 = 100_000_000;
 /// One seed's result in a sweep.
 struct SeedResult {
     violations: Vec<String>,
+    /// Whether it broke an invariant.
+    violated: bool,
+    /// Whether its two runs gave the same trace hash.
+    deterministic: bool,
     latencies: Vec<Duration>,
     faults: usize,
 }
@@ -289,7 +376,9 @@ fn check_seed(s: &Scenario, seed: u64, sabotage: Option<Sabotage>) -> SeedResult
     let first = sim::run_guarded(s, seed, &plan, sabotage);
     let again = sim::run_guarded(s, seed, &plan, sabotage);
     let mut violations = first.violations;
-    if first.trace_hash != again.trace_hash {
+    let violated = !violations.is_empty();
+    let deterministic = first.trace_hash == again.trace_hash;
+    if !deterministic {
         violations.push(format!(
             "nondeterministic: trace hashes {:016x} and {:016x}",
             first.trace_hash, again.trace_hash
@@ -297,6 +386,8 @@ fn check_seed(s: &Scenario, seed: u64, sabotage: Option<Sabotage>) -> SeedResult
     }
     SeedResult {
         violations,
+        violated,
+        deterministic,
         latencies: first.latencies,
         faults: first.faults,
     }
@@ -351,8 +442,15 @@ fn sweep(
             "--seeds {seeds} is more than one sweep holds ({MAX_SEEDS}); split it with --from or --shard"
         ));
     }
+    let Some(last) = from.checked_add(seeds - 1) else {
+        return Err(format!(
+            "--from {from} --seeds {seeds} runs past the last seed ({}): at most {} seeds start at {from}",
+            u64::MAX,
+            (u64::MAX - from).saturating_add(1)
+        ));
+    };
     let (k, n) = shard.unwrap_or((1, 1));
-    let mine: Vec<u64> = (from..from.saturating_add(seeds))
+    let mine: Vec<u64> = (from..=last)
         .filter(|seed| (seed - from) % n == k - 1)
         .collect();
     if mine.is_empty() {
@@ -373,6 +471,9 @@ fn sweep(
     );
     let mut failures = Vec::new();
     let mut rows = Vec::new();
+    // Seeds with a violation of an invariant, and seeds whose two runs
+    // differed (a seed may be both).
+    let (mut violating, mut nondeterministic) = (0u64, 0u64);
     for s in &chosen {
         bar.set_message(s.name);
         let started = wall_clock();
@@ -386,6 +487,8 @@ fn sweep(
                 latencies.record(*l);
             }
             faults += result.faults;
+            nondeterministic += u64::from(!result.deterministic);
+            violating += u64::from(result.violated);
             if !result.violations.is_empty() {
                 bad += 1;
                 failures.push((s.name, seed, result.violations));
@@ -418,9 +521,16 @@ fn sweep(
         }
         println!("  replay: {}", replay_line(name, *seed, sabotage, None));
     }
+    let total = seeds * chosen.len() as u64;
+    let under = sabotage.map_or(String::new(), |b| format!(" under --sabotage {}", b.name()));
     Ok(if failures.is_empty() {
+        println!("\nPASS: {total} seeds{under}, 0 violations, traces deterministic");
         ExitCode::SUCCESS
     } else {
+        println!(
+            "\nFAIL: {} of {total} seeds{under} failing ({violating} with violations, {nondeterministic} nondeterministic)",
+            failures.len()
+        );
         ExitCode::FAILURE
     })
 }

@@ -158,11 +158,8 @@ pub fn fault_lanes(plan: &crate::FaultPlan) -> Vec<Lane> {
     .filter_map(|(kind, colour, what)| {
         let mut lane = Lane::new(what);
         for f in plan.of(kind) {
-            let (from, to) = (
-                Duration::from_millis(f.at_ms),
-                Duration::from_millis(f.at_ms + f.for_ms),
-            );
-            lane.spans.push((from, to, colour, what.to_string()));
+            lane.spans
+                .push((f.start(), f.end(), colour, what.to_string()));
         }
         (!lane.spans.is_empty()).then_some(lane)
     })

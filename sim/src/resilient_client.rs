@@ -17,7 +17,15 @@
 //! * while a partition lasts longer than it takes to fail 3 attempts in a
 //!   row, the breaker opens; after the last fault ends it closes within
 //!   the longest cool-down plus a probe, once more for each probe the flaky
-//!   server fails, and it is closed at the end of the run;
+//!   server fails;
+//! * requests recover: after the last fault ends, a request succeeds within
+//!   that same bound (4.3 s a round: the 4 s longest cool-down, a 100 ms
+//!   quota interval to the next send, a 200 ms attempt timeout; one round
+//!   more per probe the flaky server fails);
+//! * the breaker is closed at the end of the run, read after real requests
+//!   to the server (one every quota interval for up to 10 s after the
+//!   workload, until one succeeds): a server that is down, or cut off, for
+//!   the whole run breaks it;
 //! * retries stay within the budget's allowance.
 
 use std::rc::Rc;
@@ -42,7 +50,8 @@ pub const SCENARIO: Scenario = Scenario {
     name: "resilient-client",
     checks: "retry + breaker + limiter vs a flaky server through a partition: exactly-once outcomes, \
              send rate within the quota, nothing sent while open, the breaker opens during and closes after \
-             the partition, retries within budget",
+             the partition, requests succeed again within 4.3 s a recovery round after the last fault, \
+             closed at the end after real requests, retries within budget",
     run,
 };
 
@@ -55,6 +64,12 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
 const TRIP_AFTER: u32 = 3;
 const OPEN_FOR: Duration = Duration::from_millis(500);
 const MAX_OPEN: Duration = Duration::from_secs(4);
+/// The limiter's interval between sends once its burst is spent.
+const QUOTA_INTERVAL: Duration = Duration::from_millis(1_000 / RATE_PER_SEC as u64);
+/// How long the end of the run keeps making requests (one every quota
+/// interval) until one succeeds: two of the longest recovery rounds (see
+/// `check`).
+const END_PHASE: Duration = Duration::from_secs(10);
 
 fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
@@ -71,7 +86,8 @@ struct Record {
     /// Breaker transitions: (at, the new state).
     transitions: Vec<(Duration, State)>,
     retries: u64,
-    /// When each logical request ended, and whether it succeeded.
+    /// When each logical request (the end of the run's included) ended,
+    /// and whether it succeeded.
     ended_at: Vec<(Duration, bool)>,
 }
 
@@ -143,91 +159,115 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
             .seed(seed)
             .build()
             .expect("a valid policy");
+        // One logical request through the whole stack (retrier, limiter,
+        // breaker, timeout, a TCP exchange): Ok(latency) or why it failed.
+        let request = {
+            let (trace, record) = (t.clone(), r.clone());
+            let (limiter, breaker) = (limiter.clone(), breaker.clone());
+            move |id: u64| {
+                let (limiter, breaker, trace, record) = (
+                    limiter.clone(),
+                    breaker.clone(),
+                    trace.clone(),
+                    record.clone(),
+                );
+                let retrier = Retrier::new(policy.clone(), timer)
+                    .with_id(id)
+                    .with_budget(budget.clone());
+                async move {
+                    let start = now();
+                    let result = retrier
+                        .run_classified(
+                            |attempt| {
+                                let (limiter, breaker, trace, record, timer) = (
+                                    limiter.clone(),
+                                    breaker.clone(),
+                                    trace.clone(),
+                                    record.clone(),
+                                    timer,
+                                );
+                                async move {
+                                    if attempt.number > 1 {
+                                        record.lock().unwrap().retries += 1;
+                                    }
+                                    limiter.until_ready().await;
+                                    let permit = match breaker.try_acquire() {
+                                        Ok(p) => Some(p),
+                                        Err(_) if sabotage == Some(Sabotage::BreakerNeverOpens) => {
+                                            None
+                                        }
+                                        Err(e) => return Err(format!("refused: {e}")),
+                                    };
+                                    record.lock().unwrap().sends.push(now());
+                                    trace.log(
+                                        now(),
+                                        format!("client: request {id} attempt {}", attempt.number),
+                                    );
+                                    let reply =
+                                        deadline::timeout(&timer, ATTEMPT_TIMEOUT, call(id)).await;
+                                    match reply {
+                                        Ok(Ok(())) => {
+                                            if let Some(p) = permit {
+                                                p.success();
+                                            }
+                                            Ok(())
+                                        }
+                                        Ok(Err(e)) => {
+                                            if let Some(p) = permit {
+                                                p.failure();
+                                            }
+                                            Err(e)
+                                        }
+                                        Err(_) => {
+                                            if let Some(p) = permit {
+                                                p.failure();
+                                            }
+                                            Err("timed out".to_string())
+                                        }
+                                    }
+                                }
+                            },
+                            // A refusal by our own breaker is not a downstream
+                            // failure: do not retry it.
+                            |e: &String| !e.starts_with("refused"),
+                        )
+                        .await;
+                    let end = match result {
+                        Ok(()) => Ok(now() - start),
+                        Err(e) => Err(format!(
+                            "{} after {} attempt(s), {:?}",
+                            e.error, e.attempts, e.gave_up
+                        )),
+                    };
+                    if let Err(e) = &end {
+                        trace.log(now(), format!("client: request {id} failed: {e}"));
+                    }
+                    record.lock().unwrap().ended_at.push((now(), end.is_ok()));
+                    end
+                }
+            }
+        };
         let mut tasks = Vec::new();
         for id in 0..REQUESTS {
             tokio::time::sleep_until(tokio::time::Instant::now() + SPACING).await;
-            let (limiter, breaker, trace, record) =
-                (limiter.clone(), breaker.clone(), t.clone(), r.clone());
-            let retrier = Retrier::new(policy.clone(), timer)
-                .with_id(id)
-                .with_budget(budget.clone());
+            let (request, record) = (request(id), r.clone());
             tasks.push(tokio::task::spawn_local(async move {
-                let start = now();
-                let result = retrier
-                    .run_classified(
-                        |attempt| {
-                            let (limiter, breaker, trace, record, timer) = (
-                                limiter.clone(),
-                                breaker.clone(),
-                                trace.clone(),
-                                record.clone(),
-                                timer,
-                            );
-                            async move {
-                                if attempt.number > 1 {
-                                    record.lock().unwrap().retries += 1;
-                                }
-                                limiter.until_ready().await;
-                                let permit = match breaker.try_acquire() {
-                                    Ok(p) => Some(p),
-                                    Err(_) if sabotage == Some(Sabotage::BreakerNeverOpens) => None,
-                                    Err(e) => return Err(format!("refused: {e}")),
-                                };
-                                record.lock().unwrap().sends.push(now());
-                                trace.log(
-                                    now(),
-                                    format!("client: request {id} attempt {}", attempt.number),
-                                );
-                                let reply =
-                                    deadline::timeout(&timer, ATTEMPT_TIMEOUT, call(id)).await;
-                                match reply {
-                                    Ok(Ok(())) => {
-                                        if let Some(p) = permit {
-                                            p.success();
-                                        }
-                                        Ok(())
-                                    }
-                                    Ok(Err(e)) => {
-                                        if let Some(p) = permit {
-                                            p.failure();
-                                        }
-                                        Err(e)
-                                    }
-                                    Err(_) => {
-                                        if let Some(p) = permit {
-                                            p.failure();
-                                        }
-                                        Err("timed out".to_string())
-                                    }
-                                }
-                            }
-                        },
-                        // A refusal by our own breaker is not a downstream
-                        // failure: do not retry it.
-                        |e: &String| !e.starts_with("refused"),
-                    )
-                    .await;
-                let end = match result {
-                    Ok(()) => Ok(now() - start),
-                    Err(e) => Err(format!(
-                        "{} after {} attempt(s), {:?}",
-                        e.error, e.attempts, e.gave_up
-                    )),
-                };
-                if let Err(e) = &end {
-                    trace.log(now(), format!("client: request {id} failed: {e}"));
-                }
-                let mut r = record.lock().unwrap();
-                r.ended_at.push((now(), end.is_ok()));
-                r.ends.push((id, end));
+                let end = request.await;
+                record.lock().unwrap().ends.push((id, end));
             }));
         }
         join_all(tasks).await;
-        // Give the breaker a chance to close after the last repair.
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let probe = breaker.try_acquire();
-        if let Ok(p) = probe {
-            p.success();
+        // The end of the run: real requests to the server through the same
+        // stack, one every quota interval, until one succeeds or
+        // END_PHASE passes. The breaker's state is read after them, so
+        // "closed at the end" holds only if the server answers again.
+        let give_up = now() + END_PHASE;
+        for id in REQUESTS.. {
+            t.log(now(), format!("client: end-of-run request {id}"));
+            if request(id).await.is_ok() || now() >= give_up {
+                break;
+            }
+            tokio::time::sleep(QUOTA_INTERVAL).await;
         }
         t.log(
             now(),
@@ -317,42 +357,43 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     // nothing can fail.)
     let workload_ends = SPACING * REQUESTS as u32;
     for p in plan.of(FaultKind::Partition) {
-        let (start, end) = (
-            Duration::from_millis(p.at_ms),
-            Duration::from_millis(p.at_ms + p.for_ms),
-        );
-        let long = end - start > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
+        let (start, end) = (p.start(), p.end());
+        let long = end.saturating_sub(start) > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
         if long && end < workload_ends && !opened_during.iter().any(|t| *t >= start && *t <= end) {
             v.push(format!(
                 "the breaker did not open during the partition {start:?}..{end:?}"
             ));
         }
     }
-    // Closes after the last fault within the longest cool-down (the backoff
-    // cap) plus a probe (the next send comes within one quota interval, the
-    // probe ends within one attempt timeout) — per probe: the server fails
-    // 10% of requests, so a probe may fail and reopen it, and each such
-    // failed probe after the fault earns one more cool-down.
-    let last_fault_end = plan
+    // Recovery takes, after the last fault ends (at `end`; 0 without
+    // faults), one round: the longest cool-down (the backoff cap), then a
+    // probe (the next send comes within one quota interval: the backlog, or
+    // the end of the run's requests, send one at least that often; the
+    // probe ends within one attempt timeout). The server fails 10% of
+    // requests, so a probe may fail and reopen the breaker: each such
+    // failed probe after the fault earns one more round.
+    let end = plan
         .faults
         .iter()
-        .map(|f| Duration::from_millis(f.at_ms + f.for_ms))
-        .max();
-    if let Some(end) =
-        last_fault_end.filter(|end| *end + MAX_OPEN + Duration::from_secs(1) < workload_ends)
+        .map(|f| f.end())
+        .max()
+        .unwrap_or_default();
+    let failed_probes = r
+        .transitions
+        .windows(2)
+        .filter(|w| {
+            w[1].0 > end
+                && matches!(w[0].1, State::HalfOpen { .. })
+                && matches!(w[1].1, State::Open { .. })
+        })
+        .count() as u32;
+    let round = MAX_OPEN + ATTEMPT_TIMEOUT + QUOTA_INTERVAL;
+    let bound = end.saturating_add(round * (1 + failed_probes));
+    // The breaker closes by then, if it was not closed when the fault ended
+    // (judged only while the workload still makes requests).
+    if !plan.faults.is_empty()
+        && end.saturating_add(MAX_OPEN + Duration::from_secs(1)) < workload_ends
     {
-        let failed_probes = r
-            .transitions
-            .windows(2)
-            .filter(|w| {
-                w[1].0 > end
-                    && matches!(w[0].1, State::HalfOpen { .. })
-                    && matches!(w[1].1, State::Open { .. })
-            })
-            .count() as u32;
-        let round =
-            MAX_OPEN + ATTEMPT_TIMEOUT + Duration::from_millis(1_000 / u64::from(RATE_PER_SEC));
-        let bound = end + round * (1 + failed_probes);
         // The state when the last fault ended: the latest change before it.
         let open_then = r
             .transitions
@@ -371,6 +412,22 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
             ));
         }
     }
+    // Liveness: requests succeed again by the same bound, if the client was
+    // still making requests then (a fault that outlasts the run is caught
+    // by "closed at the end" below).
+    let last_end = r.ended_at.iter().map(|(at, _)| *at).max();
+    let recovered = r
+        .ended_at
+        .iter()
+        .any(|(at, ok)| *ok && *at > end && *at <= bound);
+    if last_end.is_some_and(|last| last >= bound) && !recovered {
+        v.push(format!(
+            "no request succeeded between the last fault's end ({end:?}) and {bound:?} \
+             ({} recovery round(s) of {round:?})",
+            1 + failed_probes
+        ));
+    }
+    // Closed at the end, after the end of the run's real requests.
     if !matches!(r.transitions.last(), Some((_, State::Closed))) {
         v.push(format!(
             "the breaker is not closed at the end: {:?}",
@@ -414,4 +471,49 @@ fn lanes(r: &Record) -> Vec<Lane> {
         .map(|(t, ok)| (*t, if *ok { GREEN } else { RED }))
         .collect();
     vec![breaker, sends, arrivals, ends]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Fault;
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// Recovery can fail: a partition ends at 1 s, yet every request fails
+    /// until the end of the run at 12 s (the breaker closed throughout).
+    #[test]
+    fn requests_still_failing_long_after_the_last_fault_are_a_violation() {
+        let plan = FaultPlan {
+            faults: vec![Fault {
+                kind: FaultKind::Partition,
+                at_ms: 500,
+                for_ms: 500,
+            }],
+            ..FaultPlan::default()
+        };
+        let mut r = Record::default();
+        for k in 0..110 {
+            r.ended_at.push((ms(1_000 + 100 * k), false));
+        }
+        r.transitions.push((ms(12_000), State::Closed));
+        let mut v = Vec::new();
+        check(&r, &plan, (1, 5), &mut v);
+        assert!(
+            v.iter()
+                .any(|v| v.starts_with("no request succeeded between the last fault's end (1s)")),
+            "{v:?}"
+        );
+
+        // One success within the round is recovery.
+        r.ended_at[30].1 = true;
+        let mut v = Vec::new();
+        check(&r, &plan, (1, 5), &mut v);
+        assert!(
+            !v.iter().any(|v| v.contains("no request succeeded")),
+            "{v:?}"
+        );
+    }
 }

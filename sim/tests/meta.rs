@@ -4,6 +4,7 @@
 //! line; running that line reproduces the violation. The same sweep without
 //! the sabotage passes, so the violations are the sabotage's doing.
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use clap::ValueEnum;
@@ -19,6 +20,27 @@ fn sim(args: &[&str]) -> Output {
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The last line a command printed.
+fn verdict(out: &Output) -> String {
+    stdout(out).lines().last().unwrap_or_default().to_string()
+}
+
+/// A fresh scratch folder of this test process.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sim-meta-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The already minimal plan that `ack-before-store` fails on seed 0 (so a
+/// shrink of it is quick).
+const SABOTAGED_PLAN: &str = r#"{"faults":[{"kind":"crash","at_ms":59,"for_ms":1}]}"#;
 
 #[test]
 fn every_sabotage_is_caught_and_replays() {
@@ -39,6 +61,7 @@ fn every_sabotage_is_caught_and_replays() {
             "{name} was not caught:\n{text}"
         );
         assert!(text.contains(&format!("FAILED {scenario} seed")), "{text}");
+        assert!(verdict(&broken).starts_with("FAIL: "), "{text}");
         let replay = text
             .lines()
             .find_map(|l| {
@@ -52,6 +75,7 @@ fn every_sabotage_is_caught_and_replays() {
         let text = stdout(&again);
         assert_eq!(again.status.code(), Some(1), "the replay passed:\n{text}");
         assert!(text.contains("VIOLATION: "), "{text}");
+        assert!(verdict(&again).starts_with("FAIL: "), "{text}");
     }
 }
 
@@ -95,6 +119,14 @@ fn bad_input_is_a_clear_error() {
         ),
         (&["sweep", "--seeds", "2", "--shard", "3/4"], "selects none"),
         (
+            &["sweep", "--from", "18446744073709551610", "--seeds", "50"],
+            "past the last seed",
+        ),
+        (
+            &["sweep", "--from", "18446744073709551615", "--seeds", "2"],
+            "past the last seed",
+        ),
+        (
             &["sweep", "--seeds", "1000000000"],
             "more than one sweep holds",
         ),
@@ -104,4 +136,180 @@ fn bad_input_is_a_clear_error() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// The last seed there is can be swept: a range that ends exactly at
+/// `u64::MAX` runs all its seeds (no shard was asked for, none is blamed).
+#[test]
+fn a_sweep_may_end_at_the_last_seed() {
+    let out = sim(&[
+        "sweep",
+        "--scenario",
+        "pipeline",
+        "--from",
+        "18446744073709551614",
+        "--seeds",
+        "2",
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("| pipeline | 2 |"), "{text}{}", stderr(&out));
+}
+
+/// A plan with a field the harness does not know (a typo, or a field of a
+/// newer version) is refused, naming the field, not silently run without it.
+#[test]
+fn a_plan_with_an_unknown_field_is_refused() {
+    let dir = scratch("unknown-field");
+    for (name, plan) in [
+        (
+            "in-fault.json",
+            r#"{"faults":[{"kind":"partition","at_ms":100,"for_ms":50,"host":"server"}]}"#,
+        ),
+        ("in-plan.json", r#"{"faults":[],"host":"server"}"#),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, plan).unwrap();
+        let out = sim(&[
+            "replay",
+            "pipeline",
+            "--seed",
+            "1",
+            "--plan",
+            file.to_str().unwrap(),
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{plan}: {err}{}", stdout(&out));
+        assert!(err.contains("unknown field `host`"), "{plan}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The README's shrink of a sabotaged run, run where the committed
+/// regressions are, leaves them as they are (it saves nothing without
+/// `--out`: a sabotaged plan is no regression).
+#[test]
+fn a_sabotaged_shrink_leaves_the_regressions_alone() {
+    let dir = scratch("regressions");
+    let regressions = dir.join("sim/regressions");
+    std::fs::create_dir_all(&regressions).unwrap();
+    let committed = regressions.join("pipeline-seed-0.json");
+    let text = r#"{"faults":[{"kind":"crash","at_ms":0,"for_ms":0}]}"#.to_string() + "\n";
+    std::fs::write(&committed, &text).unwrap();
+    let plan = dir.join("plan.json");
+    std::fs::write(&plan, SABOTAGED_PLAN).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .current_dir(&dir)
+        .args(["shrink", "pipeline", "--seed", "0", "--sabotage"])
+        .args(["ack-before-store", "--plan", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let after = std::fs::read_to_string(&committed).unwrap();
+    let listed = std::fs::read_dir(&regressions).unwrap().count();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(after, text, "the committed regression was overwritten");
+    assert_eq!(
+        listed, 1,
+        "a sabotaged plan was saved among the regressions"
+    );
+    assert!(stdout(&out).contains("not saved"), "{}", stdout(&out));
+}
+
+/// `shrink --out` never replaces a file unless told to (`--force`), and
+/// says so before any work; the plan it saves records its sabotage, so a
+/// replay of the file alone fails again.
+#[test]
+fn shrink_refuses_to_overwrite_and_records_the_sabotage() {
+    let dir = scratch("overwrite");
+    let (plan, file) = (dir.join("plan.json"), dir.join("shrunk.json"));
+    std::fs::write(&plan, SABOTAGED_PLAN).unwrap();
+    std::fs::write(&file, "keep\n").unwrap();
+    let (plan, file_arg) = (plan.to_str().unwrap(), file.to_str().unwrap());
+    let args = [
+        "shrink",
+        "pipeline",
+        "--seed",
+        "0",
+        "--sabotage",
+        "ack-before-store",
+        "--plan",
+        plan,
+        "--out",
+        file_arg,
+    ];
+    let refused = sim(&args);
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}{}", stdout(&refused));
+    assert!(err.contains(file_arg) && err.contains("--force"), "{err}");
+    assert_eq!(stdout(&refused), "", "it worked before refusing");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep\n");
+
+    let forced = sim(&[&args[..], &["--force"]].concat());
+    assert_eq!(forced.status.code(), Some(1), "{}", stderr(&forced));
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        saved.contains(r#""sabotage":"ack-before-store""#),
+        "{saved}"
+    );
+
+    let replay = sim(&["replay", "pipeline", "--seed", "0", "--plan", file_arg]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(replay.status.code(), Some(1), "{}", stdout(&replay));
+    assert!(
+        stdout(&replay).contains("VIOLATION: "),
+        "{}",
+        stdout(&replay)
+    );
+}
+
+/// Output paths are checked before the run: a missing folder fails at
+/// once, with its name, and nothing is run or printed.
+#[test]
+fn output_paths_are_checked_before_the_run() {
+    for args in [
+        &[
+            "replay",
+            "pipeline",
+            "--seed",
+            "1",
+            "--plot",
+            "/nonexistent-dir/t.svg",
+        ][..],
+        &[
+            "shrink",
+            "pipeline",
+            "--seed",
+            "1",
+            "--out",
+            "/nonexistent-dir/p.json",
+        ],
+    ] {
+        let out = sim(args);
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {err}{}",
+            stdout(&out)
+        );
+        assert!(err.contains("/nonexistent-dir"), "{args:?}: {err}");
+        assert_eq!(stdout(&out), "", "{args:?} ran before failing");
+    }
+}
+
+/// A sweep and a replay end with a one-line verdict.
+#[test]
+fn sweep_and_replay_end_with_a_verdict() {
+    let sweep = sim(&["sweep", "--scenario", "pipeline", "--seeds", "2"]);
+    assert_eq!(
+        verdict(&sweep),
+        "PASS: 2 seeds, 0 violations, traces deterministic",
+        "{}",
+        stdout(&sweep)
+    );
+    let replay = sim(&["replay", "pipeline", "--seed", "1"]);
+    assert!(
+        verdict(&replay).starts_with("PASS: pipeline seed 1"),
+        "{}",
+        stdout(&replay)
+    );
 }
