@@ -28,6 +28,7 @@ DEADLINE = "crates/async-patterns/src/deadline.rs"
 FAN_OUT = "crates/async-patterns/src/fan_out.rs"
 ADAPTIVE = "crates/async-patterns/src/adaptive.rs"
 PIPELINE = "crates/async-patterns/src/pipeline.rs"
+TIME = "crates/async-patterns/src/time.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
@@ -158,6 +159,84 @@ MUTATIONS = [
      "                    report.delivered += 1;", "                    report.delivered *= 1;"),
     ("gather-until-creates-the-rest", "at the deadline, every input never started is created to be counted", FAN_OUT,
      "        (lo, Some(hi)) if lo == hi => lo,", "        (lo, Some(hi)) if lo == hi && false => lo,"),
+    ("limiter-wait-ignores-burst", "a wait is booked at TAT - cost, not TAT - burst: it sleeps although the bucket has credit", LIMITER,
+     "at: Instant::from_nanos(new_tat.saturating_sub(tolerance).max(now)),",
+     "at: Instant::from_nanos(new_tat.saturating_sub(cost).max(now)),"),
+    ("keyed-zero-cost-needs-room", "check_key_n(key, 0) for a new key is refused while its shard is full of busy keys", KEYED,
+     "        if cost == 0 {\n            // Nothing to book, so no state to hold: admitted even when the\n            // shard has no room.\n            return Ok(());\n        }\n",
+     ""),
+    ("keyed-refusal-names-last-idle", "a new key refused for lack of room is told when the last busy key goes idle, not the first", KEYED,
+     "let first_idle = map.values().copied().min().unwrap_or(now);",
+     "let first_idle = map.values().copied().max().unwrap_or(now);"),
+    ("keyed-check-outside-lock", "an existing key's TAT is read under the shard lock and written back under a second one (lost update)", KEYED,
+     "        if let Some(tat) = map.get_mut(key) {\n            *tat = gcra(*tat, now, cost, tolerance)?;\n            return Ok(());\n        }\n",
+     "        if let Some(&tat) = map.get(key) {\n            drop(map);\n            let new_tat = gcra(tat, now, cost, tolerance)?;\n            lock(shard).insert(key.clone(), new_tat);\n            return Ok(());\n        }\n"),
+    ("retry-reports-after-sleep", "a retry is reported to the observer after its sleep, not before", RETRY,
+     "            if let Some(observer) = &self.observer {\n                observer(&RetryEvent {\n                    id: self.id,\n                    failed_attempt: number,\n                    at: now,\n                    delay: wake.saturating_duration_since(now),\n                });\n            }\n            if wake > now {\n                self.timer.sleep_until(wake).await;\n            }\n",
+     "            if wake > now {\n                self.timer.sleep_until(wake).await;\n            }\n            if let Some(observer) = &self.observer {\n                observer(&RetryEvent {\n                    id: self.id,\n                    failed_attempt: number,\n                    at: now,\n                    delay: wake.saturating_duration_since(now),\n                });\n            }\n"),
+    ("breaker-publish-after-unlock", "the lock-free word is published after the lock is released", BREAKER,
+     "        self.fast.store(word, Ordering::Release);\n        out\n",
+     "        drop(guard);\n        self.fast.store(word, Ordering::Release);\n        out\n"),
+    ("time-stale-now-lost-wakeup", "a sleep compares its deadline with a `now` read before taking the lock", TIME,
+     "        let mut s = lock(&this.clock.inner.sleepers);\n        if s.now >= this.deadline.0 {",
+     "        let now = this.clock.inner.now.load(Ordering::Acquire);\n        let mut s = lock(&this.clock.inner.sleepers);\n        if now >= this.deadline.0 {"),
+    ("time-due-at-now-not-woken", "advance wakes only sleeps due strictly before the new time", TIME,
+     "Some(next) => s.waiting.split_off(&(next, 0)),",
+     "Some(next) => s.waiting.split_off(&(next - 1, 0)),"),
+    ("time-advance-to-goes-back", "advance_to moves the clock back when given an earlier instant", TIME,
+     "self.set_inner(|now| now.max(to.as_nanos()));",
+     "self.set_inner(|_| to.as_nanos());"),
+    ("pipeline-cancel-leaks-stream", "dropping run leaves the stages' in-flight items alive (the stream is detached)", PIPELINE,
+     "        let mut stream = std::pin::pin!(self.stream);",
+     "        let mut stream = Box::leak(Box::pin(self.stream));"),
+    ("pipeline-waker-slot-per-poll", "every poll of a guarded source takes a new waker slot and abandons its old one", PIPELINE,
+     "                Some(waker) => waker.clone_from(cx.waker()),",
+     "                Some(_) => *this.slot = Some(state.wakers.insert(cx.waker().clone())),"),
+    ("limiter-wait-books-from-now", "a wait books its cells from now, not after the bookings already made", LIMITER,
+     "            let base = tat.max(now);",
+     "            let base = now;"),
+    ("limiter-insufficient-off-by-one", "check_n(burst + 1) is 'not yet' forever instead of Insufficient", LIMITER,
+     "        if n > self.burst {",
+     "        if n > self.burst.saturating_add(1) {"),
+    ("limiter-zero-cells-divides", "Quota::new(0, period) divides by zero instead of returning ZeroCells", LIMITER,
+     "        if cells == 0 {\n            return Err(QuotaError::ZeroCells);\n        }\n",
+     ""),
+    ("keyed-shard-holds-one-more", "a shard evicts only once it holds more than its share: one key too many per shard", KEYED,
+     "        if map.len() >= self.per_shard {\n            map.retain",
+     "        if map.len() > self.per_shard {\n            map.retain"),
+    ("breaker-backoff-overflows", "the backoff factor is raised with pow, which overflows after a few trips", BREAKER,
+     ".saturating_pow(self.trips);",
+     ".pow(self.trips);"),
+    ("breaker-min-calls-equal-window-refused", "a minimum number of calls equal to the window size is refused", BREAKER,
+     "                if min_calls > size {",
+     "                if min_calls >= size {"),
+    ("retry-unseeded-jitter-seeds-zero", "a jittered policy without a seed is built with seed 0 (a fleet in lockstep)", RETRY,
+     "            (None, _) => return Err(ConfigError::NoSeed),",
+     "            (None, _) => 0,"),
+    ("retry-accepts-infinite-factor", "an infinite backoff factor is accepted", RETRY,
+     "if !(self.factor.is_finite() && self.factor >= 1.0) {",
+     "if !(self.factor >= 1.0) {"),
+    ("deadline-within-ignores-parent", "within gives a fresh timeout instead of the sooner of it and the parent", DEADLINE,
+     "        self.min(Deadline::after(clock, d))",
+     "        Deadline::after(clock, d)"),
+    ("adaptive-accepts-backoff-one", "a backoff ratio of 1 (no decrease at all) is accepted", ADAPTIVE,
+     "if !(self.backoff > 0.0 && self.backoff < 1.0) {",
+     "if !(self.backoff > 0.0 && self.backoff <= 1.0) {"),
+    ("sem-shrink-judges-old-total", "after permits are forgotten, waiters are judged against the old total", SEM,
+     "            if node.needed > total {",
+     "            if node.needed > total + n {"),
+    ("breaker-close-after-extra-success", "half-open needs S + 1 successes to close", BREAKER,
+     "if successes >= self.config.close_after {",
+     "if successes > self.config.close_after {"),
+    ("limiter-gcra-overflows", "the GCRA step adds without checking, overflowing near Instant::MAX", LIMITER,
+     "    let Some(new_tat) = base.checked_add(cost) else {\n        // Only",
+     "    let Some(new_tat) = Some(base + cost) else {\n        // Only"),
+    ("adaptive-decrease-below-min", "a decrease is not clamped at min", ADAPTIVE,
+     "((f64::from(limit) * self.config.backoff) as u32).max(self.config.min)",
+     "(f64::from(limit) * self.config.backoff) as u32"),
+    ("budget-one-extra-retry", "the budget allows one retry more than its allowance", BUDGET,
+     "        if used >= allowed {",
+     "        if used > allowed {"),
 ]
 
 TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
@@ -206,6 +285,7 @@ def main():
             print(f"{name}: pattern not found exactly once; update the mutation", flush=True)
             survived.append(name)
             continue
+        pending = set((ROOT / "snapshots").glob("*.snap.new"))
         target.write_text(original.replace(old, new))
         caught = []
         try:
@@ -225,6 +305,10 @@ def main():
                 caught += [f"loom::{f}" for f in failures(out)] or ["loom: failed"]
         finally:
             target.write_text(original)
+            # A failing snapshot test leaves its new version beside the
+            # committed one: it belongs to the break, not to the tree.
+            for stale in set((ROOT / "snapshots").glob("*.snap.new")) - pending:
+                stale.unlink()
         print(f"{name} ({what}):", flush=True)
         for c in caught or ["SURVIVED: no check caught it"]:
             print(f"    {c}", flush=True)

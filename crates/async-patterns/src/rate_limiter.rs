@@ -22,7 +22,7 @@
 //! | `check_n(n)` with `n > burst` is [`CheckError::Insufficient`] (never an endless "not yet"); no arithmetic overflows or panics, up to [`Instant::MAX`] | unit tests `check_n_beyond_burst_is_insufficient_capacity`, `far_future_clock_never_overflows` |
 //! | a zero or absurd quota is refused when it is built, with a typed [`QuotaError`] | unit test `bad_quotas_are_typed_errors` |
 //! | the decisions for a fixed arrival pattern do not change unnoticed | insta snapshot `fixed_arrival_pattern_decisions_snapshot` (`tests/rate_limiter.rs`, in `snapshots/`) |
-//! | [`until_n_ready`](RateLimiter::until_n_ready) ends exactly at the earliest conforming instant, not later | unit test `until_ready_ends_exactly_at_the_conforming_instant` |
+//! | [`until_n_ready`](RateLimiter::until_n_ready) ends exactly at the earliest conforming instant, not later | unit tests `until_ready_ends_exactly_at_the_conforming_instant`, `a_wait_under_a_burst_ends_when_the_bucket_has_room` (burst 3, 2 cells) |
 //! | waiters are served in call order, and `check` cannot take cells a waiter has booked | unit test `waiters_are_served_in_call_order_and_check_cannot_barge` |
 //! | a wait dropped before it returns gives its cells back, exactly once, even when its instant has passed | unit tests `dropping_a_wait_gives_its_reservation_back`, `cancelled_wait_between_bookings_returns_exactly_its_cells`; loom `loom_cancelled_wait_returns_its_cell_at_most_once` |
 //!
@@ -491,6 +491,25 @@ mod tests {
         assert!(wait.is_woken());
         assert_ready!(wait.poll());
         assert!(l.check().is_err(), "the waiter took the cell");
+    }
+
+    /// With a burst above the cells asked for, a wait ends when the
+    /// bucket has room for them, not when every earlier cell has drained:
+    /// burst 3 at 10 per second, two waits for 2 cells each. The first is
+    /// admitted at once (3 cells free); the second needs 1 more than the 1
+    /// left, so it ends 100 ms later, to the nanosecond.
+    #[test]
+    fn a_wait_under_a_burst_ends_when_the_bucket_has_room() {
+        let (l, clock) = limiter(Quota::per_second(10).unwrap().with_burst(3).unwrap());
+        let mut first = task::spawn(l.until_n_ready(2));
+        assert_ready_ok!(first.poll());
+        let mut second = task::spawn(l.until_n_ready(2));
+        assert_pending!(second.poll());
+        clock.advance(Duration::from_nanos(99_999_999));
+        assert_pending!(second.poll());
+        clock.advance(Duration::from_nanos(1));
+        assert!(second.is_woken());
+        assert_ready_ok!(second.poll());
     }
 
     #[test]

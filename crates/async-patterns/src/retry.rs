@@ -58,7 +58,7 @@
 //! | a jittered policy cannot be built without a seed; retriers seeded the recommended way draw distinct, uniform delays | unit test `bad_policies_are_typed_errors`; `fleet_seeded_from_entropy_draws_distinct_uniform_delays` (`async-patterns-tokio`) |
 //! | no sleep ends past `max_elapsed` after the first attempt began (attempts included): a retry that would start at or after it is not made | proptest `retrier_matches_reference_model` (virtual time) |
 //! | retries never exceed the budget's `ratio × calls + floor` over its window | proptest `retrier_matches_reference_model` (shared budget); unit tests in [`budget`]; loom `loom_budget_withdrawals_never_exceed_the_allowance` |
-//! | each retry is reported to the observer before its sleep, with its delay | insta snapshot `seeded_retry_schedule` (`tests/retry.rs`, in `snapshots/`) |
+//! | each retry is reported to the observer before its sleep, with its delay | insta snapshot `seeded_retry_schedule` (`tests/retry.rs`, in `snapshots/`); proptest `retrier_matches_reference_model` (the observer reads the clock: still the failure's instant) |
 //! | bad configuration is a typed [`ConfigError`] when built | unit test `bad_policies_are_typed_errors` |
 //!
 //! # Example

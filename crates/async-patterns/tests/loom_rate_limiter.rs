@@ -125,3 +125,29 @@ fn loom_keyed_checks_on_one_key_are_linearizable() {
         assert!(other);
     });
 }
+
+/// The same race on a key the limiter already holds (the path that updates
+/// a stored TAT rather than inserting one), with burst 2 and one cell
+/// already taken: of two concurrent checks, exactly one gets the last cell.
+#[test]
+fn loom_keyed_checks_on_a_held_key_are_linearizable() {
+    use async_patterns::rate_limiter::KeyedRateLimiter;
+    use std::num::NonZeroUsize;
+
+    loom_model::check("keyed_checks_on_a_held_key_are_linearizable", || {
+        let quota = Quota::per_second(1).unwrap().with_burst(2).unwrap();
+        let limiter = Arc::new(KeyedRateLimiter::new(
+            quota,
+            ManualClock::new(),
+            NonZeroUsize::new(16).unwrap(),
+        ));
+        limiter.check_key(&1u8).unwrap();
+        let spawn = || {
+            let limiter = limiter.clone();
+            thread::spawn(move || limiter.check_key(&1u8).is_ok())
+        };
+        let (a, b) = (spawn(), spawn());
+        let admitted = usize::from(a.join().unwrap()) + usize::from(b.join().unwrap());
+        assert_eq!(admitted, 1);
+    });
+}

@@ -244,9 +244,19 @@ proptest! {
         let clock = ManualClock::new();
         let events: Arc<Mutex<Vec<RetryEvent>>> = Arc::default();
         let sink = events.clone();
+        let observed_at = clock.clone();
+        let reported_late: Arc<Mutex<Vec<RetryEvent>>> = Arc::default();
+        let late = reported_late.clone();
         let mut retrier = Retrier::new(policy.clone(), clock.clone())
             .with_id(7)
-            .with_observer(move |e| sink.lock().unwrap().push(*e));
+            .with_observer(move |e| {
+                // Reported before the sleep: the clock still reads the
+                // instant the failure was seen.
+                if observed_at.now() != e.at {
+                    late.lock().unwrap().push(*e);
+                }
+                sink.lock().unwrap().push(*e)
+            });
         let mut model_budget = None;
         if let Some((ratio, floor, window_ms)) = s.budget {
             let window = Duration::from_millis(window_ms);
@@ -347,6 +357,7 @@ proptest! {
             for (n, d) in handed.iter().enumerate() {
                 prop_assert_eq!(*d, want, "attempt {} was handed another deadline", n + 1);
             }
+            prop_assert!(reported_late.lock().unwrap().is_empty(), "retries reported after their sleep: {:?}", reported_late.lock().unwrap());
             // The invariants, stated directly.
             prop_assert!(got.0 <= s.max_attempts);
             if let Some(d) = deadline {

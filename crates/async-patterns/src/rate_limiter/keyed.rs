@@ -17,10 +17,10 @@
 //! | guarantee | checked by |
 //! |---|---|
 //! | each key's decisions equal an independent token-bucket model's exactly, while its shard has room | proptest `keyed_limiter_matches_independent_models` (`tests/rate_limiter_model.rs`) |
-//! | with shards full of busy keys, no key is ever admitted beyond its own model, and no refusal is for longer than one burst's refill; `n == 0` is always admitted | proptest `tight_keyed_limiter_never_grants_extra_and_never_locks_out` |
+//! | with shards full of busy keys, no key is ever admitted beyond its own model, and no refusal is for longer than one burst's refill; `n == 0` is always admitted | proptest `tight_keyed_limiter_never_grants_extra_and_never_locks_out`; unit test `a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost` |
 //! | never more than `max_keys` (rounded up to a multiple of 16) keys are held | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
-//! | evicting a key never grants it extra capacity; a new key refused for lack of room is told when room frees up | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
-//! | concurrent checks on one key are linearizable and other keys are unaffected | loom `loom_keyed_checks_on_one_key_are_linearizable` (`tests/loom_rate_limiter.rs`) |
+//! | evicting a key never grants it extra capacity; a new key refused for lack of room is told when room frees up (when the first busy key goes idle) | unit tests `keyed_memory_is_bounded_and_idle_keys_are_evicted`, `a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost` |
+//! | concurrent checks on one key are linearizable and other keys are unaffected | loom `loom_keyed_checks_on_one_key_are_linearizable` (a new key), `loom_keyed_checks_on_a_held_key_are_linearizable` (a key already held, burst 2) (`tests/loom_rate_limiter.rs`) |
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
@@ -143,6 +143,37 @@ mod tests {
     use super::*;
     use crate::time::ManualClock;
     use std::time::Duration;
+
+    /// The shard a key lands in (to pick keys that share one).
+    fn shard_of(key: u64) -> usize {
+        (FixedState::default().hash_one(key) >> 60) as usize % SHARDS
+    }
+
+    /// A shard with room for 2 keys holds `a` (busy until 1 s) and `b`
+    /// (busy until 1.3 s): a third key is refused until the first of them
+    /// goes idle, 1 s, not the last; asking it for 0 cells is admitted, as
+    /// it needs no room; and at 1 s it gets `a`'s place.
+    #[test]
+    fn a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost() {
+        let mut same = (0u64..).filter(|&k| shard_of(k) == shard_of(0));
+        let (a, b, c) = (
+            same.next().unwrap(),
+            same.next().unwrap(),
+            same.next().unwrap(),
+        );
+        let clock = ManualClock::new();
+        let quota = Quota::per_second(1).unwrap();
+        let l = KeyedRateLimiter::new(quota, clock.clone(), NonZeroUsize::new(32).unwrap());
+        l.check_key(&a).unwrap();
+        clock.advance(Duration::from_millis(300));
+        l.check_key(&b).unwrap();
+        clock.advance(Duration::from_millis(200));
+        let second = Instant::from_duration(Duration::from_secs(1));
+        assert_eq!(l.check_key(&c), Err(NotUntil(second)));
+        assert_eq!(l.check_key_n(&c, 0), Ok(()), "0 cells need no room");
+        clock.advance_to(second);
+        assert_eq!(l.check_key(&c), Ok(()));
+    }
 
     #[test]
     fn keys_are_independent() {
