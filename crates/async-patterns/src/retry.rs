@@ -694,6 +694,35 @@ mod tests {
     }
 
     #[test]
+    fn refusals_convert_into_decisions() {
+        use crate::rate_limiter::{Quota, RateLimiter};
+        use crate::time::ManualClock;
+        let at = Instant::from_nanos(5);
+        assert_eq!(Decision::from(true), Decision::Retry);
+        assert_eq!(Decision::from(false), Decision::Stop);
+        assert_eq!(Decision::from(&Refused::Open(at)), Decision::RetryAfter(at));
+        assert_eq!(Decision::from(&Refused::ProbesBusy), Decision::Retry);
+
+        let clock = ManualClock::new();
+        let limiter = RateLimiter::new(Quota::per_second(1).unwrap(), clock.clone());
+        limiter.check().unwrap();
+        // "Not now": not before the instant it names (1 s).
+        let second = Instant::from_nanos(1_000_000_000);
+        let e = limiter.check().unwrap_err();
+        assert_eq!(Decision::from(&e), Decision::RetryAfter(second));
+        let e = limiter.check_n(1).unwrap_err();
+        assert_eq!(Decision::from(&e), Decision::RetryAfter(second));
+        // "Never": more than the burst at once, or a limiter that can never
+        // conform again (its clock at the end of time).
+        let e = limiter.check_n(2).unwrap_err();
+        assert_eq!(Decision::from(&e), Decision::Stop);
+        clock.advance_to(Instant::MAX);
+        let e = limiter.check().unwrap_err();
+        assert_eq!(e.earliest(), Instant::MAX);
+        assert_eq!(Decision::from(&e), Decision::Stop);
+    }
+
+    #[test]
     fn exponential_ceiling_grows_then_holds_at_the_cap() {
         let policy = Policy::builder()
             .exponential(Duration::from_millis(100), 2.0, Duration::from_millis(500))
