@@ -33,7 +33,46 @@
 //! limiter's [`NotUntil`] convert into
 //! [`Decision::RetryAfter`] — or stop. So a retrier around our own breaker
 //! waits for it to half-open (or gives up when that is past its deadline)
-//! instead of spending its attempts on refusals.
+//! instead of spending its attempts on refusals:
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_patterns::circuit_breaker::{CircuitBreaker, Config, Refused};
+//! use async_patterns::retry::{Decision, Jitter, Policy, Retrier};
+//! use async_patterns::time::ManualClock;
+//!
+//! enum CallError { Refused(Refused), Upstream(&'static str) }
+//!
+//! let clock = ManualClock::new();
+//! let breaker = CircuitBreaker::new(
+//!     Config::builder().consecutive_failures(3).build().unwrap(),
+//!     clock.clone(),
+//! );
+//! let policy = Policy::builder()
+//!     .max_attempts(5)
+//!     .max_elapsed(Duration::from_secs(60))
+//!     .jitter(Jitter::Equal)
+//!     .seed(7) // fixed for the example; entropy_seed() in production
+//!     .build()
+//!     .unwrap();
+//! let retrier = Retrier::new(policy, clock.clone());
+//! let call = retrier.run_classified(
+//!     |_attempt| async {
+//!         match breaker.call(async { Ok::<_, &str>("fresh data") }).await {
+//!             Ok(Ok(v)) => Ok(v),
+//!             Ok(Err(e)) => Err(CallError::Upstream(e)),
+//!             Err(refused) => Err(CallError::Refused(refused)),
+//!         }
+//!     },
+//!     |e: &CallError| match e {
+//!         // Open: not before it half-opens. Busy probes: the usual delay.
+//!         CallError::Refused(r) => Decision::from(r),
+//!         CallError::Upstream(_) => Decision::Retry,
+//!     },
+//! );
+//! # let out = futures::executor::block_on(call);
+//! # assert!(matches!(out, Ok("fresh data")));
+//! ```
 //!
 //! # Delays
 //!
