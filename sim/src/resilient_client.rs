@@ -32,10 +32,10 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+use async_patterns::circuit_breaker::{CircuitBreaker, Config, Refused, State};
 use async_patterns::deadline;
 use async_patterns::rate_limiter::{Quota, RateLimiter};
-use async_patterns::retry::{Jitter, Policy, Retrier, RetryBudget};
+use async_patterns::retry::{Decision, Jitter, Policy, Retrier, RetryBudget};
 use async_patterns::rng::SplitMix64;
 use async_patterns_tokio::TokioTimer;
 
@@ -196,7 +196,7 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
                                         Err(_) if sabotage == Some(Sabotage::BreakerNeverOpens) => {
                                             None
                                         }
-                                        Err(e) => return Err(format!("refused: {e}")),
+                                        Err(e) => return Err(AttemptError::Refused(e)),
                                     };
                                     record.lock().unwrap().sends.push(now());
                                     trace.log(
@@ -216,20 +216,26 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
                                             if let Some(p) = permit {
                                                 p.failure();
                                             }
-                                            Err(e)
+                                            Err(AttemptError::Downstream(e))
                                         }
                                         Err(_) => {
                                             if let Some(p) = permit {
                                                 p.failure();
                                             }
-                                            Err("timed out".to_string())
+                                            Err(AttemptError::Downstream("timed out".into()))
                                         }
                                     }
                                 }
                             },
                             // A refusal by our own breaker is not a downstream
-                            // failure: do not retry it.
-                            |e: &String| !e.starts_with("refused"),
+                            // failure: an open breaker's is retried no sooner
+                            // than it half-opens (within the attempts, the
+                            // budget and the deadline), busy probe slots after
+                            // the usual delay.
+                            |e: &AttemptError| match e {
+                                AttemptError::Refused(r) => Decision::from(r),
+                                AttemptError::Downstream(_) => Decision::Retry,
+                            },
                         )
                         .await;
                     let end = match result {
@@ -285,6 +291,23 @@ pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
         .filter_map(|(_, r)| r.as_ref().ok().copied())
         .collect();
     Outcome::new(plan, &trace, violations, latencies, lanes(&record))
+}
+
+/// Why an attempt failed: our own breaker refused it (saying until when,
+/// if it is open), or the server or the network failed it.
+#[derive(Debug)]
+enum AttemptError {
+    Refused(Refused),
+    Downstream(String),
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptError::Refused(r) => write!(f, "refused: {r}"),
+            AttemptError::Downstream(e) => f.write_str(e),
+        }
+    }
 }
 
 /// One attempt on a fresh connection: `Ok` if the server said ok.
