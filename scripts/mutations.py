@@ -11,8 +11,10 @@ runtime-agnostic tests and the loom models are run against it (each with a
 time limit: a hang counts as caught, and is reported as such), and the file is
 restored. Exit status 1 if any mutation survives every check.
 """
+import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
@@ -246,12 +248,17 @@ TEST_TARGETS = [["--lib"]] + [["--test", t] for t in
 
 
 def run(cmd, timeout, env=None):
+    # A session of its own, so a hung test binary is killed with cargo on a
+    # timeout instead of spinning on, orphaned, after the script moves on.
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, env=env, start_new_session=True)
     try:
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-        return p.returncode, p.stdout + p.stderr
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        return None, out
+        out, _ = p.communicate(timeout=timeout)
+        return p.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        return None, out or ""
 
 
 def failures(output):
