@@ -1,0 +1,635 @@
+//! The command line a user's binary gets from [`main`]:
+//!
+//! ```text
+//! list
+//! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N] [--sabotage NAME] [--json FILE] [--once]
+//! replay S --seed X [--plan FILE] [--sabotage NAME] [--trace] [--plot out.svg]
+//! shrink S --seed X [--plan FILE] [--sabotage NAME] [--out FILE [--force]]
+//! merge FILE...
+//! ```
+//!
+//! Bad input (an unknown scenario or sabotage, a plan that does not parse or
+//! names an undeclared target, a range past the last seed, an output path
+//! that cannot be written) exits 2 with a message, before any run; a
+//! failing run exits 1. No command replaces an existing file unless told to
+//! (`shrink --force`; `replay --plot` and `sweep --json` write files named
+//! for that).
+//!
+//! A whole simulation binary:
+//!
+//! ```no_run
+//! # use async_patterns_sim::{Ctx, RunInfo, Scenario, Violation};
+//! # struct Orders;
+//! # impl Scenario for Orders {
+//! #     type Record = ();
+//! #     fn name(&self) -> &str { "orders" }
+//! #     fn about(&self) -> &str { "" }
+//! #     fn build(&self, _: &Ctx<()>, _: &mut turmoil::Sim<'_>) {}
+//! #     fn check(&self, _: &RunInfo, _: &()) -> Vec<Violation> { vec![] }
+//! # }
+//! use std::process::ExitCode;
+//!
+//! fn main() -> ExitCode {
+//!     async_patterns_sim::cli::App::new(&[&Orders])
+//!         .replay_command("cargo run --release --bin orders-sim --")
+//!         .regressions("tests/regressions")
+//!         .main()
+//! }
+//! ```
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::fault::FaultPlan;
+use crate::scenario::{AnyScenario, Info};
+use crate::shrink::{regression_file, shrink};
+use crate::sweep::{SeedRecord, merge, read_records, replay_line, report, sweep};
+
+/// Runs the command line over `scenarios`, with the defaults of [`App`].
+pub fn main(scenarios: &[&dyn AnyScenario]) -> ExitCode {
+    App::new(scenarios).main()
+}
+
+/// A simulation binary: its scenarios, and how its output names it.
+pub struct App<'a> {
+    scenarios: &'a [&'a dyn AnyScenario],
+    replay: Option<String>,
+    regressions: PathBuf,
+}
+
+impl<'a> App<'a> {
+    /// A binary over `scenarios`. Replay lines name the binary as it was
+    /// run; shrunk plans go to `regressions/`.
+    pub fn new(scenarios: &'a [&'a dyn AnyScenario]) -> Self {
+        App {
+            scenarios,
+            replay: None,
+            regressions: PathBuf::from("regressions"),
+        }
+    }
+
+    /// The command prefix printed in replay lines (e.g. `cargo run -p sim
+    /// --release --`), instead of the binary's own path.
+    #[must_use]
+    pub fn replay_command(mut self, prefix: impl Into<String>) -> Self {
+        self.replay = Some(prefix.into());
+        self
+    }
+
+    /// Where `shrink` saves a regression by default (the folder your
+    /// `cargo test` replays with
+    /// [`replay_regressions`](crate::testing::replay_regressions)).
+    #[must_use]
+    pub fn regressions(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.regressions = dir.into();
+        self
+    }
+
+    /// Parses the process's arguments and runs the command; the exit code
+    /// is 0 (pass), 1 (a run failed) or 2 (bad input).
+    pub fn main(self) -> ExitCode {
+        self.main_from(std::env::args_os())
+    }
+
+    /// As [`App::main`], with the arguments given (the first is the
+    /// binary's name).
+    pub fn main_from(self, args: impl IntoIterator<Item = OsString>) -> ExitCode {
+        let mut args: Vec<OsString> = args.into_iter().collect();
+        if args.is_empty() {
+            args.push("sim".into());
+        }
+        let prefix = self
+            .replay
+            .clone()
+            .unwrap_or_else(|| args[0].to_string_lossy().into_owned());
+        let cli = match Cli::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            }
+        };
+        let infos: Vec<Info> = self.scenarios.iter().map(|s| s.info()).collect();
+        let ctx = Run {
+            app: &self,
+            infos,
+            prefix,
+        };
+        match ctx.command(cli.command) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(about = "Deterministic simulations under network faults: sweep seeds, replay, shrink")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The scenarios, their fault targets and their sabotages.
+    List,
+    /// Run many seeds (each twice, comparing trace hashes) and summarise.
+    Sweep {
+        /// Only this scenario (default: all).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// How many seeds.
+        #[arg(long, default_value_t = 50)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Run only shard K of N (1-based): the seeds whose offset from
+        /// `--from` is K-1 modulo N, so N machines split one sweep (write
+        /// each with --json, then `merge` them).
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Swap in a deliberately broken version the scenario declares
+        /// (implies its scenario).
+        #[arg(long)]
+        sabotage: Option<String>,
+        /// Also write one JSON record per seed (plan, trace hash,
+        /// violations, latency histogram) to FILE, for `merge`.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Run each seed once, skipping the determinism check (faster).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Re-run one seed exactly.
+    Replay {
+        #[command(flatten)]
+        run: OneRun,
+        /// Print the event trace.
+        #[arg(long)]
+        trace: bool,
+        /// Draw the run's timeline (faults, and the scenario's lanes) as an
+        /// SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Shrink a failing seed's fault plan to a minimal one (the seed stays
+    /// fixed) and save it. A plan shrunk under --sabotage is saved only
+    /// with --out (it is a demonstration, not a regression) and records
+    /// its sabotage.
+    Shrink {
+        #[command(flatten)]
+        run: OneRun,
+        /// Where to write the shrunk plan [default without --sabotage:
+        /// REGRESSIONS/SCENARIO-seed-SEED.json; with it: not saved].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace the output file if it exists (it may be a committed
+        /// regression).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Merge the --json records of sharded sweeps: the same table, verdict,
+    /// exit code and replay lines as one sweep of all the seeds.
+    Merge {
+        /// The files `sweep --json` wrote.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// One run: a scenario, a seed, the seed's plan or a given one, and maybe a
+/// sabotage.
+#[derive(clap::Args)]
+struct OneRun {
+    /// The scenario.
+    scenario: String,
+    /// The seed.
+    #[arg(long)]
+    seed: u64,
+    /// A fault plan (JSON) instead of the seed's own.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Swap in a deliberately broken version the scenario declares.
+    #[arg(long)]
+    sabotage: Option<String>,
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (k, n) = text.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+    let (k, n): (u64, u64) = (
+        k.trim()
+            .parse()
+            .map_err(|_| format!("{k:?} is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a number"))?,
+    );
+    if k == 0 || n == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+/// The most seeds one sweep runs (their list is held in memory).
+const MAX_SEEDS: u64 = 100_000_000;
+
+struct Run<'a> {
+    app: &'a App<'a>,
+    infos: Vec<Info>,
+    prefix: String,
+}
+
+impl Run<'_> {
+    fn find(&self, name: &str) -> Result<usize, String> {
+        self.infos
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| format!("no scenario {name:?}; `list` shows them"))
+    }
+
+    /// The scenario `name` (or, with no name, the one that declares
+    /// `sabotage`), checking that it declares `sabotage`.
+    fn find_for(&self, name: Option<&str>, sabotage: Option<&str>) -> Result<usize, String> {
+        let Some(b) = sabotage else {
+            return self.find(name.unwrap_or_default());
+        };
+        let owners: Vec<usize> = (0..self.infos.len())
+            .filter(|i| self.infos[*i].sabotage(b).is_some())
+            .collect();
+        match (name, owners.as_slice()) {
+            (_, []) => Err(format!("no sabotage {b:?}; `list` names them")),
+            (None, [one]) => Ok(*one),
+            (None, _) => Err(format!(
+                "--sabotage {b} is declared by several scenarios; choose one with --scenario"
+            )),
+            (Some(name), owners) => {
+                let i = self.find(name)?;
+                if owners.contains(&i) {
+                    Ok(i)
+                } else {
+                    let names: Vec<&str> = owners
+                        .iter()
+                        .map(|o| self.infos[*o].name.as_str())
+                        .collect();
+                    Err(format!(
+                        "--sabotage {b} breaks {}, not {name}",
+                        names.join(", ")
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The scenario, the plan to run (checked against its declarations)
+    /// and its sabotage: the one given, or else the one the plan was saved
+    /// under (a conflict is an error).
+    fn resolve(&self, run: &OneRun) -> Result<(usize, FaultPlan), String> {
+        let i = self.find(&run.scenario)?;
+        let mut plan = match &run.plan {
+            None => self.infos[i].swarm.plan(run.seed),
+            Some(p) => load(p)?,
+        };
+        plan.sabotage = match (run.sabotage.clone(), plan.sabotage.take()) {
+            (Some(given), Some(saved)) if given != saved => {
+                return Err(format!(
+                    "--sabotage {given} conflicts with the plan's own \"sabotage\": \"{saved}\""
+                ));
+            }
+            (given, saved) => given.or(saved),
+        };
+        let i = self.find_for(Some(&run.scenario), plan.sabotage.as_deref())?;
+        let info = &self.infos[i];
+        plan.validate(&info.targets, &info.sabotages)
+            .map_err(|e| match &run.plan {
+                Some(p) => format!("{}: {e}", p.display()),
+                None => e.to_string(),
+            })?;
+        Ok((i, plan))
+    }
+
+    fn command(&self, command: Command) -> Result<ExitCode, String> {
+        match command {
+            Command::List => {
+                self.list();
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Replay { run, trace, plot } => self.replay(&run, trace, plot),
+            Command::Shrink { run, out, force } => self.shrink(&run, out, force),
+            Command::Sweep {
+                scenario,
+                seeds,
+                from,
+                shard,
+                sabotage,
+                json,
+                once,
+            } => {
+                let chosen = match (scenario.as_deref(), sabotage.as_deref()) {
+                    (None, None) => (0..self.infos.len()).collect(),
+                    (name, sabotage) => vec![self.find_for(name, sabotage)?],
+                };
+                let seeds = pick_seeds(seeds, from, shard)?;
+                if let Some(path) = &json {
+                    check_output(path, "--json", true)?;
+                }
+                self.sweep(&chosen, &seeds, sabotage.as_deref(), json.as_deref(), !once)
+            }
+            Command::Merge { files } => {
+                let mut records = Vec::new();
+                for file in &files {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    records.extend(
+                        read_records(&file.display().to_string(), &text)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                let order: Vec<String> = self.infos.iter().map(|s| s.name.clone()).collect();
+                let records = merge(&order, records).map_err(|e| e.to_string())?;
+                Ok(self.verdict(&records))
+            }
+        }
+    }
+
+    fn list(&self) {
+        for s in &self.infos {
+            println!("{:<20} {}", s.name, s.about);
+            let links: Vec<String> = s
+                .targets
+                .links()
+                .map(|(a, b)| format!("{a}<->{b}"))
+                .collect();
+            if !links.is_empty() {
+                println!("{:<20} links: {}", "", links.join(", "));
+            }
+            for (host, survives) in s.targets.hosts() {
+                println!("{:<20} crashable host {host}: {survives}", "");
+            }
+        }
+        let sabotages: Vec<(&str, &str, &str)> = self
+            .infos
+            .iter()
+            .flat_map(|s| {
+                s.sabotages
+                    .iter()
+                    .map(|b| (b.name, s.name.as_str(), b.about))
+            })
+            .collect();
+        if !sabotages.is_empty() {
+            println!(
+                "\nDeliberately broken versions (--sabotage), to watch the invariants catch them:"
+            );
+            for (name, scenario, about) in sabotages {
+                println!("{name:<26} breaks {scenario}: {about}");
+            }
+        }
+    }
+
+    fn replay(&self, run: &OneRun, trace: bool, plot: Option<PathBuf>) -> Result<ExitCode, String> {
+        let (i, plan) = self.resolve(run)?;
+        let name = &self.infos[i].name;
+        let seed = run.seed;
+        if let Some(path) = &plot {
+            check_output(path, "--plot", true)?;
+        }
+        let out = self.app.scenarios[i]
+            .run_plan(seed, &plan)
+            .map_err(|e| e.to_string())?;
+        if trace {
+            for e in &out.trace {
+                println!("{e}");
+            }
+        }
+        println!(
+            "{name} seed {seed}: plan {}, trace hash {:016x}",
+            to_json(&plan)?,
+            out.trace_hash
+        );
+        for v in &out.violations {
+            println!("VIOLATION: {v}");
+        }
+        if let Some(path) = plot {
+            let title = format!("{name} seed {seed}: {}", to_json(&plan)?);
+            std::fs::write(&path, out.timeline.svg(&title))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("timeline: {}", path.display());
+        }
+        let under = under(plan.sabotage.as_deref());
+        Ok(if out.violations.is_empty() {
+            println!("PASS: {name} seed {seed}{under}, no violations");
+            ExitCode::SUCCESS
+        } else {
+            println!(
+                "FAIL: {name} seed {seed}{under}, {} violation(s)",
+                out.violations.len()
+            );
+            ExitCode::FAILURE
+        })
+    }
+
+    fn shrink(&self, run: &OneRun, out: Option<PathBuf>, force: bool) -> Result<ExitCode, String> {
+        let (i, plan) = self.resolve(run)?;
+        let name = &self.infos[i].name;
+        let seed = run.seed;
+        // Where it goes, checked before the work: a sabotaged plan is saved
+        // only where --out says (never among the regressions).
+        let out = match (out, &plan.sabotage) {
+            (Some(out), _) => Some(out),
+            (None, Some(_)) => None,
+            (None, None) => Some(regression_file(&self.app.regressions, name, seed)),
+        };
+        if let Some(out) = &out {
+            check_output(out, "--out", force)?;
+        }
+        let Some((small, violations)) = shrink(self.app.scenarios[i], seed, &plan) else {
+            println!(
+                "{name} seed {seed} breaks no invariant under {}: nothing to shrink",
+                to_json(&plan)?
+            );
+            println!("PASS: {name} seed {seed}, nothing to shrink");
+            return Ok(ExitCode::SUCCESS);
+        };
+        println!(
+            "shrunk {} faults to {}: {}",
+            plan.faults.len(),
+            small.faults.len(),
+            to_json(&small)?
+        );
+        for v in &violations {
+            println!("  {v}");
+        }
+        match &out {
+            Some(out) => {
+                std::fs::write(out, to_json(&small)? + "\n")
+                    .map_err(|e| format!("{}: {e}", out.display()))?;
+                println!(
+                    "saved {}; replay: {}",
+                    out.display(),
+                    replay_line(
+                        &self.prefix,
+                        name,
+                        seed,
+                        small.sabotage.as_deref(),
+                        Some(out)
+                    )
+                );
+            }
+            None => println!(
+                "not saved: a plan shrunk under --sabotage is no regression \
+                 (the regressions must replay clean); --out FILE saves it"
+            ),
+        }
+        println!(
+            "FAIL: {name} seed {seed}, {} violation(s) under {} fault(s)",
+            violations.len(),
+            small.faults.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+
+    fn sweep(
+        &self,
+        chosen: &[usize],
+        seeds: &[u64],
+        sabotage: Option<&str>,
+        json: Option<&Path>,
+        twice: bool,
+    ) -> Result<ExitCode, String> {
+        let bar = ProgressBar::new(seeds.len() as u64 * chosen.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {msg} ({eta} left)")
+                .map_err(|e| e.to_string())?,
+        );
+        let mut records: Vec<SeedRecord> = Vec::new();
+        let mut speeds = Vec::new();
+        for &i in chosen {
+            let name = &self.infos[i].name;
+            bar.set_message(name.clone());
+            let started = wall_clock();
+            let mine = sweep(self.app.scenarios[i], seeds, sabotage, twice, &|| {
+                bar.inc(1)
+            })
+            .map_err(|e| e.to_string())?;
+            let secs = started.elapsed().as_secs_f64();
+            speeds.push(format!("{name} {:.0}", seeds.len() as f64 / secs.max(1e-9)));
+            records.extend(mine);
+        }
+        bar.finish_and_clear();
+        if let Some(path) = json {
+            let mut text = String::new();
+            for r in &records {
+                text += &serde_json::to_string(r).map_err(|e| e.to_string())?;
+                text.push('\n');
+            }
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        // Speed goes to stderr: stdout is the same for one sweep and for a
+        // merge of its shards.
+        eprintln!(
+            "seeds/s on this machine ({}): {}",
+            if twice {
+                "each seed run twice, counted once"
+            } else {
+                "each seed run once"
+            },
+            speeds.join(", ")
+        );
+        Ok(self.verdict(&records))
+    }
+
+    /// Prints the report and returns its exit code.
+    fn verdict(&self, records: &[SeedRecord]) -> ExitCode {
+        print!("{}", report(records, &self.prefix));
+        if records.iter().any(SeedRecord::failed) {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The seeds of one sweep (or shard of one).
+fn pick_seeds(seeds: u64, from: u64, shard: Option<(u64, u64)>) -> Result<Vec<u64>, String> {
+    if seeds == 0 {
+        return Err("--seeds must be at least 1".into());
+    }
+    if seeds > MAX_SEEDS {
+        return Err(format!(
+            "--seeds {seeds} is more than one sweep holds ({MAX_SEEDS}); split it with --from or --shard"
+        ));
+    }
+    let Some(last) = from.checked_add(seeds - 1) else {
+        return Err(format!(
+            "--from {from} --seeds {seeds} runs past the last seed ({}): at most {} seeds start at {from}",
+            u64::MAX,
+            (u64::MAX - from).saturating_add(1)
+        ));
+    };
+    let (k, n) = shard.unwrap_or((1, 1));
+    let mine: Vec<u64> = (from..=last)
+        .filter(|seed| (seed - from) % n == k - 1)
+        .collect();
+    if mine.is_empty() {
+        return Err(format!(
+            "shard {k}/{n} of {seeds} seeds from {from} selects none; use more seeds or fewer shards"
+        ));
+    }
+    Ok(mine)
+}
+
+fn under(sabotage: Option<&str>) -> String {
+    sabotage.map_or(String::new(), |b| format!(" under --sabotage {b}"))
+}
+
+/// Checks, before any work, that `path` can be written: its folder exists,
+/// and it is not an existing file unless `replace` allows it.
+fn check_output(path: &Path, what: &str, replace: bool) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!(
+            "{what} {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!("{what} {}: is a folder", path.display()));
+    }
+    if !replace && path.exists() {
+        return Err(format!(
+            "{what} {} exists (it may be a committed regression); \
+             --force replaces it, --out FILE writes elsewhere",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The plan in `path`.
+fn load(path: &Path) -> Result<FaultPlan, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a fault plan: {e}", path.display()))
+}
+
+fn to_json(plan: &FaultPlan) -> Result<String, String> {
+    serde_json::to_string(plan).map_err(|e| e.to_string())
+}
+
+/// The wall clock, read only to report a sweep's speed (never inside a
+/// simulation, which runs on turmoil's virtual time).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -1,0 +1,414 @@
+//! One run: the seeded simulation, the faults injected into the declared
+//! targets as virtual time passes, panic capture, and the run-twice
+//! determinism check.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use crate::fault::{DEFAULT_LATENCY_MS, DEFAULT_LOSS_PERCENT};
+use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Resolved, Targets};
+use crate::plot::{Lane, Timeline, fault_lanes};
+use crate::scenario::{AnyScenario, Ctx, Network, RunInfo, Scenario};
+use crate::trace::{Trace, Violation, hash_trace};
+
+/// What one run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Every event, in order, stamped with virtual time.
+    pub trace: Vec<String>,
+    /// A hash of the trace: equal seeds, equal hashes.
+    pub trace_hash: u64,
+    /// The invariants broken (empty: the run passed).
+    pub violations: Vec<Violation>,
+    /// Latencies of the requests that succeeded ([`Ctx::latency`]).
+    pub latencies: Vec<Duration>,
+    /// Faults injected.
+    pub faults: usize,
+    /// What changed over time, for `replay --plot`.
+    pub timeline: Timeline,
+}
+
+impl Outcome {
+    fn new(
+        plan: &FaultPlan,
+        trace: Vec<String>,
+        violations: Vec<Violation>,
+        latencies: Vec<Duration>,
+        lanes: Vec<Lane>,
+    ) -> Self {
+        let mut timeline = fault_lanes(plan);
+        timeline.extend(lanes);
+        Outcome {
+            trace_hash: hash_trace(&trace),
+            trace,
+            violations,
+            latencies,
+            faults: plan.faults.len(),
+            timeline: Timeline { lanes: timeline },
+        }
+    }
+}
+
+/// Runs `scenario` for `seed` under `plan`: checks the plan against the
+/// scenario's declarations, then builds, runs and checks, turning a panic
+/// (in turmoil, a host or a check) into a violation. A pure function of its
+/// arguments, if the scenario keeps the determinism rules.
+///
+/// ```
+/// # use async_patterns_sim::{Ctx, RunInfo, Scenario, Violation};
+/// # struct Idle;
+/// # impl Scenario for Idle {
+/// #     type Record = ();
+/// #     fn name(&self) -> &str { "idle" }
+/// #     fn about(&self) -> &str { "" }
+/// #     fn build(&self, _: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+/// #         sim.client("c", async { Ok(()) });
+/// #     }
+/// #     fn check(&self, _: &RunInfo, _: &()) -> Vec<Violation> { vec![] }
+/// # }
+/// use async_patterns_sim::{FaultPlan, run};
+///
+/// let out = run(&Idle, 7, &FaultPlan::default()).unwrap();
+/// assert!(out.violations.is_empty());
+/// assert_eq!(out.trace_hash, run(&Idle, 7, &FaultPlan::default()).unwrap().trace_hash);
+/// ```
+pub fn run<S: Scenario + ?Sized>(
+    scenario: &S,
+    seed: u64,
+    plan: &FaultPlan,
+) -> Result<Outcome, PlanError> {
+    let targets = scenario.targets();
+    let sabotages = scenario.sabotages();
+    plan.validate(&targets, &sabotages)?;
+    let attempt = catch_unwind(AssertUnwindSafe(|| {
+        let info = RunInfo {
+            seed,
+            plan: plan.clone(),
+            network: scenario.network(seed),
+        };
+        let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages);
+        let mut sim = builder(seed, &info.network);
+        scenario.build(&ctx, &mut sim);
+        let missing = undeclared_hosts(&mut sim, &targets);
+        if !missing.is_empty() {
+            let v = Violation::new(
+                "declared targets",
+                format!(
+                    "the scenario declares {missing:?} as targets, but build() made no such host"
+                ),
+            );
+            return (Vec::new(), vec![v], Vec::new(), Vec::new());
+        }
+        let mut violations = step_with_faults(&mut sim, plan, &targets, &info.network, ctx.trace());
+        drop(sim);
+        let record = ctx.record();
+        violations.extend(scenario.check(&info, &record));
+        let lanes = scenario.lanes(&info, &record);
+        drop(record);
+        (
+            ctx.trace().events(),
+            violations,
+            ctx.take_latencies(),
+            lanes,
+        )
+    }));
+    Ok(match attempt {
+        Ok((trace, violations, latencies, lanes)) => {
+            Outcome::new(plan, trace, violations, latencies, lanes)
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into());
+            Outcome::new(
+                plan,
+                vec![format!("panicked: {msg}")],
+                vec![Violation::new("no panic", msg)],
+                Vec::new(),
+                Vec::new(),
+            )
+        }
+    })
+}
+
+/// The declared target hosts `sim` does not have (turmoil panics on a
+/// fault for one, in the middle of a run: this says why, before it).
+fn undeclared_hosts(sim: &mut turmoil::Sim<'_>, targets: &Targets) -> Vec<String> {
+    let mut names: Vec<&str> = targets.links().flat_map(|(a, b)| [a, b]).collect();
+    names.extend(targets.hosts().map(|(h, _)| h));
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|h| catch_unwind(AssertUnwindSafe(|| sim.is_host_running(*h))).is_err())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A turmoil simulation configured from `seed`: turmoil's RNG, a fixed
+/// epoch (never the wall clock), and `network`'s latencies, tick, length
+/// and buffers.
+pub fn builder<'a>(seed: u64, network: &Network) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(std::time::UNIX_EPOCH)
+        .simulation_duration(network.duration)
+        .tcp_capacity(network.tcp_capacity)
+        .tick_duration(network.tick)
+        .min_message_latency(network.min_latency)
+        .max_message_latency(network.max_latency)
+        .build()
+}
+
+/// A seed run twice: the first run's outcome, and whether the second gave
+/// the same trace (a `nondeterministic` violation is added if not).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The first run.
+    pub outcome: Outcome,
+    /// The second run's trace hash, if it ran.
+    pub again: Option<u64>,
+}
+
+impl Checked {
+    /// Whether both runs gave the same trace (true if only one ran).
+    pub fn deterministic(&self) -> bool {
+        self.again.is_none_or(|h| h == self.outcome.trace_hash)
+    }
+}
+
+/// Runs `seed` under `plan`, twice when `twice` (the default everywhere:
+/// a scenario that breaks a determinism rule fails here, on the seed that
+/// shows it), and compares the trace hashes.
+pub fn run_checked(
+    scenario: &dyn AnyScenario,
+    seed: u64,
+    plan: &FaultPlan,
+    twice: bool,
+) -> Result<Checked, PlanError> {
+    let mut outcome = scenario.run_plan(seed, plan)?;
+    let again = if twice {
+        Some(scenario.run_plan(seed, plan)?.trace_hash)
+    } else {
+        None
+    };
+    if let Some(h) = again
+        && h != outcome.trace_hash
+    {
+        outcome.violations.push(Violation::new(
+            "deterministic",
+            format!(
+                "two runs of the seed gave trace hashes {:016x} and {h:016x}",
+                outcome.trace_hash
+            ),
+        ));
+    }
+    Ok(Checked { outcome, again })
+}
+
+/// The state of one declared link, from the faults on it now.
+#[derive(Default)]
+struct LinkFaults {
+    partition: u32,
+    oneway: [u32; 2],
+    hold: u32,
+    /// Loss percents on (a multiset: the largest applies).
+    loss: Vec<u32>,
+    /// Latencies on (the largest applies).
+    latency: Vec<u64>,
+}
+
+/// Steps `sim` to its end, applying `plan`'s faults (already validated
+/// against `targets`) at their instants and logging each to `trace`.
+/// Returns the simulation's own failure (a host's error, or not finishing
+/// in time), if any.
+fn step_with_faults(
+    sim: &mut turmoil::Sim<'_>,
+    plan: &FaultPlan,
+    targets: &Targets,
+    network: &Network,
+    trace: &Trace,
+) -> Vec<Violation> {
+    // (instant, order, index, starts): at one instant, ends come before
+    // starts, so a fault that starts as another ends follows it. A fault of
+    // 0 ms is no fault: its end would sort before its own start and leave
+    // it on for ever.
+    let mut events: Vec<(Duration, u8, usize, bool)> = Vec::new();
+    for (i, f) in plan.faults.iter().enumerate().filter(|(_, f)| f.for_ms > 0) {
+        events.push((f.start(), 1, i, true));
+        events.push((f.end(), 0, i, false));
+    }
+    events.sort();
+    let resolved: Vec<Option<Resolved>> = plan
+        .faults
+        .iter()
+        .map(|f| targets.resolve(f).ok())
+        .collect();
+    let mut links: Vec<LinkFaults> = (0..targets.link_count())
+        .map(|_| LinkFaults::default())
+        .collect();
+    let mut crashes: BTreeMap<usize, u32> = BTreeMap::new();
+    // Faults of one kind on one target may overlap: count what is on.
+    let mut on: BTreeMap<(FaultKind, Resolved), u32> = BTreeMap::new();
+    let mut next = 0;
+    loop {
+        let now = sim.elapsed();
+        while let Some(&(at, _, i, start)) = events.get(next) {
+            if at > now {
+                break;
+            }
+            next += 1;
+            let (f, Some(target)) = (&plan.faults[i], resolved[i]) else {
+                continue;
+            };
+            let count = on.entry((f.kind, target)).or_default();
+            *count = if start {
+                *count + 1
+            } else {
+                count.saturating_sub(1)
+            };
+            let still = match (start, *count) {
+                (true, 2..) => " (one is already on)",
+                (false, 1..) => " (another is still on)",
+                _ => "",
+            };
+            let what = apply(
+                sim,
+                targets,
+                network,
+                &mut links,
+                &mut crashes,
+                f,
+                target,
+                start,
+            );
+            trace.log(now, format!("chaos: {what}{still}"));
+        }
+        match sim.step() {
+            Ok(true) => return Vec::new(),
+            Ok(false) => {}
+            Err(e) => {
+                return vec![
+                    Violation::new("simulation", format!("failed: {e}")).at(sim.elapsed()),
+                ];
+            }
+        }
+    }
+}
+
+/// Applies the start or end of `f` (on `target`) and says what happened.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    targets: &Targets,
+    network: &Network,
+    links: &mut [LinkFaults],
+    crashes: &mut BTreeMap<usize, u32>,
+    f: &Fault,
+    target: Resolved,
+    start: bool,
+) -> String {
+    let step = |n: &mut u32| *n = if start { *n + 1 } else { n.saturating_sub(1) };
+    match target {
+        Resolved::Host(h) => {
+            let host = targets.host_name(h);
+            let n = crashes.entry(h).or_default();
+            step(n);
+            // A host crashes on the first crash, and comes back when the
+            // last one ends.
+            if start && *n == 1 {
+                sim.crash(host);
+            } else if !start && *n == 0 {
+                sim.bounce(host);
+            }
+            let verb = if start { "crash" } else { "bounce" };
+            format!("{verb} {host}")
+        }
+        Resolved::Link(l) | Resolved::Direction(l, _) => {
+            let (a, b) = targets.link_at(l);
+            let state = &mut links[l];
+            let verb = match (f.kind, target) {
+                (FaultKind::Loss, _) => {
+                    let percent = f.percent.unwrap_or(DEFAULT_LOSS_PERCENT);
+                    toggle(&mut state.loss, percent, start);
+                    let rate = state
+                        .loss
+                        .iter()
+                        .max()
+                        .map_or(0.0, |p| f64::from(*p) / 100.0);
+                    sim.set_link_fail_rate(a, b, rate);
+                    return format!("{} {a} <-> {b}", if start { "lossy" } else { "lossless" });
+                }
+                (FaultKind::Latency, _) => {
+                    let ms = f.latency_ms.unwrap_or(DEFAULT_LATENCY_MS);
+                    toggle(&mut state.latency, ms, start);
+                    return match state.latency.iter().max() {
+                        Some(ms) => {
+                            sim.set_link_latency(a, b, Duration::from_millis(*ms));
+                            format!("slow {a} <-> {b} ({ms} ms one way)")
+                        }
+                        None => {
+                            // turmoil cannot forget a link's own latency:
+                            // set the network's range back explicitly.
+                            sim.set_link_latency(a, b, network.min_latency);
+                            sim.set_link_max_message_latency(a, b, network.max_latency);
+                            format!("normal latency {a} <-> {b}")
+                        }
+                    };
+                }
+                (FaultKind::Partition, _) => {
+                    step(&mut state.partition);
+                    if start { "partition" } else { "repair" }
+                }
+                (FaultKind::Hold, _) => {
+                    step(&mut state.hold);
+                    if start { "hold" } else { "release" }
+                }
+                (_, Resolved::Direction(_, forward)) => {
+                    step(&mut state.oneway[usize::from(!forward)]);
+                    if start { "cut" } else { "mend" }
+                }
+                _ => unreachable!("validated: a crash targets a host"),
+            };
+            set_link(sim, a, b, state);
+            match target {
+                Resolved::Direction(_, true) => format!("{verb} {a} -> {b}"),
+                Resolved::Direction(_, false) => format!("{verb} {b} -> {a}"),
+                _ => format!("{verb} {a} <-> {b}"),
+            }
+        }
+    }
+}
+
+/// Adds `value` to the multiset `on` at a start, removes one at an end.
+fn toggle<T: PartialEq>(on: &mut Vec<T>, value: T, start: bool) {
+    if start {
+        on.push(value);
+    } else if let Some(i) = on.iter().position(|v| *v == value) {
+        on.swap_remove(i);
+    }
+}
+
+/// Puts a link in the state its partitions and holds say: a direction is
+/// cut while a partition of the link, or a one-way one of that direction,
+/// is on; else the link is held while a hold is on; else healthy (held
+/// messages are then delivered).
+fn set_link(sim: &mut turmoil::Sim<'_>, a: &str, b: &str, s: &LinkFaults) {
+    let cut = [
+        s.partition > 0 || s.oneway[0] > 0,
+        s.partition > 0 || s.oneway[1] > 0,
+    ];
+    match cut {
+        [true, true] => sim.partition(a, b),
+        _ if s.hold > 0 => sim.hold(a, b),
+        _ => sim.release(a, b),
+    }
+    match cut {
+        [true, false] => sim.partition_oneway(a, b),
+        [false, true] => sim.partition_oneway(b, a),
+        _ => {}
+    }
+}

@@ -1,0 +1,231 @@
+//! For `cargo test`: check a range of seeds, replay a regressions folder.
+//!
+//! ```
+//! # use async_patterns_sim::{Ctx, RunInfo, Scenario, Violation};
+//! # struct Idle;
+//! # impl Scenario for Idle {
+//! #     type Record = ();
+//! #     fn name(&self) -> &str { "idle" }
+//! #     fn about(&self) -> &str { "" }
+//! #     fn build(&self, _: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+//! #         sim.client("c", async { Ok(()) });
+//! #     }
+//! #     fn check(&self, _: &RunInfo, _: &()) -> Vec<Violation> { vec![] }
+//! # }
+//! use async_patterns_sim::testing::{Checker, check_seeds};
+//!
+//! // In a #[test]: every seed of 0..16, each run twice; a failure panics
+//! // with the violations, the shrunk plan and the command that replays it.
+//! check_seeds(&Idle, 0..16);
+//! // The same, naming the binary that replays a failure.
+//! Checker::new(&Idle)
+//!     .replay_command("cargo run -p my-service --bin sim --")
+//!     .seeds(0..16);
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::fault::FaultPlan;
+use crate::scenario::AnyScenario;
+use crate::shrink::{regression_file, shrink};
+use crate::sweep::{replay_line, sweep};
+
+/// Checks `seeds` of `scenario` (each run twice) and panics on the first
+/// failing one: see [`Checker::seeds`].
+#[track_caller]
+pub fn check_seeds(scenario: &dyn AnyScenario, seeds: impl IntoIterator<Item = u64>) {
+    Checker::new(scenario).seeds(seeds);
+}
+
+/// Seeds of one scenario under `cargo test`, with its settings.
+pub struct Checker<'a> {
+    scenario: &'a dyn AnyScenario,
+    replay: String,
+    twice: bool,
+    sabotage: Option<String>,
+}
+
+impl<'a> Checker<'a> {
+    /// Checks for `scenario`: each seed run twice, no sabotage, replay
+    /// lines for a binary made with [`cli::main`](crate::cli::main).
+    pub fn new(scenario: &'a dyn AnyScenario) -> Self {
+        Checker {
+            scenario,
+            replay: "YOUR-SIM-BINARY".into(),
+            twice: true,
+            sabotage: None,
+        }
+    }
+
+    /// The command prefix that runs your `cli::main` binary, for the replay
+    /// line of a failure (e.g. `cargo run -p orders --bin orders-sim --`).
+    #[must_use]
+    pub fn replay_command(mut self, prefix: impl Into<String>) -> Self {
+        self.replay = prefix.into();
+        self
+    }
+
+    /// Runs each seed once: faster, but a scenario that breaks a
+    /// determinism rule is no longer caught.
+    #[must_use]
+    pub fn once(mut self) -> Self {
+        self.twice = false;
+        self
+    }
+
+    /// Runs under the declared sabotage `name` (for a meta-test: see
+    /// [`Checker::caught`]).
+    #[must_use]
+    pub fn sabotage(mut self, name: impl Into<String>) -> Self {
+        self.sabotage = Some(name.into());
+        self
+    }
+
+    /// Runs every seed (on every core) and panics if one fails, with its
+    /// violations, its plan shrunk to a minimal one (saved to a file in the
+    /// temporary folder) and the one line that replays it.
+    #[track_caller]
+    pub fn seeds(self, seeds: impl IntoIterator<Item = u64>) {
+        if let Err(message) = self.try_seeds(seeds) {
+            panic!("{message}");
+        }
+    }
+
+    /// As [`Checker::seeds`], returning the failure message instead of
+    /// panicking.
+    pub fn try_seeds(&self, seeds: impl IntoIterator<Item = u64>) -> Result<(), String> {
+        let seeds: Vec<u64> = seeds.into_iter().collect();
+        let name = self.scenario.info().name;
+        let records = sweep(
+            self.scenario,
+            &seeds,
+            self.sabotage.as_deref(),
+            self.twice,
+            &|| {},
+        )
+        .map_err(|e| format!("{name}: {e}"))?;
+        let failing: Vec<_> = records.iter().filter(|r| r.failed()).collect();
+        let Some(first) = failing.first() else {
+            return Ok(());
+        };
+        let mut message = format!(
+            "{name}: {} of {} seeds fail; the first, seed {}:\n",
+            failing.len(),
+            records.len(),
+            first.seed
+        );
+        for v in &first.violations {
+            message += &format!("  {v}\n");
+        }
+        let (plan, file) = match shrink(self.scenario, first.seed, &first.plan) {
+            Some((small, _)) => {
+                let file = self.save(&name, first.seed, &small);
+                (small, file)
+            }
+            // Only a nondeterministic seed fails the sweep and not a run.
+            None => (first.plan.clone(), None),
+        };
+        let json = serde_json::to_string(&plan).unwrap_or_default();
+        message += &format!(
+            "  shrunk plan ({} of {} faults): {json}\n",
+            plan.faults.len(),
+            first.plan.faults.len()
+        );
+        message += &format!(
+            "  replay: {}",
+            replay_line(&self.replay, &name, first.seed, None, file.as_deref())
+        );
+        Err(message)
+    }
+
+    /// Whether some seed of `seeds` fails: for a meta-test with
+    /// [`Checker::sabotage`] ("my invariants catch a retry without a
+    /// budget"). Does not shrink.
+    pub fn caught(&self, seeds: impl IntoIterator<Item = u64>) -> Result<bool, String> {
+        let seeds: Vec<u64> = seeds.into_iter().collect();
+        let records = sweep(
+            self.scenario,
+            &seeds,
+            self.sabotage.as_deref(),
+            self.twice,
+            &|| {},
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(records.iter().any(|r| r.failed()))
+    }
+
+    /// Saves the shrunk plan where the replay line can read it: a fresh
+    /// file in the temporary folder (never over an existing one).
+    fn save(&self, name: &str, seed: u64, plan: &FaultPlan) -> Option<PathBuf> {
+        let dir = std::env::temp_dir().join("async-patterns-sim");
+        std::fs::create_dir_all(&dir).ok()?;
+        let json = serde_json::to_string(plan).ok()? + "\n";
+        let mut file = regression_file(&dir, name, seed);
+        for k in 1.. {
+            if !file.exists() || std::fs::read_to_string(&file).ok()? == json {
+                break;
+            }
+            file = dir.join(format!("{name}-seed-{seed}-{k}.json"));
+        }
+        std::fs::write(&file, json).ok()?;
+        Some(file)
+    }
+}
+
+/// Replays every plan in `dir` (files `SCENARIO-seed-SEED.json`) for its
+/// scenario and seed, and panics naming the first that fails: each once
+/// broke an invariant, and must not again. A plan saved under a sabotage is
+/// refused (it is a demonstration, not a regression). Returns how many
+/// plans were replayed.
+#[track_caller]
+pub fn replay_regressions(scenarios: &[&dyn AnyScenario], dir: impl AsRef<Path>) -> usize {
+    try_replay_regressions(scenarios, dir.as_ref()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`replay_regressions`], returning the failure instead of panicking.
+pub fn try_replay_regressions(scenarios: &[&dyn AnyScenario], dir: &Path) -> Result<usize, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut replayed = 0;
+    for path in files {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (name, seed) = stem
+            .rsplit_once("-seed-")
+            .ok_or_else(|| format!("{}: not SCENARIO-seed-SEED.json", path.display()))?;
+        let seed: u64 = seed
+            .parse()
+            .map_err(|e| format!("{}: the seed: {e}", path.display()))?;
+        let scenario = scenarios
+            .iter()
+            .find(|s| s.info().name == name)
+            .ok_or_else(|| format!("{}: no scenario {name}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let plan: FaultPlan = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a fault plan: {e}", path.display()))?;
+        if let Some(sabotage) = &plan.sabotage {
+            return Err(format!(
+                "{} was saved under --sabotage {sabotage}: a regression must replay without one \
+                 (move it out of {}, or shrink again without the sabotage)",
+                path.display(),
+                dir.display()
+            ));
+        }
+        let out = scenario
+            .run_plan(seed, &plan)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if !out.violations.is_empty() {
+            let list: Vec<String> = out.violations.iter().map(|v| v.to_string()).collect();
+            return Err(format!("{}: {}", path.display(), list.join("; ")));
+        }
+        replayed += 1;
+    }
+    Ok(replayed)
+}
