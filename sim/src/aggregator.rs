@@ -25,31 +25,23 @@ use async_patterns::deadline::{Deadline, timeout_at};
 use async_patterns::fan_out::gather_until;
 use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::Semaphore;
+use async_patterns_sim::plot::{AMBER, GREEN, Lane, RED};
+use async_patterns_sim::{
+    Ctx, FaultPlan, Network, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+};
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, GREEN, Lane, RED};
-use crate::{
-    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, join_all,
-    run_with_faults, serve, sim_builder,
-};
+use crate::classic_swarm;
+use crate::wire::{exchange, join_all, serve};
 
-/// The scenario's entry for the CLI.
-pub const SCENARIO: Scenario = Scenario {
-    name: "aggregator",
-    checks: "fan-out to 3 upstreams with per-call timeouts and an overall deadline through a partition, \
-             a latency spike and a crash: answers within the deadline, partial exactly when a part is missing, \
-             no invented parts, <= L calls in flight per upstream, parts missing only under a fault on their upstream, \
-             one answer per request",
-    run,
-};
+/// The scenario.
+pub struct Aggregator;
+
+/// A call cut off by its timeout never returns its semaphore permit (a
+/// semaphore that leaks on cancel).
+const LEAKS_ON_CANCEL: &str = "semaphore-leaks-on-cancel";
 
 const UPSTREAMS: [&str; 3] = ["inventory", "pricing", "reviews"];
-/// The faults that hit each upstream (see `targets` in `run`).
-const UPSTREAM_FAULTS: [&[FaultKind]; 3] = [
-    &[FaultKind::Hold],
-    &[FaultKind::Partition, FaultKind::Loss],
-    &[FaultKind::Crash],
-];
 const REQUESTS: u64 = 80;
 const SPACING: Duration = Duration::from_millis(25);
 const CALL_TIMEOUT: Duration = Duration::from_millis(200);
@@ -62,12 +54,9 @@ const SETTLE: Duration = Duration::from_millis(300);
 const UPSTREAM_PORT: u16 = 9000;
 const PORT: u16 = 8000;
 
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
+/// What a run records, for the checks.
 #[derive(Default)]
-struct Record {
+pub struct Record {
     /// (upstream index, product id) served by an upstream.
     served: Vec<(usize, u64)>,
     /// Per answer: (product id, handling time, parts present, partial).
@@ -78,156 +67,181 @@ struct Record {
     received: Vec<u64>,
     /// Most calls in flight to each upstream at once.
     max_in_flight: [usize; 3],
-    latencies: Vec<Duration>,
 }
 
-/// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
-    let trace = Trace::default();
-    let record = Arc::new(Mutex::new(Record::default()));
-    let mut rng = SplitMix64::derive(seed, 2);
-    let latency = (rng.between(1, 3), rng.between(4, 15));
-    let mut sim = sim_builder(seed, latency);
+impl Scenario for Aggregator {
+    type Record = Record;
 
-    for (u, name) in UPSTREAMS.iter().enumerate() {
-        let (t, r) = (trace.clone(), record.clone());
-        // Service times differ per upstream and per seed: 20-80 ms.
-        let service =
-            Duration::from_millis(SplitMix64::derive(seed, 10 + u as u64).between(20, 80));
-        sim.host(*name, move || {
-            let (trace, record) = (t.clone(), r.clone());
-            serve(UPSTREAM_PORT, move |line| {
-                let (trace, record) = (trace.clone(), record.clone());
+    fn name(&self) -> &str {
+        "aggregator"
+    }
+
+    fn about(&self) -> &str {
+        "fan-out to 3 upstreams with per-call timeouts and an overall deadline through a partition, \
+         a latency spike and a crash: answers within the deadline, partial exactly when a part is missing, \
+         no invented parts, <= L calls in flight per upstream, parts missing only under a fault on their upstream, \
+         one answer per request"
+    }
+
+    fn targets(&self) -> Targets {
+        Targets::new()
+            .link("aggregator", "pricing")
+            .link("aggregator", "inventory")
+            .host("reviews", "nothing: it keeps no state")
+    }
+
+    fn swarm(&self) -> Swarm {
+        classic_swarm("aggregator<->pricing", "aggregator<->inventory", "reviews")
+    }
+
+    fn sabotages(&self) -> Vec<Sabotage> {
+        vec![Sabotage {
+            name: LEAKS_ON_CANCEL,
+            about: "a call cut off by its timeout never returns its semaphore permit",
+        }]
+    }
+
+    fn network(&self, seed: u64) -> Network {
+        let mut rng = SplitMix64::derive(seed, 2);
+        Network::latency_ms(rng.between(1, 3), rng.between(4, 15))
+    }
+
+    fn build(&self, ctx: &Ctx<Record>, sim: &mut turmoil::Sim<'_>) {
+        let seed = ctx.seed();
+        for (u, name) in UPSTREAMS.iter().enumerate() {
+            let upstream = ctx.clone();
+            // Service times differ per upstream and per seed: 20-80 ms.
+            let service =
+                Duration::from_millis(SplitMix64::derive(seed, 10 + u as u64).between(20, 80));
+            sim.host(*name, move || {
+                let ctx = upstream.clone();
+                serve(UPSTREAM_PORT, move |line| {
+                    let ctx = ctx.clone();
+                    async move {
+                        let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                        tokio::time::sleep(service).await;
+                        ctx.record().served.push((u, id));
+                        ctx.log(format!("{}: serves product {id}", UPSTREAMS[u]));
+                        format!("{u}:{id}")
+                    }
+                })
+            });
+        }
+
+        let aggregator = ctx.clone();
+        sim.host("aggregator", move || {
+            let ctx = aggregator.clone();
+            let leaks = ctx.sabotaged(LEAKS_ON_CANCEL);
+            let timer = TokioTimer::new();
+            let limits: Arc<[Semaphore; 3]> = Arc::new(std::array::from_fn(|_| {
+                Semaphore::new(PER_UPSTREAM).expect("a valid semaphore")
+            }));
+            let in_flight = Arc::new(Mutex::new([0usize; 3]));
+            serve(PORT, move |line| {
+                let (ctx, limits, in_flight) = (ctx.clone(), limits.clone(), in_flight.clone());
                 async move {
                     let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
-                    tokio::time::sleep(service).await;
-                    record.lock().unwrap().served.push((u, id));
-                    trace.log(now(), format!("{}: serves product {id}", UPSTREAMS[u]));
-                    format!("{u}:{id}")
+                    let start = now();
+                    let deadline = Deadline::after(&timer, DEADLINE);
+                    let calls = (0..3).map(|u| {
+                        let (limits, in_flight, ctx) =
+                            (limits.clone(), in_flight.clone(), ctx.clone());
+                        async move {
+                            let call_deadline = deadline.within(&timer, CALL_TIMEOUT);
+                            let permit =
+                                timeout_at(&timer, call_deadline, limits[u].acquire()).await;
+                            let Ok(Ok(permit)) = permit else {
+                                return false;
+                            };
+                            let n = {
+                                let mut f = in_flight.lock().unwrap();
+                                f[u] += 1;
+                                f[u]
+                            };
+                            {
+                                let mut r = ctx.record();
+                                r.max_in_flight[u] = r.max_in_flight[u].max(n);
+                            }
+                            let got =
+                                timeout_at(&timer, call_deadline, call(UPSTREAMS[u], id)).await;
+                            in_flight.lock().unwrap()[u] -= 1;
+                            if got.is_err() && leaks {
+                                permit.forget(); // a cut-off call keeps its permit for ever
+                            }
+                            matches!(got, Ok(Ok(())))
+                        }
+                    });
+                    let parts = gather_until(
+                        &timer,
+                        deadline,
+                        calls,
+                        std::num::NonZeroUsize::new(3).unwrap(),
+                    )
+                    .await;
+                    let present: [bool; 3] = std::array::from_fn(|u| matches!(parts[u], Ok(true)));
+                    let partial = present.contains(&false);
+                    let took = now() - start;
+                    {
+                        let mut r = ctx.record();
+                        r.answers.push((id, took, present, partial));
+                        r.answered_at.push((now(), present));
+                    }
+                    ctx.log(format!(
+                        "aggregator: product {id} parts {present:?} partial={partial} in {took:?}"
+                    ));
+                    format!("{id} partial={partial}")
                 }
             })
         });
+
+        let ctx = ctx.clone();
+        sim.client("client", async move {
+            let mut tasks = Vec::new();
+            for id in 0..REQUESTS {
+                tokio::time::sleep(SPACING).await;
+                let ctx = ctx.clone();
+                tasks.push(tokio::task::spawn_local(async move {
+                    let start = now();
+                    match ask(id).await {
+                        Ok(()) => {
+                            ctx.record().received.push(id);
+                            ctx.latency(now() - start);
+                        }
+                        Err(e) => ctx.log(format!("client: product {id} failed: {e}")),
+                    }
+                }));
+            }
+            join_all(tasks).await;
+            Ok(())
+        });
     }
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.host("aggregator", move || {
-        let (trace, record) = (t.clone(), r.clone());
-        let timer = TokioTimer::new();
-        let limits: Arc<[Semaphore; 3]> = Arc::new(std::array::from_fn(|_| {
-            Semaphore::new(PER_UPSTREAM).expect("a valid semaphore")
-        }));
-        let in_flight = Arc::new(Mutex::new([0usize; 3]));
-        serve(PORT, move |line| {
-            let (trace, record, limits, in_flight) = (
-                trace.clone(),
-                record.clone(),
-                limits.clone(),
-                in_flight.clone(),
-            );
-            async move {
-                let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
-                let start = now();
-                let deadline = Deadline::after(&timer, DEADLINE);
-                let calls = (0..3).map(|u| {
-                    let (limits, in_flight, record) =
-                        (limits.clone(), in_flight.clone(), record.clone());
-                    async move {
-                        let call_deadline = deadline.within(&timer, CALL_TIMEOUT);
-                        let permit = timeout_at(&timer, call_deadline, limits[u].acquire()).await;
-                        let Ok(Ok(permit)) = permit else {
-                            return false;
-                        };
-                        let n = {
-                            let mut f = in_flight.lock().unwrap();
-                            f[u] += 1;
-                            f[u]
-                        };
-                        {
-                            let mut r = record.lock().unwrap();
-                            r.max_in_flight[u] = r.max_in_flight[u].max(n);
-                        }
-                        let got = timeout_at(&timer, call_deadline, call(UPSTREAMS[u], id)).await;
-                        in_flight.lock().unwrap()[u] -= 1;
-                        if got.is_err() && sabotage == Some(Sabotage::SemaphoreLeaksOnCancel) {
-                            permit.forget(); // a cut-off call keeps its permit for ever
-                        }
-                        matches!(got, Ok(Ok(())))
-                    }
-                });
-                let parts = gather_until(
-                    &timer,
-                    deadline,
-                    calls,
-                    std::num::NonZeroUsize::new(3).unwrap(),
-                )
-                .await;
-                let present: [bool; 3] = std::array::from_fn(|u| matches!(parts[u], Ok(true)));
-                let partial = present.contains(&false);
-                let took = now() - start;
-                {
-                    let mut r = record.lock().unwrap();
-                    r.answers.push((id, took, present, partial));
-                    r.answered_at.push((now(), present));
-                }
-                trace.log(
-                    now(),
-                    format!(
-                        "aggregator: product {id} parts {present:?} partial={partial} in {took:?}"
-                    ),
-                );
-                format!("{id} partial={partial}")
-            }
-        })
-    });
+    fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
+        let mut v = Vec::new();
+        check(record, &run.plan, &mut v);
+        v
+    }
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.client("client", async move {
-        let mut tasks = Vec::new();
-        for id in 0..REQUESTS {
-            tokio::time::sleep(SPACING).await;
-            let (trace, record) = (t.clone(), r.clone());
-            tasks.push(tokio::task::spawn_local(async move {
-                let start = now();
-                match ask(id).await {
-                    Ok(()) => {
-                        let mut r = record.lock().unwrap();
-                        r.received.push(id);
-                        r.latencies.push(now() - start);
-                    }
-                    Err(e) => trace.log(now(), format!("client: product {id} failed: {e}")),
-                }
-            }));
+    fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
+        let mut lanes = Vec::new();
+        for (u, name) in UPSTREAMS.iter().enumerate() {
+            let mut lane = Lane::new(format!("{name} part (red: missing)"));
+            lane.points = record
+                .answered_at
+                .iter()
+                .map(|(t, p)| (*t, if p[u] { GREEN } else { RED }))
+                .collect();
+            lanes.push(lane);
         }
-        join_all(tasks).await;
-        Ok(())
-    });
-
-    let targets = Targets {
-        partition: ("aggregator", "pricing"),
-        hold: ("aggregator", "inventory"),
-        crash: "reviews",
-    };
-    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
-    let record = record.lock().unwrap();
-    check(&record, plan, &mut violations);
-    let mut lanes = Vec::new();
-    for (u, name) in UPSTREAMS.iter().enumerate() {
-        let mut lane = Lane::new(format!("{name} part (red: missing)"));
-        lane.points = record
+        let mut answers = Lane::new("answers (amber: partial)");
+        answers.points = record
             .answered_at
             .iter()
-            .map(|(t, p)| (*t, if p[u] { GREEN } else { RED }))
+            .map(|(t, p)| (*t, if p.contains(&false) { AMBER } else { GREEN }))
             .collect();
-        lanes.push(lane);
+        lanes.push(answers);
+        lanes
     }
-    let mut answers = Lane::new("answers (amber: partial)");
-    answers.points = record
-        .answered_at
-        .iter()
-        .map(|(t, p)| (*t, if p.contains(&false) { AMBER } else { GREEN }))
-        .collect();
-    lanes.push(answers);
-    Outcome::new(plan, &trace, violations, record.latencies.clone(), lanes)
 }
 
 async fn call(upstream: &str, id: u64) -> Result<(), String> {
@@ -245,46 +259,55 @@ async fn ask(id: u64) -> Result<(), String> {
     }
 }
 
-fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
+fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<Violation>) {
     // Liveness: a part is missing only because of a fault on its own
     // upstream, during the request or within SETTLE before it (a call cut
     // off by the fault holds its permit until its timeout).
     for ((at, present), (id, took, _, _)) in r.answered_at.iter().zip(&r.answers) {
         let asked = *at - *took;
         for (u, name) in UPSTREAMS.iter().enumerate() {
-            if !present[u] && !plan.touches(UPSTREAM_FAULTS[u], asked, *at, SETTLE) {
-                v.push(format!(
+            if !present[u] && !plan.touches(|f| f.hits(name), asked, *at, SETTLE) {
+                v.push(Violation::new(
+"parts missing only under a fault", format!(
                     "product {id}, asked at {asked:?}, is missing {name} with no fault on it since {:?}",
                     asked.saturating_sub(SETTLE)
-                ));
+                )));
             }
         }
     }
     for (id, took, present, partial) in &r.answers {
         if *took > DEADLINE {
-            v.push(format!(
-                "product {id} answered in {took:?}, past the {DEADLINE:?} deadline"
+            v.push(Violation::new(
+                "within the deadline",
+                format!("product {id} answered in {took:?}, past the {DEADLINE:?} deadline"),
             ));
         }
         if *partial != present.contains(&false) {
-            v.push(format!(
-                "product {id}: partial={partial} but parts {present:?}"
+            v.push(Violation::new(
+                "partial exactly when a part is missing",
+                format!("product {id}: partial={partial} but parts {present:?}"),
             ));
         }
         for (u, here) in present.iter().enumerate() {
             if *here && !r.served.contains(&(u, *id)) {
-                v.push(format!(
-                    "product {id}: {} reported present but never served",
-                    UPSTREAMS[u]
+                v.push(Violation::new(
+                    "no invented parts",
+                    format!(
+                        "product {id}: {} reported present but never served",
+                        UPSTREAMS[u]
+                    ),
                 ));
             }
         }
     }
     for (u, max) in r.max_in_flight.iter().enumerate() {
         if *max > PER_UPSTREAM {
-            v.push(format!(
-                "{max} calls in flight to {}, limit {PER_UPSTREAM}",
-                UPSTREAMS[u]
+            v.push(Violation::new(
+                "calls in flight within L",
+                format!(
+                    "{max} calls in flight to {}, limit {PER_UPSTREAM}",
+                    UPSTREAMS[u]
+                ),
             ));
         }
     }
@@ -292,9 +315,15 @@ fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
     got.sort_unstable();
     got.dedup();
     if got.len() != r.received.len() {
-        v.push("a request was answered twice".into());
+        v.push(Violation::new(
+            "one answer per request",
+            "a request was answered twice",
+        ));
     }
     if (got.len() as u64) != REQUESTS {
-        v.push(format!("{} of {REQUESTS} requests answered", got.len()));
+        v.push(Violation::new(
+            "one answer per request",
+            format!("{} of {REQUESTS} requests answered", got.len()),
+        ));
     }
 }

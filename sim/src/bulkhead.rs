@@ -15,28 +15,22 @@
 //! * the limit settles near C: its median over the second half of the run
 //!   lies within C/2..=2C.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_patterns::adaptive::{AdaptiveLimit, Config};
 use async_patterns::deadline;
-use async_patterns::rng::SplitMix64;
+use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane, RED};
+use async_patterns_sim::{
+    Ctx, FaultPlan, Network, RunInfo, Scenario, Swarm, Targets, Violation, now,
+};
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, BLUE, GREEN, Lane, RED};
-use crate::{
-    FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, join_all, run_with_faults,
-    serve, sim_builder,
-};
+use crate::classic_swarm;
+use crate::wire::{exchange, join_all, serve};
 
-/// The scenario's entry for the CLI.
-pub const SCENARIO: Scenario = Scenario {
-    name: "bulkhead",
-    checks: "an AIMD concurrency limit in front of a server whose latency grows with load: server in-flight \
-             within the limit, overload shed at once (exactly one end per request), the limit settles near \
-             the server's capacity",
-    run,
-};
+/// The scenario.
+pub struct Bulkhead;
 
 const REQUESTS: u64 = 2_400;
 const SPACING: Duration = Duration::from_millis(5);
@@ -46,12 +40,9 @@ const CAPACITY: u32 = 5;
 const MAX_LIMIT: u32 = 50;
 const PORT: u16 = 9000;
 
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
+/// What a run records, for the checks.
 #[derive(Default)]
-struct Record {
+pub struct Record {
     server_in_flight: u32,
     server_max: u32,
     /// (at, limit) whenever the limit changes.
@@ -60,8 +51,6 @@ struct Record {
     admitted_under: u32,
     /// (id, at, how it ended).
     ends: Vec<(u64, Duration, End)>,
-    /// Latencies of the answered requests.
-    latencies: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,116 +60,142 @@ enum End {
     Shed,
 }
 
-/// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome {
-    let trace = Trace::default();
-    let record = Arc::new(Mutex::new(Record::default()));
-    let mut rng = SplitMix64::derive(seed, 3);
-    let latency = (rng.between(1, 2), rng.between(3, 8));
-    let mut sim = sim_builder(seed, latency);
+impl Scenario for Bulkhead {
+    type Record = Record;
 
-    let r = record.clone();
-    sim.host("server", move || {
-        // A crash drops the requests in flight without a word: a
-        // (re)started server has none.
-        r.lock().unwrap().server_in_flight = 0;
-        let record = r.clone();
-        serve(PORT, move |_| {
-            let record = record.clone();
-            async move {
-                let load = {
-                    let mut r = record.lock().unwrap();
-                    r.server_in_flight += 1;
-                    r.server_max = r.server_max.max(r.server_in_flight);
-                    r.server_in_flight
-                };
-                tokio::time::sleep(PER_REQUEST * load).await;
-                record.lock().unwrap().server_in_flight -= 1;
-                "ok".to_string()
-            }
-        })
-    });
+    fn name(&self) -> &str {
+        "bulkhead"
+    }
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.client("client", async move {
-        let timer = TokioTimer::new();
-        let config = Config::builder()
-            .limits(1, 10, MAX_LIMIT)
-            .latency_target(TARGET)
-            .backoff(0.75)
-            .build()
-            .expect("a valid limit");
-        let changes = r.clone();
-        let log = t.clone();
-        let limit = Arc::new(AdaptiveLimit::new(config, timer).with_observer(move |l| {
-            changes.lock().unwrap().limits.push((now(), l));
-            log.log(now(), format!("limit -> {l}"));
-        }));
-        let mut tasks = Vec::new();
-        for id in 0..REQUESTS {
-            tokio::time::sleep(SPACING).await;
-            let (limit, record) = (limit.clone(), r.clone());
-            tasks.push(tokio::task::spawn_local(async move {
-                let start = now();
-                let end = match limit.try_acquire() {
-                    Err(_) => End::Shed,
-                    Ok(permit) => {
-                        {
-                            let mut r = record.lock().unwrap();
-                            r.admitted_under = r.admitted_under.max(limit.limit());
-                        }
-                        let call = exchange("server", PORT, id.to_string());
-                        match deadline::timeout(&timer, Duration::from_secs(2), call).await {
-                            Ok(Ok(_)) => {
-                                permit.success();
-                                End::Answered
-                            }
-                            _ => {
-                                permit.failure();
-                                End::Failed
-                            }
-                        }
-                    }
-                };
-                let mut r = record.lock().unwrap();
-                if end == End::Answered {
-                    r.latencies.push(now() - start);
+    fn about(&self) -> &str {
+        "an AIMD concurrency limit in front of a server whose latency grows with load: server in-flight \
+         within the limit, overload shed at once (exactly one end per request), the limit settles near \
+         the server's capacity"
+    }
+
+    fn targets(&self) -> Targets {
+        Targets::new()
+            .link("client", "server")
+            .host("server", "nothing: the requests in flight are lost")
+    }
+
+    fn swarm(&self) -> Swarm {
+        classic_swarm("client<->server", "client<->server", "server")
+    }
+
+    fn network(&self, seed: u64) -> Network {
+        let mut rng = async_patterns::rng::SplitMix64::derive(seed, 3);
+        Network::latency_ms(rng.between(1, 2), rng.between(3, 8))
+    }
+
+    fn build(&self, ctx: &Ctx<Record>, sim: &mut turmoil::Sim<'_>) {
+        let server = ctx.clone();
+        sim.host("server", move || {
+            // A crash drops the requests in flight without a word: a
+            // (re)started server has none.
+            server.record().server_in_flight = 0;
+            let ctx = server.clone();
+            serve(PORT, move |_| {
+                let ctx = ctx.clone();
+                async move {
+                    let load = {
+                        let mut r = ctx.record();
+                        r.server_in_flight += 1;
+                        r.server_max = r.server_max.max(r.server_in_flight);
+                        r.server_in_flight
+                    };
+                    tokio::time::sleep(PER_REQUEST * load).await;
+                    ctx.record().server_in_flight -= 1;
+                    "ok".to_string()
                 }
-                r.ends.push((id, now(), end));
-            }));
-        }
-        join_all(tasks).await;
-        Ok(())
-    });
+            })
+        });
 
-    let targets = Targets::client_server("client", "server");
-    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
-    let record = record.lock().unwrap();
-    check(&record, plan, &mut violations);
-    let mut limit_lane = Lane::new("limit (blue ticks: changes)");
-    limit_lane.points = record.limits.iter().map(|(t, _)| (*t, BLUE)).collect();
-    let mut ends = Lane::new("requests (green ok, amber shed, red failed)");
-    ends.points = record
-        .ends
-        .iter()
-        .map(|(_, t, e)| {
-            let colour = match e {
-                End::Answered => GREEN,
-                End::Shed => AMBER,
-                End::Failed => RED,
-            };
-            (*t, colour)
-        })
-        .collect();
-    let lanes = vec![limit_lane, ends];
-    Outcome::new(plan, &trace, violations, record.latencies.clone(), lanes)
+        let ctx = ctx.clone();
+        sim.client("client", async move {
+            let timer = TokioTimer::new();
+            let config = Config::builder()
+                .limits(1, 10, MAX_LIMIT)
+                .latency_target(TARGET)
+                .backoff(0.75)
+                .build()
+                .expect("a valid limit");
+            let observer = ctx.clone();
+            let limit = Arc::new(AdaptiveLimit::new(config, timer).with_observer(move |l| {
+                observer.record().limits.push((now(), l));
+                observer.log(format!("limit -> {l}"));
+            }));
+            let mut tasks = Vec::new();
+            for id in 0..REQUESTS {
+                tokio::time::sleep(SPACING).await;
+                let (limit, ctx) = (limit.clone(), ctx.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let start = now();
+                    let end = match limit.try_acquire() {
+                        Err(_) => End::Shed,
+                        Ok(permit) => {
+                            {
+                                let mut r = ctx.record();
+                                r.admitted_under = r.admitted_under.max(limit.limit());
+                            }
+                            let call = exchange("server", PORT, id.to_string());
+                            match deadline::timeout(&timer, Duration::from_secs(2), call).await {
+                                Ok(Ok(_)) => {
+                                    permit.success();
+                                    End::Answered
+                                }
+                                _ => {
+                                    permit.failure();
+                                    End::Failed
+                                }
+                            }
+                        }
+                    };
+                    if end == End::Answered {
+                        ctx.latency(now() - start);
+                    }
+                    ctx.record().ends.push((id, now(), end));
+                }));
+            }
+            join_all(tasks).await;
+            Ok(())
+        });
+    }
+
+    fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
+        let mut v = Vec::new();
+        check(record, &run.plan, &mut v);
+        v
+    }
+
+    fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
+        let mut limit_lane = Lane::new("limit (blue ticks: changes)");
+        limit_lane.points = record.limits.iter().map(|(t, _)| (*t, BLUE)).collect();
+        let mut ends = Lane::new("requests (green ok, amber shed, red failed)");
+        ends.points = record
+            .ends
+            .iter()
+            .map(|(_, t, e)| {
+                let colour = match e {
+                    End::Answered => GREEN,
+                    End::Shed => AMBER,
+                    End::Failed => RED,
+                };
+                (*t, colour)
+            })
+            .collect();
+        vec![limit_lane, ends]
+    }
 }
 
-fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
+fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<Violation>) {
     if r.server_max > r.admitted_under.max(1) || r.server_max > MAX_LIMIT {
-        v.push(format!(
-            "the server had {} in flight; the limit never exceeded {}",
-            r.server_max, r.admitted_under
+        v.push(Violation::new(
+            "in flight within the limit",
+            format!(
+                "the server had {} in flight; the limit never exceeded {}",
+                r.server_max, r.admitted_under
+            ),
         ));
     }
     let mut seen = vec![0u32; REQUESTS as usize];
@@ -188,7 +203,10 @@ fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
         seen[*id as usize] += 1;
     }
     if let Some((id, n)) = seen.iter().enumerate().find(|(_, n)| **n != 1) {
-        v.push(format!("request {id} ended {n} times"));
+        v.push(Violation::new(
+            "exactly one end",
+            format!("request {id} ended {n} times"),
+        ));
     }
     // Settling is judged only on runs without faults in the second half.
     let run_end = SPACING * REQUESTS as u32;
@@ -211,8 +229,9 @@ fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<String>) {
         if let Some(median) = samples.get(samples.len() / 2)
             && !(CAPACITY / 2..=CAPACITY * 2).contains(median)
         {
-            v.push(format!(
-                "the limit settled at {median}, not near the server's capacity {CAPACITY}"
+            v.push(Violation::new(
+                "settles near capacity",
+                format!("the limit settled at {median}, not near the server's capacity {CAPACITY}"),
             ));
         }
     }

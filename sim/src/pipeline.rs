@@ -26,29 +26,27 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_patterns::deadline::timeout;
 use async_patterns::pipeline::{OnError, Order, pipeline};
 use async_patterns::retry::{Jitter, Policy, Retrier};
 use async_patterns::rng::SplitMix64;
+use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane};
+use async_patterns_sim::{
+    Ctx, Network, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+};
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, BLUE, GREEN, Lane};
-use crate::{
-    FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults, serve,
-    sim_builder,
-};
+use crate::classic_swarm;
+use crate::wire::{exchange, serve};
 
-/// The scenario's entry for the CLI.
-pub const SCENARIO: Scenario = Scenario {
-    name: "pipeline",
-    checks: "producer -> bounded pipeline -> consumer that crashes and restarts, with acks, retries and a \
-             de-duplicating store: every item acked once and in order, output equals input, duplicates only \
-             from retries, <= 4 sends in flight",
-    run,
-};
+/// The scenario.
+pub struct Pipeline;
+
+/// The consumer acknowledges an item before it stores it, so a crash in
+/// between loses the item.
+const ACK_BEFORE_STORE: &str = "ack-before-store";
 
 const ITEMS: u64 = 60;
 const EVERY: Duration = Duration::from_millis(40);
@@ -57,12 +55,9 @@ const WORK: Duration = Duration::from_millis(30);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
 const PORT: u16 = 9000;
 
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
+/// What a run records, for the checks.
 #[derive(Default)]
-struct Record {
+pub struct Record {
     /// The consumer's store: item -> payload. It lives outside the host, so
     /// a crash does not lose it (a disk, not memory).
     store: BTreeMap<u64, u64>,
@@ -80,7 +75,6 @@ struct Record {
     /// Most sends in flight at once, and now.
     max_in_flight: usize,
     in_flight: usize,
-    latencies: Vec<Duration>,
 }
 
 /// What the producer sends for `id`: a payload the store must keep intact.
@@ -88,162 +82,192 @@ fn payload(seed: u64, id: u64) -> u64 {
     SplitMix64::derive(seed, 1_000 + id).next_u64()
 }
 
-/// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
-    let trace = Trace::default();
-    let record = Arc::new(Mutex::new(Record::default()));
-    let mut rng = SplitMix64::derive(seed, 5);
-    let latency = (rng.between(1, 3), rng.between(4, 15));
-    let mut sim = sim_builder(seed, latency);
+impl Scenario for Pipeline {
+    type Record = Record;
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.host("consumer", move || {
-        let (trace, record) = (t.clone(), r.clone());
-        // The sabotaged consumer acknowledges at once and keeps items in
-        // memory, flushing them to the store every 200 ms: a crash loses
-        // whatever was acknowledged but not yet flushed.
-        let unflushed: Rc<RefCell<Vec<(u64, u64)>>> = Rc::default();
-        if sabotage == Some(Sabotage::AckBeforeStore) {
-            let (unflushed, record, trace) = (unflushed.clone(), record.clone(), trace.clone());
-            tokio::task::spawn_local(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    for (id, value) in unflushed.borrow_mut().drain(..) {
-                        store(&record, &trace, id, value);
-                    }
-                }
-            });
-        }
-        serve(PORT, move |line| {
-            let (trace, record, unflushed) = (trace.clone(), record.clone(), unflushed.clone());
-            async move {
-                let mut words = line.split_whitespace().map(|w| w.parse::<u64>());
-                let (Some(Ok(id)), Some(Ok(value))) = (words.next(), words.next()) else {
-                    return format!("bad request {:?}", line.trim());
-                };
-                record.lock().unwrap().arrivals.push(id);
-                if sabotage == Some(Sabotage::AckBeforeStore) {
-                    unflushed.borrow_mut().push((id, value));
-                    return format!("ack {id}");
-                }
-                tokio::time::sleep(WORK).await;
-                store(&record, &trace, id, value);
-                format!("ack {id}")
-            }
-        })
-    });
+    fn name(&self) -> &str {
+        "pipeline"
+    }
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.client("producer", async move {
-        let timer = TokioTimer::new();
-        let policy = Policy::builder()
-            .max_attempts(1_000)
-            .max_elapsed(Duration::from_secs(30))
-            .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))
-            .jitter(Jitter::Full)
-            .seed(seed)
-            .build()
-            .expect("a valid policy");
-        let source = futures_util::stream::unfold(0, |id| async move {
-            if id == ITEMS {
-                return None;
-            }
-            tokio::time::sleep(EVERY).await;
-            Some((id, id + 1))
-        });
-        let limit = NonZeroUsize::new(IN_FLIGHT).expect("4 > 0");
-        let report = pipeline::<_, (u64, String)>(source, Order::Ordered)
-            .stage(limit, |id| {
-                let (trace, record, retrier) = (
-                    t.clone(),
-                    r.clone(),
-                    Retrier::new(policy.clone(), timer).with_id(id),
-                );
-                async move {
-                    let start = now();
-                    let sent = retrier
-                        .run(|attempt| {
-                            let (trace, record) = (trace.clone(), record.clone());
-                            async move {
-                                {
-                                    let mut r = record.lock().unwrap();
-                                    *r.sends.entry(id).or_default() += 1;
-                                    r.in_flight += 1;
-                                    r.max_in_flight = r.max_in_flight.max(r.in_flight);
-                                }
-                                trace.log(
-                                    now(),
-                                    format!("producer: item {id} attempt {}", attempt.number),
-                                );
-                                let request = format!("{id} {}", payload(seed, id));
-                                let reply = timeout(
-                                    &timer,
-                                    ATTEMPT_TIMEOUT,
-                                    exchange("consumer", PORT, request),
-                                )
-                                .await;
-                                record.lock().unwrap().in_flight -= 1;
-                                match reply {
-                                    Ok(Ok(ack)) if ack == format!("ack {id}") => Ok(()),
-                                    Ok(Ok(other)) => Err(format!("unexpected reply {other:?}")),
-                                    Ok(Err(e)) => Err(e),
-                                    Err(_) => Err("timed out".to_string()),
-                                }
-                            }
-                        })
-                        .await;
-                    match sent {
-                        Ok(()) => {
-                            record.lock().unwrap().latencies.push(now() - start);
-                            Ok(id)
+    fn about(&self) -> &str {
+        "producer -> bounded pipeline -> consumer that crashes and restarts, with acks, retries and a \
+         de-duplicating store: every item acked once and in order, output equals input, duplicates only \
+         from retries, <= 4 sends in flight"
+    }
+
+    fn targets(&self) -> Targets {
+        Targets::new().link("producer", "consumer").host(
+            "consumer",
+            "its store (a disk, in the record); the work in flight and unflushed memory are lost",
+        )
+    }
+
+    fn swarm(&self) -> Swarm {
+        classic_swarm("producer<->consumer", "producer<->consumer", "consumer")
+    }
+
+    fn sabotages(&self) -> Vec<Sabotage> {
+        vec![Sabotage {
+            name: ACK_BEFORE_STORE,
+            about: "the consumer acknowledges an item before it stores it (a crash in between loses it)",
+        }]
+    }
+
+    fn network(&self, seed: u64) -> Network {
+        let mut rng = SplitMix64::derive(seed, 5);
+        Network::latency_ms(rng.between(1, 3), rng.between(4, 15))
+    }
+
+    fn build(&self, ctx: &Ctx<Record>, sim: &mut turmoil::Sim<'_>) {
+        let seed = ctx.seed();
+        let consumer = ctx.clone();
+        sim.host("consumer", move || {
+            let ctx = consumer.clone();
+            let sabotaged = ctx.sabotaged(ACK_BEFORE_STORE);
+            // The sabotaged consumer acknowledges at once and keeps items in
+            // memory, flushing them to the store every 200 ms: a crash loses
+            // whatever was acknowledged but not yet flushed.
+            let unflushed: Rc<RefCell<Vec<(u64, u64)>>> = Rc::default();
+            if sabotaged {
+                let (unflushed, ctx) = (unflushed.clone(), ctx.clone());
+                tokio::task::spawn_local(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        for (id, value) in unflushed.borrow_mut().drain(..) {
+                            store(&ctx, id, value);
                         }
-                        Err(e) => Err((id, format!("{} after {} attempts", e.error, e.attempts))),
                     }
+                });
+            }
+            serve(PORT, move |line| {
+                let (ctx, unflushed) = (ctx.clone(), unflushed.clone());
+                async move {
+                    let mut words = line.split_whitespace().map(|w| w.parse::<u64>());
+                    let (Some(Ok(id)), Some(Ok(value))) = (words.next(), words.next()) else {
+                        return format!("bad request {:?}", line.trim());
+                    };
+                    ctx.record().arrivals.push(id);
+                    if sabotaged {
+                        unflushed.borrow_mut().push((id, value));
+                        return format!("ack {id}");
+                    }
+                    tokio::time::sleep(WORK).await;
+                    store(&ctx, id, value);
+                    format!("ack {id}")
                 }
             })
-            .run(OnError::Deliver, |item| match item {
-                Ok(id) => {
-                    t.log(now(), format!("producer: item {id} acknowledged"));
-                    r.lock().unwrap().acked.push((now(), id));
+        });
+
+        let ctx = ctx.clone();
+        sim.client("producer", async move {
+            let timer = TokioTimer::new();
+            let policy = Policy::builder()
+                .max_attempts(1_000)
+                .max_elapsed(Duration::from_secs(30))
+                .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))
+                .jitter(Jitter::Full)
+                .seed(seed)
+                .build()
+                .expect("a valid policy");
+            let source = futures_util::stream::unfold(0, |id| async move {
+                if id == ITEMS {
+                    return None;
                 }
-                Err((id, e)) => {
-                    t.log(now(), format!("producer: item {id} lost: {e}"));
-                    r.lock().unwrap().lost.push((id, e));
-                }
-            })
-            .await;
-        t.log(
-            now(),
-            format!(
+                tokio::time::sleep(EVERY).await;
+                Some((id, id + 1))
+            });
+            let limit = NonZeroUsize::new(IN_FLIGHT).expect("4 > 0");
+            let report = pipeline::<_, (u64, String)>(source, Order::Ordered)
+                .stage(limit, |id| {
+                    let (ctx, retrier) =
+                        (ctx.clone(), Retrier::new(policy.clone(), timer).with_id(id));
+                    async move {
+                        let start = now();
+                        let sent = retrier
+                            .run(|attempt| {
+                                let ctx = ctx.clone();
+                                async move {
+                                    {
+                                        let mut r = ctx.record();
+                                        *r.sends.entry(id).or_default() += 1;
+                                        r.in_flight += 1;
+                                        r.max_in_flight = r.max_in_flight.max(r.in_flight);
+                                    }
+                                    ctx.log(format!(
+                                        "producer: item {id} attempt {}",
+                                        attempt.number
+                                    ));
+                                    let request = format!("{id} {}", payload(seed, id));
+                                    let reply = timeout(
+                                        &timer,
+                                        ATTEMPT_TIMEOUT,
+                                        exchange("consumer", PORT, request),
+                                    )
+                                    .await;
+                                    ctx.record().in_flight -= 1;
+                                    match reply {
+                                        Ok(Ok(ack)) if ack == format!("ack {id}") => Ok(()),
+                                        Ok(Ok(other)) => Err(format!("unexpected reply {other:?}")),
+                                        Ok(Err(e)) => Err(e),
+                                        Err(_) => Err("timed out".to_string()),
+                                    }
+                                }
+                            })
+                            .await;
+                        match sent {
+                            Ok(()) => {
+                                ctx.latency(now() - start);
+                                Ok(id)
+                            }
+                            Err(e) => {
+                                Err((id, format!("{} after {} attempts", e.error, e.attempts)))
+                            }
+                        }
+                    }
+                })
+                .run(OnError::Deliver, |item| match item {
+                    Ok(id) => {
+                        ctx.log(format!("producer: item {id} acknowledged"));
+                        ctx.record().acked.push((now(), id));
+                    }
+                    Err((id, e)) => {
+                        ctx.log(format!("producer: item {id} lost: {e}"));
+                        ctx.record().lost.push((id, e));
+                    }
+                })
+                .await;
+            ctx.log(format!(
                 "producer: done, {} acknowledged, {} lost",
                 report.delivered, report.errors_delivered
-            ),
-        );
-        // Let a sabotaged consumer flush what it holds before the end.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(())
-    });
+            ));
+            // Let a sabotaged consumer flush what it holds before the end.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(())
+        });
+    }
 
-    let targets = Targets::client_server("producer", "consumer");
-    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
-    let record = record.lock().unwrap();
-    check(&record, seed, &mut violations);
-    let mut lanes = Vec::new();
-    let mut writes = Lane::new("consumer writes (amber: duplicate dropped)");
-    writes.points = record
-        .writes
-        .iter()
-        .map(|(at, _, new)| (*at, if *new { GREEN } else { AMBER }))
-        .collect();
-    let mut acked = Lane::new("producer acknowledgements");
-    acked.points = record.acked.iter().map(|(at, _)| (*at, BLUE)).collect();
-    lanes.extend([writes, acked]);
-    Outcome::new(plan, &trace, violations, record.latencies.clone(), lanes)
+    fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
+        let mut v = Vec::new();
+        check(record, run.seed, &mut v);
+        v
+    }
+
+    fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
+        let mut writes = Lane::new("consumer writes (amber: duplicate dropped)");
+        writes.points = record
+            .writes
+            .iter()
+            .map(|(at, _, new)| (*at, if *new { GREEN } else { AMBER }))
+            .collect();
+        let mut acked = Lane::new("producer acknowledgements");
+        acked.points = record.acked.iter().map(|(at, _)| (*at, BLUE)).collect();
+        vec![writes, acked]
+    }
 }
 
 /// The consumer's de-duplicating write.
-fn store(record: &Mutex<Record>, trace: &Trace, id: u64, value: u64) {
-    let mut r = record.lock().unwrap();
+fn store(ctx: &Ctx<Record>, id: u64, value: u64) {
+    let mut r = ctx.record();
     let new = !r.store.contains_key(&id);
     if new {
         r.store.insert(id, value);
@@ -255,18 +279,24 @@ fn store(record: &Mutex<Record>, trace: &Trace, id: u64, value: u64) {
     } else {
         "a duplicate, dropped"
     };
-    trace.log(now(), format!("consumer: item {id} {what}"));
+    ctx.log(format!("consumer: item {id} {what}"));
 }
 
-fn check(r: &Record, seed: u64, v: &mut Vec<String>) {
+fn check(r: &Record, seed: u64, v: &mut Vec<Violation>) {
     for (id, e) in &r.lost {
-        v.push(format!("item {id} was never acknowledged: {e}"));
+        v.push(Violation::new(
+            "nothing lost",
+            format!("item {id} was never acknowledged: {e}"),
+        ));
     }
     let acked: Vec<u64> = r.acked.iter().map(|(_, id)| *id).collect();
     if acked != (0..ITEMS).collect::<Vec<_>>() {
-        v.push(format!(
-            "acknowledged {} items, not 0..{ITEMS} once each in order: {acked:?}",
-            acked.len()
+        v.push(Violation::new(
+            "acked once and in order",
+            format!(
+                "acknowledged {} items, not 0..{ITEMS} once each in order: {acked:?}",
+                acked.len()
+            ),
         ));
     }
     let expected: BTreeMap<u64, u64> = (0..ITEMS).map(|id| (id, payload(seed, id))).collect();
@@ -278,8 +308,9 @@ fn check(r: &Record, seed: u64, v: &mut Vec<String>) {
             .filter(|(id, value)| expected.get(id) != Some(value))
             .map(|(id, _)| *id)
             .collect();
-        v.push(format!(
-            "output is not the input: missing {missing:?}, wrong or unknown {wrong:?}"
+        v.push(Violation::new(
+            "output equals input",
+            format!("output is not the input: missing {missing:?}, wrong or unknown {wrong:?}"),
         ));
     }
     let mut arrivals: BTreeMap<u64, u64> = BTreeMap::new();
@@ -289,15 +320,19 @@ fn check(r: &Record, seed: u64, v: &mut Vec<String>) {
     for (id, n) in &arrivals {
         let sent = r.sends.get(id).copied().unwrap_or(0);
         if *n > sent {
-            v.push(format!(
-                "item {id} arrived {n} times but was sent {sent} times"
+            v.push(Violation::new(
+                "duplicates only from retries",
+                format!("item {id} arrived {n} times but was sent {sent} times"),
             ));
         }
     }
     if r.max_in_flight > IN_FLIGHT {
-        v.push(format!(
-            "{} sends in flight at once, limit {IN_FLIGHT}",
-            r.max_in_flight
+        v.push(Violation::new(
+            "sends in flight within 4",
+            format!(
+                "{} sends in flight at once, limit {IN_FLIGHT}",
+                r.max_in_flight
+            ),
         ));
     }
 }

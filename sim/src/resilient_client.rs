@@ -29,7 +29,7 @@
 //! * retries stay within the budget's allowance.
 
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_patterns::circuit_breaker::{CircuitBreaker, Config, Refused, State};
@@ -37,23 +37,22 @@ use async_patterns::deadline;
 use async_patterns::rate_limiter::{Quota, RateLimiter};
 use async_patterns::retry::{Decision, Jitter, Policy, Retrier, RetryBudget};
 use async_patterns::rng::SplitMix64;
+use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane, RED};
+use async_patterns_sim::{
+    Ctx, FaultKind, FaultPlan, Network, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+};
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{AMBER, BLUE, GREEN, Lane, RED};
-use crate::{
-    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, join_all,
-    run_with_faults, serve, sim_builder,
-};
+use crate::classic_swarm;
+use crate::wire::{exchange, join_all, serve};
 
-/// The scenario's entry for the CLI.
-pub const SCENARIO: Scenario = Scenario {
-    name: "resilient-client",
-    checks: "retry + breaker + limiter vs a flaky server through a partition: exactly-once outcomes, \
-             send rate within the quota, nothing sent while open, the breaker opens during and closes after \
-             the partition, requests succeed again within 4.3 s a recovery round after the last fault, \
-             closed at the end after real requests, retries within budget",
-    run,
-};
+/// The scenario.
+pub struct ResilientClient;
+
+/// The breaker's refusal is ignored, so attempts go out while it is open.
+const BREAKER_NEVER_OPENS: &str = "breaker-never-opens";
+/// The limiter's burst is 1,000 instead of 3, so a backlog goes out at once.
+const LIMITER_IGNORES_BURST: &str = "limiter-ignores-burst";
 
 const REQUESTS: u64 = 160;
 const SPACING: Duration = Duration::from_millis(50);
@@ -71,12 +70,9 @@ const QUOTA_INTERVAL: Duration = Duration::from_millis(1_000 / RATE_PER_SEC as u
 /// `check`).
 const END_PHASE: Duration = Duration::from_secs(10);
 
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
+/// What a run records, for the checks.
 #[derive(Default)]
-struct Record {
+pub struct Record {
     /// Logical request outcomes: (id, Ok(latency) or Err(reason)).
     ends: Vec<(u64, Result<Duration, String>)>,
     /// Client send times (every attempt that reached the wire).
@@ -91,206 +87,236 @@ struct Record {
     ended_at: Vec<(Duration, bool)>,
 }
 
-/// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan, sabotage: Option<Sabotage>) -> Outcome {
-    let trace = Trace::default();
-    let record = Arc::new(Mutex::new(Record::default()));
-    let mut jitter = SplitMix64::derive(seed, 1);
-    let latency_ms = (jitter.between(1, 5), jitter.between(6, 25));
-    let mut sim = sim_builder(seed, latency_ms);
+impl Scenario for ResilientClient {
+    type Record = Record;
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.host("server", move || {
-        let (trace, record) = (t.clone(), r.clone());
-        serve(PORT, move |line| {
-            let (trace, record) = (trace.clone(), record.clone());
-            async move {
-                let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
-                record.lock().unwrap().arrivals.push(now());
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                // A seeded 10% of requests fail, the same on every replay.
-                let n = record.lock().unwrap().arrivals.len() as u64;
-                let fails = SplitMix64::derive(seed, n).between(0, 9) == 0;
-                let reply = if fails { "err" } else { "ok" };
-                let outcome = if fails { "error" } else { "ok" };
-                trace.log(now(), format!("server: request {id} -> {outcome}"));
-                reply.to_string()
-            }
-        })
-    });
+    fn name(&self) -> &str {
+        "resilient-client"
+    }
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.client("client", async move {
-        let timer = TokioTimer::new();
-        let burst = if sabotage == Some(Sabotage::LimiterIgnoresBurst) {
-            1_000
-        } else {
-            BURST
-        };
-        let limiter = Rc::new(RateLimiter::new(
-            Quota::per_second(RATE_PER_SEC)
-                .and_then(|q| q.with_burst(burst))
-                .expect("a valid quota"),
-            timer,
-        ));
-        let transitions = r.clone();
-        let log = t.clone();
-        let breaker = Rc::new(
-            CircuitBreaker::new(
-                Config::builder()
-                    .consecutive_failures(TRIP_AFTER)
-                    .open_for(OPEN_FOR)
-                    .backoff(2, MAX_OPEN)
-                    .build()
-                    .expect("a valid breaker"),
-                timer,
-            )
-            .with_observer(move |tr| {
-                transitions.lock().unwrap().transitions.push((now(), tr.to));
-                log.log(now(), format!("breaker: {:?} -> {:?}", tr.from, tr.to));
-            }),
-        );
-        let budget =
-            Arc::new(RetryBudget::new(0.2, 5, Duration::from_secs(1)).expect("a valid budget"));
-        let policy = Policy::builder()
-            .max_attempts(4)
-            .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))
-            .jitter(Jitter::Decorrelated)
-            .seed(seed)
-            .build()
-            .expect("a valid policy");
-        // One logical request through the whole stack (retrier, limiter,
-        // breaker, timeout, a TCP exchange): Ok(latency) or why it failed.
-        let request = {
-            let (trace, record) = (t.clone(), r.clone());
-            let (limiter, breaker) = (limiter.clone(), breaker.clone());
-            move |id: u64| {
-                let (limiter, breaker, trace, record) = (
-                    limiter.clone(),
-                    breaker.clone(),
-                    trace.clone(),
-                    record.clone(),
-                );
-                let retrier = Retrier::new(policy.clone(), timer)
-                    .with_id(id)
-                    .with_budget(budget.clone());
+    fn about(&self) -> &str {
+        "retry + breaker + limiter vs a flaky server through a partition: exactly-once outcomes, \
+         send rate within the quota, nothing sent while open, the breaker opens during and closes after \
+         the partition, requests succeed again within 4.3 s a recovery round after the last fault, \
+         closed at the end after real requests, retries within budget"
+    }
+
+    fn targets(&self) -> Targets {
+        Targets::new()
+            .link("client", "server")
+            .host("server", "nothing: the requests in flight are lost")
+    }
+
+    fn swarm(&self) -> Swarm {
+        classic_swarm("client<->server", "client<->server", "server")
+    }
+
+    fn sabotages(&self) -> Vec<Sabotage> {
+        vec![
+            Sabotage {
+                name: BREAKER_NEVER_OPENS,
+                about: "the breaker's refusal is ignored: attempts go out while it is open",
+            },
+            Sabotage {
+                name: LIMITER_IGNORES_BURST,
+                about: "the limiter's burst is 1,000 instead of 3: a backlog goes out at once",
+            },
+        ]
+    }
+
+    fn network(&self, seed: u64) -> Network {
+        let mut rng = SplitMix64::derive(seed, 1);
+        Network::latency_ms(rng.between(1, 5), rng.between(6, 25))
+    }
+
+    fn build(&self, ctx: &Ctx<Record>, sim: &mut turmoil::Sim<'_>) {
+        let seed = ctx.seed();
+        let server = ctx.clone();
+        sim.host("server", move || {
+            let ctx = server.clone();
+            serve(PORT, move |line| {
+                let ctx = ctx.clone();
                 async move {
-                    let start = now();
-                    let result = retrier
-                        .run_classified(
-                            |attempt| {
-                                let (limiter, breaker, trace, record, timer) = (
-                                    limiter.clone(),
-                                    breaker.clone(),
-                                    trace.clone(),
-                                    record.clone(),
-                                    timer,
-                                );
-                                async move {
-                                    if attempt.number > 1 {
-                                        record.lock().unwrap().retries += 1;
-                                    }
-                                    limiter.until_ready().await;
-                                    let permit = match breaker.try_acquire() {
-                                        Ok(p) => Some(p),
-                                        Err(_) if sabotage == Some(Sabotage::BreakerNeverOpens) => {
-                                            None
-                                        }
-                                        Err(e) => return Err(AttemptError::Refused(e)),
-                                    };
-                                    record.lock().unwrap().sends.push(now());
-                                    trace.log(
-                                        now(),
-                                        format!("client: request {id} attempt {}", attempt.number),
-                                    );
-                                    let reply =
-                                        deadline::timeout(&timer, ATTEMPT_TIMEOUT, call(id)).await;
-                                    match reply {
-                                        Ok(Ok(())) => {
-                                            if let Some(p) = permit {
-                                                p.success();
-                                            }
-                                            Ok(())
-                                        }
-                                        Ok(Err(e)) => {
-                                            if let Some(p) = permit {
-                                                p.failure();
-                                            }
-                                            Err(AttemptError::Downstream(e))
-                                        }
-                                        Err(_) => {
-                                            if let Some(p) = permit {
-                                                p.failure();
-                                            }
-                                            Err(AttemptError::Downstream("timed out".into()))
-                                        }
-                                    }
-                                }
-                            },
-                            // A refusal by our own breaker is not a downstream
-                            // failure: an open breaker's is retried no sooner
-                            // than it half-opens (within the attempts, the
-                            // budget and the deadline), busy probe slots after
-                            // the usual delay.
-                            |e: &AttemptError| match e {
-                                AttemptError::Refused(r) => Decision::from(r),
-                                AttemptError::Downstream(_) => Decision::Retry,
-                            },
-                        )
-                        .await;
-                    let end = match result {
-                        Ok(()) => Ok(now() - start),
-                        Err(e) => Err(format!(
-                            "{} after {} attempt(s), {:?}",
-                            e.error, e.attempts, e.gave_up
-                        )),
-                    };
-                    if let Err(e) = &end {
-                        trace.log(now(), format!("client: request {id} failed: {e}"));
-                    }
-                    record.lock().unwrap().ended_at.push((now(), end.is_ok()));
-                    end
+                    let id: u64 = line.trim().parse().unwrap_or(u64::MAX);
+                    ctx.record().arrivals.push(now());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    // A seeded 10% of requests fail, the same on every replay.
+                    let n = ctx.record().arrivals.len() as u64;
+                    let fails = SplitMix64::derive(seed, n).between(0, 9) == 0;
+                    let reply = if fails { "err" } else { "ok" };
+                    let outcome = if fails { "error" } else { "ok" };
+                    ctx.log(format!("server: request {id} -> {outcome}"));
+                    reply.to_string()
                 }
-            }
-        };
-        let mut tasks = Vec::new();
-        for id in 0..REQUESTS {
-            tokio::time::sleep_until(tokio::time::Instant::now() + SPACING).await;
-            let (request, record) = (request(id), r.clone());
-            tasks.push(tokio::task::spawn_local(async move {
-                let end = request.await;
-                record.lock().unwrap().ends.push((id, end));
-            }));
-        }
-        join_all(tasks).await;
-        // The end of the run: real requests to the server through the same
-        // stack, one every quota interval, until one succeeds or
-        // END_PHASE passes. The breaker's state is read after them, so
-        // "closed at the end" holds only if the server answers again.
-        let give_up = now() + END_PHASE;
-        for id in REQUESTS.. {
-            t.log(now(), format!("client: end-of-run request {id}"));
-            if request(id).await.is_ok() || now() >= give_up {
-                break;
-            }
-            tokio::time::sleep(QUOTA_INTERVAL).await;
-        }
-        t.log(
-            now(),
-            format!("client: done, breaker {:?}", breaker.state()),
-        );
-        r.lock().unwrap().transitions.push((now(), breaker.state()));
-        Ok(())
-    });
+            })
+        });
 
-    let targets = Targets::client_server("client", "server");
-    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
-    let record = record.lock().unwrap();
-    check(&record, plan, latency_ms, &mut violations);
-    let latencies = (record.ends.iter())
-        .filter_map(|(_, r)| r.as_ref().ok().copied())
-        .collect();
-    Outcome::new(plan, &trace, violations, latencies, lanes(&record))
+        let ctx = ctx.clone();
+        sim.client("client", async move {
+            let timer = TokioTimer::new();
+            let never_opens = ctx.sabotaged(BREAKER_NEVER_OPENS);
+            let burst = if ctx.sabotaged(LIMITER_IGNORES_BURST) {
+                1_000
+            } else {
+                BURST
+            };
+            let limiter = Rc::new(RateLimiter::new(
+                Quota::per_second(RATE_PER_SEC)
+                    .and_then(|q| q.with_burst(burst))
+                    .expect("a valid quota"),
+                timer,
+            ));
+            let observer = ctx.clone();
+            let breaker = Rc::new(
+                CircuitBreaker::new(
+                    Config::builder()
+                        .consecutive_failures(TRIP_AFTER)
+                        .open_for(OPEN_FOR)
+                        .backoff(2, MAX_OPEN)
+                        .build()
+                        .expect("a valid breaker"),
+                    timer,
+                )
+                .with_observer(move |tr| {
+                    observer.record().transitions.push((now(), tr.to));
+                    observer.log(format!("breaker: {:?} -> {:?}", tr.from, tr.to));
+                }),
+            );
+            let budget =
+                Arc::new(RetryBudget::new(0.2, 5, Duration::from_secs(1)).expect("a valid budget"));
+            let policy = Policy::builder()
+                .max_attempts(4)
+                .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))
+                .jitter(Jitter::Decorrelated)
+                .seed(seed)
+                .build()
+                .expect("a valid policy");
+            // One logical request through the whole stack (retrier, limiter,
+            // breaker, timeout, a TCP exchange): Ok(latency) or why it failed.
+            let request = {
+                let (limiter, breaker, ctx) = (limiter.clone(), breaker.clone(), ctx.clone());
+                move |id: u64| {
+                    let (limiter, breaker, ctx) = (limiter.clone(), breaker.clone(), ctx.clone());
+                    let retrier = Retrier::new(policy.clone(), timer)
+                        .with_id(id)
+                        .with_budget(budget.clone());
+                    async move {
+                        let start = now();
+                        let result = retrier
+                            .run_classified(
+                                |attempt| {
+                                    let (limiter, breaker, ctx) =
+                                        (limiter.clone(), breaker.clone(), ctx.clone());
+                                    async move {
+                                        if attempt.number > 1 {
+                                            ctx.record().retries += 1;
+                                        }
+                                        limiter.until_ready().await;
+                                        let permit = match breaker.try_acquire() {
+                                            Ok(p) => Some(p),
+                                            Err(_) if never_opens => None,
+                                            Err(e) => return Err(AttemptError::Refused(e)),
+                                        };
+                                        ctx.record().sends.push(now());
+                                        ctx.log(format!(
+                                            "client: request {id} attempt {}",
+                                            attempt.number
+                                        ));
+                                        let reply =
+                                            deadline::timeout(&timer, ATTEMPT_TIMEOUT, call(id))
+                                                .await;
+                                        match reply {
+                                            Ok(Ok(())) => {
+                                                if let Some(p) = permit {
+                                                    p.success();
+                                                }
+                                                Ok(())
+                                            }
+                                            Ok(Err(e)) => {
+                                                if let Some(p) = permit {
+                                                    p.failure();
+                                                }
+                                                Err(AttemptError::Downstream(e))
+                                            }
+                                            Err(_) => {
+                                                if let Some(p) = permit {
+                                                    p.failure();
+                                                }
+                                                Err(AttemptError::Downstream("timed out".into()))
+                                            }
+                                        }
+                                    }
+                                },
+                                // A refusal by our own breaker is not a downstream
+                                // failure: an open breaker's is retried no sooner
+                                // than it half-opens (within the attempts, the
+                                // budget and the deadline), busy probe slots after
+                                // the usual delay.
+                                |e: &AttemptError| match e {
+                                    AttemptError::Refused(r) => Decision::from(r),
+                                    AttemptError::Downstream(_) => Decision::Retry,
+                                },
+                            )
+                            .await;
+                        let end = match result {
+                            Ok(()) => Ok(now() - start),
+                            Err(e) => Err(format!(
+                                "{} after {} attempt(s), {:?}",
+                                e.error, e.attempts, e.gave_up
+                            )),
+                        };
+                        if let Err(e) = &end {
+                            ctx.log(format!("client: request {id} failed: {e}"));
+                        }
+                        ctx.record().ended_at.push((now(), end.is_ok()));
+                        end
+                    }
+                }
+            };
+            let mut tasks = Vec::new();
+            for id in 0..REQUESTS {
+                tokio::time::sleep_until(tokio::time::Instant::now() + SPACING).await;
+                let (request, ctx) = (request(id), ctx.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let end = request.await;
+                    if let Ok(latency) = end {
+                        ctx.latency(latency);
+                    }
+                    ctx.record().ends.push((id, end));
+                }));
+            }
+            join_all(tasks).await;
+            // The end of the run: real requests to the server through the same
+            // stack, one every quota interval, until one succeeds or
+            // END_PHASE passes. The breaker's state is read after them, so
+            // "closed at the end" holds only if the server answers again.
+            let give_up = now() + END_PHASE;
+            for id in REQUESTS.. {
+                ctx.log(format!("client: end-of-run request {id}"));
+                if request(id).await.is_ok() || now() >= give_up {
+                    break;
+                }
+                tokio::time::sleep(QUOTA_INTERVAL).await;
+            }
+            ctx.log(format!("client: done, breaker {:?}", breaker.state()));
+            ctx.record().transitions.push((now(), breaker.state()));
+            Ok(())
+        });
+    }
+
+    fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
+        let latency_ms = (
+            run.network.min_latency.as_millis() as u64,
+            run.network.max_latency.as_millis() as u64,
+        );
+        let mut v = Vec::new();
+        check(record, &run.plan, latency_ms, &mut v);
+        v
+    }
+
+    fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
+        lanes(record)
+    }
 }
 
 /// Why an attempt failed: our own breaker refused it (saying until when,
@@ -318,7 +344,7 @@ async fn call(id: u64) -> Result<(), String> {
     }
 }
 
-fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<String>) {
+fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Violation>) {
     // Exactly once.
     let mut seen = vec![0u32; REQUESTS as usize];
     for (id, _) in &r.ends {
@@ -326,7 +352,10 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     }
     for (id, n) in seen.iter().enumerate() {
         if *n != 1 {
-            v.push(format!("request {id} ended {n} times"));
+            v.push(Violation::new(
+                "exactly once",
+                format!("request {id} ended {n} times"),
+            ));
         }
     }
     // Rate: any window of sends holds at most burst + rate x span.
@@ -342,7 +371,10 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
         })
     };
     if let Some(e) = within(&r.sends, Duration::ZERO) {
-        v.push(format!("client sent faster than the quota: {e}"));
+        v.push(Violation::new(
+            "send rate within the quota",
+            format!("client sent faster than the quota: {e}"),
+        ));
     }
     // A send reaches the server after three one-way trips (SYN, SYN-ACK,
     // then the request), each with its own latency.
@@ -351,11 +383,14 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     // the client, bunches those arrivals, so they are left out.
     let trip = Duration::from_millis(3 * latency_ms.1);
     let mut arrivals: Vec<Duration> = (r.arrivals.iter().copied())
-        .filter(|t| !plan.touches(&[FaultKind::Hold], *t, *t, trip))
+        .filter(|t| !plan.touches(|f| f.kind == FaultKind::Hold, *t, *t, trip))
         .collect();
     arrivals.sort();
     if let Some(e) = within(&arrivals, spread) {
-        v.push(format!("server saw more than the quota allows: {e}"));
+        v.push(Violation::new(
+            "arrival rate within the quota",
+            format!("server saw more than the quota allows: {e}"),
+        ));
     }
     // Nothing sent while open.
     let mut open_since: Option<Duration> = None;
@@ -370,7 +405,10 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
                 if let Some(from) = open_since.take()
                     && let Some(s) = r.sends.iter().find(|s| **s > from && **s < *at)
                 {
-                    v.push(format!("sent at {s:?} while open since {from:?}"));
+                    v.push(Violation::new(
+                        "nothing sent while open",
+                        format!("sent at {s:?} while open since {from:?}"),
+                    ));
                 }
             }
         }
@@ -383,8 +421,9 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
         let (start, end) = (p.start(), p.end());
         let long = end.saturating_sub(start) > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
         if long && end < workload_ends && !opened_during.iter().any(|t| *t >= start && *t <= end) {
-            v.push(format!(
-                "the breaker did not open during the partition {start:?}..{end:?}"
+            v.push(Violation::new(
+                "opens during a long partition",
+                format!("the breaker did not open during the partition {start:?}..{end:?}"),
             ));
         }
     }
@@ -430,9 +469,10 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
             .find(|(at, s)| *at > end && matches!(s, State::Closed))
             .map(|(at, _)| *at);
         if open_then && closed_at.is_none_or(|c| c > bound) {
-            v.push(format!(
+            v.push(Violation::new(
+"closes after the last fault", format!(
                 "the breaker closed at {closed_at:?}, after the {bound:?} bound (last fault ended {end:?})"
-            ));
+            )));
         }
     }
     // Liveness: requests succeed again by the same bound, if the client was
@@ -444,17 +484,23 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
         .iter()
         .any(|(at, ok)| *ok && *at > end && *at <= bound);
     if last_end.is_some_and(|last| last >= bound) && !recovered {
-        v.push(format!(
-            "no request succeeded between the last fault's end ({end:?}) and {bound:?} \
+        v.push(Violation::new(
+            "requests recover",
+            format!(
+                "no request succeeded between the last fault's end ({end:?}) and {bound:?} \
              ({} recovery round(s) of {round:?})",
-            1 + failed_probes
+                1 + failed_probes
+            ),
         ));
     }
     // Closed at the end, after the end of the run's real requests.
     if !matches!(r.transitions.last(), Some((_, State::Closed))) {
-        v.push(format!(
-            "the breaker is not closed at the end: {:?}",
-            r.transitions.last()
+        v.push(Violation::new(
+            "closed at the end",
+            format!(
+                "the breaker is not closed at the end: {:?}",
+                r.transitions.last()
+            ),
         ));
     }
     // Budget: 20% of the calls plus 5 a second over a sliding second. Each
@@ -463,7 +509,10 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Strin
     let secs = r.sends.last().map_or(0, |t| t.as_secs() + 1);
     let allowance = 2 * REQUESTS / 5 + 5 * (secs + 1);
     if r.retries > allowance {
-        v.push(format!("{} retries, allowance {allowance}", r.retries));
+        v.push(Violation::new(
+            "retries within budget",
+            format!("{} retries, allowance {allowance}", r.retries),
+        ));
     }
 }
 
@@ -499,7 +548,7 @@ fn lanes(r: &Record) -> Vec<Lane> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Fault;
+    use async_patterns_sim::Fault;
 
     fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
@@ -510,11 +559,12 @@ mod tests {
     #[test]
     fn requests_still_failing_long_after_the_last_fault_are_a_violation() {
         let plan = FaultPlan {
-            faults: vec![Fault {
-                kind: FaultKind::Partition,
-                at_ms: 500,
-                for_ms: 500,
-            }],
+            faults: vec![Fault::new(
+                FaultKind::Partition,
+                "client<->server",
+                500,
+                500,
+            )],
             ..FaultPlan::default()
         };
         let mut r = Record::default();
@@ -525,8 +575,9 @@ mod tests {
         let mut v = Vec::new();
         check(&r, &plan, (1, 5), &mut v);
         assert!(
-            v.iter()
-                .any(|v| v.starts_with("no request succeeded between the last fault's end (1s)")),
+            v.iter().any(|v| v
+                .detail
+                .starts_with("no request succeeded between the last fault's end (1s)")),
             "{v:?}"
         );
 
@@ -535,7 +586,7 @@ mod tests {
         let mut v = Vec::new();
         check(&r, &plan, (1, 5), &mut v);
         assert!(
-            !v.iter().any(|v| v.contains("no request succeeded")),
+            !v.iter().any(|v| v.detail.contains("no request succeeded")),
             "{v:?}"
         );
     }

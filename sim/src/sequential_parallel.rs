@@ -21,29 +21,23 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_patterns::deadline::{Deadline, timeout};
 use async_patterns::fan_out::gather_until;
 use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::{Semaphore, SemaphorePermit};
+use async_patterns_sim::plot::{GREEN, Lane};
+use async_patterns_sim::{
+    Ctx, FaultPlan, Network, RunInfo, Scenario, Swarm, Targets, Violation, now,
+};
 use async_patterns_tokio::TokioTimer;
 
-use crate::plot::{GREEN, Lane};
-use crate::{
-    FaultKind, FaultPlan, Outcome, Sabotage, Scenario, Targets, Trace, exchange, run_with_faults,
-    serve, sim_builder,
-};
+use crate::classic_swarm;
+use crate::wire::{exchange, serve};
 
-/// The scenario's entry for the CLI.
-pub const SCENARIO: Scenario = Scenario {
-    name: "sequential-parallel",
-    checks: "three 2 s upstream calls: 6 s in sequence, 2 s through gather (exact in virtual time), the gather \
-             within its deadline, 4 s with one blocking call and the stall detector naming it, every call \
-             ending once",
-    run,
-};
+/// The scenario.
+pub struct SequentialParallel;
 
 const UPSTREAMS: [&str; 3] = ["a", "b", "c"];
 const WORK: Duration = Duration::from_secs(2);
@@ -58,10 +52,6 @@ const BLOCKER: usize = 0;
 const STALL: Duration = Duration::from_millis(50);
 const PORT: u16 = 9000;
 
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
 /// The client's single-threaded event loop, modelled: a task runs only
 /// while it holds the loop's one thread (a FIFO semaphore with one permit).
 /// Virtual time cannot see a thread blocked for real, so the model makes
@@ -75,17 +65,15 @@ fn now() -> Duration {
 struct EventLoop {
     thread: Semaphore,
     holder: Cell<Option<usize>>,
-    trace: Trace,
-    record: Arc<Mutex<Record>>,
+    ctx: Ctx<Record>,
 }
 
 impl EventLoop {
-    fn new(trace: Trace, record: Arc<Mutex<Record>>) -> Self {
+    fn new(ctx: Ctx<Record>) -> Self {
         EventLoop {
             thread: Semaphore::new(1).expect("one permit"),
             holder: Cell::new(None),
-            trace,
-            record,
+            ctx,
         }
     }
 
@@ -97,21 +85,19 @@ impl EventLoop {
         let waited = now() - ready;
         if waited > STALL {
             let by = blamed.map_or("?", |b| UPSTREAMS[b]);
-            self.trace.log(
-                now(),
-                format!(
-                    "STALL {phase}: call to {} was ready at {ready:?} but waited {waited:?} for the event loop, held by the call to {by}",
-                    UPSTREAMS[u]
-                ),
-            );
-            (self.record.lock().unwrap().stalls).push((phase, u, waited, blamed));
+            self.ctx.log(format!(
+                "STALL {phase}: call to {} was ready at {ready:?} but waited {waited:?} for the event loop, held by the call to {by}",
+                UPSTREAMS[u]
+            ));
+            (self.ctx.record().stalls).push((phase, u, waited, blamed));
         }
         permit
     }
 }
 
+/// What a run records, for the checks.
 #[derive(Default)]
-struct Record {
+pub struct Record {
     /// Stalls the detector reported: (phase, the stalled call, how long,
     /// the call that held the thread).
     stalls: Vec<(&'static str, usize, Duration, Option<usize>)>,
@@ -121,129 +107,144 @@ struct Record {
     calls: Vec<(&'static str, usize, bool)>,
 }
 
-/// Runs one seed under `plan`.
-pub fn run(seed: u64, plan: &FaultPlan, _sabotage: Option<Sabotage>) -> Outcome {
-    let trace = Trace::default();
-    let record = Arc::new(Mutex::new(Record::default()));
-    let mut rng = SplitMix64::derive(seed, 4);
-    let latency = (rng.between(1, 3), rng.between(4, 12));
-    let mut sim = sim_builder(seed, latency);
+impl Scenario for SequentialParallel {
+    type Record = Record;
 
-    for name in UPSTREAMS {
-        sim.host(name, || {
-            serve(PORT, |_| async {
-                tokio::time::sleep(WORK).await;
-                "done".to_string()
-            })
-        });
+    fn name(&self) -> &str {
+        "sequential-parallel"
     }
 
-    let (t, r) = (trace.clone(), record.clone());
-    sim.client("client", async move {
-        let timer = TokioTimer::new();
-        let event_loop = Rc::new(EventLoop::new(t.clone(), r.clone()));
-        // One call to upstream `u`, on the modelled event loop. A task needs
-        // the loop's thread to send its request and to handle the answer;
-        // an async call gives the thread back while it waits for the
-        // network, a blocking call keeps it.
-        let one = |phase: &'static str, u: usize, blocking: bool| {
-            let (trace, record, event_loop) = (t.clone(), r.clone(), event_loop.clone());
-            async move {
-                let thread = event_loop.take(phase, u, now()).await;
-                let call = timeout(
-                    &timer,
-                    CALL_TIMEOUT,
-                    exchange(UPSTREAMS[u], PORT, "work".into()),
-                );
-                let ok = if blocking {
-                    let ok = matches!(call.await, Ok(Ok(_)));
-                    drop(thread);
-                    ok
-                } else {
-                    drop(thread);
-                    let ok = matches!(call.await, Ok(Ok(_)));
-                    let _thread = event_loop.take(phase, u, now()).await;
-                    ok
-                };
-                trace.log(
-                    now(),
-                    format!(
+    fn about(&self) -> &str {
+        "three 2 s upstream calls: 6 s in sequence, 2 s through gather (exact in virtual time), the gather \
+         within its deadline, 4 s with one blocking call and the stall detector naming it, every call \
+         ending once"
+    }
+
+    fn targets(&self) -> Targets {
+        Targets::new()
+            .link("client", "b")
+            .link("client", "a")
+            .host("c", "nothing: it keeps no state")
+    }
+
+    fn swarm(&self) -> Swarm {
+        classic_swarm("client<->b", "client<->a", "c")
+    }
+
+    fn network(&self, seed: u64) -> Network {
+        let mut rng = SplitMix64::derive(seed, 4);
+        Network::latency_ms(rng.between(1, 3), rng.between(4, 12))
+    }
+
+    fn build(&self, ctx: &Ctx<Record>, sim: &mut turmoil::Sim<'_>) {
+        for name in UPSTREAMS {
+            sim.host(name, || {
+                serve(PORT, |_| async {
+                    tokio::time::sleep(WORK).await;
+                    "done".to_string()
+                })
+            });
+        }
+
+        let ctx = ctx.clone();
+        sim.client("client", async move {
+            let timer = TokioTimer::new();
+            let event_loop = Rc::new(EventLoop::new(ctx.clone()));
+            // One call to upstream `u`, on the modelled event loop. A task
+            // needs the loop's thread to send its request and to handle the
+            // answer; an async call gives the thread back while it waits for
+            // the network, a blocking call keeps it.
+            let one = |phase: &'static str, u: usize, blocking: bool| {
+                let (ctx, event_loop) = (ctx.clone(), event_loop.clone());
+                async move {
+                    let thread = event_loop.take(phase, u, now()).await;
+                    let call = timeout(
+                        &timer,
+                        CALL_TIMEOUT,
+                        exchange(UPSTREAMS[u], PORT, "work".into()),
+                    );
+                    let ok = if blocking {
+                        let ok = matches!(call.await, Ok(Ok(_)));
+                        drop(thread);
+                        ok
+                    } else {
+                        drop(thread);
+                        let ok = matches!(call.await, Ok(Ok(_)));
+                        let _thread = event_loop.take(phase, u, now()).await;
+                        ok
+                    };
+                    ctx.log(format!(
                         "{phase}: call to {} {}",
                         UPSTREAMS[u],
                         if ok { "answered" } else { "failed" }
-                    ),
-                );
-                record.lock().unwrap().calls.push((phase, u, ok));
-                ok
+                    ));
+                    ctx.record().calls.push((phase, u, ok));
+                    ok
+                }
+            };
+            let phase_done = |phase: &'static str, from: Duration| {
+                let end = now();
+                ctx.record().phases.push((phase, from, end));
+                ctx.latency(end - from);
+                ctx.log(format!("{phase}: 3 calls in {:?}", end - from));
+                end
+            };
+            let start = now();
+            for u in 0..3 {
+                one("sequential", u, false).await;
             }
-        };
-        let phase_done = |phase: &'static str, from: Duration| {
-            let end = now();
-            r.lock().unwrap().phases.push((phase, from, end));
-            t.log(end, format!("{phase}: 3 calls in {:?}", end - from));
-            end
-        };
-        let start = now();
-        for u in 0..3 {
-            one("sequential", u, false).await;
-        }
-        let middle = phase_done("sequential", start);
-        let limit = std::num::NonZeroUsize::new(3).expect("3 > 0");
-        // gather under a deadline: a call still running at it is cut off,
-        // and ends there, as a failure.
-        let gathered = |phase: &'static str, deadline: Duration, blocking: Option<usize>| {
-            let deadline = Deadline::after(&timer, deadline);
-            let calls = (0..3).map(move |u| one(phase, u, blocking == Some(u)));
-            let (t, r) = (t.clone(), r.clone());
-            async move {
-                let parts = gather_until(&timer, deadline, calls, limit).await;
-                for (u, part) in parts.iter().enumerate() {
-                    if part.is_err() {
-                        r.lock().unwrap().calls.push((phase, u, false));
-                        t.log(
-                            now(),
-                            format!("{phase}: call to {} cut off at the deadline", UPSTREAMS[u]),
-                        );
+            let middle = phase_done("sequential", start);
+            let limit = std::num::NonZeroUsize::new(3).expect("3 > 0");
+            // gather under a deadline: a call still running at it is cut
+            // off, and ends there, as a failure.
+            let gathered = |phase: &'static str, deadline: Duration, blocking: Option<usize>| {
+                let deadline = Deadline::after(&timer, deadline);
+                let calls = (0..3).map(move |u| one(phase, u, blocking == Some(u)));
+                let ctx = ctx.clone();
+                async move {
+                    let parts = gather_until(&timer, deadline, calls, limit).await;
+                    for (u, part) in parts.iter().enumerate() {
+                        if part.is_err() {
+                            ctx.record().calls.push((phase, u, false));
+                            ctx.log(format!(
+                                "{phase}: call to {} cut off at the deadline",
+                                UPSTREAMS[u]
+                            ));
+                        }
                     }
                 }
-            }
-        };
-        gathered("parallel", DEADLINE, None).await;
-        let blocking_from = phase_done("parallel", middle);
-        gathered("blocking", BLOCKING_DEADLINE, Some(BLOCKER)).await;
-        phase_done("blocking", blocking_from);
-        Ok(())
-    });
-
-    let targets = Targets {
-        partition: ("client", "b"),
-        hold: ("client", "a"),
-        crash: "c",
-    };
-    let mut violations = run_with_faults(&mut sim, plan, &targets, &trace);
-    let record = record.lock().unwrap();
-    // One round trip is a connect (SYN, SYN-ACK), the request and the
-    // answer: four one-way trips, each at most the maximum latency.
-    let slack = Duration::from_millis(4 * latency.1);
-    check(&record, plan, slack, &mut violations);
-    let mut lanes = Vec::new();
-    for (phase, from, to) in &record.phases {
-        let mut lane = Lane::new(format!("{phase} phase"));
-        lane.spans
-            .push((*from, *to, GREEN, format!("{phase}: {:?}", *to - *from)));
-        lanes.push(lane);
+            };
+            gathered("parallel", DEADLINE, None).await;
+            let blocking_from = phase_done("parallel", middle);
+            gathered("blocking", BLOCKING_DEADLINE, Some(BLOCKER)).await;
+            phase_done("blocking", blocking_from);
+            Ok(())
+        });
     }
-    Outcome::new(
-        plan,
-        &trace,
-        violations,
-        record.phases.iter().map(|(_, a, b)| *b - *a).collect(),
-        lanes,
-    )
+
+    fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
+        // One round trip is a connect (SYN, SYN-ACK), the request and the
+        // answer: four one-way trips, each at most the maximum latency.
+        let slack = run.network.max_latency * 4;
+        let mut v = Vec::new();
+        check(record, &run.plan, slack, &mut v);
+        v
+    }
+
+    fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
+        let mut lanes = Vec::new();
+        for (phase, from, to) in &record.phases {
+            let mut lane = Lane::new(format!("{phase} phase"));
+            lane.spans
+                .push((*from, *to, GREEN, format!("{phase}: {:?}", *to - *from)));
+            lanes.push(lane);
+        }
+        lanes
+    }
 }
 
-fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<String>) {
-    let overlaps = |from, to| plan.touches(&FaultKind::ALL, from, to, Duration::ZERO);
+fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<Violation>) {
+    let overlaps = |from, to| plan.touches(|_| true, from, to, Duration::ZERO);
     let phase = |name: &str| {
         r.phases
             .iter()
@@ -253,48 +254,59 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<String>) {
     let (Some((s0, s1)), Some((p0, p1)), Some((b0, b1))) =
         (phase("sequential"), phase("parallel"), phase("blocking"))
     else {
-        v.push(format!("a phase never finished: {:?}", r.phases));
+        v.push(Violation::new(
+            "every phase finishes",
+            format!("a phase never finished: {:?}", r.phases),
+        ));
         return;
     };
     let (seq, par) = (s1 - s0, p1 - p0);
     let exact_sequence = (WORK * 3..=WORK * 3 + slack * 3).contains(&seq);
     if !overlaps(s0, s1) && !exact_sequence {
-        v.push(format!(
-            "3 calls in sequence took {seq:?}, not 6 s (+ up to {:?} of network)",
-            slack * 3
+        v.push(Violation::new(
+            "6 s in sequence",
+            format!(
+                "3 calls in sequence took {seq:?}, not 6 s (+ up to {:?} of network)",
+                slack * 3
+            ),
         ));
     }
     let exact_gather = (WORK..=WORK + slack).contains(&par);
     if !overlaps(p0, p1) && !exact_gather {
-        v.push(format!(
-            "3 calls through gather took {par:?}, not 2 s (+ up to {slack:?} of network)"
+        v.push(Violation::new(
+            "2 s through gather",
+            format!("3 calls through gather took {par:?}, not 2 s (+ up to {slack:?} of network)"),
         ));
     }
     if par > DEADLINE {
-        v.push(format!(
-            "the gather took {par:?}, past its {DEADLINE:?} deadline"
+        v.push(Violation::new(
+            "gather within its deadline",
+            format!("the gather took {par:?}, past its {DEADLINE:?} deadline"),
         ));
     }
     if !overlaps(s0, p1) && par > seq {
-        v.push(format!(
-            "the gather ({par:?}) was slower than the sequence ({seq:?})"
+        v.push(Violation::new(
+            "gather no slower than the sequence",
+            format!("the gather ({par:?}) was slower than the sequence ({seq:?})"),
         ));
     }
     // The blocking call holds the loop for its whole 2 s, then the other
     // two run together: 4 s, not 2 s, and the detector reports both.
     let blocked = b1 - b0;
     if !overlaps(b0, b1) && !(WORK * 2..=WORK * 2 + slack * 2).contains(&blocked) {
-        v.push(format!(
+        v.push(Violation::new(
+"4 s with a blocking call", format!(
             "with one blocking call, the gather took {blocked:?}, not 4 s (+ up to {:?} of network)",
             slack * 2
-        ));
+        )));
     }
     for (phase, u, waited, by) in &r.stalls {
         if *phase != "blocking" || *by != Some(BLOCKER) {
-            v.push(format!(
+            v.push(Violation::new(
+"stalls only from a blocking call", format!(
                 "{phase}: a stall of the call to {} for {waited:?} that no blocking call caused",
                 UPSTREAMS[*u]
-            ));
+            )));
         }
     }
     for u in (0..3).filter(|u| *u != BLOCKER) {
@@ -304,10 +316,11 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<String>) {
             .filter(|(p, x, waited, _)| *p == "blocking" && *x == u && *waited >= WORK)
             .count();
         if stalled != 1 {
-            v.push(format!(
+            v.push(Violation::new(
+"the detector names each stall once", format!(
                 "the blocking call stalled the call to {} for 2 s, but the detector reported it {stalled} times",
                 UPSTREAMS[u]
-            ));
+            )));
         }
     }
     for phase in ["sequential", "parallel", "blocking"] {
@@ -318,7 +331,10 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<String>) {
                 .filter(|(p, x, _)| *p == phase && *x == u)
                 .count();
             if n != 1 {
-                v.push(format!("{phase} call to {name} ended {n} times"));
+                v.push(Violation::new(
+                    "every call ends once",
+                    format!("{phase} call to {name} ended {n} times"),
+                ));
             }
         }
     }

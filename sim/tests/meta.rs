@@ -7,8 +7,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use clap::ValueEnum;
-use sim::Sabotage;
+use sim::CATALOGUE;
 
 fn sim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sim"))
@@ -40,12 +39,23 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The already minimal plan that `ack-before-store` fails on seed 0 (so a
 /// shrink of it is quick).
-const SABOTAGED_PLAN: &str = r#"{"faults":[{"kind":"crash","at_ms":59,"for_ms":1}]}"#;
+const SABOTAGED_PLAN: &str =
+    r#"{"faults":[{"kind":"crash","target":"consumer","at_ms":59,"for_ms":1}]}"#;
 
 #[test]
 fn every_sabotage_is_caught_and_replays() {
-    for sabotage in Sabotage::value_variants() {
-        let (name, scenario) = (sabotage.name(), sabotage.scenario());
+    let sabotages: Vec<(String, String)> = CATALOGUE
+        .iter()
+        .map(|s| s.info())
+        .flat_map(|i| {
+            i.sabotages
+                .iter()
+                .map(move |b| (b.name.to_string(), i.name.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(sabotages.len(), 4, "{sabotages:?}");
+    for (name, scenario) in &sabotages {
         let clean = sim(&["sweep", "--scenario", scenario, "--seeds", "4"]);
         assert!(
             clean.status.success(),
@@ -53,7 +63,7 @@ fn every_sabotage_is_caught_and_replays() {
             stdout(&clean)
         );
 
-        let broken = sim(&["sweep", "--seeds", "4", "--sabotage", &name]);
+        let broken = sim(&["sweep", "--seeds", "4", "--sabotage", name]);
         let text = stdout(&broken);
         assert_eq!(
             broken.status.code(),
@@ -163,7 +173,7 @@ fn a_plan_with_an_unknown_field_is_refused() {
     for (name, plan) in [
         (
             "in-fault.json",
-            r#"{"faults":[{"kind":"partition","at_ms":100,"for_ms":50,"host":"server"}]}"#,
+            r#"{"faults":[{"kind":"partition","target":"producer<->consumer","at_ms":100,"for_ms":50,"host":"server"}]}"#,
         ),
         ("in-plan.json", r#"{"faults":[],"host":"server"}"#),
     ] {
@@ -193,7 +203,9 @@ fn a_sabotaged_shrink_leaves_the_regressions_alone() {
     let regressions = dir.join("sim/regressions");
     std::fs::create_dir_all(&regressions).unwrap();
     let committed = regressions.join("pipeline-seed-0.json");
-    let text = r#"{"faults":[{"kind":"crash","at_ms":0,"for_ms":0}]}"#.to_string() + "\n";
+    let text = r#"{"faults":[{"kind":"crash","target":"consumer","at_ms":0,"for_ms":0}]}"#
+        .to_string()
+        + "\n";
     std::fs::write(&committed, &text).unwrap();
     let plan = dir.join("plan.json");
     std::fs::write(&plan, SABOTAGED_PLAN).unwrap();
@@ -312,4 +324,125 @@ fn sweep_and_replay_end_with_a_verdict() {
         "{}",
         stdout(&replay)
     );
+}
+
+/// A plan is checked against the scenario's declared targets before any
+/// run: an undeclared host or link, or a sabotage the scenario does not
+/// declare, is an error that names it.
+#[test]
+fn a_plan_naming_an_undeclared_target_is_refused_by_name() {
+    let dir = scratch("targets");
+    for (plan, says) in [
+        (
+            r#"{"faults":[{"kind":"crash","target":"db","at_ms":1,"for_ms":1}]}"#,
+            r#"fault 1 (crash): no host "db"; the scenario declares: consumer"#,
+        ),
+        (
+            r#"{"faults":[{"kind":"hold","target":"producer<->db","at_ms":1,"for_ms":1}]}"#,
+            r#"no link "producer<->db"; the scenario declares: producer<->consumer"#,
+        ),
+        (
+            r#"{"faults":[{"kind":"loss","target":"producer<->consumer","at_ms":1,"for_ms":1,"percent":0}]}"#,
+            "percent 0 is outside 1-100",
+        ),
+        (
+            r#"{"faults":[],"sabotage":"breaker-never-opens"}"#,
+            "--sabotage breaker-never-opens breaks resilient-client, not pipeline",
+        ),
+    ] {
+        let file = dir.join("plan.json");
+        std::fs::write(&file, plan).unwrap();
+        let out = sim(&[
+            "replay",
+            "pipeline",
+            "--seed",
+            "1",
+            "--plan",
+            file.to_str().unwrap(),
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{plan}: {err}{}", stdout(&out));
+        assert!(err.contains(says), "{plan}: {err}");
+        assert_eq!(stdout(&out), "", "{plan} ran before failing");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = sim(&["sweep", "--sabotage", "no-such-bug"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(r#"no sabotage "no-such-bug""#),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Four shards, each its own process writing `--json`, merge to exactly
+/// what one sweep of all the seeds prints (table, failures with their
+/// replay lines, verdict) and its exit code: with and without failures.
+#[test]
+fn four_shards_merge_to_the_single_sweep() {
+    let dir = scratch("shards");
+    for (label, extra) in [
+        ("clean", &["--scenario", "pipeline"][..]),
+        ("failing", &["--sabotage", "ack-before-store"][..]),
+    ] {
+        let whole = sim(&[&["sweep", "--seeds", "12"][..], extra].concat());
+        let mut files = Vec::new();
+        let shards: Vec<_> = (1..=4)
+            .map(|k| {
+                let file = dir.join(format!("{label}-{k}.json"));
+                let shard = format!("{k}/4");
+                let child = Command::new(env!("CARGO_BIN_EXE_sim"))
+                    .args(["sweep", "--seeds", "12", "--shard", &shard, "--json"])
+                    .arg(&file)
+                    .args(extra)
+                    .spawn()
+                    .unwrap();
+                files.push(file);
+                child
+            })
+            .collect();
+        for mut child in shards {
+            child.wait().unwrap();
+        }
+        let paths: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+        let merged = sim(&[&["merge"][..], &paths].concat());
+        assert_eq!(
+            stdout(&merged),
+            stdout(&whole),
+            "{label}: {}",
+            stderr(&merged)
+        );
+        assert_eq!(merged.status.code(), whole.status.code(), "{label}");
+        assert!(!stdout(&whole).is_empty());
+        if label == "failing" {
+            assert!(
+                stdout(&merged).contains("replay: cargo run -p sim --release -- replay pipeline")
+            );
+            // A shard given twice is refused, naming the seed.
+            let twice = sim(&["merge", paths[0], paths[0]]);
+            assert_eq!(twice.status.code(), Some(2));
+            assert!(
+                stderr(&twice).contains("appears twice"),
+                "{}",
+                stderr(&twice)
+            );
+        }
+    }
+    // Each record says what a person needs: the plan, the hash, the
+    // violations, the latencies.
+    let text = std::fs::read_to_string(dir.join("failing-1.json")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    for key in [
+        "scenario",
+        "seed",
+        "plan",
+        "trace_hash",
+        "runs",
+        "deterministic",
+        "violations",
+        "latencies_ns",
+    ] {
+        assert!(first.get(key).is_some(), "{key} missing: {first}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

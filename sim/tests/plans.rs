@@ -17,39 +17,50 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use async_patterns_sim::testing::try_replay_regressions;
+use async_patterns_sim::{AnyScenario, Fault, FaultKind, FaultPlan};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use sim::{Fault, FaultKind, FaultPlan, scenarios};
+use sim::CATALOGUE;
 
 fn regressions() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions")
 }
 
-/// Plans of up to 4 faults of any kinds (overlapping or not), their
-/// instants and lengths drawn from `at_ms` and `for_ms`.
-fn plans_of(
+/// Up to 4 faults, each an entry of a scenario's swarm menu (by index: the
+/// same draw lands on each scenario's own targets), with instants and
+/// lengths drawn from `at_ms` and `for_ms`.
+type Shape = Vec<(usize, u64, u64)>;
+
+fn shapes_of(
     at_ms: impl Strategy<Value = u64>,
     for_ms: impl Strategy<Value = u64>,
-) -> impl Strategy<Value = FaultPlan> {
-    let kind = proptest::sample::select(FaultKind::ALL.to_vec());
-    let fault = (kind, at_ms, for_ms).prop_map(|(kind, at_ms, for_ms)| Fault {
-        kind,
-        at_ms,
-        for_ms,
-    });
-    proptest::collection::vec(fault, 0..=4).prop_map(|faults| FaultPlan {
-        faults,
-        ..FaultPlan::default()
-    })
+) -> impl Strategy<Value = Shape> {
+    proptest::collection::vec((0usize..4, at_ms, for_ms), 0..=4)
 }
 
-fn plans() -> impl Strategy<Value = FaultPlan> {
-    plans_of(0u64..4_000, 0u64..3_000)
+/// A shape's plan for scenario `s`.
+fn plan_for(s: &dyn AnyScenario, shape: &Shape) -> FaultPlan {
+    let menu = s.info().swarm.menu;
+    FaultPlan {
+        faults: shape
+            .iter()
+            .map(|(i, at, len)| {
+                let (kind, target) = &menu[i % menu.len()];
+                Fault::new(*kind, target.clone(), *at, *len)
+            })
+            .collect(),
+        sabotage: None,
+    }
 }
 
-/// Plans at the edges of a plan's numbers: 0, 1, `u64::MAX` and its
+fn shapes() -> impl Strategy<Value = Shape> {
+    shapes_of(0u64..4_000, 0u64..3_000)
+}
+
+/// Shapes at the edges of a plan's numbers: 0, 1, `u64::MAX` and its
 /// neighbour, or ordinary; several faults may overlap.
-fn extreme_plans() -> impl Strategy<Value = FaultPlan> {
+fn extreme_shapes() -> impl Strategy<Value = Shape> {
     let number = || {
         prop_oneof![
             Just(0u64),
@@ -59,16 +70,17 @@ fn extreme_plans() -> impl Strategy<Value = FaultPlan> {
             0u64..5_000
         ]
     };
-    plans_of(number(), number())
+    shapes_of(number(), number())
 }
 
-/// Every scenario under `plan`: a checker (or the harness) must never
+/// Every scenario under `shape`: a checker (or the harness) must never
 /// panic, whatever the plan's numbers.
-fn no_scenario_panics(seed: u64, plan: &FaultPlan) -> Result<(), String> {
-    for s in scenarios() {
-        let out = sim::run_guarded(&s, seed, plan, None);
-        if let Some(v) = out.violations.iter().find(|v| v.contains("panicked")) {
-            return Err(format!("{} seed {seed} under {plan:?}: {v}", s.name));
+fn no_scenario_panics(seed: u64, shape: &Shape) -> Result<(), String> {
+    for s in CATALOGUE {
+        let plan = plan_for(s, shape);
+        let out = s.run_plan(seed, &plan).map_err(|e| e.to_string())?;
+        if let Some(v) = out.violations.iter().find(|v| v.invariant == "no panic") {
+            return Err(format!("{} seed {seed} under {plan:?}: {v}", s.info().name));
         }
     }
     Ok(())
@@ -106,15 +118,16 @@ proptest! {
     })]
 
     #[test]
-    fn no_fault_plan_breaks_an_invariant(seed in any::<u64>().no_shrink(), plan in plans()) {
-        for s in scenarios() {
-            let out = sim::run_guarded(&s, seed, &plan, None);
+    fn no_fault_plan_breaks_an_invariant(seed in any::<u64>().no_shrink(), shape in shapes()) {
+        for s in CATALOGUE {
+            let plan = plan_for(s, &shape);
+            let out = s.run_plan(seed, &plan).unwrap();
             if !out.violations.is_empty() {
-                let file = regressions().join(format!("{}-seed-{seed}.json", s.name));
+                let name = s.info().name;
+                let file = regressions().join(format!("{name}-seed-{seed}.json"));
                 prop_assert!(
                     false,
-                    "{} seed {seed}: {:?}; {}",
-                    s.name,
+                    "{name} seed {seed}: {:?}; {}",
                     out.violations,
                     save_failing(&file, &plan)
                 );
@@ -132,8 +145,8 @@ proptest! {
     })]
 
     #[test]
-    fn extreme_plans_panic_no_scenario(seed in 0u64..4, plan in extreme_plans()) {
-        if let Err(e) = no_scenario_panics(seed, &plan) {
+    fn extreme_plans_panic_no_scenario(seed in 0u64..4, shape in extreme_shapes()) {
+        if let Err(e) = no_scenario_panics(seed, &shape) {
             prop_assert!(false, "{}", e);
         }
     }
@@ -143,66 +156,20 @@ proptest! {
 /// overflows).
 #[test]
 fn a_partition_for_u64_max_panics_no_scenario() {
-    let plan: FaultPlan = serde_json::from_str(
-        r#"{"faults":[{"kind":"partition","at_ms":100,"for_ms":18446744073709551615}]}"#,
-    )
-    .unwrap();
-    no_scenario_panics(1, &plan).unwrap();
+    no_scenario_panics(1, &vec![(0, 100, u64::MAX)]).unwrap();
 }
 
 /// Replays every saved plan (from the shrinker or the property above) for
 /// its scenario and seed: each once broke an invariant, and must not again.
 #[test]
 fn saved_plans_pass() {
-    let replayed = replay_saved(&regressions()).unwrap_or_else(|e| panic!("{e}"));
+    let replayed =
+        try_replay_regressions(&CATALOGUE, &regressions()).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         replayed > 0,
         "no saved plans in {}",
         regressions().display()
     );
-}
-
-/// Replays every plan in `dir`, returning how many, or the first that fails
-/// (named, with why).
-fn replay_saved(dir: &Path) -> Result<usize, String> {
-    let mut replayed = 0;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    for path in files {
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let (scenario, seed) = name
-            .rsplit_once("-seed-")
-            .ok_or_else(|| format!("{}: not SCENARIO-seed-SEED.json", path.display()))?;
-        let seed: u64 = seed
-            .parse()
-            .map_err(|e| format!("{}: the seed: {e}", path.display()))?;
-        let s = scenarios()
-            .into_iter()
-            .find(|s| s.name == scenario)
-            .ok_or_else(|| format!("{}: no scenario {scenario}", path.display()))?;
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let plan: FaultPlan = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a fault plan: {e}", path.display()))?;
-        if let Some(sabotage) = plan.sabotage {
-            return Err(format!(
-                "{} was saved under --sabotage {}: a regression must replay without one \
-                 (move it out of {}, or shrink again without the sabotage)",
-                path.display(),
-                sabotage.name(),
-                dir.display()
-            ));
-        }
-        let out = sim::run_guarded(&s, seed, &plan, None);
-        if !out.violations.is_empty() {
-            return Err(format!("{}: {:?}", path.display(), out.violations));
-        }
-        replayed += 1;
-    }
-    Ok(replayed)
 }
 
 /// A plan shrunk under a sabotage is no regression: replayed without the
@@ -215,10 +182,10 @@ fn a_plan_saved_under_a_sabotage_fails_the_replay() {
     let file = dir.join("pipeline-seed-0.json");
     std::fs::write(
         &file,
-        r#"{"faults":[{"kind":"crash","at_ms":59,"for_ms":1}],"sabotage":"ack-before-store"}"#,
+        r#"{"faults":[{"kind":"crash","target":"consumer","at_ms":59,"for_ms":1}],"sabotage":"ack-before-store"}"#,
     )
     .unwrap();
-    let result = replay_saved(&dir);
+    let result = try_replay_regressions(&CATALOGUE, &dir);
     std::fs::remove_dir_all(&dir).unwrap();
     let err = result.expect_err("a sabotaged plan replayed as a regression");
     assert!(
@@ -231,22 +198,21 @@ fn a_plan_saved_under_a_sabotage_fails_the_replay() {
 /// off) for the whole run breaks an invariant.
 #[test]
 fn a_server_down_for_the_whole_run_is_a_violation() {
-    let s = &scenarios()[0];
-    assert_eq!(s.name, "resilient-client");
-    for kind in [FaultKind::Crash, FaultKind::Partition] {
+    let s = CATALOGUE[0];
+    assert_eq!(s.info().name, "resilient-client");
+    for (kind, target) in [
+        (FaultKind::Crash, "server"),
+        (FaultKind::Partition, "client<->server"),
+    ] {
         let plan = FaultPlan {
-            faults: vec![Fault {
-                kind,
-                at_ms: 0,
-                for_ms: 60_000,
-            }],
+            faults: vec![Fault::new(kind, target, 0, 60_000)],
             ..FaultPlan::default()
         };
-        let out = sim::run_guarded(s, 1, &plan, None);
+        let out = s.run_plan(1, &plan).unwrap();
         assert!(
             out.violations
                 .iter()
-                .any(|v| v.contains("breaker is not closed at the end")),
+                .any(|v| v.detail.contains("breaker is not closed at the end")),
             "{kind:?} for the whole run: {:?}",
             out.violations
         );
