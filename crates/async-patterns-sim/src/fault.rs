@@ -11,7 +11,7 @@
 //! | `partition` | link `a<->b` | every message both ways is dropped |
 //! | `partition_oneway` | `a->b` (a declared link, one direction) | messages from `a` to `b` are dropped; `b` still reaches `a` |
 //! | `hold` | link `a<->b` | messages wait, and are all delivered when it ends (a latency spike) |
-//! | `loss` | link `a<->b` | each message sent drops what is in flight with chance `percent`/100 (default 5) |
+//! | `loss` | link `a<->b` | each message sent fails the link with chance `percent`/100 (default 5): it and all in flight are lost, and the next message sent repairs the link (turmoil's model: even 100 loses about every other message) |
 //! | `latency` | link `a<->b` | every message takes exactly `latency_ms` (default 100) one way |
 //! | `crash` | host | the host stops (its tasks and sockets are gone); it restarts when the fault ends |
 //!

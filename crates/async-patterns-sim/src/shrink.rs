@@ -84,12 +84,16 @@ pub fn shrink(
 /// let plan = strategy.new_tree(&mut runner).unwrap().current();
 /// assert!(plan.faults.len() <= 4 && plan.validate(&targets, &[]).is_ok());
 /// ```
-pub fn plans(
+pub fn plans<A, F>(
     swarm: &Swarm,
-    at_ms: impl Strategy<Value = u64>,
-    for_ms: impl Strategy<Value = u64>,
+    at_ms: A,
+    for_ms: F,
     max: usize,
-) -> impl Strategy<Value = FaultPlan> {
+) -> impl Strategy<Value = FaultPlan> + use<A, F>
+where
+    A: Strategy<Value = u64>,
+    F: Strategy<Value = u64>,
+{
     let menu: Vec<(FaultKind, String)> = if swarm.menu.is_empty() {
         // No targets: only the empty plan fits.
         Vec::new()

@@ -1,0 +1,402 @@
+//! Every fault kind does what the table in `fault`'s docs says, on the
+//! target it names: two hosts exchange a datagram every 10 ms for a second,
+//! each stamped with its send time, and the arrivals show what the network
+//! did. Also: a crash restarts the host's closure and keeps the record
+//! (durable) while the closure's own state is lost (volatile); overlapping
+//! faults combine; undeclared hosts and sabotages are reported.
+
+use std::time::Duration;
+
+use async_patterns_sim::testing::Checker;
+use async_patterns_sim::{
+    Ctx, Fault, FaultKind, FaultPlan, Network, RunInfo, Sabotage, Scenario, Targets, Violation,
+    now, run,
+};
+
+const PORT: u16 = 1;
+const EVERY_MS: u64 = 10;
+const COUNT: u64 = 100;
+
+/// Hosts `a` (a client) and `b` (a crashable host) send each other a
+/// datagram every 10 ms; both record what arrives.
+struct Pingers {
+    /// Declare a host that `build` does not make.
+    phantom: bool,
+}
+
+/// Durable state: it lives in the record, outside `b`'s closure.
+#[derive(Default)]
+struct Seen {
+    /// How many times `b`'s closure started (a restart runs it again).
+    b_starts: u32,
+}
+
+impl Scenario for Pingers {
+    type Record = Seen;
+    fn name(&self) -> &str {
+        "pingers"
+    }
+    fn about(&self) -> &str {
+        "datagrams both ways, every 10 ms"
+    }
+    fn targets(&self) -> Targets {
+        let t = Targets::new()
+            .link("a", "b")
+            .host("b", "the record; its own counter is lost");
+        if self.phantom {
+            t.host("c", "nothing")
+        } else {
+            t
+        }
+    }
+    fn sabotages(&self) -> Vec<Sabotage> {
+        vec![Sabotage {
+            name: "declared",
+            about: "a sabotage the code asks for by another name",
+        }]
+    }
+    fn network(&self, _: u64) -> Network {
+        Network::latency_ms(5, 5)
+    }
+    fn build(&self, ctx: &Ctx<Seen>, sim: &mut turmoil::Sim<'_>) {
+        let b = ctx.clone();
+        sim.host("b", move || {
+            let ctx = b.clone();
+            async move {
+                let starts = {
+                    let mut r = ctx.record();
+                    r.b_starts += 1;
+                    r.b_starts
+                };
+                ctx.log(format!("b: start {starts}"));
+                if ctx.info().plan.sabotage.is_some() {
+                    ctx.sabotaged("undeclared");
+                }
+                pinger(ctx, 'b', "a", true).await
+            }
+        });
+        let a = ctx.clone();
+        sim.client("a", pinger(a, 'a', "b", false));
+    }
+    fn check(&self, _: &RunInfo, _: &Seen) -> Vec<Violation> {
+        Vec::new()
+    }
+}
+
+/// Sends `COUNT` datagrams to `peer`, one every 10 ms, while logging what
+/// arrives (`arrival FROM SENT_MS ARRIVED_MS #N`, N counted in the host's
+/// own memory: volatile); a host (`forever`) keeps listening after.
+async fn pinger(ctx: Ctx<Seen>, me: char, peer: &'static str, forever: bool) -> turmoil::Result {
+    let socket = std::rc::Rc::new(turmoil::net::UdpSocket::bind(("0.0.0.0", PORT)).await?);
+    let listen = {
+        let (socket, ctx) = (socket.clone(), ctx.clone());
+        tokio::task::spawn_local(async move {
+            let mut counted = 0;
+            let mut buf = [0u8; 8];
+            while let Ok((_, _)) = socket.recv_from(&mut buf).await {
+                counted += 1;
+                let sent = u64::from_be_bytes(buf);
+                let from = if me == 'a' { 'b' } else { 'a' };
+                ctx.log(format!(
+                    "arrival {from} {sent} {} #{counted}",
+                    now().as_millis()
+                ));
+            }
+        })
+    };
+    for _ in 0..COUNT {
+        tokio::time::sleep(Duration::from_millis(EVERY_MS)).await;
+        let stamp = (now().as_millis() as u64).to_be_bytes();
+        socket.send_to(&stamp, (peer, PORT)).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(if forever { 60_000 } else { 1_000 })).await;
+    listen.abort();
+    Ok(())
+}
+
+fn plan(faults: Vec<Fault>) -> FaultPlan {
+    FaultPlan {
+        faults,
+        sabotage: None,
+    }
+}
+
+/// The arrivals of a run of `faults`, from `from` ('a' or 'b'), as (sent,
+/// arrived) ms.
+fn arrivals(faults: Vec<Fault>, from: char) -> Vec<(u64, u64)> {
+    let out = run(&Pingers { phantom: false }, 1, &plan(faults)).unwrap();
+    assert_eq!(out.violations, vec![], "{:?}", out.trace);
+    let seen = arrivals_of(&out);
+    seen.into_iter()
+        .filter(|(f, _, _)| *f == from)
+        .map(|(_, s, a)| (s, a))
+        .collect()
+}
+
+/// The arrivals a run logged: (from, sent ms, arrived ms).
+fn arrivals_of(out: &async_patterns_sim::Outcome) -> Vec<(char, u64, u64)> {
+    out.trace
+        .iter()
+        .filter_map(|line| {
+            let rest = line.split("arrival ").nth(1)?;
+            let mut w = rest.split_whitespace();
+            let from = w.next()?.chars().next()?;
+            Some((from, w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sent_in(arrivals: &[(u64, u64)], from: u64, to: u64) -> Vec<(u64, u64)> {
+    arrivals
+        .iter()
+        .copied()
+        .filter(|(s, _)| (from..to).contains(s))
+        .collect()
+}
+
+fn link(kind: FaultKind, target: &str, at: u64, len: u64) -> Fault {
+    Fault::new(kind, target, at, len)
+}
+
+#[test]
+fn without_faults_everything_arrives_after_the_latency() {
+    for from in ['a', 'b'] {
+        let got = arrivals(vec![], from);
+        assert_eq!(got.len() as u64, COUNT, "{from}: {got:?}");
+        assert!(
+            got.iter().all(|(s, a)| (5..=9).contains(&(a - s))),
+            "{got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_partition_drops_both_ways_while_on() {
+    let faults = || vec![link(FaultKind::Partition, "a<->b", 300, 200)];
+    for from in ['a', 'b'] {
+        let got = arrivals(faults(), from);
+        assert_eq!(sent_in(&got, 300, 500), vec![], "{from}");
+        assert_eq!(sent_in(&got, 510, 2_000).len(), 50, "{from}: {got:?}");
+    }
+}
+
+#[test]
+fn a_one_way_partition_drops_only_its_direction() {
+    for (target, cut, open) in [("a->b", 'a', 'b'), ("b->a", 'b', 'a')] {
+        let faults = || vec![link(FaultKind::PartitionOneway, target, 300, 200)];
+        assert_eq!(
+            sent_in(&arrivals(faults(), cut), 300, 500),
+            vec![],
+            "{target}"
+        );
+        assert_eq!(arrivals(faults(), open).len() as u64, COUNT, "{target}");
+    }
+}
+
+#[test]
+fn a_hold_delivers_everything_when_it_ends() {
+    let got = arrivals(vec![link(FaultKind::Hold, "b<->a", 300, 200)], 'a');
+    assert_eq!(got.len() as u64, COUNT);
+    let held = sent_in(&got, 300, 500);
+    assert_eq!(held.len(), 20);
+    assert!(held.iter().all(|(_, a)| (500..510).contains(a)), "{held:?}");
+}
+
+#[test]
+fn a_latency_fault_fixes_the_links_latency_and_ends() {
+    let slow = Fault {
+        latency_ms: Some(100),
+        ..link(FaultKind::Latency, "a<->b", 300, 300)
+    };
+    let got = arrivals(vec![slow], 'a');
+    assert_eq!(got.len() as u64, COUNT);
+    let during = sent_in(&got, 310, 600);
+    assert!(
+        !during.is_empty() && during.iter().all(|(s, a)| (100..=104).contains(&(a - s))),
+        "{during:?}"
+    );
+    let after = sent_in(&got, 700, 2_000);
+    assert!(
+        after.iter().all(|(s, a)| (5..=9).contains(&(a - s))),
+        "{after:?}"
+    );
+}
+
+/// turmoil's loss: each message sent fails the link with the chance, and
+/// then it and all in flight are lost; the next message sent repairs it.
+/// So even 100% loses about half of what is sent both ways (every other
+/// message), and nothing after the fault.
+#[test]
+fn total_loss_drops_half_the_window_and_heals() {
+    let lossy = || Fault {
+        percent: Some(100),
+        ..link(FaultKind::Loss, "a<->b", 300, 200)
+    };
+    let (a, b) = (arrivals(vec![lossy()], 'a'), arrivals(vec![lossy()], 'b'));
+    let during = sent_in(&a, 300, 500).len() + sent_in(&b, 300, 500).len();
+    assert!(during <= 20, "{during} of 40 arrived: {a:?} {b:?}");
+    assert_eq!(
+        sent_in(&a, 520, 2_000).len() + sent_in(&b, 520, 2_000).len(),
+        98
+    );
+    // Without the fault, all 40 arrive.
+    let clean = arrivals(vec![], 'a');
+    assert_eq!(sent_in(&clean, 300, 500).len(), 20);
+}
+
+#[test]
+fn a_crash_restarts_the_host_keeping_only_durable_state() {
+    let out = run(
+        &Pingers { phantom: false },
+        1,
+        &plan(vec![Fault::new(FaultKind::Crash, "b", 300, 200)]),
+    )
+    .unwrap();
+    assert!(
+        out.trace.iter().any(|l| l.ends_with("chaos: crash b")),
+        "{:?}",
+        out.trace
+    );
+    assert!(out.trace.iter().any(|l| l.ends_with("chaos: bounce b")));
+    let got = arrivals_of(&out);
+    let to_b: Vec<(u64, u64)> = got
+        .iter()
+        .filter(|(f, _, _)| *f == 'a')
+        .map(|(_, s, a)| (*s, *a))
+        .collect();
+    assert_eq!(sent_in(&to_b, 300, 500), vec![], "b received while down");
+    assert!(
+        !sent_in(&to_b, 520, 2_000).is_empty(),
+        "b did not come back"
+    );
+    // The record (durable) counted both starts; b's own counter (volatile)
+    // began again at 1.
+    assert!(
+        out.trace.iter().any(|l| l.ends_with("b: start 2")),
+        "{:?}",
+        out.trace
+    );
+    let first_after = out
+        .trace
+        .iter()
+        .filter(|l| l.contains("arrival a "))
+        .find(|l| {
+            l.split_whitespace()
+                .nth(5)
+                .and_then(|t| t.parse::<u64>().ok())
+                > Some(500)
+        })
+        .unwrap();
+    assert!(first_after.ends_with(" #1"), "{first_after}");
+}
+
+#[test]
+fn a_partition_inside_a_hold_drops_what_was_held_and_the_hold_resumes() {
+    let faults = vec![
+        link(FaultKind::Hold, "a<->b", 200, 400),
+        link(FaultKind::Partition, "a<->b", 300, 100),
+    ];
+    let got = arrivals(faults, 'a');
+    // Held before the partition: dropped by it (turmoil's partition clears
+    // the link); during it: dropped; after it, while the hold is still on:
+    // held, and delivered at its end (600 ms).
+    assert_eq!(sent_in(&got, 200, 400), vec![], "{got:?}");
+    let held = sent_in(&got, 410, 600);
+    assert!(
+        !held.is_empty() && held.iter().all(|(_, a)| (600..610).contains(a)),
+        "{held:?}"
+    );
+}
+
+#[test]
+fn an_undeclared_host_or_sabotage_is_reported() {
+    let out = run(&Pingers { phantom: true }, 1, &FaultPlan::default()).unwrap();
+    assert_eq!(out.violations.len(), 1, "{:?}", out.violations);
+    assert_eq!(out.violations[0].invariant, "declared targets");
+    assert!(
+        out.violations[0].detail.contains("[\"c\"]"),
+        "{}",
+        out.violations[0]
+    );
+
+    let sabotaged = FaultPlan {
+        sabotage: Some("declared".into()),
+        ..FaultPlan::default()
+    };
+    let out = run(&Pingers { phantom: false }, 1, &sabotaged).unwrap();
+    assert!(
+        out.violations
+            .iter()
+            .any(|v| v.detail.contains("undeclared")
+                && v.detail.contains("is not declared by the scenario")),
+        "{:?}",
+        out.violations
+    );
+}
+
+/// A scenario that fails whenever its link is partitioned for longer than
+/// 300 ms: check_seeds names the seed, shrinks the plan to that one fault,
+/// saves it, and prints the replay line.
+struct Fragile;
+
+impl Scenario for Fragile {
+    type Record = ();
+    fn name(&self) -> &str {
+        "fragile"
+    }
+    fn about(&self) -> &str {
+        "breaks under a long partition"
+    }
+    fn targets(&self) -> Targets {
+        Targets::new().link("x", "y").host("y", "nothing")
+    }
+    fn build(&self, _: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+        sim.host("y", || async { Ok(()) });
+        sim.client("x", async { Ok(()) });
+    }
+    fn check(&self, run: &RunInfo, _: &()) -> Vec<Violation> {
+        run.plan
+            .of(FaultKind::Partition)
+            .filter(|f| f.for_ms > 300)
+            .map(|f| {
+                Violation::new("short partitions only", format!("{} ms", f.for_ms)).at(f.start())
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn check_seeds_reports_the_shrunk_plan_and_the_replay_line() {
+    let err = Checker::new(&Fragile)
+        .replay_command("cargo run --bin fragile-sim --")
+        .try_seeds(0..16)
+        .unwrap_err();
+    assert!(err.starts_with("fragile: "), "{err}");
+    assert!(err.contains("short partitions only: "), "{err}");
+    // Shrunk to the one partition, its length halved down to just over
+    // 300 ms and its start halved to 0.
+    assert!(
+        err.contains(r#"shrunk plan (1 of "#)
+            && err.contains(r#""kind":"partition","target":"x<->y","at_ms":0"#),
+        "{err}"
+    );
+    let line = err.lines().last().unwrap().trim();
+    assert!(
+        line.starts_with("replay: cargo run --bin fragile-sim -- replay fragile --seed "),
+        "{line}"
+    );
+    assert!(
+        line.contains(" --plan ") && line.ends_with(" --trace"),
+        "{line}"
+    );
+    let file = line
+        .split(" --plan ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(" --trace");
+    let saved: FaultPlan = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(saved.faults.len(), 1);
+    assert_eq!(Checker::new(&Fragile).caught(0..16), Ok(true));
+    // With no partition long enough in a seed's plan, it passes.
+    Checker::new(&Fragile).seeds([]);
+}
