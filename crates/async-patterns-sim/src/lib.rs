@@ -13,7 +13,7 @@
 //!   validated against the declarations;
 //! * every seed run twice, its traces compared ([`run_checked`]): a scenario
 //!   that slips out of determinism fails on the seed that shows it;
-//! * sweeps on every core ([`sweep`]), per-seed JSON records and their merge
+//! * sweeps on every core ([`sweep()`]), per-seed JSON records and their merge
 //!   across machines, replay with the full trace and a timeline plot, greedy
 //!   shrinking to a minimal plan ([`shrink::shrink`]) and the proptest route
 //!   ([`shrink::plans`]), a regressions folder that `cargo test` replays;
