@@ -310,7 +310,7 @@ fn check(r: &Record, seed: u64, v: &mut Vec<Violation>) {
             .collect();
         v.push(Violation::new(
             "output equals input",
-            format!("output is not the input: missing {missing:?}, wrong or unknown {wrong:?}"),
+            format!("missing {missing:?}, wrong or unknown {wrong:?}"),
         ));
     }
     let mut arrivals: BTreeMap<u64, u64> = BTreeMap::new();

@@ -81,11 +81,29 @@ pub fn run<S: Scenario + ?Sized>(
     let targets = scenario.targets();
     let sabotages = scenario.sabotages();
     plan.validate(&targets, &sabotages)?;
+    let network = scenario.network(seed);
+    if network.tick.is_zero() || network.duration.is_zero() {
+        // A zero tick never reaches the end: a hang, not a run.
+        let v = Violation::new(
+            "network",
+            format!(
+                "tick {:?} and duration {:?} must both be above zero",
+                network.tick, network.duration
+            ),
+        );
+        return Ok(Outcome::new(
+            plan,
+            Vec::new(),
+            vec![v],
+            Vec::new(),
+            Vec::new(),
+        ));
+    }
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         let info = RunInfo {
             seed,
             plan: plan.clone(),
-            network: scenario.network(seed),
+            network,
         };
         let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages);
         let mut sim = builder(seed, &info.network);

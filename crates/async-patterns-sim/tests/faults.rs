@@ -400,3 +400,34 @@ fn check_seeds_reports_the_shrunk_plan_and_the_replay_line() {
     // With no partition long enough in a seed's plan, it passes.
     Checker::new(&Fragile).seeds([]);
 }
+
+/// A network that would never end (a zero tick) is a violation, not a
+/// hang.
+#[test]
+fn a_zero_tick_is_refused_not_a_hang() {
+    struct Stuck;
+    impl Scenario for Stuck {
+        type Record = ();
+        fn name(&self) -> &str {
+            "stuck"
+        }
+        fn about(&self) -> &str {
+            ""
+        }
+        fn network(&self, _: u64) -> Network {
+            Network {
+                tick: Duration::ZERO,
+                ..Network::default()
+            }
+        }
+        fn build(&self, _: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+            sim.client("c", async { Ok(()) });
+        }
+        fn check(&self, _: &RunInfo, _: &()) -> Vec<Violation> {
+            Vec::new()
+        }
+    }
+    let out = run(&Stuck, 0, &FaultPlan::default()).unwrap();
+    assert_eq!(out.violations.len(), 1);
+    assert_eq!(out.violations[0].invariant, "network");
+}
