@@ -217,9 +217,7 @@ impl Scenario for Aggregator {
     }
 
     fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
-        let mut v = Vec::new();
-        check(record, &run.plan, &mut v);
-        v
+        check(record, &run.plan)
     }
 
     fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
@@ -259,7 +257,8 @@ async fn ask(id: u64) -> Result<(), String> {
     }
 }
 
-fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<Violation>) {
+fn check(r: &Record, plan: &FaultPlan) -> Vec<Violation> {
+    let mut v = Vec::new();
     // Liveness: a part is missing only because of a fault on its own
     // upstream, during the request or within SETTLE before it (a call cut
     // off by the fault holds its permit until its timeout).
@@ -326,4 +325,5 @@ fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<Violation>) {
             format!("{} of {REQUESTS} requests answered", got.len()),
         ));
     }
+    v
 }

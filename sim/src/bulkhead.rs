@@ -26,8 +26,8 @@ use async_patterns_sim::{
 };
 use async_patterns_tokio::TokioTimer;
 
-use crate::classic_swarm;
 use crate::wire::{exchange, join_all, serve};
+use crate::{classic_swarm, client_server};
 
 /// The scenario.
 pub struct Bulkhead;
@@ -74,9 +74,7 @@ impl Scenario for Bulkhead {
     }
 
     fn targets(&self) -> Targets {
-        Targets::new()
-            .link("client", "server")
-            .host("server", "nothing: the requests in flight are lost")
+        client_server("client", "server")
     }
 
     fn swarm(&self) -> Swarm {
@@ -163,9 +161,7 @@ impl Scenario for Bulkhead {
     }
 
     fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
-        let mut v = Vec::new();
-        check(record, &run.plan, &mut v);
-        v
+        check(record, &run.plan)
     }
 
     fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
@@ -188,7 +184,8 @@ impl Scenario for Bulkhead {
     }
 }
 
-fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<Violation>) {
+fn check(r: &Record, plan: &FaultPlan) -> Vec<Violation> {
+    let mut v = Vec::new();
     if r.server_max > r.admitted_under.max(1) || r.server_max > MAX_LIMIT {
         v.push(Violation::new(
             "in flight within the limit",
@@ -235,4 +232,5 @@ fn check(r: &Record, plan: &FaultPlan, v: &mut Vec<Violation>) {
             ));
         }
     }
+    v
 }

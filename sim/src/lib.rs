@@ -21,6 +21,14 @@ pub const CATALOGUE: [&dyn AnyScenario; 5] = [
     &pipeline::Pipeline,
 ];
 
+/// A client and its one server: faults hit the link between them, and the
+/// server may crash, losing the requests it has in flight.
+pub fn client_server(client: &str, server: &str) -> async_patterns_sim::Targets {
+    async_patterns_sim::Targets::new()
+        .link(client, server)
+        .host(server, "nothing: the requests in flight are lost")
+}
+
 /// The swarm our scenarios have always drawn: a partition, a hold, a crash
 /// and loss, each left out with chance 1/3, on the scenario's own targets
 /// (`partition` also takes the loss). Kept, so every seed's plan (and so

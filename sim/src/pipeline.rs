@@ -247,9 +247,7 @@ impl Scenario for Pipeline {
     }
 
     fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
-        let mut v = Vec::new();
-        check(record, run.seed, &mut v);
-        v
+        check(record, run.seed)
     }
 
     fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
@@ -282,7 +280,8 @@ fn store(ctx: &Ctx<Record>, id: u64, value: u64) {
     ctx.log(format!("consumer: item {id} {what}"));
 }
 
-fn check(r: &Record, seed: u64, v: &mut Vec<Violation>) {
+fn check(r: &Record, seed: u64) -> Vec<Violation> {
+    let mut v = Vec::new();
     for (id, e) in &r.lost {
         v.push(Violation::new(
             "nothing lost",
@@ -335,4 +334,5 @@ fn check(r: &Record, seed: u64, v: &mut Vec<Violation>) {
             ),
         ));
     }
+    v
 }

@@ -43,8 +43,8 @@ use async_patterns_sim::{
 };
 use async_patterns_tokio::TokioTimer;
 
-use crate::classic_swarm;
 use crate::wire::{exchange, join_all, serve};
+use crate::{classic_swarm, client_server};
 
 /// The scenario.
 pub struct ResilientClient;
@@ -102,9 +102,7 @@ impl Scenario for ResilientClient {
     }
 
     fn targets(&self) -> Targets {
-        Targets::new()
-            .link("client", "server")
-            .host("server", "nothing: the requests in flight are lost")
+        client_server("client", "server")
     }
 
     fn swarm(&self) -> Swarm {
@@ -309,9 +307,7 @@ impl Scenario for ResilientClient {
             run.network.min_latency.as_millis() as u64,
             run.network.max_latency.as_millis() as u64,
         );
-        let mut v = Vec::new();
-        check(record, &run.plan, latency_ms, &mut v);
-        v
+        check(record, &run.plan, latency_ms)
     }
 
     fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
@@ -344,7 +340,8 @@ async fn call(id: u64) -> Result<(), String> {
     }
 }
 
-fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Violation>) {
+fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation> {
+    let mut v = Vec::new();
     // Exactly once.
     let mut seen = vec![0u32; REQUESTS as usize];
     for (id, _) in &r.ends {
@@ -514,6 +511,7 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64), v: &mut Vec<Viola
             format!("{} retries, allowance {allowance}", r.retries),
         ));
     }
+    v
 }
 
 fn lanes(r: &Record) -> Vec<Lane> {
@@ -572,8 +570,7 @@ mod tests {
             r.ended_at.push((ms(1_000 + 100 * k), false));
         }
         r.transitions.push((ms(12_000), State::Closed));
-        let mut v = Vec::new();
-        check(&r, &plan, (1, 5), &mut v);
+        let v = check(&r, &plan, (1, 5));
         assert!(
             v.iter().any(|v| v
                 .detail
@@ -583,8 +580,7 @@ mod tests {
 
         // One success within the round is recovery.
         r.ended_at[30].1 = true;
-        let mut v = Vec::new();
-        check(&r, &plan, (1, 5), &mut v);
+        let v = check(&r, &plan, (1, 5));
         assert!(
             !v.iter().any(|v| v.detail.contains("no request succeeded")),
             "{v:?}"

@@ -226,9 +226,7 @@ impl Scenario for SequentialParallel {
         // One round trip is a connect (SYN, SYN-ACK), the request and the
         // answer: four one-way trips, each at most the maximum latency.
         let slack = run.network.max_latency * 4;
-        let mut v = Vec::new();
-        check(record, &run.plan, slack, &mut v);
-        v
+        check(record, &run.plan, slack)
     }
 
     fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
@@ -243,7 +241,8 @@ impl Scenario for SequentialParallel {
     }
 }
 
-fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<Violation>) {
+fn check(r: &Record, plan: &FaultPlan, slack: Duration) -> Vec<Violation> {
+    let mut v = Vec::new();
     let overlaps = |from, to| plan.touches(|_| true, from, to, Duration::ZERO);
     let phase = |name: &str| {
         r.phases
@@ -258,7 +257,7 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<Violation>) 
             "every phase finishes",
             format!("a phase never finished: {:?}", r.phases),
         ));
-        return;
+        return v;
     };
     let (seq, par) = (s1 - s0, p1 - p0);
     let exact_sequence = (WORK * 3..=WORK * 3 + slack * 3).contains(&seq);
@@ -338,4 +337,5 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration, v: &mut Vec<Violation>) 
             }
         }
     }
+    v
 }

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::fault::FaultPlan;
 use crate::scenario::AnyScenario;
 use crate::shrink::{regression_file, shrink};
-use crate::sweep::{replay_line, sweep};
+use crate::sweep::{SeedRecord, replay_line, sweep};
 
 /// Checks `seeds` of `scenario` (each run twice) and panics on the first
 /// failing one: see [`Checker::seeds`].
@@ -94,16 +94,8 @@ impl<'a> Checker<'a> {
     /// As [`Checker::seeds`], returning the failure message instead of
     /// panicking.
     pub fn try_seeds(&self, seeds: impl IntoIterator<Item = u64>) -> Result<(), String> {
-        let seeds: Vec<u64> = seeds.into_iter().collect();
         let name = self.scenario.info().name;
-        let records = sweep(
-            self.scenario,
-            &seeds,
-            self.sabotage.as_deref(),
-            self.twice,
-            &|| {},
-        )
-        .map_err(|e| format!("{name}: {e}"))?;
+        let records = self.records(seeds)?;
         let failing: Vec<_> = records.iter().filter(|r| r.failed()).collect();
         let Some(first) = failing.first() else {
             return Ok(());
@@ -142,16 +134,20 @@ impl<'a> Checker<'a> {
     /// [`Checker::sabotage`] ("my invariants catch a retry without a
     /// budget"). Does not shrink.
     pub fn caught(&self, seeds: impl IntoIterator<Item = u64>) -> Result<bool, String> {
+        Ok(self.records(seeds)?.iter().any(|r| r.failed()))
+    }
+
+    /// The seeds' records, run on every core.
+    fn records(&self, seeds: impl IntoIterator<Item = u64>) -> Result<Vec<SeedRecord>, String> {
         let seeds: Vec<u64> = seeds.into_iter().collect();
-        let records = sweep(
+        sweep(
             self.scenario,
             &seeds,
             self.sabotage.as_deref(),
             self.twice,
             &|| {},
         )
-        .map_err(|e| e.to_string())?;
-        Ok(records.iter().any(|r| r.failed()))
+        .map_err(|e| format!("{}: {e}", self.scenario.info().name))
     }
 
     /// Saves the shrunk plan where the replay line can read it: a fresh
