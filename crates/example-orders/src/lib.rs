@@ -1,7 +1,7 @@
 //! A user's own service under simulation, end to end: an orders API
 //! ([`server`], hyper 1) and its resilient client ([`client`]: circuit
 //! breaker, retry with a budget and jitter, rate limiter, a deadline per
-//! call), and the the simulation that runs both, unchanged, on turmoil's network
+//! call), and the [`sim`] that runs both, unchanged, on turmoil's network
 //! under async-patterns-sim's faults.
 //!
 //! The walkthrough (sweep, replay, shrink, a planted bug caught) is in the
@@ -14,7 +14,7 @@
 //!    one); both hand out any tokio `AsyncRead + AsyncWrite` stream, and
 //!    hyper speaks HTTP over it through `TokioIo`. Production passes
 //!    tokio's `TcpListener` and [`net::TcpConnect`]; the simulation
-//!    implements the two traits on turmoil's `net` types (the simulation).
+//!    implements the two traits on turmoil's `net` types ([`sim`]).
 //! 2. **Time is tokio's.** The client's patterns run on
 //!    `async_patterns_tokio::TokioTimer`, the server sleeps with
 //!    `tokio::time`: real time in production, turmoil's virtual time in the
@@ -31,9 +31,9 @@
 //!    flight but not the orders, as with a real database.
 //! 5. **Spawning is a parameter too.** The server hands each connection
 //!    to a `hyper::rt::Executor`: `TokioExecutor` in production,
-//!    a local spawner in the simulation, because a crashed host's
+//!    [`sim::SpawnLocal`] in the simulation, because a crashed host's
 //!    `tokio::spawn`ed tasks are dropped in an order that depends on the
-//!    whole process (see a local spawner). The client drives its
+//!    whole process (see [`sim::SpawnLocal`]). The client drives its
 //!    connection inside the call, so nothing it starts outlives a timeout.
 //! 6. **Behaviour is observable.** Server and client report what they do
 //!    to an observer ([`server::ServerEvent`], [`client::ClientEvent`]):
@@ -59,3 +59,4 @@
 pub mod client;
 pub mod net;
 pub mod server;
+pub mod sim;

@@ -5,7 +5,7 @@
 //! the client against [`Connect`] (a way to open one). Both hand out any
 //! tokio `AsyncRead + AsyncWrite` stream, which hyper speaks HTTP/1.1 over.
 //! Production uses [`TcpConnect`] and tokio's `TcpListener`; the simulation
-//! (next: `sim.rs`) implements the same traits on turmoil's `net` types. The
+//! ([`crate::sim`]) implements the same traits on turmoil's `net` types. The
 //! service code never learns which.
 
 use std::future::Future;
