@@ -264,7 +264,18 @@ fn shrink_refuses_to_overwrite_and_records_the_sabotage() {
     );
 
     let replay = sim(&["replay", "pipeline", "--seed", "0", "--plan", file_arg]);
+    // The same faults against the code as it is: the sabotage was the bug.
+    let fixed = sim(&[
+        "replay",
+        "pipeline",
+        "--seed",
+        "0",
+        "--plan",
+        file_arg,
+        "--no-sabotage",
+    ]);
     std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(fixed.status.code(), Some(0), "{}", stdout(&fixed));
     assert_eq!(replay.status.code(), Some(1), "{}", stdout(&replay));
     assert!(
         stdout(&replay).contains("VIOLATION: "),

@@ -3,8 +3,8 @@
 //! ```text
 //! list
 //! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N] [--sabotage NAME] [--json FILE] [--once]
-//! replay S --seed X [--plan FILE] [--sabotage NAME] [--trace] [--plot out.svg]
-//! shrink S --seed X [--plan FILE] [--sabotage NAME] [--out FILE [--force]]
+//! replay S --seed X [--plan FILE] [--sabotage NAME | --no-sabotage] [--trace] [--plot out.svg]
+//! shrink S --seed X [--plan FILE] [--sabotage NAME | --no-sabotage] [--out FILE [--force]]
 //! merge FILE...
 //! ```
 //!
@@ -82,7 +82,10 @@ impl<'a> App<'a> {
 
     /// Where `shrink` saves a regression by default (the folder your
     /// `cargo test` replays with
-    /// [`replay_regressions`](crate::testing::replay_regressions)).
+    /// [`replay_regressions`](crate::testing::replay_regressions)). A
+    /// relative path is taken from where the binary runs: give
+    /// `concat!(env!("CARGO_MANIFEST_DIR"), "/regressions")` to make it
+    /// your crate's folder wherever it runs.
     #[must_use]
     pub fn regressions(mut self, dir: impl Into<PathBuf>) -> Self {
         self.regressions = dir.into();
@@ -114,10 +117,12 @@ impl<'a> App<'a> {
             }
         };
         let infos: Vec<Info> = self.scenarios.iter().map(|s| s.info()).collect();
+        let width = infos.iter().map(|s| s.name.len()).max().unwrap_or(0) + 2;
         let ctx = Run {
             app: &self,
             infos,
             prefix,
+            width,
         };
         match ctx.command(cli.command) {
             Ok(code) => code,
@@ -218,8 +223,12 @@ struct OneRun {
     #[arg(long)]
     plan: Option<PathBuf>,
     /// Swap in a deliberately broken version the scenario declares.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_sabotage")]
     sabotage: Option<String>,
+    /// Run without the sabotage a plan file was saved under (to see the
+    /// same faults against the code as it is).
+    #[arg(long)]
+    no_sabotage: bool,
 }
 
 /// `K/N` with 1 <= K <= N.
@@ -246,6 +255,8 @@ struct Run<'a> {
     app: &'a App<'a>,
     infos: Vec<Info>,
     prefix: String,
+    /// The widest scenario name, plus two: `list`'s first column.
+    width: usize,
 }
 
 impl Run<'_> {
@@ -306,6 +317,9 @@ impl Run<'_> {
             }
             (given, saved) => given.or(saved),
         };
+        if run.no_sabotage {
+            plan.sabotage = None;
+        }
         let i = self.find_for(Some(&run.scenario), plan.sabotage.as_deref())?;
         let info = &self.infos[i];
         plan.validate(&info.targets, &info.sabotages)
@@ -361,18 +375,19 @@ impl Run<'_> {
     }
 
     fn list(&self) {
+        let w = self.width;
         for s in &self.infos {
-            println!("{:<20} {}", s.name, s.about);
+            println!("{:<w$}{}", s.name, s.about);
             let links: Vec<String> = s
                 .targets
                 .links()
                 .map(|(a, b)| format!("{a}<->{b}"))
                 .collect();
             if !links.is_empty() {
-                println!("{:<20} links: {}", "", links.join(", "));
+                println!("{:<w$}links: {}", "", links.join(", "));
             }
             for (host, survives) in s.targets.hosts() {
-                println!("{:<20} crashable host {host}: {survives}", "");
+                println!("{:<w$}crashable host {host}: {survives}", "");
             }
         }
         let sabotages: Vec<(&str, &str, &str)> = self
@@ -388,8 +403,9 @@ impl Run<'_> {
             println!(
                 "\nDeliberately broken versions (--sabotage), to watch the invariants catch them:"
             );
+            let width = sabotages.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0) + 2;
             for (name, scenario, about) in sabotages {
-                println!("{name:<26} breaks {scenario}: {about}");
+                println!("{name:<width$}breaks {scenario}: {about}");
             }
         }
     }

@@ -133,6 +133,27 @@
 //!    random unless it is `biased;`.
 //! 6. **The network is turmoil's.** Use `turmoil::net` (or code generic over
 //!    the stream type) inside the simulation; a real socket escapes it.
+//! 7. **Spawn a host's tasks with `tokio::task::spawn_local`.** When a host
+//!    crashes, turmoil drops its tasks; tasks from `tokio::spawn` are dropped
+//!    in an order set by task ids counted across the whole process (so by the
+//!    other simulations a parallel sweep runs beside it), and each dropped
+//!    socket sends a FIN or RST that draws from the simulation's RNG. A
+//!    `spawn_local` task lives in the host's `LocalSet`, dropped in spawn
+//!    order. (Found by the run-twice check in `crates/example-orders`: 4-7 of
+//!    500 seeds differed in a sweep, and never in a replay.) If your server
+//!    spawns through an executor (hyper's `rt::Executor`), hand it one that
+//!    calls `spawn_local` in the simulation.
+//!
+//! # Sabotages: a hook in your own code
+//!
+//! [`Ctx::sabotaged`] is only seen by the scenario, so a sabotage that
+//! breaks *your* code needs a hook in it: a field of your client's or
+//! server's config that the scenario sets when the run is under it (e.g.
+//! `ClientConfig { sabotage: Sabotage { fresh_key_per_attempt: true, .. }, .. }`
+//! in `crates/example-orders`), defaulting to off. The meta-test,
+//! `testing::Checker::new(&s).sabotage("name").once().caught(0..64)`, then
+//! proves your invariants catch that bug; `--no-sabotage` replays a saved
+//! sabotaged plan against the code as it is.
 //!
 //! [`CLIPPY_TOML`] is a `clippy.toml` that bans the std items above: copy it
 //! into your simulation crate so `cargo clippy` enforces the rules.

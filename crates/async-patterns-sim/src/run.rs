@@ -305,6 +305,15 @@ fn step_with_faults(
             );
             trace.log(now, format!("chaos: {what}{still}"));
         }
+        // turmoil's random loss, when it heals a link, marks both directions
+        // healthy: a one-way cut on a lossy link would silently end. Put it
+        // back before each step (only links with both on pay for this).
+        for (l, state) in links.iter().enumerate() {
+            if !state.loss.is_empty() && state.oneway != [0, 0] && state.partition == 0 {
+                let (a, b) = targets.link_at(l);
+                set_link(sim, a, b, state);
+            }
+        }
         match sim.step() {
             Ok(true) => return Vec::new(),
             Ok(false) => {}

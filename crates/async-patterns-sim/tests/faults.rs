@@ -193,6 +193,23 @@ fn a_one_way_partition_drops_only_its_direction() {
     }
 }
 
+/// turmoil's loss, healing a link, marks both ways healthy; the harness
+/// puts a one-way cut back, so loss on the same link cannot end it.
+#[test]
+fn loss_on_the_link_does_not_end_a_one_way_cut() {
+    let faults = || {
+        vec![
+            link(FaultKind::PartitionOneway, "a->b", 200, 400),
+            Fault {
+                percent: Some(100),
+                ..link(FaultKind::Loss, "a<->b", 250, 100)
+            },
+        ]
+    };
+    assert_eq!(sent_in(&arrivals(faults(), 'a'), 200, 600), vec![]);
+    assert_eq!(sent_in(&arrivals(faults(), 'a'), 610, 2_000).len(), 40);
+}
+
 #[test]
 fn a_hold_delivers_everything_when_it_ends() {
     let got = arrivals(vec![link(FaultKind::Hold, "b<->a", 300, 200)], 'a');
