@@ -406,6 +406,8 @@ fn four_shards_merge_to_the_single_sweep() {
                     .args(["sweep", "--seeds", "12", "--shard", &shard, "--json"])
                     .arg(&file)
                     .args(extra)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
                     .spawn()
                     .unwrap();
                 files.push(file);
