@@ -7,6 +7,8 @@
 #   scripts/mutants.sh                                   # the whole core (hours here)
 #   scripts/mutants.sh crates/async-patterns/src/deadline.rs ...   # some files
 #   scripts/mutants.sh --in-diff main                    # only code changed since main
+#   scripts/mutants.sh --package async-patterns-sim [--in-diff REV] [FILE...]
+#                                                        # another crate, judged by its own tests
 #
 # Settings (what is left out, and why) are in .cargo/mutants.toml; results
 # go to mutants.out/ (git-ignored). Installs cargo-mutants if it is missing.
@@ -17,14 +19,26 @@ if ! cargo mutants --version >/dev/null 2>&1; then
     echo "installing cargo-mutants (once)..." >&2
     cargo install cargo-mutants --locked
 fi
-args=(-p async-patterns)
+package=async-patterns
+dir=crates/async-patterns
+if [ "${1:-}" = "--package" ]; then
+    package=${2:?usage: scripts/mutants.sh --package NAME ...}
+    dir=$(cargo metadata --no-deps --format-version 1 |
+        python3 -c "import json,sys,os; d=json.load(sys.stdin); print(next((os.path.relpath(os.path.dirname(p['manifest_path'])) for p in d['packages'] if p['name']==sys.argv[1]), ''))" "$package")
+    if [ -z "$dir" ]; then
+        echo "scripts/mutants.sh: no package $package in the workspace" >&2
+        exit 2
+    fi
+    shift 2
+fi
+args=(-p "$package")
 if [ "${1:-}" = "--in-diff" ]; then
     base=${2:?usage: scripts/mutants.sh --in-diff REV}
     diff=$(mktemp)
     trap 'rm -f "$diff"' EXIT
-    git diff "$base" -- crates/async-patterns/src >"$diff"
+    git diff "$base" -- "$dir/src" >"$diff"
     if [ ! -s "$diff" ]; then
-        echo "no change to crates/async-patterns/src since $base: nothing to mutate"
+        echo "no change to $dir/src since $base: nothing to mutate"
         exit 0
     fi
     args+=(--in-diff "$diff")
