@@ -138,7 +138,11 @@ fn bad_input_is_a_clear_error() {
         ),
         (
             &["sweep", "--seeds", "1000000000"],
-            "more than one sweep holds",
+            "1000000000 seeds in one process is more than it holds (1000000)",
+        ),
+        (
+            &["sweep", "--seeds", "2000001", "--shard", "1/2"],
+            "1000001 seeds in one process",
         ),
     ] {
         let out = sim(args);
@@ -358,7 +362,7 @@ fn a_plan_naming_an_undeclared_target_is_refused_by_name() {
         ),
         (
             r#"{"faults":[],"sabotage":"breaker-never-opens"}"#,
-            "--sabotage breaker-never-opens breaks resilient-client, not pipeline",
+            "plan.json: its \"sabotage\" breaker-never-opens breaks resilient-client, not pipeline",
         ),
     ] {
         let file = dir.join("plan.json");
@@ -458,4 +462,65 @@ fn four_shards_merge_to_the_single_sweep() {
         assert!(first.get(key).is_some(), "{key} missing: {first}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Shards run under different sabotages are not one sweep: merge refuses
+/// them, naming both.
+#[test]
+fn merge_refuses_shards_of_different_sabotages() {
+    let dir = scratch("mixed");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    sim(&[
+        "sweep",
+        "--seeds",
+        "2",
+        "--sabotage",
+        "ack-before-store",
+        "--json",
+        a,
+    ]);
+    sim(&[
+        "sweep",
+        "--scenario",
+        "pipeline",
+        "--seeds",
+        "2",
+        "--from",
+        "2",
+        "--json",
+        b,
+    ]);
+    let merged = sim(&["merge", a, b]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(merged.status.code(), Some(2), "{}", stdout(&merged));
+    assert!(
+        stderr(&merged)
+            .contains("records run with --sabotage ack-before-store and with no sabotage"),
+        "{}",
+        stderr(&merged)
+    );
+}
+
+/// A trace piped into `head` ends the command quietly: no panic on the
+/// closed pipe.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(["replay", "resilient-client", "--seed", "4", "--trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the pipe closes under the writer.
+    let out = child.wait_with_output().unwrap();
+    assert!(first.contains(" ms  "), "{first}");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }

@@ -45,6 +45,20 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::fault::FaultPlan;
+
+/// Prints a line to stdout; a closed pipe (`sim replay … --trace | head`)
+/// ends the command quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            return Err(PIPE.to_string());
+        }
+    }};
+}
+
+/// The error that means stdout was closed under us: not reported.
+const PIPE: &str = "\0stdout closed";
 use crate::scenario::{AnyScenario, Info};
 use crate::shrink::{regression_file, shrink};
 use crate::sweep::{SeedRecord, merge, read_records, replay_line, report, sweep};
@@ -124,8 +138,14 @@ impl<'a> App<'a> {
             prefix,
             width,
         };
+        if let Err(e) = check_names(&ctx.infos) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        crate::run::quiet_panics_in_runs();
         match ctx.command(cli.command) {
             Ok(code) => code,
+            Err(e) if e == PIPE => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
@@ -231,6 +251,26 @@ struct OneRun {
     no_sabotage: bool,
 }
 
+/// Scenario names are command-line words: non-empty, without spaces, and
+/// each used once (a second `echo` could never be replayed).
+fn check_names(infos: &[Info]) -> Result<(), String> {
+    for (i, s) in infos.iter().enumerate() {
+        if s.name.is_empty() || s.name.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "scenario name {:?}: a name is one word on the command line (use kebab-case)",
+                s.name
+            ));
+        }
+        if infos[..i].iter().any(|t| t.name == s.name) {
+            return Err(format!(
+                "two scenarios are called {:?}: names must be unique",
+                s.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `K/N` with 1 <= K <= N.
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let (k, n) = text.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
@@ -248,8 +288,9 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
-/// The most seeds one sweep runs (their list is held in memory).
-const MAX_SEEDS: u64 = 100_000_000;
+/// The most seeds one process runs (their records are held in memory, some
+/// hundreds of bytes each); more is split with `--shard`.
+const MAX_SEEDS: u64 = 1_000_000;
 
 struct Run<'a> {
     app: &'a App<'a>,
@@ -270,6 +311,16 @@ impl Run<'_> {
     /// The scenario `name` (or, with no name, the one that declares
     /// `sabotage`), checking that it declares `sabotage`.
     fn find_for(&self, name: Option<&str>, sabotage: Option<&str>) -> Result<usize, String> {
+        self.find_for_as(name, sabotage, "--sabotage")
+    }
+
+    /// As [`Run::find_for`], naming where the sabotage came from.
+    fn find_for_as(
+        &self,
+        name: Option<&str>,
+        sabotage: Option<&str>,
+        given_by: &str,
+    ) -> Result<usize, String> {
         let Some(b) = sabotage else {
             return self.find(name.unwrap_or_default());
         };
@@ -292,7 +343,7 @@ impl Run<'_> {
                         .map(|o| self.infos[*o].name.as_str())
                         .collect();
                     Err(format!(
-                        "--sabotage {b} breaks {}, not {name}",
+                        "{given_by} {b} breaks {}, not {name}",
                         names.join(", ")
                     ))
                 }
@@ -320,7 +371,11 @@ impl Run<'_> {
         if run.no_sabotage {
             plan.sabotage = None;
         }
-        let i = self.find_for(Some(&run.scenario), plan.sabotage.as_deref())?;
+        let given_by = match (&run.sabotage, &run.plan) {
+            (None, Some(p)) => format!("{}: its \"sabotage\"", p.display()),
+            _ => "--sabotage".to_string(),
+        };
+        let i = self.find_for_as(Some(&run.scenario), plan.sabotage.as_deref(), &given_by)?;
         let info = &self.infos[i];
         plan.validate(&info.targets, &info.sabotages)
             .map_err(|e| match &run.plan {
@@ -333,7 +388,7 @@ impl Run<'_> {
     fn command(&self, command: Command) -> Result<ExitCode, String> {
         match command {
             Command::List => {
-                self.list();
+                self.list()?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Replay { run, trace, plot } => self.replay(&run, trace, plot),
@@ -369,25 +424,25 @@ impl Run<'_> {
                 }
                 let order: Vec<String> = self.infos.iter().map(|s| s.name.clone()).collect();
                 let records = merge(&order, records).map_err(|e| e.to_string())?;
-                Ok(self.verdict(&records))
+                self.verdict(&records)
             }
         }
     }
 
-    fn list(&self) {
+    fn list(&self) -> Result<(), String> {
         let w = self.width;
         for s in &self.infos {
-            println!("{:<w$}{}", s.name, s.about);
+            out!("{:<w$}{}", s.name, s.about);
             let links: Vec<String> = s
                 .targets
                 .links()
                 .map(|(a, b)| format!("{a}<->{b}"))
                 .collect();
             if !links.is_empty() {
-                println!("{:<w$}links: {}", "", links.join(", "));
+                out!("{:<w$}links: {}", "", links.join(", "));
             }
             for (host, survives) in s.targets.hosts() {
-                println!("{:<w$}crashable host {host}: {survives}", "");
+                out!("{:<w$}crashable host {host}: {survives}", "");
             }
         }
         let sabotages: Vec<(&str, &str, &str)> = self
@@ -400,14 +455,15 @@ impl Run<'_> {
             })
             .collect();
         if !sabotages.is_empty() {
-            println!(
+            out!(
                 "\nDeliberately broken versions (--sabotage), to watch the invariants catch them:"
             );
             let width = sabotages.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0) + 2;
             for (name, scenario, about) in sabotages {
-                println!("{name:<width$}breaks {scenario}: {about}");
+                out!("{name:<width$}breaks {scenario}: {about}");
             }
         }
+        Ok(())
     }
 
     fn replay(&self, run: &OneRun, trace: bool, plot: Option<PathBuf>) -> Result<ExitCode, String> {
@@ -422,29 +478,29 @@ impl Run<'_> {
             .map_err(|e| e.to_string())?;
         if trace {
             for e in &out.trace {
-                println!("{e}");
+                out!("{e}");
             }
         }
-        println!(
+        out!(
             "{name} seed {seed}: plan {}, trace hash {:016x}",
             to_json(&plan)?,
             out.trace_hash
         );
         for v in &out.violations {
-            println!("VIOLATION: {v}");
+            out!("VIOLATION: {v}");
         }
         if let Some(path) = plot {
             let title = format!("{name} seed {seed}: {}", to_json(&plan)?);
             std::fs::write(&path, out.timeline.svg(&title))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            println!("timeline: {}", path.display());
+            out!("timeline: {}", path.display());
         }
         let under = under(plan.sabotage.as_deref());
         Ok(if out.violations.is_empty() {
-            println!("PASS: {name} seed {seed}{under}, no violations");
+            out!("PASS: {name} seed {seed}{under}, no violations");
             ExitCode::SUCCESS
         } else {
-            println!(
+            out!(
                 "FAIL: {name} seed {seed}{under}, {} violation(s)",
                 out.violations.len()
             );
@@ -458,36 +514,48 @@ impl Run<'_> {
         let seed = run.seed;
         // Where it goes, checked before the work: a sabotaged plan is saved
         // only where --out says (never among the regressions).
+        let run_out_given = out.is_some();
         let out = match (out, &plan.sabotage) {
             (Some(out), _) => Some(out),
             (None, Some(_)) => None,
             (None, None) => Some(regression_file(&self.app.regressions, name, seed)),
         };
         if let Some(out) = &out {
-            check_output(out, "--out", force)?;
+            let what = if run_out_given {
+                "--out"
+            } else {
+                "the regression file"
+            };
+            check_output(out, what, force).map_err(|e| {
+                if run_out_given {
+                    e
+                } else {
+                    format!("{e} (shrink saves regressions under {}, relative to where it runs: run it from there, or give --out FILE)", self.app.regressions.display())
+                }
+            })?;
         }
         let Some((small, violations)) = shrink(self.app.scenarios[i], seed, &plan) else {
-            println!(
+            out!(
                 "{name} seed {seed} breaks no invariant under {}: nothing to shrink",
                 to_json(&plan)?
             );
-            println!("PASS: {name} seed {seed}, nothing to shrink");
+            out!("PASS: {name} seed {seed}, nothing to shrink");
             return Ok(ExitCode::SUCCESS);
         };
-        println!(
+        out!(
             "shrunk {} faults to {}: {}",
             plan.faults.len(),
             small.faults.len(),
             to_json(&small)?
         );
         for v in &violations {
-            println!("  {v}");
+            out!("  {v}");
         }
         match &out {
             Some(out) => {
                 std::fs::write(out, to_json(&small)? + "\n")
                     .map_err(|e| format!("{}: {e}", out.display()))?;
-                println!(
+                out!(
                     "saved {}; replay: {}",
                     out.display(),
                     replay_line(
@@ -499,12 +567,12 @@ impl Run<'_> {
                     )
                 );
             }
-            None => println!(
+            None => out!(
                 "not saved: a plan shrunk under --sabotage is no regression \
                  (the regressions must replay clean); --out FILE saves it"
             ),
         }
-        println!(
+        out!(
             "FAIL: {name} seed {seed}, {} violation(s) under {} fault(s)",
             violations.len(),
             small.faults.len()
@@ -559,17 +627,17 @@ impl Run<'_> {
             },
             speeds.join(", ")
         );
-        Ok(self.verdict(&records))
+        self.verdict(&records)
     }
 
     /// Prints the report and returns its exit code.
-    fn verdict(&self, records: &[SeedRecord]) -> ExitCode {
-        print!("{}", report(records, &self.prefix));
-        if records.iter().any(SeedRecord::failed) {
+    fn verdict(&self, records: &[SeedRecord]) -> Result<ExitCode, String> {
+        out!("{}", report(records, &self.prefix).trim_end());
+        Ok(if records.iter().any(SeedRecord::failed) {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
-        }
+        })
     }
 }
 
@@ -578,9 +646,13 @@ fn pick_seeds(seeds: u64, from: u64, shard: Option<(u64, u64)>) -> Result<Vec<u6
     if seeds == 0 {
         return Err("--seeds must be at least 1".into());
     }
-    if seeds > MAX_SEEDS {
+    let (k, n) = shard.unwrap_or((1, 1));
+    // The shard's share: the offsets k-1, k-1+n, ... below `seeds`.
+    let share = (seeds + n - k) / n;
+    if share > MAX_SEEDS {
         return Err(format!(
-            "--seeds {seeds} is more than one sweep holds ({MAX_SEEDS}); split it with --from or --shard"
+            "{share} seeds in one process is more than it holds ({MAX_SEEDS}); \
+             run fewer with --seeds and --from, or split them over processes with --shard K/N"
         ));
     }
     let Some(last) = from.checked_add(seeds - 1) else {
@@ -590,7 +662,6 @@ fn pick_seeds(seeds: u64, from: u64, shard: Option<(u64, u64)>) -> Result<Vec<u6
             (u64::MAX - from).saturating_add(1)
         ));
     };
-    let (k, n) = shard.unwrap_or((1, 1));
     let mine: Vec<u64> = (from..=last)
         .filter(|seed| (seed - from) % n == k - 1)
         .collect();

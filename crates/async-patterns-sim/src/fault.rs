@@ -15,7 +15,11 @@
 //! | `latency` | link `a<->b` | every message takes exactly `latency_ms` (default 100) one way |
 //! | `crash` | host | the host stops (its tasks and sockets are gone); it restarts when the fault ends |
 //!
-//! Several faults may overlap, on one target or many: a link is cut while
+//! A fault starts and ends on the simulation's tick ([`Network::tick`](crate::Network),
+//! 2 ms by default): one at `at_ms: 1309` begins at 1310, and one shorter
+//! than a tick may begin and end between two steps and do nothing. Targets
+//! are written either way round (`server<->client` is `client<->server`),
+//! spaces around the arrow allowed. Several faults may overlap, on one target or many: a link is cut while
 //! any partition of it is on, else held while any hold is on; its loss and
 //! latency are the largest of those on. Every number of a plan is valid
 //! input (instants saturate: `for_ms: u64::MAX` lasts for ever) and a
@@ -414,6 +418,13 @@ pub(crate) enum Resolved {
     Host(usize),
 }
 
+impl Sabotage {
+    /// A sabotage called `name` (kebab-case), breaking what `about` says.
+    pub const fn new(name: &'static str, about: &'static str) -> Self {
+        Sabotage { name, about }
+    }
+}
+
 impl Targets {
     /// No targets: a plan for this scenario must be empty.
     pub fn new() -> Self {
@@ -752,6 +763,15 @@ mod tests {
         assert!(!plan.touches(|f| f.kind == FaultKind::Hold, ms(0), ms(100), ms(0)));
         assert!(plan.faults[0].hits("server") && !plan.faults[0].hits("client"));
         assert!(plan.faults[1].on_link("server", "client"));
+        assert!(plan.faults[1].on_link("client", "server"));
+        assert!(
+            !plan.faults[1].on_link("client", "db") && !plan.faults[0].on_link("client", "server")
+        );
+        assert!(plan.faults[1].hits("client") && plan.faults[1].hits("server"));
+        assert!(!plan.faults[1].hits("db"));
+        let one_way = Fault::new(FaultKind::PartitionOneway, "server->client", 0, 1);
+        assert!(one_way.hits("client") && one_way.hits("server") && !one_way.hits("db"));
+        assert!(one_way.on_link("client", "server") && !one_way.on_link("server", "db"));
         assert_eq!(plan.last_end(), ms(200));
     }
 }

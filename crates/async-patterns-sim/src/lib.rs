@@ -55,16 +55,24 @@
 //!             .host("server", "nothing: it keeps no state")
 //!     }
 //!     fn build(&self, ctx: &Ctx<Record>, sim: &mut turmoil::Sim<'_>) {
-//!         sim.host("server", || async {
-//!             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 7)).await?;
-//!             loop {
-//!                 let (mut s, _) = listener.accept().await?;
-//!                 tokio::spawn(async move {
-//!                     let mut b = [0; 1];
-//!                     if s.read_exact(&mut b).await.is_ok() {
-//!                         let _ = s.write_all(&b).await;
-//!                     }
-//!                 });
+//!         let server = ctx.clone();
+//!         // A host's closure runs again after each crash: clone inside it.
+//!         sim.host("server", move || {
+//!             let ctx = server.clone();
+//!             async move {
+//!                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 7)).await?;
+//!                 loop {
+//!                     let (mut s, _) = listener.accept().await?;
+//!                     let ctx = ctx.clone();
+//!                     // spawn_local, not tokio::spawn: rule 7 below.
+//!                     tokio::task::spawn_local(async move {
+//!                         let mut b = [0; 1];
+//!                         if s.read_exact(&mut b).await.is_ok() {
+//!                             ctx.log(format!("server: echoes {}", b[0]));
+//!                             let _ = s.write_all(&b).await;
+//!                         }
+//!                     });
+//!                 }
 //!             }
 //!         });
 //!         let ctx = ctx.clone();
@@ -155,8 +163,14 @@
 //! proves your invariants catch that bug; `--no-sabotage` replays a saved
 //! sabotaged plan against the code as it is.
 //!
-//! [`CLIPPY_TOML`] is a `clippy.toml` that bans the std items above: copy it
-//! into your simulation crate so `cargo clippy` enforces the rules.
+//! [`CLIPPY_TOML`] is a `clippy.toml` that bans the items above that clippy
+//! can see (the wall clock, `spawn_blocking`, `tokio::spawn`,
+//! `std::thread::spawn`, `HashMap`/`HashSet`, an unbiased `tokio::select!`):
+//! write it into your simulation crate
+//! (`std::fs::write("clippy.toml", async_patterns_sim::CLIPPY_TOML)`, or copy
+//! `crates/async-patterns-sim/clippy.toml`) so `cargo clippy` enforces the
+//! rules. (Unseeded RNGs from other crates, such as `rand::thread_rng`, add
+//! yourself: clippy rejects a path to a crate you do not depend on.)
 //!
 //! [turmoil]: https://docs.rs/turmoil
 
@@ -175,6 +189,11 @@ pub use run::{Outcome, run, run_checked};
 pub use scenario::{AnyScenario, Ctx, Info, Network, RunInfo, Scenario, now};
 pub use sweep::{SeedRecord, sweep};
 pub use trace::{Trace, Violation, hash_trace};
+
+/// The seeded generator [`Ctx::rng`] hands out (SplitMix64: `next_u64`,
+/// `between(lo, hi)`), re-exported so a scenario need not depend on the
+/// core crate to name it.
+pub use async_patterns::rng::SplitMix64;
 
 /// A `clippy.toml` banning what breaks determinism in a simulation (the
 /// wall clock, `spawn_blocking`, hash-ordered collections, unbiased

@@ -99,6 +99,7 @@ pub fn run<S: Scenario + ?Sized>(
             Vec::new(),
         ));
     }
+    let _quiet = InRun::enter();
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         let info = RunInfo {
             seed,
@@ -164,6 +165,42 @@ fn undeclared_hosts(sim: &mut turmoil::Sim<'_>, targets: &Targets) -> Vec<String
         .filter(|h| catch_unwind(AssertUnwindSafe(|| sim.is_host_running(*h))).is_err())
         .map(str::to_string)
         .collect()
+}
+
+thread_local! {
+    /// Whether this thread is inside [`run`] (whose panics become violations).
+    static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside a run until dropped.
+struct InRun(bool);
+
+impl InRun {
+    fn enter() -> Self {
+        InRun(IN_RUN.with(|r| r.replace(true)))
+    }
+}
+
+impl Drop for InRun {
+    fn drop(&mut self) {
+        IN_RUN.with(|r| r.set(self.0));
+    }
+}
+
+/// Installs (once) a panic hook that stays silent for panics inside a run
+/// (each becomes a violation with its message, so a sweep over a panicking
+/// scenario does not print a backtrace per seed) and prints every other
+/// panic as before. The command line installs it; a test need not.
+pub fn quiet_panics_in_runs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_RUN.with(|r| r.get()) {
+                before(info);
+            }
+        }));
+    });
 }
 
 /// A turmoil simulation configured from `seed`: turmoil's RNG, a fixed

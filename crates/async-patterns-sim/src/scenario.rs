@@ -8,7 +8,7 @@
 //! [`now`], the [`Trace`], the scenario's own record, the latencies of its
 //! requests, and the sabotage (if any) the run is under.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use async_patterns::rng::SplitMix64;
@@ -116,6 +116,12 @@ pub trait Scenario: Send + Sync + 'static {
     }
 
     /// Adds the hosts and clients to `sim`; each gets a clone of `ctx`.
+    ///
+    /// A host's closure (`sim.host(name, || …)`) runs again each time the
+    /// host restarts after a crash: clone the context *inside* it
+    /// (`let c = ctx.clone(); sim.host("s", move || { let ctx = c.clone();
+    /// async move { … } })`). What it creates is lost in a crash (volatile);
+    /// the record, created by the harness, survives (durable).
     fn build(&self, ctx: &Ctx<Self::Record>, sim: &mut turmoil::Sim<'_>);
 
     /// The invariants, over what the run recorded: every violation found.
@@ -240,11 +246,22 @@ impl<R> Ctx<R> {
 
     /// The scenario's record, locked (do not hold it across an `.await`:
     /// every host runs on one thread, but the lock is not reentrant).
+    ///
+    /// # Panics
+    ///
+    /// If the record is already locked: every host runs on the
+    /// simulation's one thread, so a held lock here is a guard kept across
+    /// an `.await` (or taken twice), which would hang the run for ever. The
+    /// panic says so, and the harness reports it as a violation.
     pub fn record(&self) -> MutexGuard<'_, R> {
-        self.inner
-            .record
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        match self.inner.record.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => panic!(
+                "Ctx::record() is already locked: a guard held across an .await, or taken twice \
+                 (hosts share one thread, so this would hang the run)"
+            ),
+        }
     }
 
     /// Logs `event` to the trace at virtual [`now`].

@@ -139,6 +139,14 @@ pub enum MergeError {
         /// Its name.
         scenario: String,
     },
+    /// Records run under different sabotages (or some under none): they
+    /// are not one sweep.
+    MixedSabotage {
+        /// One record's sabotage.
+        one: Option<String>,
+        /// Another's.
+        other: Option<String>,
+    },
     /// No records at all.
     Empty,
 }
@@ -155,6 +163,18 @@ impl std::fmt::Display for MergeError {
             ),
             MergeError::UnknownScenario { scenario } => {
                 write!(f, "records of an unknown scenario {scenario:?}")
+            }
+            MergeError::MixedSabotage { one, other } => {
+                let name = |s: &Option<String>| {
+                    s.as_ref()
+                        .map_or("no sabotage".to_string(), |s| format!("--sabotage {s}"))
+                };
+                write!(
+                    f,
+                    "records run with {} and with {}: not shards of one sweep",
+                    name(one),
+                    name(other)
+                )
             }
             MergeError::Empty => f.write_str("no seed records in the files"),
         }
@@ -186,6 +206,15 @@ pub fn merge(
 ) -> Result<Vec<SeedRecord>, MergeError> {
     if records.is_empty() {
         return Err(MergeError::Empty);
+    }
+    if let Some(r) = records
+        .iter()
+        .find(|r| r.plan.sabotage != records[0].plan.sabotage)
+    {
+        return Err(MergeError::MixedSabotage {
+            one: records[0].plan.sabotage.clone(),
+            other: r.plan.sabotage.clone(),
+        });
     }
     let mut keys = Vec::with_capacity(records.len());
     for r in &records {
@@ -325,4 +354,191 @@ pub fn replay_line(
         line += &format!(" --plan {}", p.display());
     }
     line + " --trace"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::{Fault, FaultKind};
+    use crate::plot::Timeline;
+    use crate::run::{Checked, Outcome};
+
+    fn outcome(latencies_ms: &[u64], violations: Vec<Violation>) -> Outcome {
+        Outcome {
+            trace: vec!["x".into()],
+            trace_hash: 0xab,
+            violations,
+            latencies: latencies_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+            faults: 0,
+            timeline: Timeline::default(),
+        }
+    }
+
+    fn record(
+        scenario: &str,
+        seed: u64,
+        latencies_ms: &[u64],
+        violations: Vec<Violation>,
+    ) -> SeedRecord {
+        let checked = Checked {
+            outcome: outcome(latencies_ms, violations),
+            again: Some(0xab),
+        };
+        record_of(scenario, seed, FaultPlan::default(), &checked)
+    }
+
+    #[test]
+    fn a_record_keeps_an_exact_latency_histogram() {
+        let r = record("s", 3, &[7, 5, 5, 9, 7, 7], vec![]);
+        assert_eq!(
+            r.latencies_ns,
+            vec![(5_000_000, 2), (7_000_000, 3), (9_000_000, 1)]
+        );
+        assert_eq!((r.seed, r.runs, r.deterministic), (3, 2, true));
+        assert_eq!(r.trace_hash, "00000000000000ab");
+        let differs = Checked {
+            outcome: outcome(&[], vec![]),
+            again: Some(1),
+        };
+        assert!(!record_of("s", 0, FaultPlan::default(), &differs).deterministic);
+        let once = Checked {
+            outcome: outcome(&[], vec![]),
+            again: None,
+        };
+        assert_eq!(record_of("s", 0, FaultPlan::default(), &once).runs, 1);
+    }
+
+    #[test]
+    fn records_are_read_a_line_each_and_a_bad_line_is_named() {
+        let a = serde_json::to_string(&record("s", 1, &[1], vec![])).unwrap();
+        let b = serde_json::to_string(&record("s", 2, &[], vec![])).unwrap();
+        let text = format!("{a}\n\n{b}\n");
+        let read = read_records("f.json", &text).unwrap();
+        assert_eq!(read.iter().map(|r| r.seed).collect::<Vec<_>>(), [1, 2]);
+        let err = read_records("f.json", &format!("{a}\n{{\"x\":1}}\n")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("f.json:2: not a seed record: "),
+            "{err}"
+        );
+        assert_eq!(read_records("f.json", "").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn merge_orders_by_scenario_then_seed_and_refuses_what_is_not_one_sweep() {
+        let order = ["b".to_string(), "a".to_string()];
+        let merged = merge(
+            &order,
+            vec![
+                record("a", 2, &[], vec![]),
+                record("b", 9, &[], vec![]),
+                record("a", 1, &[], vec![]),
+                record("b", 3, &[], vec![]),
+            ],
+        )
+        .unwrap();
+        let keys: Vec<(&str, u64)> = merged
+            .iter()
+            .map(|r| (r.scenario.as_str(), r.seed))
+            .collect();
+        assert_eq!(keys, [("b", 3), ("b", 9), ("a", 1), ("a", 2)]);
+        assert_eq!(merge(&order, vec![]), Err(MergeError::Empty));
+        assert_eq!(
+            merge(&order, vec![record("c", 1, &[], vec![])]),
+            Err(MergeError::UnknownScenario {
+                scenario: "c".into()
+            })
+        );
+        assert_eq!(
+            merge(
+                &order,
+                vec![
+                    record("a", 1, &[], vec![]),
+                    record("b", 1, &[], vec![]),
+                    record("a", 1, &[], vec![])
+                ]
+            ),
+            Err(MergeError::Duplicate {
+                scenario: "a".into(),
+                seed: 1
+            })
+        );
+        let mut sabotaged = record("a", 5, &[], vec![]);
+        sabotaged.plan.sabotage = Some("bug".into());
+        let err = merge(&order, vec![record("a", 1, &[], vec![]), sabotaged]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "records run with no sabotage and with --sabotage bug: not shards of one sweep"
+        );
+    }
+
+    #[test]
+    fn the_report_counts_what_failed_and_how() {
+        let v = || vec![Violation::new("inv", "broken")];
+        let mut flaky = record(
+            "a",
+            4,
+            &[],
+            vec![Violation::new("deterministic", "two hashes")],
+        );
+        flaky.deterministic = false;
+        let mut planned = record("a", 2, &[10, 30], v());
+        planned
+            .plan
+            .faults
+            .push(Fault::new(FaultKind::Crash, "h", 1, 1));
+        let records = vec![
+            record("a", 1, &[20], vec![]),
+            planned,
+            flaky,
+            record("b", 1, &[], vec![]),
+        ];
+        let text = report(&records, "my-sim");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "| a | 3 | 2 | 20.0ms | 30.0ms | 1 |", "{text}");
+        assert_eq!(lines[3], "| b | 1 | 0 | n/a | n/a | 0 |", "{text}");
+        assert_eq!(
+            lines[4],
+            "(each seed ran twice, and its trace hashes were compared)"
+        );
+        assert!(
+            text.contains(
+                "\nFAILED a seed 2:\n  inv: broken\n  replay: my-sim replay a --seed 2 --trace\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nFAILED a seed 4:\n"), "{text}");
+        assert!(
+            !text.contains("FAILED a seed 1") && !text.contains("FAILED b"),
+            "{text}"
+        );
+        assert_eq!(
+            lines.last().unwrap(),
+            &"FAIL: 2 of 4 seeds failing (1 with violations, 1 nondeterministic)"
+        );
+        let clean = vec![record("a", 1, &[20], vec![])];
+        assert_eq!(
+            report(&clean, "x").lines().last().unwrap(),
+            "PASS: 1 seeds, 0 violations, traces deterministic"
+        );
+        let mut once = record("a", 1, &[], vec![]);
+        once.runs = 1;
+        once.plan.sabotage = Some("bug".into());
+        let text = report(&[once], "x");
+        assert!(
+            text.contains("(seeds run once: their determinism was not checked)"),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().last().unwrap(),
+            "PASS: 1 seeds under --sabotage bug, 0 violations, determinism not checked"
+        );
+        let mut failing = record("a", 7, &[], v());
+        failing.plan.sabotage = Some("bug".into());
+        assert!(
+            report(&[failing], "x").contains("replay: x replay a --seed 7 --sabotage bug --trace")
+        );
+    }
 }

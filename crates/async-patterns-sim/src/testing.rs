@@ -31,7 +31,8 @@ use crate::shrink::{regression_file, shrink};
 use crate::sweep::{SeedRecord, replay_line, sweep};
 
 /// Checks `seeds` of `scenario` (each run twice) and panics on the first
-/// failing one: see [`Checker::seeds`].
+/// failing one: see [`Checker::seeds`]. Its replay line names
+/// `YOUR-SIM-BINARY`: with [`Checker::replay_command`] it names yours.
 #[track_caller]
 pub fn check_seeds(scenario: &dyn AnyScenario, seeds: impl IntoIterator<Item = u64>) {
     Checker::new(scenario).seeds(seeds);
@@ -110,19 +111,23 @@ impl<'a> Checker<'a> {
             message += &format!("  {v}\n");
         }
         let (plan, file) = match shrink(self.scenario, first.seed, &first.plan) {
-            Some((small, _)) => {
+            Some((small, broken)) => {
                 let file = self.save(&name, first.seed, &small);
+                message += &format!(
+                    "  shrunk to {} of its {} faults, the seed still fails:\n",
+                    small.faults.len(),
+                    first.plan.faults.len()
+                );
+                for v in &broken {
+                    message += &format!("    {v}\n");
+                }
                 (small, file)
             }
             // Only a nondeterministic seed fails the sweep and not a run.
             None => (first.plan.clone(), None),
         };
         let json = serde_json::to_string(&plan).unwrap_or_default();
-        message += &format!(
-            "  shrunk plan ({} of {} faults): {json}\n",
-            plan.faults.len(),
-            first.plan.faults.len()
-        );
+        message += &format!("  plan: {json}\n");
         message += &format!(
             "  replay: {}",
             replay_line(&self.replay, &name, first.seed, None, file.as_deref())
