@@ -492,12 +492,13 @@ mod tests {
         let records = vec![
             record("a", 1, &[20], vec![]),
             planned,
+            record("a", 3, &[], v()),
             flaky,
             record("b", 1, &[], vec![]),
         ];
         let text = report(&records, "my-sim");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[2], "| a | 3 | 2 | 20.0ms | 30.0ms | 1 |", "{text}");
+        assert_eq!(lines[2], "| a | 4 | 3 | 20.0ms | 30.0ms | 1 |", "{text}");
         assert_eq!(lines[3], "| b | 1 | 0 | n/a | n/a | 0 |", "{text}");
         assert_eq!(
             lines[4],
@@ -516,7 +517,7 @@ mod tests {
         );
         assert_eq!(
             lines.last().unwrap(),
-            &"FAIL: 2 of 4 seeds failing (1 with violations, 1 nondeterministic)"
+            &"FAIL: 3 of 5 seeds failing (2 with violations, 1 nondeterministic)"
         );
         let clean = vec![record("a", 1, &[20], vec![])];
         assert_eq!(

@@ -135,6 +135,11 @@ async fn pinger(ctx: Ctx<Seen>, me: char, peer: &'static str, forever: bool) -> 
             }
         })
     };
+    if me == 'b' {
+        // Half a period after a: the two never send in one step, so each
+        // send meets the link as the one before left it.
+        tokio::time::sleep(Duration::from_millis(EVERY_MS / 2)).await;
+    }
     for _ in 0..COUNT {
         tokio::time::sleep(Duration::from_millis(EVERY_MS)).await;
         let stamp = (now().as_millis() as u64).to_be_bytes();
@@ -347,6 +352,18 @@ fn a_one_way_partition_drops_only_its_direction() {
             "{target}"
         );
         assert_eq!(arrivals(faults(), open).len() as u64, COUNT, "{target}");
+        let out = run(&Pingers { phantom: false }, 1, &plan(faults())).unwrap();
+        let (from, to) = target.split_once("->").unwrap();
+        for what in [
+            format!("chaos: cut {from} -> {to}"),
+            format!("chaos: mend {from} -> {to}"),
+        ] {
+            assert!(
+                out.trace.iter().any(|l| l.ends_with(&what)),
+                "{what}: {:?}",
+                out.trace
+            );
+        }
     }
 }
 
