@@ -642,6 +642,8 @@ fn a_record_held_across_an_await_is_reported_not_a_hang() {
         }
         fn build(&self, ctx: &Ctx<u32>, sim: &mut turmoil::Sim<'_>) {
             let (a, b) = (ctx.clone(), ctx.clone());
+            // The bug under test, on purpose: a guard across an .await.
+            #[allow(clippy::await_holding_lock)]
             sim.client("a", async move {
                 let mut n = a.record();
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -660,6 +662,8 @@ fn a_record_held_across_an_await_is_reported_not_a_hang() {
     }
     // Under a watchdog: a plain lock() here would deadlock the test.
     let (tx, rx) = std::sync::mpsc::channel();
+    // The watchdog's thread runs the whole simulation; it is outside it.
+    #[allow(clippy::disallowed_methods)]
     std::thread::spawn(move || tx.send(run(&Holder, 0, &FaultPlan::default()).unwrap()));
     let out = rx
         .recv_timeout(Duration::from_secs(20))
