@@ -612,7 +612,10 @@ impl Resilience {
                     }
                     get(&self.timer, client, uri, self.attempt_timeout).await
                 };
-                (self.breaker.call(sent).await).unwrap_or(Err(ErrorCause::CircuitOpen))
+                self.breaker
+                    .call(sent)
+                    .await
+                    .map_err(|e| e.into_inner().unwrap_or(ErrorCause::CircuitOpen))
             })
             .await
             .map_err(|gave_up| gave_up.error)

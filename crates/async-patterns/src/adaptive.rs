@@ -128,30 +128,35 @@ impl Config {
 
 impl ConfigBuilder {
     /// The limit's range and its initial value.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn limits(mut self, min: u32, initial: u32, max: u32) -> Self {
         (self.min, self.max, self.initial) = (min, max, Some(initial));
         self
     }
 
     /// The initial limit (default: 10, or `min` if higher).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn initial(mut self, initial: u32) -> Self {
         self.initial = Some(initial);
         self
     }
 
     /// Added to the limit per fast success at high use (default 1).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn increase(mut self, step: u32) -> Self {
         self.increase = step;
         self
     }
 
     /// The limit is multiplied by this on a failure or slow call (default 0.5).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn backoff(mut self, ratio: f64) -> Self {
         self.backoff = ratio;
         self
     }
 
     /// Calls slower than this count as overload, like failures.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn latency_target(mut self, target: Duration) -> Self {
         self.latency_target = Some(target);
         self
@@ -238,6 +243,7 @@ impl<C: Clock> AdaptiveLimit<C> {
 
     /// Calls `observer` with the new limit whenever it changes (outside
     /// the lock).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn with_observer(mut self, observer: impl Fn(u32) + Send + Sync + 'static) -> Self {
         self.observer = Some(Box::new(observer));
         self

@@ -227,6 +227,7 @@ impl Config {
 
 impl ConfigBuilder {
     /// Open after `k` failures in a row.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn consecutive_failures(mut self, k: u32) -> Self {
         self.consecutive_failures = Some(k);
         self
@@ -234,6 +235,7 @@ impl ConfigBuilder {
 
     /// Judge rates over the last `size` calls, once at least `min_calls`
     /// have been seen.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn window(mut self, size: u32, min_calls: u32) -> Self {
         self.window = Some((size, min_calls));
         self
@@ -242,6 +244,7 @@ impl ConfigBuilder {
     /// Judge rates over the calls of the last `span` (kept as 10 buckets of
     /// `span / 10`, so the window slides a bucket at a time), once at least
     /// `min_calls` have been seen in it.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn time_window(mut self, span: Duration, min_calls: u32) -> Self {
         self.time_window = Some((span, min_calls));
         self
@@ -250,6 +253,7 @@ impl ConfigBuilder {
     /// Open when at least this share of the window's calls failed. The
     /// share is compared exactly, to nine decimal places: with 0.55, 55
     /// failures of 100 calls trip the breaker and 54 do not.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn failure_rate(mut self, rate: f64) -> Self {
         self.failure_rate = Some(rate);
         self
@@ -259,12 +263,14 @@ impl ConfigBuilder {
     /// strictly longer than `threshold` (measured on the breaker's clock;
     /// a call of exactly `threshold` is not slow). `rate` is compared
     /// exactly, as in [`failure_rate`](Self::failure_rate).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn slow_call_rate(mut self, threshold: Duration, rate: f64) -> Self {
         self.slow = Some((threshold, rate));
         self
     }
 
     /// How long the breaker stays open after a trip.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn open_for(mut self, d: Duration) -> Self {
         self.open_for = d;
         self
@@ -272,6 +278,7 @@ impl ConfigBuilder {
 
     /// Multiply the open duration by `factor` on each trip without a close
     /// in between, up to `max`.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn backoff(mut self, factor: u32, max: Duration) -> Self {
         self.backoff_factor = factor;
         self.max_open_for = Some(max);
@@ -279,12 +286,14 @@ impl ConfigBuilder {
     }
 
     /// At most `p` probe calls at once while half-open.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn half_open_probes(mut self, p: u32) -> Self {
         self.half_open_probes = p;
         self
     }
 
     /// Close after `s` successful probes.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn close_after(mut self, s: u32) -> Self {
         self.close_after = s;
         self
@@ -427,6 +436,74 @@ impl fmt::Display for Refused {
 }
 
 impl std::error::Error for Refused {}
+
+/// Why [`CircuitBreaker::call`] returned no value: the breaker refused to
+/// run the call ("not now"), or the call ran and failed.
+///
+/// ```
+/// use async_patterns::circuit_breaker::{CallError, CircuitBreaker, Config, Refused};
+/// use async_patterns::time::ManualClock;
+///
+/// let breaker = CircuitBreaker::new(
+///     Config::builder().consecutive_failures(1).build().unwrap(),
+///     ManualClock::new(),
+/// );
+/// # futures::executor::block_on(async {
+/// let failed = breaker.call(async { Err::<u32, _>("timeout") }).await;
+/// assert_eq!(failed, Err(CallError::Inner("timeout")));
+/// let refused = breaker.call(async { Ok::<u32, &str>(1) }).await;
+/// assert!(matches!(refused, Err(CallError::Refused(Refused::Open(_)))));
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError<E> {
+    /// The breaker did not run the call.
+    Refused(Refused),
+    /// The call ran and returned this error (recorded as a failure).
+    Inner(E),
+}
+
+impl<E> CallError<E> {
+    /// The call's own error, if it ran.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            CallError::Inner(e) => Some(e),
+            CallError::Refused(_) => None,
+        }
+    }
+
+    /// The refusal, if the breaker did not run the call.
+    pub fn refused(&self) -> Option<Refused> {
+        match self {
+            CallError::Refused(r) => Some(*r),
+            CallError::Inner(_) => None,
+        }
+    }
+}
+
+impl<E> From<Refused> for CallError<E> {
+    fn from(r: Refused) -> Self {
+        CallError::Refused(r)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for CallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Refused(r) => r.fmt(f),
+            CallError::Inner(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for CallError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Refused(r) => Some(r),
+            CallError::Inner(e) => Some(e),
+        }
+    }
+}
 
 /// What a finished call was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -808,12 +885,18 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Calls `observer` on every state change (outside the breaker's lock).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn with_observer(mut self, observer: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
         self.observer = Some(Box::new(observer));
         self
     }
 
-    /// The current state.
+    /// The state as of the last call: **lazy**. Once the open duration has
+    /// elapsed the breaker still reads `Open { until }` (with `until` now in
+    /// the past) until the next [`try_acquire`](Self::try_acquire) moves it
+    /// to half-open and tells the observer; reading the state never changes
+    /// it. So `Open { until }` with `until <= now` means "will probe on the
+    /// next call". (Tested by `state_is_lazy_until_the_next_call`.)
     pub fn state(&self) -> State {
         // Successes not yet folded in cannot have moved it.
         lock(&self.locked).policy.state()
@@ -850,12 +933,17 @@ impl<C: Clock> CircuitBreaker<C> {
         Ok((generation & GENERATION_MASK, now))
     }
 
-    /// Runs `fut` if the breaker admits it, recording `Err` as a failure.
-    pub async fn call<T, E, F>(&self, fut: F) -> Result<Result<T, E>, Refused>
+    /// Runs `fut` if the breaker admits it, recording `Err` as a failure:
+    /// its value, or why there is none ([`CallError`]).
+    pub async fn call<T, E, F>(&self, fut: F) -> Result<T, CallError<E>>
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.call_classified(fut, Result::is_err).await
+        match self.call_classified(fut, Result::is_err).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(CallError::Inner(e)),
+            Err(refused) => Err(CallError::Refused(refused)),
+        }
     }
 
     /// Runs `fut` if the breaker admits it; `is_failure` decides which
@@ -1134,17 +1222,20 @@ mod tests {
             ran.set(ran.get() + 1);
             Err::<(), ()>(())
         };
-        assert_eq!(run_now(b.call(fail())), Ok(Err(())));
+        assert_eq!(run_now(b.call(fail())), Err(CallError::Inner(())));
         assert_eq!(
             b.state(),
             State::Open {
                 until: Instant::from_duration(Duration::from_secs(10))
             }
         );
-        assert!(matches!(run_now(b.call(fail())), Err(Refused::Open(_))));
+        assert!(matches!(
+            run_now(b.call(fail())),
+            Err(CallError::Refused(Refused::Open(_)))
+        ));
         assert_eq!(ran.get(), 1, "the refused call never ran");
         clock.advance(Duration::from_secs(10));
-        assert_eq!(run_now(b.call(async { Ok::<_, ()>(7) })), Ok(Ok(7)));
+        assert_eq!(run_now(b.call(async { Ok::<_, ()>(7) })), Ok(7));
         assert_eq!(b.state(), State::Closed);
     }
 

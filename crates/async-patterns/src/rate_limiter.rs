@@ -98,6 +98,10 @@ impl std::error::Error for QuotaError {}
 
 impl Quota {
     /// `cells` per `period`, with a burst of `cells`.
+    ///
+    /// The interval between cells is `period / cells` **rounded down** to a
+    /// whole nanosecond, so a quota is never slower than asked: `per_second(3)`
+    /// admits a cell every 333,333,333 ns (3.000000003 a second).
     pub fn new(cells: u32, period: Duration) -> Result<Self, QuotaError> {
         if cells == 0 {
             return Err(QuotaError::ZeroCells);
@@ -121,6 +125,13 @@ impl Quota {
     /// `cells` per minute, with a burst of `cells`.
     pub fn per_minute(cells: u32) -> Result<Self, QuotaError> {
         Self::new(cells, Duration::from_secs(60))
+    }
+
+    /// One cell every `period`, with a burst of one (governor's
+    /// `Quota::with_period`): for rates slower than one a second, or not a
+    /// whole number of cells a second.
+    pub fn with_period(period: Duration) -> Result<Self, QuotaError> {
+        Self::new(1, period)
     }
 
     /// The same rate with another burst size.
@@ -172,6 +183,12 @@ impl NotUntil {
     /// nothing else is admitted first.
     pub fn earliest(&self) -> Instant {
         self.0
+    }
+
+    /// How long to wait from `now` until [`earliest`](NotUntil::earliest):
+    /// zero if that instant has passed (governor's `wait_time_from`).
+    pub fn wait_time_from(&self, now: Instant) -> Duration {
+        self.0.saturating_duration_since(now)
     }
 }
 

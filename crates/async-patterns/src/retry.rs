@@ -37,11 +37,9 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use async_patterns::circuit_breaker::{CircuitBreaker, Config, Refused};
+//! use async_patterns::circuit_breaker::{CallError, CircuitBreaker, Config};
 //! use async_patterns::retry::{Decision, Jitter, Policy, Retrier};
 //! use async_patterns::time::ManualClock;
-//!
-//! enum CallError { Refused(Refused), Upstream(&'static str) }
 //!
 //! let clock = ManualClock::new();
 //! let breaker = CircuitBreaker::new(
@@ -57,18 +55,10 @@
 //!     .unwrap();
 //! let retrier = Retrier::new(policy, clock.clone());
 //! let call = retrier.run_classified(
-//!     |_attempt| async {
-//!         match breaker.call(async { Ok::<_, &str>("fresh data") }).await {
-//!             Ok(Ok(v)) => Ok(v),
-//!             Ok(Err(e)) => Err(CallError::Upstream(e)),
-//!             Err(refused) => Err(CallError::Refused(refused)),
-//!         }
-//!     },
-//!     |e: &CallError| match e {
-//!         // Open: not before it half-opens. Busy probes: the usual delay.
-//!         CallError::Refused(r) => Decision::from(r),
-//!         CallError::Upstream(_) => Decision::Retry,
-//!     },
+//!     |_attempt| breaker.call(async { Ok::<_, &str>("fresh data") }),
+//!     // Open: not before it half-opens. Busy probes or a failed call: the
+//!     // usual delay.
+//!     |e: &CallError<&str>| Decision::from(e),
 //! );
 //! # let out = futures::executor::block_on(call);
 //! # assert!(matches!(out, Ok("fresh data")));
@@ -132,7 +122,7 @@ use std::time::Duration;
 
 pub use budget::{BudgetError, RetryBudget};
 
-use crate::circuit_breaker::Refused;
+use crate::circuit_breaker::{CallError, Refused};
 use crate::deadline::Deadline;
 use crate::rate_limiter::{CheckError, NotUntil};
 use crate::rng::SplitMix64;
@@ -265,30 +255,35 @@ impl Policy {
 
 impl PolicyBuilder {
     /// Attempts at most, the first included (1 = never retry).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n;
         self
     }
 
     /// No retry starts `d` or later after the first attempt began.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn max_elapsed(mut self, d: Duration) -> Self {
         self.max_elapsed = Some(d);
         self
     }
 
     /// Delays grow from `base` by `factor` per retry, up to `cap`.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn exponential(mut self, base: Duration, factor: f64, cap: Duration) -> Self {
         (self.base, self.factor, self.cap, self.constant) = (base, factor, cap, false);
         self
     }
 
     /// The same delay before every retry (zero is allowed), before jitter.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn constant(mut self, d: Duration) -> Self {
         (self.base, self.factor, self.cap, self.constant) = (d, 1.0, d, true);
         self
     }
 
     /// How delays are spread (default [`Jitter::Full`]).
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
@@ -299,6 +294,7 @@ impl PolicyBuilder {
     /// from the system. Give each process its own in production (e.g.
     /// `async_patterns_tokio::entropy_seed()`), or a fleet retries in
     /// lockstep; a fixed one in tests and simulations.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -440,6 +436,17 @@ impl From<&Refused> for Decision {
     }
 }
 
+/// A breaker's refusal as for [`Refused`]; a failed call: retry after the
+/// policy's delay (classify the inner error yourself when some are fatal).
+impl<E> From<&CallError<E>> for Decision {
+    fn from(e: &CallError<E>) -> Self {
+        match e {
+            CallError::Refused(r) => Decision::from(r),
+            CallError::Inner(_) => Decision::Retry,
+        }
+    }
+}
+
 /// Not before the limiter conforms; never, if it never will.
 impl From<&NotUntil> for Decision {
     fn from(e: &NotUntil) -> Self {
@@ -554,6 +561,7 @@ impl<T: Timer> Retrier<T> {
 
     /// Sets the id that, with the policy's seed, picks this retrier's jitter
     /// stream: give each client its own, so they do not retry in lockstep.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn with_id(mut self, id: u64) -> Self {
         self.id = id;
         self
@@ -561,12 +569,14 @@ impl<T: Timer> Retrier<T> {
 
     /// Draws every retry from `budget` (shared with other retriers), and
     /// deposits every call into it.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn with_budget(mut self, budget: Arc<RetryBudget>) -> Self {
         self.budget = Some(budget);
         self
     }
 
     /// Calls `observer` before each retry's sleep.
+    #[must_use = "a builder method returns the changed value; use it"]
     pub fn with_observer(mut self, observer: impl Fn(&RetryEvent) + Send + Sync + 'static) -> Self {
         self.observer = Some(Box::new(observer));
         self

@@ -23,6 +23,25 @@
 //! The same behaviour tests run on tokio and on futures' `LocalPool`
 //! (`tests/runtime_agnostic.rs`): the semaphore needs no runtime.
 //!
+//! # Deliberate differences from `tokio::sync::Semaphore`
+//!
+//! The API follows tokio's (`acquire`, `acquire_many`, `_owned` forms,
+//! `try_` forms, `add_permits`, `forget_permits`, `close`, `const_new`,
+//! `MAX_PERMITS`); where the behaviour differs, it is on purpose:
+//!
+//! | situation | tokio | here | why |
+//! |---|---|---|---|
+//! | `acquire_many(n)` with `n` above the total | waits until enough permits are added (for ever if none are) | [`AcquireError::Exceeds`] at once | a request that can never be served is a bug to report, not a hang |
+//! | permits forgotten while a waiter asks for more than remain | it keeps waiting | that waiter fails with `Exceeds` | the same rule, applied when the total shrinks |
+//! | `close()` races a waiter already handed all its permits | `Err(AcquireError)` | `Ok(permit)`: the grant stands, the permits come back on drop | a grant is never taken back; nothing is lost either way |
+//! | `try_acquire` that can never succeed (too many, or closed) | `TryAcquireError::Closed` / `NoPermits` | [`TryAcquireError::Failed`] (never) kept apart from [`TryAcquireError::NoPermits`] (not now) | a caller must be able to tell "retry later" from "give up" |
+//! | `new` / `add_permits` past [`MAX_PERMITS`] | panics | [`CapacityError`] (only `const_new` panics, at compile time in a `static`) | bad input is a typed error |
+//! | `MAX_PERMITS` | `usize::MAX >> 3` | `usize::MAX >> 2` (two flag bits in the state word) | |
+//!
+//! Checked decision by decision against tokio's semaphore in the benches'
+//! agreement tests; the first three rows by the unit tests named in the
+//! table above.
+//!
 //! # Capacity changes
 //!
 //! [`add_permits`](Semaphore::add_permits) grows the total;
@@ -63,6 +82,23 @@ use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 
 /// The most permits a semaphore can hold (2^62 − 1 on 64-bit targets).
 pub const MAX_PERMITS: usize = usize::MAX >> SHIFT;
+
+/// A semaphore of `$permits` (at most [`MAX_PERMITS`]), with no waiter: the
+/// one construction `new` and `const_new` share.
+macro_rules! semaphore_of {
+    ($permits:expr) => {
+        Semaphore {
+            state: AtomicUsize::new($permits << SHIFT),
+            total: AtomicUsize::new($permits),
+            waiters: Mutex::new(Waitlist {
+                total: $permits,
+                nodes: Slab::new(),
+                head: None,
+                tail: None,
+            }),
+        }
+    };
+}
 
 // `state` packs the available permits with two flags.
 const CLOSED: usize = 0b01;
@@ -258,16 +294,36 @@ impl Semaphore {
         if permits > MAX_PERMITS {
             return Err(CapacityError::Overflow { total: permits });
         }
-        Ok(Semaphore {
-            state: AtomicUsize::new(permits << SHIFT),
-            total: AtomicUsize::new(permits),
-            waiters: Mutex::new(Waitlist {
-                total: permits,
-                nodes: Slab::new(),
-                head: None,
-                tail: None,
-            }),
-        })
+        Ok(semaphore_of!(permits))
+    }
+
+    /// The most permits a semaphore can hold ([`MAX_PERMITS`]).
+    pub const MAX_PERMITS: usize = MAX_PERMITS;
+
+    /// A semaphore with `permits` permits, built at compile time: a
+    /// `static` needs no lazy initialisation (tokio's `const_new`).
+    ///
+    /// ```
+    /// use async_patterns::semaphore::Semaphore;
+    ///
+    /// static CONNECTIONS: Semaphore = Semaphore::const_new(10);
+    /// assert_eq!(CONNECTIONS.available_permits(), 10);
+    /// let held = CONNECTIONS.try_acquire().unwrap();
+    /// assert_eq!(CONNECTIONS.available_permits(), 9);
+    /// # drop(held);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `permits` exceeds [`MAX_PERMITS`]: in a `const` or `static`, that
+    /// is a compile error. (Not under loom, whose mutex is not `const`.)
+    #[cfg(not(async_patterns_loom))]
+    pub const fn const_new(permits: usize) -> Self {
+        assert!(
+            permits <= MAX_PERMITS,
+            "a semaphore holds at most Semaphore::MAX_PERMITS permits"
+        );
+        semaphore_of!(permits)
     }
 
     /// Permits free right now (zero while anyone is queued).

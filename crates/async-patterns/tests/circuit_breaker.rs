@@ -78,3 +78,38 @@ fn scripted_outcomes_transition_log_snapshot() {
         insta::assert_snapshot!(format!("calls:\n{}\n\ntransitions:\n{transitions}", calls.join("\n")));
     });
 }
+
+/// `state()` is lazy: past the open duration it still reads `Open` (with
+/// `until` in the past), reading it changes nothing and tells the observer
+/// nothing, and the next `try_acquire` moves it to half-open.
+#[test]
+fn state_is_lazy_until_the_next_call() {
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let clock = ManualClock::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let breaker = CircuitBreaker::new(config, clock.clone())
+        .with_observer(move |t| sink.lock().unwrap().push(show(t.to)));
+    breaker.try_acquire().unwrap().failure();
+    let until = match breaker.state() {
+        State::Open { until } => until,
+        other => panic!("{other:?}"),
+    };
+    clock.advance(Duration::from_millis(150));
+    assert!(until <= clock.now());
+    assert_eq!(breaker.state(), State::Open { until }, "reading moved it");
+    assert_eq!(*seen.lock().unwrap(), ["open until 100 ms"]);
+    let probe = breaker
+        .try_acquire()
+        .expect("past the open duration, a probe");
+    assert!(matches!(
+        breaker.state(),
+        State::HalfOpen { in_flight: 1, .. }
+    ));
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    probe.success();
+}

@@ -51,3 +51,53 @@ fn fixed_arrival_pattern_decisions_snapshot() {
         insta::assert_snapshot!(log);
     });
 }
+
+/// `NotUntil::wait_time_from(now)`: the wait from `now` to the earliest
+/// admission, zero once that instant has passed.
+#[test]
+fn a_refusal_says_how_long_to_wait_from_now() {
+    let clock = ManualClock::new();
+    let quota = Quota::per_second(4).unwrap().with_burst(1).unwrap();
+    let limiter = RateLimiter::new(quota, clock.clone());
+    limiter.check().unwrap();
+    let refused = limiter.check().unwrap_err();
+    assert_eq!(
+        refused.wait_time_from(clock.now()),
+        Duration::from_millis(250)
+    );
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(
+        refused.wait_time_from(clock.now()),
+        Duration::from_millis(150)
+    );
+    clock.advance(Duration::from_millis(200));
+    assert_eq!(refused.wait_time_from(clock.now()), Duration::ZERO);
+    assert_eq!(
+        refused.wait_time_from(Instant::from_nanos(0)),
+        refused
+            .earliest()
+            .saturating_duration_since(Instant::from_nanos(0))
+    );
+}
+
+/// The interval is the period over the cells rounded down to a nanosecond
+/// (never slower than asked); `with_period` is one cell a period, burst one.
+#[test]
+fn quotas_round_down_and_with_period_is_one_cell_a_period() {
+    assert_eq!(
+        Quota::per_second(3).unwrap().interval(),
+        Duration::from_nanos(333_333_333)
+    );
+    assert_eq!(Quota::per_second(3).unwrap().burst(), 3);
+    let q = Quota::with_period(Duration::from_millis(1_500)).unwrap();
+    assert_eq!((q.interval(), q.burst()), (Duration::from_millis(1_500), 1));
+    assert!(Quota::with_period(Duration::ZERO).is_err());
+    let clock = ManualClock::new();
+    let limiter = RateLimiter::new(q, clock.clone());
+    limiter.check().unwrap();
+    assert!(limiter.check().is_err());
+    clock.advance(Duration::from_millis(1_499));
+    assert!(limiter.check().is_err());
+    clock.advance(Duration::from_millis(1));
+    limiter.check().unwrap();
+}

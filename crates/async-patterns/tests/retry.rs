@@ -12,7 +12,9 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config as BreakerConfig, Refused};
+use async_patterns::circuit_breaker::{
+    CallError, CircuitBreaker, Config as BreakerConfig, Refused,
+};
 use async_patterns::retry::{Attempt, Decision, GaveUp, Jitter, Policy, Retrier, RetryError};
 use async_patterns::time::{Clock, Instant, ManualClock, Timer};
 
@@ -92,19 +94,13 @@ fn seeded_retry_schedule() {
     });
 }
 
-/// A call through our own breaker, as a retrier sees it: the breaker's
-/// refusal or the server's error.
-#[derive(Debug, PartialEq)]
-enum CallError {
-    Refused(Refused),
-    Server,
-}
-
 /// A server that fails its first call and then succeeds, behind a breaker
 /// that opens for 5 s on one failure, behind a retrier whose own delay is
 /// 10 ms: the retry after the refusal waits for the breaker to half-open
 /// (5 s) instead of spending its attempts on refusals every 10 ms.
-fn breaker_behind_retrier(max_elapsed: Duration) -> (Result<u32, RetryError<CallError>>, Duration) {
+fn breaker_behind_retrier(
+    max_elapsed: Duration,
+) -> (Result<u32, RetryError<CallError<()>>>, Duration) {
     let clock = ManualClock::new();
     let breaker = CircuitBreaker::new(
         BreakerConfig::builder()
@@ -135,17 +131,10 @@ fn breaker_behind_retrier(max_elapsed: Duration) -> (Result<u32, RetryError<Call
                     Ok(a.number)
                 }
             };
-            match breaker.call(server).await {
-                Ok(Ok(n)) => Ok(n),
-                Ok(Err(())) => Err(CallError::Server),
-                Err(refused) => Err(CallError::Refused(refused)),
-            }
+            breaker.call(server).await
         }
     };
-    let classify = |e: &CallError| match e {
-        CallError::Refused(r) => Decision::from(r),
-        CallError::Server => Decision::Retry,
-    };
+    let classify = |e: &CallError<()>| Decision::from(e);
     virtual_time::run(&clock, retrier.run_classified(op, classify))
 }
 

@@ -363,3 +363,51 @@ fn polling_a_finished_acquire_panics_instead_of_acquiring_again() {
     drop(held);
     let _ = fut.poll();
 }
+
+/// A waiter handed all its permits before `close()` keeps them: the grant
+/// stands (tokio's waiter would fail; see the differences table in the
+/// module docs), and the permits come back when it drops them.
+#[test]
+fn a_waiter_granted_in_full_before_close_gets_its_permit() {
+    let s = sem(1);
+    let held = s.try_acquire().unwrap();
+    let mut waiter = task::spawn(s.acquire());
+    assert_pending!(waiter.poll());
+    drop(held); // the permit goes to the waiter, which is not yet polled
+    assert!(waiter.is_woken());
+    s.close();
+    let permit = assert_ready_ok!(waiter.poll());
+    assert_eq!(permit.num_permits(), 1);
+    drop(permit);
+    assert_eq!(s.available_permits(), 1);
+    // Later acquires fail: the semaphore is closed.
+    assert_eq!(
+        s.try_acquire().unwrap_err(),
+        TryAcquireError::Failed(AcquireError::Closed)
+    );
+}
+
+/// `const_new` builds a working semaphore at compile time, and the
+/// associated `MAX_PERMITS` is the module's.
+#[test]
+fn a_const_semaphore_works_like_a_new_one() {
+    static S: Semaphore = Semaphore::const_new(2);
+    assert_eq!(
+        Semaphore::MAX_PERMITS,
+        async_patterns::semaphore::MAX_PERMITS
+    );
+    assert_eq!(S.total_permits(), 2);
+    let a = S.try_acquire().unwrap();
+    let b = S.try_acquire().unwrap();
+    assert_eq!(S.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+    drop((a, b));
+    assert_eq!(S.available_permits(), 2);
+    assert!(Semaphore::new(Semaphore::MAX_PERMITS).is_ok());
+    assert!(Semaphore::new(Semaphore::MAX_PERMITS + 1).is_err());
+}
+
+#[test]
+#[should_panic(expected = "at most Semaphore::MAX_PERMITS permits")]
+fn const_new_past_the_maximum_panics() {
+    let _ = Semaphore::const_new(Semaphore::MAX_PERMITS + 1);
+}

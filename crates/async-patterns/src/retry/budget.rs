@@ -103,6 +103,7 @@ impl RetryBudget {
     }
 
     /// Takes one retry from the budget at `now`, if the window allows it.
+    #[must_use = "a withdrawal whose answer is ignored is a retry without a budget"]
     pub fn try_withdraw(&self, now: Instant) -> bool {
         let mut window = lock(&self.window);
         window.current(now);
