@@ -113,3 +113,35 @@ fn state_is_lazy_until_the_next_call() {
     assert_eq!(seen.lock().unwrap().len(), 2);
     probe.success();
 }
+
+/// `CallError` keeps "refused" apart from the call's own error, each with
+/// its accessor, message and source.
+#[test]
+fn a_call_error_says_which_it_is() {
+    use async_patterns::circuit_breaker::{CallError, Refused};
+    use std::error::Error;
+    #[derive(Debug, PartialEq)]
+    struct Upstream;
+    impl std::fmt::Display for Upstream {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("upstream failed")
+        }
+    }
+    impl Error for Upstream {}
+    let inner: CallError<Upstream> = CallError::Inner(Upstream);
+    assert_eq!(inner.refused(), None);
+    assert_eq!(inner.to_string(), "upstream failed");
+    assert_eq!(inner.source().unwrap().to_string(), "upstream failed");
+    assert_eq!(inner.into_inner(), Some(Upstream));
+    let refused: CallError<Upstream> = Refused::ProbesBusy.into();
+    assert_eq!(refused.refused(), Some(Refused::ProbesBusy));
+    assert_eq!(
+        refused.to_string(),
+        "circuit half-open and every probe slot is taken"
+    );
+    assert_eq!(
+        refused.source().unwrap().to_string(),
+        "circuit half-open and every probe slot is taken"
+    );
+    assert_eq!(refused.into_inner(), None);
+}
