@@ -129,7 +129,7 @@ MUTATIONS = [
     ("adaptive-admits-one-more", "the bulkhead admits limit + 1 calls", ADAPTIVE,
      "if state.in_flight >= state.limit {", "if state.in_flight > state.limit {"),
     ("adaptive-drop-is-failure", "a dropped call shrinks the limit like a failure", ADAPTIVE,
-     "                _ => before,\n", "                None => self.decreased(before),\n                _ => before,\n"),
+     "                _ => before,\n", "                Ending::Abandoned => self.decreased(before),\n                _ => before,\n"),
     ("adaptive-grows-when-idle", "the limit grows on successes even while mostly unused", ADAPTIVE,
      "let busy = state.in_flight.saturating_mul(2) >= state.limit;", "let busy = true;"),
     ("pipeline-stage-overruns", "a stage runs one item more than its concurrency", PIPELINE,

@@ -44,6 +44,7 @@
 //! assert_eq!(limit.limit(), 1);
 //! ```
 
+use crate::Ending;
 use std::fmt;
 use std::time::Duration;
 
@@ -275,7 +276,7 @@ impl<C: Clock> AdaptiveLimit<C> {
         })
     }
 
-    fn finish(&self, started: Instant, failed: Option<bool>) {
+    fn finish(&self, started: Instant, ending: Ending) {
         let now = self.clock.now();
         let changed = {
             let mut state = lock(&self.state);
@@ -287,10 +288,10 @@ impl<C: Clock> AdaptiveLimit<C> {
                 .latency_target
                 .is_some_and(|t| now.saturating_duration_since(started) > t);
             let before = state.limit;
-            state.limit = match failed {
-                Some(true) => self.decreased(before),
-                Some(false) if slow => self.decreased(before),
-                Some(false) if busy => before
+            state.limit = match ending {
+                Ending::Failed => self.decreased(before),
+                Ending::Succeeded if slow => self.decreased(before),
+                Ending::Succeeded if busy => before
                     .saturating_add(self.config.increase)
                     .min(self.config.max),
                 _ => before,
@@ -333,20 +334,20 @@ impl<C: Clock> AdaptivePermit<'_, C> {
     /// The call succeeded (its latency is measured on the limit's clock).
     pub fn success(mut self) {
         self.done = true;
-        self.owner.finish(self.started, Some(false));
+        self.owner.finish(self.started, Ending::Succeeded);
     }
 
     /// The call failed, or was rejected downstream as overload.
     pub fn failure(mut self) {
         self.done = true;
-        self.owner.finish(self.started, Some(true));
+        self.owner.finish(self.started, Ending::Failed);
     }
 }
 
 impl<C: Clock> Drop for AdaptivePermit<'_, C> {
     fn drop(&mut self) {
         if !self.done {
-            self.owner.finish(self.started, None);
+            self.owner.finish(self.started, Ending::Abandoned);
         }
     }
 }

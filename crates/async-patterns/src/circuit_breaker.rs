@@ -55,6 +55,7 @@
 //! assert!(breaker.try_acquire().is_err());
 //! ```
 
+use crate::Ending;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -976,7 +977,7 @@ impl<C: Clock> CircuitBreaker<C> {
         if !slow && self.count_quiet_success(generation) {
             return;
         }
-        self.finish(generation, started, Some(false), now);
+        self.finish(generation, started, Ending::Succeeded, now);
     }
 
     fn count_quiet_success(&self, generation: u64) -> bool {
@@ -1006,21 +1007,23 @@ impl<C: Clock> CircuitBreaker<C> {
     /// Records an outcome (`Some(failed)`) or a release (`None`) under the
     /// lock.
     #[inline(never)]
-    fn finish(
-        &self,
-        generation: u64,
-        started: Instant,
-        failed: Option<bool>,
-        now: Option<Instant>,
-    ) {
+    fn finish(&self, generation: u64, started: Instant, ending: Ending, now: Option<Instant>) {
         let now = now.unwrap_or_else(|| self.clock.now());
         let slow = self.is_slow(started, Some(now));
         let transition = self.with_policy(now, |policy| {
             // The permit's generation is the policy's modulo 2^43.
             let generation = (policy.generation() & !GENERATION_MASK) | generation;
-            match failed {
-                Some(failed) => policy.record(generation, Outcome { failed, slow }, now),
-                None => {
+            match ending {
+                Ending::Succeeded => policy.record(
+                    generation,
+                    Outcome {
+                        failed: false,
+                        slow,
+                    },
+                    now,
+                ),
+                Ending::Failed => policy.record(generation, Outcome { failed: true, slow }, now),
+                Ending::Abandoned => {
                     policy.release(generation);
                     None
                 }
@@ -1095,7 +1098,7 @@ impl<C: Clock> Permit<'_, C> {
     pub fn failure(mut self) {
         self.done = true;
         self.breaker
-            .finish(self.generation, self.started, Some(true), None);
+            .finish(self.generation, self.started, Ending::Failed, None);
     }
 }
 
@@ -1103,7 +1106,7 @@ impl<C: Clock> Drop for Permit<'_, C> {
     fn drop(&mut self) {
         if !self.done {
             self.breaker
-                .finish(self.generation, self.started, None, None);
+                .finish(self.generation, self.started, Ending::Abandoned, None);
         }
     }
 }

@@ -45,3 +45,16 @@ pub mod rng;
 pub mod semaphore;
 mod sync;
 pub mod time;
+
+/// How an admitted call ended, as a permit reports it to its limiter or
+/// breaker (a two-valued outcome plus "dropped unreported").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// `success()`.
+    Succeeded,
+    /// `failure()`.
+    Failed,
+    /// Dropped without a report (cancelled): frees its slot, counts as
+    /// neither.
+    Abandoned,
+}
