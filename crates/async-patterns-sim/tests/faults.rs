@@ -375,8 +375,8 @@ fn loss_on_the_link_does_not_end_a_one_way_cut() {
         vec![
             link(FaultKind::PartitionOneway, "a->b", 200, 400),
             Fault {
-                percent: Some(100),
-                ..link(FaultKind::Loss, "a<->b", 250, 100)
+                percent: Some(50),
+                ..link(FaultKind::Loss, "a<->b", 250, 300)
             },
         ]
     };
