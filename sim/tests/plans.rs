@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use async_patterns_sim::shrink::regression_file;
 use async_patterns_sim::testing::try_replay_regressions;
 use async_patterns_sim::{AnyScenario, Fault, FaultKind, FaultPlan};
 use proptest::prelude::*;
@@ -124,7 +125,7 @@ proptest! {
             let out = s.run_plan(seed, &plan).unwrap();
             if !out.violations.is_empty() {
                 let name = s.info().name;
-                let file = regressions().join(format!("{name}-seed-{seed}.json"));
+                let file = regression_file(&regressions(), &name, seed);
                 prop_assert!(
                     false,
                     "{name} seed {seed}: {:?}; {}",

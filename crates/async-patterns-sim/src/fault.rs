@@ -237,13 +237,28 @@ impl FaultPlan {
     /// each fault's target has the shape its kind needs and was declared,
     /// parameters belong to their kind and are in range.
     pub fn validate(&self, targets: &Targets, sabotages: &[Sabotage]) -> Result<(), PlanError> {
-        for (i, f) in self.faults.iter().enumerate() {
-            targets.resolve(f).map_err(|why| PlanError::Fault {
-                index: i + 1,
-                kind: f.kind,
-                why,
-            })?;
-        }
+        self.resolve(targets, sabotages).map(drop)
+    }
+
+    /// As [`FaultPlan::validate`], returning where each fault lands (the
+    /// run injects from these, so a plan is resolved once).
+    pub(crate) fn resolve(
+        &self,
+        targets: &Targets,
+        sabotages: &[Sabotage],
+    ) -> Result<Vec<Resolved>, PlanError> {
+        let resolved = self
+            .faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                targets.resolve(f).map_err(|why| PlanError::Fault {
+                    index: i + 1,
+                    kind: f.kind,
+                    why,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(name) = &self.sabotage
             && !sabotages.iter().any(|s| s.name == *name)
         {
@@ -252,7 +267,7 @@ impl FaultPlan {
                 declared: sabotages.iter().map(|s| s.name.to_string()).collect(),
             });
         }
-        Ok(())
+        Ok(resolved)
     }
 }
 

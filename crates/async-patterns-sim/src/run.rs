@@ -80,7 +80,7 @@ pub fn run<S: Scenario + ?Sized>(
 ) -> Result<Outcome, PlanError> {
     let targets = scenario.targets();
     let sabotages = scenario.sabotages();
-    plan.validate(&targets, &sabotages)?;
+    let resolved = plan.resolve(&targets, &sabotages)?;
     let network = scenario.network(seed);
     if network.tick.is_zero() || network.duration.is_zero() {
         // A zero tick never reaches the end: a hang, not a run.
@@ -119,7 +119,14 @@ pub fn run<S: Scenario + ?Sized>(
             );
             return (Vec::new(), vec![v], Vec::new(), Vec::new());
         }
-        let mut violations = step_with_faults(&mut sim, plan, &targets, &info.network, ctx.trace());
+        let mut violations = step_with_faults(
+            &mut sim,
+            plan,
+            &resolved,
+            &targets,
+            &info.network,
+            ctx.trace(),
+        );
         drop(sim);
         let record = ctx.record();
         violations.extend(scenario.check(&info, &record));
@@ -276,13 +283,14 @@ struct LinkFaults {
     latency: Vec<u64>,
 }
 
-/// Steps `sim` to its end, applying `plan`'s faults (already validated
-/// against `targets`) at their instants and logging each to `trace`.
+/// Steps `sim` to its end, applying `plan`'s faults (each landing where
+/// `resolved` says) at their instants and logging each to `trace`.
 /// Returns the simulation's own failure (a host's error, or not finishing
 /// in time), if any.
 fn step_with_faults(
     sim: &mut turmoil::Sim<'_>,
     plan: &FaultPlan,
+    resolved: &[Resolved],
     targets: &Targets,
     network: &Network,
     trace: &Trace,
@@ -297,11 +305,6 @@ fn step_with_faults(
         events.push((f.end(), 0, i, false));
     }
     events.sort();
-    let resolved: Vec<Option<Resolved>> = plan
-        .faults
-        .iter()
-        .map(|f| targets.resolve(f).ok())
-        .collect();
     let mut links: Vec<LinkFaults> = (0..targets.link_count())
         .map(|_| LinkFaults::default())
         .collect();
@@ -316,9 +319,7 @@ fn step_with_faults(
                 break;
             }
             next += 1;
-            let (f, Some(target)) = (&plan.faults[i], resolved[i]) else {
-                continue;
-            };
+            let (f, target) = (&plan.faults[i], resolved[i]);
             let count = on.entry((f.kind, target)).or_default();
             *count = if start {
                 *count + 1
