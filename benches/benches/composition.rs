@@ -21,7 +21,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use async_patterns::fan_out::gather;
-use async_patterns::retry::{Policy, Retrier};
+use async_patterns::retry::{Retrier, RetryPolicy};
 use async_patterns::{deadline, pipeline};
 use async_patterns_tokio::TokioTimer;
 use backon::{ConstantBuilder, Retryable};
@@ -48,7 +48,7 @@ fn retry(c: &mut Criterion) {
     let rt = runtime();
     for failures in [0u32, 3] {
         let mut g = c.benchmark_group(format!("retry/{failures}_failures_zero_delay"));
-        let policy = Policy::builder()
+        let policy = RetryPolicy::builder()
             .max_attempts(4)
             .constant(Duration::ZERO)
             .seed(0) // a fixed seed: a benchmark must repeat

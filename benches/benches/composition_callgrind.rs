@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_patterns::fan_out::gather;
-use async_patterns::retry::{Policy, Retrier};
+use async_patterns::retry::{Retrier, RetryPolicy};
 use async_patterns::time::ManualClock;
 use backon::{ConstantBuilder, Retryable};
 use futures::StreamExt;
@@ -24,7 +24,7 @@ use gungraun::{library_benchmark, library_benchmark_group, main};
 const CALLS: usize = 1_000;
 
 fn retry_ours(failures: u32) {
-    let policy = Policy::builder()
+    let policy = RetryPolicy::builder()
         .max_attempts(4)
         .constant(Duration::ZERO)
         .seed(0) // a fixed seed: a benchmark must repeat

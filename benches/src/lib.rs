@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config};
+use async_patterns::circuit_breaker::{BreakerConfig, CircuitBreaker};
 use async_patterns::rate_limiter::Quota;
 use async_patterns::time::ManualClock;
 
@@ -21,7 +21,7 @@ pub fn unlimited_quota() -> Quota {
 /// A breaker configured like failsafe's default: trip on 5 consecutive
 /// failures or a 50% failure rate over the last 100 calls (at least 20).
 pub fn breaker() -> CircuitBreaker<ManualClock> {
-    let config = Config::builder()
+    let config = BreakerConfig::builder()
         .consecutive_failures(5)
         .window(100, 20)
         .failure_rate(0.5)

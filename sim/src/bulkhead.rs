@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_patterns::adaptive::{AdaptiveLimit, Config};
+use async_patterns::adaptive::{AdaptiveConfig, AdaptiveLimit};
 use async_patterns::deadline;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane, RED};
 use async_patterns_sim::{
@@ -112,7 +112,7 @@ impl Scenario for Bulkhead {
         let ctx = ctx.clone();
         sim.client("client", async move {
             let timer = TokioTimer::new();
-            let config = Config::builder()
+            let config = AdaptiveConfig::builder()
                 .limits(1, 10, MAX_LIMIT)
                 .latency_target(TARGET)
                 .backoff(0.75)

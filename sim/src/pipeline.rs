@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use async_patterns::deadline::timeout;
 use async_patterns::pipeline::{OnError, Order, pipeline};
-use async_patterns::retry::{Jitter, Policy, Retrier};
+use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
 use async_patterns::rng::SplitMix64;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane};
 use async_patterns_sim::{
@@ -161,7 +161,7 @@ impl Scenario for Pipeline {
         let ctx = ctx.clone();
         sim.client("producer", async move {
             let timer = TokioTimer::new();
-            let policy = Policy::builder()
+            let policy = RetryPolicy::builder()
                 .max_attempts(1_000)
                 .max_elapsed(Duration::from_secs(30))
                 .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))

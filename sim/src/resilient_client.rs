@@ -32,10 +32,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config, Refused, State};
+use async_patterns::circuit_breaker::{BreakerConfig, BreakerState, CircuitBreaker, Refused};
 use async_patterns::deadline;
 use async_patterns::rate_limiter::{Quota, RateLimiter};
-use async_patterns::retry::{Decision, Jitter, Policy, Retrier, RetryBudget};
+use async_patterns::retry::{Decision, Jitter, Retrier, RetryBudget, RetryPolicy};
 use async_patterns::rng::SplitMix64;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane, RED};
 use async_patterns_sim::{
@@ -80,7 +80,7 @@ pub struct Record {
     /// Server arrival times.
     arrivals: Vec<Duration>,
     /// Breaker transitions: (at, the new state).
-    transitions: Vec<(Duration, State)>,
+    transitions: Vec<(Duration, BreakerState)>,
     retries: u64,
     /// When each logical request (the end of the run's included) ended,
     /// and whether it succeeded.
@@ -167,10 +167,11 @@ impl Scenario for ResilientClient {
             let observer = ctx.clone();
             let breaker = Rc::new(
                 CircuitBreaker::new(
-                    Config::builder()
+                    BreakerConfig::builder()
                         .consecutive_failures(TRIP_AFTER)
                         .open_for(OPEN_FOR)
-                        .backoff(2, MAX_OPEN)
+                        .backoff(2.0)
+                        .max_open_for(MAX_OPEN)
                         .build()
                         .expect("a valid breaker"),
                     timer,
@@ -182,7 +183,7 @@ impl Scenario for ResilientClient {
             );
             let budget =
                 Arc::new(RetryBudget::new(0.2, 5, Duration::from_secs(1)).expect("a valid budget"));
-            let policy = Policy::builder()
+            let policy = RetryPolicy::builder()
                 .max_attempts(4)
                 .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))
                 .jitter(Jitter::Decorrelated)
@@ -394,7 +395,7 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
     let mut opened_during = Vec::new();
     for (at, state) in &r.transitions {
         match state {
-            State::Open { .. } => {
+            BreakerState::Open { .. } => {
                 open_since = Some(*at);
                 opened_during.push(*at);
             }
@@ -442,8 +443,8 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
         .windows(2)
         .filter(|w| {
             w[1].0 > end
-                && matches!(w[0].1, State::HalfOpen { .. })
-                && matches!(w[1].1, State::Open { .. })
+                && matches!(w[0].1, BreakerState::HalfOpen { .. })
+                && matches!(w[1].1, BreakerState::Open { .. })
         })
         .count() as u32;
     let round = MAX_OPEN + ATTEMPT_TIMEOUT + QUOTA_INTERVAL;
@@ -459,11 +460,11 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
             .iter()
             .rev()
             .find(|(at, _)| *at <= end)
-            .is_some_and(|(_, s)| !matches!(s, State::Closed));
+            .is_some_and(|(_, s)| !matches!(s, BreakerState::Closed));
         let closed_at = r
             .transitions
             .iter()
-            .find(|(at, s)| *at > end && matches!(s, State::Closed))
+            .find(|(at, s)| *at > end && matches!(s, BreakerState::Closed))
             .map(|(at, _)| *at);
         if open_then && closed_at.is_none_or(|c| c > bound) {
             v.push(Violation::new(
@@ -491,7 +492,7 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
         ));
     }
     // Closed at the end, after the end of the run's real requests.
-    if !matches!(r.transitions.last(), Some((_, State::Closed))) {
+    if !matches!(r.transitions.last(), Some((_, BreakerState::Closed))) {
         v.push(Violation::new(
             "closed at the end",
             format!(
@@ -519,9 +520,9 @@ fn lanes(r: &Record) -> Vec<Lane> {
     for pair in r.transitions.windows(2) {
         let ((from, state), (to, _)) = (pair[0], pair[1]);
         let (colour, what) = match state {
-            State::Closed => (GREEN, "closed"),
-            State::Open { .. } => (RED, "open"),
-            State::HalfOpen { .. } => (AMBER, "half-open"),
+            BreakerState::Closed => (GREEN, "closed"),
+            BreakerState::Open { .. } => (RED, "open"),
+            BreakerState::HalfOpen { .. } => (AMBER, "half-open"),
         };
         breaker.spans.push((from, to, colour, what.to_string()));
     }
@@ -569,7 +570,7 @@ mod tests {
         for k in 0..110 {
             r.ended_at.push((ms(1_000 + 100 * k), false));
         }
-        r.transitions.push((ms(12_000), State::Closed));
+        r.transitions.push((ms(12_000), BreakerState::Closed));
         let v = check(&r, &plan, (1, 5));
         assert!(
             v.iter().any(|v| v

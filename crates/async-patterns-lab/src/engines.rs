@@ -27,10 +27,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config};
+use async_patterns::circuit_breaker::{BreakerConfig, CircuitBreaker};
 use async_patterns::fan_out::gather_stream;
 use async_patterns::rate_limiter::{Quota, RateLimiter};
-use async_patterns::retry::{Jitter, Policy, Retrier};
+use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
 use async_patterns_stats::LatencyRecorder;
 use async_patterns_tokio::TokioTimer;
 use bytes::Bytes;
@@ -554,7 +554,7 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
 struct Resilience {
     limiter: RateLimiter<TokioTimer>,
     breaker: CircuitBreaker<TokioTimer>,
-    policy: Policy,
+    policy: RetryPolicy,
     timer: TokioTimer,
     attempt_timeout: Duration,
 }
@@ -570,12 +570,12 @@ impl Resilience {
         let quota = Quota::per_second(per_second)
             .and_then(|q| q.with_burst(burst))
             .expect("a positive rate and burst");
-        let breaker = Config::builder()
+        let breaker = BreakerConfig::builder()
             .consecutive_failures(5)
             .open_for(w.mean_latency.max(Duration::from_millis(1)) * 2)
             .build()
             .expect("a valid breaker");
-        let policy = Policy::builder()
+        let policy = RetryPolicy::builder()
             .max_attempts(3)
             .exponential(Duration::from_millis(1), 2.0, Duration::from_millis(20))
             .jitter(Jitter::Full)

@@ -41,7 +41,7 @@ use async_patterns::time::{Clock, Instant, Timer};
 
 /// A seed for a retry policy's jitter in production, different in every
 /// process and on every call:
-/// `retry::Policy::builder().seed(async_patterns_tokio::entropy_seed())`.
+/// `retry::RetryPolicy::builder().seed(async_patterns_tokio::entropy_seed())`.
 ///
 /// The core never seeds itself (its simulations must replay exactly), so
 /// this is where randomness comes in, on purpose and in sight. It hashes a

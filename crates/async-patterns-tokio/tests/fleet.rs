@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_patterns::retry::{Jitter, Policy, Retrier};
+use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
 use async_patterns_tokio::{TokioTimer, entropy_seed};
 
 const FLEET: usize = 200;
@@ -19,7 +19,7 @@ const CHI2_CRITICAL: f64 = 63.68;
 /// The delays one retrier sleeps before its retries, for a call that
 /// always fails (paused time: the sleeps take no real time).
 async fn delays_of_one_process() -> Vec<Duration> {
-    let policy = Policy::builder()
+    let policy = RetryPolicy::builder()
         .max_attempts(RETRIES as u32 + 1)
         .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(10))
         .jitter(Jitter::Full)

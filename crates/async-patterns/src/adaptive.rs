@@ -24,16 +24,17 @@
 //! | calls in flight never exceed the limit in force when each was admitted, nor `max` | proptest `adaptive_limit_matches_reference_model` (`tests/adaptive_model.rs`); loom `loom_adaptive_admissions_never_exceed_the_limit` |
 //! | the limit stays within `min..=max` and follows the rule above exactly | proptest `adaptive_limit_matches_reference_model` |
 //! | a dropped (cancelled) call frees its slot and moves nothing | proptest (drops are in the op mix); loom `loom_adaptive_admissions_never_exceed_the_limit` |
-//! | bad configuration is a typed [`ConfigError`] | unit test `bad_configs_are_typed_errors` |
+//! | an owned permit ([`AdaptiveLimit::try_acquire_owned`]) counts, releases and reports exactly as a borrowed one, from any thread | unit test `owned_permits_count_release_and_report`; `tests/async_send_sync.rs` (it is `Send + Sync + 'static`) |
+//! | bad configuration is a typed [`AdaptiveConfigError`] | unit test `bad_configs_are_typed_errors` |
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
-//! use async_patterns::adaptive::{AdaptiveLimit, Config};
+//! use async_patterns::adaptive::{AdaptiveLimit, AdaptiveConfig};
 //! use async_patterns::time::ManualClock;
 //!
-//! let config = Config::builder().limits(1, 4, 100).initial(2).build().unwrap();
+//! let config = AdaptiveConfig::builder().limits(1, 4, 100).initial(2).build().unwrap();
 //! let limit = AdaptiveLimit::new(config, ManualClock::new());
 //! let a = limit.try_acquire().unwrap();
 //! let b = limit.try_acquire().unwrap();
@@ -48,13 +49,16 @@ use crate::Ending;
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::permit::{Held, Settle, permit_api};
 use crate::sync::{Mutex, lock};
 use crate::time::{Clock, Instant};
 
-/// Why a [`Config`] was refused.
+/// Why a [`AdaptiveConfig`] was refused.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum AdaptiveConfigError {
     /// The minimum limit was 0: nothing could ever run.
     ZeroMin,
     /// `min <= initial <= max` does not hold.
@@ -74,25 +78,29 @@ pub enum ConfigError {
     ZeroLatencyTarget,
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for AdaptiveConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::ZeroMin => f.write_str("the minimum limit must be at least 1"),
-            ConfigError::OutOfOrder { min, initial, max } => {
+            AdaptiveConfigError::ZeroMin => f.write_str("the minimum limit must be at least 1"),
+            AdaptiveConfigError::OutOfOrder { min, initial, max } => {
                 write!(f, "need min <= initial <= max, got {min}, {initial}, {max}")
             }
-            ConfigError::ZeroIncrease => f.write_str("the additive increase must be at least 1"),
-            ConfigError::Backoff(b) => write!(f, "backoff ratio {b} is not in (0, 1)"),
-            ConfigError::ZeroLatencyTarget => f.write_str("the latency target must be above zero"),
+            AdaptiveConfigError::ZeroIncrease => {
+                f.write_str("the additive increase must be at least 1")
+            }
+            AdaptiveConfigError::Backoff(b) => write!(f, "backoff ratio {b} is not in (0, 1)"),
+            AdaptiveConfigError::ZeroLatencyTarget => {
+                f.write_str("the latency target must be above zero")
+            }
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for AdaptiveConfigError {}
 
-/// A validated AIMD configuration; build it with [`Config::builder`].
+/// A validated AIMD configuration; build it with [`AdaptiveConfig::builder`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Config {
+pub struct AdaptiveConfig {
     min: u32,
     max: u32,
     initial: u32,
@@ -101,10 +109,10 @@ pub struct Config {
     latency_target: Option<Duration>,
 }
 
-/// Builds a [`Config`]. Defaults: limits 1..=1000 starting at 10, increase
+/// Builds a [`AdaptiveConfig`]. Defaults: limits 1..=1000 starting at 10, increase
 /// 1, backoff 0.5, no latency target.
 #[derive(Debug, Clone, Copy)]
-pub struct ConfigBuilder {
+pub struct AdaptiveConfigBuilder {
     min: u32,
     max: u32,
     initial: Option<u32>,
@@ -113,10 +121,10 @@ pub struct ConfigBuilder {
     latency_target: Option<Duration>,
 }
 
-impl Config {
-    /// A builder with the defaults listed on [`ConfigBuilder`].
-    pub fn builder() -> ConfigBuilder {
-        ConfigBuilder {
+impl AdaptiveConfig {
+    /// A builder with the defaults listed on [`AdaptiveConfigBuilder`].
+    pub fn builder() -> AdaptiveConfigBuilder {
+        AdaptiveConfigBuilder {
             min: 1,
             max: 1_000,
             initial: None,
@@ -127,7 +135,7 @@ impl Config {
     }
 }
 
-impl ConfigBuilder {
+impl AdaptiveConfigBuilder {
     /// The limit's range and its initial value.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn limits(mut self, min: u32, initial: u32, max: u32) -> Self {
@@ -164,28 +172,28 @@ impl ConfigBuilder {
     }
 
     /// Validates the configuration.
-    pub fn build(self) -> Result<Config, ConfigError> {
+    pub fn build(self) -> Result<AdaptiveConfig, AdaptiveConfigError> {
         let initial = self.initial.unwrap_or(self.min.max(10).min(self.max));
         if self.min == 0 {
-            return Err(ConfigError::ZeroMin);
+            return Err(AdaptiveConfigError::ZeroMin);
         }
         if !(self.min <= initial && initial <= self.max) {
-            return Err(ConfigError::OutOfOrder {
+            return Err(AdaptiveConfigError::OutOfOrder {
                 min: self.min,
                 initial,
                 max: self.max,
             });
         }
         if self.increase == 0 {
-            return Err(ConfigError::ZeroIncrease);
+            return Err(AdaptiveConfigError::ZeroIncrease);
         }
         if !(self.backoff > 0.0 && self.backoff < 1.0) {
-            return Err(ConfigError::Backoff(self.backoff));
+            return Err(AdaptiveConfigError::Backoff(self.backoff));
         }
         if self.latency_target == Some(Duration::ZERO) {
-            return Err(ConfigError::ZeroLatencyTarget);
+            return Err(AdaptiveConfigError::ZeroLatencyTarget);
         }
-        Ok(Config {
+        Ok(AdaptiveConfig {
             min: self.min,
             max: self.max,
             initial,
@@ -222,7 +230,7 @@ type Observer = Box<dyn Fn(u32) + Send + Sync>;
 /// An AIMD concurrency limit on an injected clock. See the
 /// [module docs](self).
 pub struct AdaptiveLimit<C> {
-    config: Config,
+    config: AdaptiveConfig,
     clock: C,
     state: Mutex<State>,
     observer: Option<Observer>,
@@ -230,7 +238,7 @@ pub struct AdaptiveLimit<C> {
 
 impl<C: Clock> AdaptiveLimit<C> {
     /// A limit at `config`'s initial value, nothing in flight.
-    pub fn new(config: Config, clock: C) -> Self {
+    pub fn new(config: AdaptiveConfig, clock: C) -> Self {
         AdaptiveLimit {
             state: Mutex::new(State {
                 limit: config.initial,
@@ -262,6 +270,20 @@ impl<C: Clock> AdaptiveLimit<C> {
 
     /// Admits one call if fewer than the limit are in flight.
     pub fn try_acquire(&self) -> Result<AdaptivePermit<'_, C>, Overloaded> {
+        let started = self.admit()?;
+        Ok(AdaptivePermit(Held::new(self, started)))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a permit that owns a handle
+    /// to the limit, so it can move into a spawned task or a response
+    /// future (`'static` and `Send` when the clock is).
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedAdaptivePermit<C>, Overloaded> {
+        let started = self.admit()?;
+        Ok(OwnedAdaptivePermit(Held::new(self, started)))
+    }
+
+    /// Counts one more call in flight, if the limit allows: its start.
+    fn admit(&self) -> Result<Instant, Overloaded> {
         {
             let mut state = lock(&self.state);
             if state.in_flight >= state.limit {
@@ -269,11 +291,7 @@ impl<C: Clock> AdaptiveLimit<C> {
             }
             state.in_flight += 1;
         }
-        Ok(AdaptivePermit {
-            owner: self,
-            started: self.clock.now(),
-            done: false,
-        })
+        Ok(self.clock.now())
     }
 
     fn finish(&self, started: Instant, ending: Ending) {
@@ -319,79 +337,104 @@ impl<C> fmt::Debug for AdaptiveLimit<C> {
     }
 }
 
+impl<C: Clock> Settle for AdaptiveLimit<C> {
+    type Ticket = Instant;
+
+    fn settle(&self, started: Instant, ending: Ending) {
+        self.finish(started, ending);
+    }
+}
+
 /// One admitted call: report how it went with
 /// [`success`](AdaptivePermit::success) or
 /// [`failure`](AdaptivePermit::failure); dropping it frees the slot and
 /// moves nothing.
 #[must_use = "report the call's outcome, or drop the permit to abandon it"]
-pub struct AdaptivePermit<'a, C: Clock> {
-    owner: &'a AdaptiveLimit<C>,
-    started: Instant,
-    done: bool,
-}
+pub struct AdaptivePermit<'a, C: Clock>(Held<&'a AdaptiveLimit<C>>);
 
-impl<C: Clock> AdaptivePermit<'_, C> {
-    /// The call succeeded (its latency is measured on the limit's clock).
-    pub fn success(mut self) {
-        self.done = true;
-        self.owner.finish(self.started, Ending::Succeeded);
-    }
+/// An [`AdaptivePermit`] that owns an `Arc` of its limit, from
+/// [`AdaptiveLimit::try_acquire_owned`]: the same reports, the same
+/// release on drop.
+#[must_use = "report the call's outcome, or drop the permit to abandon it"]
+pub struct OwnedAdaptivePermit<C: Clock>(Held<Arc<AdaptiveLimit<C>>>);
 
-    /// The call failed, or was rejected downstream as overload.
-    pub fn failure(mut self) {
-        self.done = true;
-        self.owner.finish(self.started, Ending::Failed);
-    }
-}
-
-impl<C: Clock> Drop for AdaptivePermit<'_, C> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.owner.finish(self.started, Ending::Abandoned);
-        }
-    }
-}
-
-impl<C: Clock> fmt::Debug for AdaptivePermit<'_, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdaptivePermit")
-            .field("started", &self.started)
-            .finish()
-    }
-}
+permit_api!(
+    AdaptivePermit<'_, C>,
+    "The call succeeded (its latency is measured on the limit's clock).",
+    "The call failed, or was rejected downstream as overload."
+);
+permit_api!(
+    OwnedAdaptivePermit<C>,
+    "The call succeeded (its latency is measured on the limit's clock).",
+    "The call failed, or was rejected downstream as overload."
+);
 
 #[cfg(all(test, not(async_patterns_loom)))]
 mod tests {
     use super::*;
+    use crate::time::ManualClock;
+
+    /// Owned permits count in flight, free their slot when dropped in
+    /// another thread, and move the limit as borrowed ones do.
+    #[test]
+    fn owned_permits_count_release_and_report() {
+        let config = AdaptiveConfig::builder()
+            .limits(1, 2, 4)
+            .backoff(0.5)
+            .build()
+            .unwrap();
+        let limit = Arc::new(AdaptiveLimit::new(config, ManualClock::new()));
+        let a = limit.clone().try_acquire_owned().unwrap();
+        let b = limit.clone().try_acquire_owned().unwrap();
+        assert_eq!(limit.in_flight(), 2);
+        assert_eq!(
+            limit.clone().try_acquire_owned().unwrap_err(),
+            Overloaded { limit: 2 }
+        );
+        std::thread::spawn(move || drop(a)).join().unwrap();
+        assert_eq!(
+            (limit.in_flight(), limit.limit()),
+            (1, 2),
+            "a drop moves nothing"
+        );
+        b.failure();
+        assert_eq!((limit.in_flight(), limit.limit()), (0, 1));
+        limit.clone().try_acquire_owned().unwrap().success();
+        assert_eq!((limit.in_flight(), limit.limit()), (0, 2));
+        assert_eq!(Arc::strong_count(&limit), 1);
+    }
 
     #[test]
     fn bad_configs_are_typed_errors() {
-        let err = |b: ConfigBuilder| b.build().unwrap_err();
-        assert_eq!(err(Config::builder().limits(0, 1, 5)), ConfigError::ZeroMin);
+        let err = |b: AdaptiveConfigBuilder| b.build().unwrap_err();
         assert_eq!(
-            err(Config::builder().limits(2, 1, 5)),
-            ConfigError::OutOfOrder {
+            err(AdaptiveConfig::builder().limits(0, 1, 5)),
+            AdaptiveConfigError::ZeroMin
+        );
+        assert_eq!(
+            err(AdaptiveConfig::builder().limits(2, 1, 5)),
+            AdaptiveConfigError::OutOfOrder {
                 min: 2,
                 initial: 1,
                 max: 5
             }
         );
         assert_eq!(
-            err(Config::builder().increase(0)),
-            ConfigError::ZeroIncrease
+            err(AdaptiveConfig::builder().increase(0)),
+            AdaptiveConfigError::ZeroIncrease
         );
         assert_eq!(
-            err(Config::builder().backoff(1.0)),
-            ConfigError::Backoff(1.0)
+            err(AdaptiveConfig::builder().backoff(1.0)),
+            AdaptiveConfigError::Backoff(1.0)
         );
         assert!(matches!(
-            err(Config::builder().backoff(f64::NAN)),
-            ConfigError::Backoff(_)
+            err(AdaptiveConfig::builder().backoff(f64::NAN)),
+            AdaptiveConfigError::Backoff(_)
         ));
         assert_eq!(
-            err(Config::builder().latency_target(Duration::ZERO)),
-            ConfigError::ZeroLatencyTarget
+            err(AdaptiveConfig::builder().latency_target(Duration::ZERO)),
+            AdaptiveConfigError::ZeroLatencyTarget
         );
-        assert_eq!(Config::builder().build().unwrap().initial, 10);
+        assert_eq!(AdaptiveConfig::builder().build().unwrap().initial, 10);
     }
 }

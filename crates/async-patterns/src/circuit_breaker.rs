@@ -10,7 +10,7 @@
 //! public calls can record an outcome twice or release a slot it never
 //! took) that knows nothing of futures or threads; [`CircuitBreaker`] puts
 //! it behind a mutex, hands out
-//! [`Permit`]s stamped with the state's *generation*, and wraps futures in
+//! [`BreakerPermit`]s stamped with the state's *generation*, and wraps futures in
 //! [`CircuitBreaker::call`]. While closed, admissions and most successes
 //! skip the mutex (one atomic load, one compare-and-swap). Time comes from the injected [`Clock`], also for
 //! call durations (slow calls).
@@ -31,18 +31,20 @@
 //! | a success counted without the lock (see [`CircuitBreaker`]) is never lost and counts exactly as if recorded under it | loom `loom_lock_free_success_is_never_lost`; proptest `breaker_matches_reference_model` (the model records every outcome in order, so a deferred trip shows) |
 //! | a success counted without the lock never counts in a later generation | loom `loom_stale_success_never_counts_in_a_later_closed_state`; unit test `stale_success_after_a_full_cycle_is_ignored` |
 //! | the transition log for a scripted run does not change unnoticed | insta snapshot `scripted_outcomes_transition_log_snapshot` (`tests/circuit_breaker.rs`, in `snapshots/`) |
-//! | growing open durations saturate at their cap, never overflow | unit test `open_duration_grows_and_saturates` |
-//! | bad configuration is a typed [`ConfigError`] when built | unit test `bad_configs_are_typed_errors` |
+//! | each trip in a row opens for the last duration times the (fractional) multiplier, rounded down to the nanosecond, up to the cap; a close starts again | proptest `breaker_matches_reference_model` (multipliers 1, 5/4, 7/5, 3/2, 2, 3, 11/10 against a model in integer fractions); unit test `open_duration_grows_by_a_fractional_multiplier_rounded_down` |
+//! | growing open durations saturate at their cap (or at `u64::MAX` ns without one), never overflow | unit tests `open_duration_grows_and_saturates`, `uncapped_growth_saturates` |
+//! | an owned permit ([`CircuitBreaker::try_acquire_owned`]) reports and releases exactly as a borrowed one, from any thread | unit test `owned_permits_report_and_release_from_another_thread`; `tests/async_send_sync.rs` (it is `Send + Sync + 'static`) |
+//! | bad configuration is a typed [`BreakerConfigError`] naming the [`BreakerSetting`] when built | unit test `bad_configs_are_typed_errors` |
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
-//! use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+//! use async_patterns::circuit_breaker::{CircuitBreaker, BreakerConfig, BreakerState};
 //! use async_patterns::time::ManualClock;
 //!
 //! let clock = ManualClock::new();
-//! let config = Config::builder()
+//! let config = BreakerConfig::builder()
 //!     .consecutive_failures(2)
 //!     .open_for(Duration::from_secs(5))
 //!     .build()
@@ -51,27 +53,75 @@
 //! for _ in 0..2 {
 //!     breaker.try_acquire().unwrap().failure();
 //! }
-//! assert!(matches!(breaker.state(), State::Open { .. }));
+//! assert!(matches!(breaker.state(), BreakerState::Open { .. }));
 //! assert!(breaker.try_acquire().is_err());
 //! ```
 
 use crate::Ending;
+use crate::permit::{Held, Settle, permit_api};
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::buckets::TimeBuckets;
 use crate::sync::{AtomicU64, Mutex, Ordering, lock};
 use crate::time::{Clock, Instant};
 
-/// Why a [`Config`] was refused.
+/// A setting of [`BreakerConfigBuilder`], as a [`BreakerConfigError`] names
+/// it; it displays as the builder method that sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerSetting {
+    /// [`consecutive_failures`](BreakerConfigBuilder::consecutive_failures).
+    ConsecutiveFailures,
+    /// The size of a count window ([`window`](BreakerConfigBuilder::window)).
+    WindowSize,
+    /// The minimum number of calls of a [`window`](BreakerConfigBuilder::window)
+    /// or [`time_window`](BreakerConfigBuilder::time_window).
+    MinCalls,
+    /// The span of a [`time_window`](BreakerConfigBuilder::time_window).
+    TimeWindow,
+    /// [`failure_rate`](BreakerConfigBuilder::failure_rate).
+    FailureRate,
+    /// The threshold of [`slow_call_rate`](BreakerConfigBuilder::slow_call_rate).
+    SlowCallThreshold,
+    /// The rate of [`slow_call_rate`](BreakerConfigBuilder::slow_call_rate).
+    SlowCallRate,
+    /// [`open_for`](BreakerConfigBuilder::open_for).
+    OpenFor,
+    /// [`half_open_probes`](BreakerConfigBuilder::half_open_probes).
+    HalfOpenProbes,
+    /// [`close_after`](BreakerConfigBuilder::close_after).
+    CloseAfter,
+}
+
+impl fmt::Display for BreakerSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BreakerSetting::ConsecutiveFailures => "consecutive_failures",
+            BreakerSetting::WindowSize => "window size",
+            BreakerSetting::MinCalls => "window min_calls",
+            BreakerSetting::TimeWindow => "time_window span",
+            BreakerSetting::FailureRate => "failure_rate",
+            BreakerSetting::SlowCallThreshold => "slow_call_rate threshold",
+            BreakerSetting::SlowCallRate => "slow_call_rate rate",
+            BreakerSetting::OpenFor => "open_for",
+            BreakerSetting::HalfOpenProbes => "half_open_probes",
+            BreakerSetting::CloseAfter => "close_after",
+        })
+    }
+}
+
+/// Why a [`BreakerConfig`] was refused; every variant that is about one
+/// setting names it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum ConfigError {
-    /// A count that must be at least 1 was 0 (named).
-    Zero(&'static str),
-    /// A rate threshold outside (0, 1] (named).
-    RateOutOfRange(&'static str, f64),
+pub enum BreakerConfigError {
+    /// A count that must be at least 1 was 0.
+    Zero(BreakerSetting),
+    /// A rate threshold outside (0, 1].
+    RateOutOfRange(BreakerSetting, f64),
     /// The minimum number of calls exceeds the window it is counted in.
     MinCallsAboveWindow {
         /// The minimum number of calls.
@@ -79,51 +129,72 @@ pub enum ConfigError {
         /// The window size.
         window: u32,
     },
-    /// A duration that must be longer than zero was zero (named).
-    ZeroDuration(&'static str),
+    /// A duration that must be longer than zero was zero (a time window
+    /// must be at least 10 ns: it is kept as 10 buckets).
+    ZeroDuration(BreakerSetting),
     /// No trip policy was configured: the breaker could never open.
     NoTripPolicy,
-    /// The backoff cap is shorter than the open duration it caps.
+    /// A rate was set without a window to judge it in.
+    RateWithoutWindow(BreakerSetting),
+    /// The backoff multiplier is not a finite number in [1, 1000].
+    BadMultiplier(f64),
+    /// The cap on the open duration is shorter than the open duration.
     BackoffCapBelowOpenDuration,
     /// Both a count-based and a time-based window were set; pick one.
     TwoWindows,
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for BreakerConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Zero(what) => write!(f, "{what} must be at least 1"),
-            ConfigError::RateOutOfRange(what, v) => {
+            BreakerConfigError::Zero(what) => write!(f, "{what} must be at least 1"),
+            BreakerConfigError::RateOutOfRange(what, v) => {
                 write!(f, "{what} must be in (0, 1], not {v}")
             }
-            ConfigError::MinCallsAboveWindow { min_calls, window } => write!(
+            BreakerConfigError::MinCallsAboveWindow { min_calls, window } => write!(
                 f,
                 "minimum calls ({min_calls}) exceeds the window ({window} calls)"
             ),
-            ConfigError::ZeroDuration(what) => write!(f, "{what} must be longer than zero"),
-            ConfigError::NoTripPolicy => {
+            BreakerConfigError::ZeroDuration(BreakerSetting::TimeWindow) => {
+                f.write_str("time_window span must be at least 10 ns (10 buckets)")
+            }
+            BreakerConfigError::ZeroDuration(what) => write!(f, "{what} must be longer than zero"),
+            BreakerConfigError::NoTripPolicy => {
                 f.write_str("no trip policy: set consecutive failures or a failure-rate window")
             }
-            ConfigError::BackoffCapBelowOpenDuration => {
-                f.write_str("the backoff cap is shorter than the open duration")
+            BreakerConfigError::RateWithoutWindow(what) => {
+                write!(
+                    f,
+                    "{what} needs a window (window or time_window) to be judged in"
+                )
             }
-            ConfigError::TwoWindows => {
+            BreakerConfigError::BadMultiplier(m) => {
+                write!(
+                    f,
+                    "backoff multiplier {m} is not a finite number in [1, 1000]"
+                )
+            }
+            BreakerConfigError::BackoffCapBelowOpenDuration => {
+                f.write_str("max_open_for is shorter than open_for")
+            }
+            BreakerConfigError::TwoWindows => {
                 f.write_str("set a count-based or a time-based window, not both")
             }
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for BreakerConfigError {}
 
-/// A validated breaker configuration; build it with [`Config::builder`].
+/// A validated breaker configuration; build it with [`BreakerConfig::builder`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct BreakerConfig {
     consecutive_failures: Option<u32>,
     window: Option<RateWindow>,
     open_for: Duration,
     max_open_for: Duration,
-    backoff_factor: u32,
+    /// The backoff multiplier in millionths (10⁶ is no growth).
+    multiplier: u64,
     half_open_probes: u32,
     close_after: u32,
 }
@@ -160,6 +231,9 @@ struct Threshold(u64);
 
 const PARTS: u64 = 1_000_000_000;
 
+/// The backoff multiplier's unit: it is kept in millionths.
+const MILLIONTHS: u64 = 1_000_000;
+
 impl Threshold {
     /// The threshold for a rate in (0, 1], or `None` outside it (or below
     /// one part per billion).
@@ -192,9 +266,9 @@ enum Span {
 /// A time window is kept as this many buckets.
 const TIME_BUCKETS: usize = 10;
 
-/// Builds a [`Config`]; [`build`](ConfigBuilder::build) validates it.
+/// Builds a [`BreakerConfig`]; [`build`](BreakerConfigBuilder::build) validates it.
 #[derive(Debug, Clone)]
-pub struct ConfigBuilder {
+pub struct BreakerConfigBuilder {
     consecutive_failures: Option<u32>,
     window: Option<(u32, u32)>,
     time_window: Option<(Duration, u32)>,
@@ -202,16 +276,16 @@ pub struct ConfigBuilder {
     slow: Option<(Duration, f64)>,
     open_for: Duration,
     max_open_for: Option<Duration>,
-    backoff_factor: u32,
+    multiplier: f64,
     half_open_probes: u32,
     close_after: u32,
 }
 
-impl Config {
+impl BreakerConfig {
     /// A builder with defaults: open for 30 s, no growth, 1 probe, close
     /// after 1 success, and no trip policy (one must be set).
-    pub fn builder() -> ConfigBuilder {
-        ConfigBuilder {
+    pub fn builder() -> BreakerConfigBuilder {
+        BreakerConfigBuilder {
             consecutive_failures: None,
             window: None,
             time_window: None,
@@ -219,14 +293,14 @@ impl Config {
             slow: None,
             open_for: Duration::from_secs(30),
             max_open_for: None,
-            backoff_factor: 1,
+            multiplier: 1.0,
             half_open_probes: 1,
             close_after: 1,
         }
     }
 }
 
-impl ConfigBuilder {
+impl BreakerConfigBuilder {
     /// Open after `k` failures in a row.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn consecutive_failures(mut self, k: u32) -> Self {
@@ -277,12 +351,23 @@ impl ConfigBuilder {
         self
     }
 
-    /// Multiply the open duration by `factor` on each trip without a close
-    /// in between, up to `max`.
+    /// Multiply the open duration by `multiplier` on each trip without a
+    /// close in between (resilience4j's default is 1.5): each trip's open
+    /// duration is the previous one's times the multiplier, **rounded down
+    /// to the nanosecond**, up to [`max_open_for`](Self::max_open_for) if
+    /// set (else up to `u64::MAX` ns). The multiplier is taken to six
+    /// decimal places (rounded to the nearest millionth) and must be in
+    /// [1, 1000]; 1 (the default) means no growth.
     #[must_use = "a builder method returns the changed value; use it"]
-    pub fn backoff(mut self, factor: u32, max: Duration) -> Self {
-        self.backoff_factor = factor;
-        self.max_open_for = Some(max);
+    pub fn backoff(mut self, multiplier: f64) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// The longest the breaker stays open, however many trips in a row.
+    #[must_use = "a builder method returns the changed value; use it"]
+    pub fn max_open_for(mut self, cap: Duration) -> Self {
+        self.max_open_for = Some(cap);
         self
     }
 
@@ -301,27 +386,27 @@ impl ConfigBuilder {
     }
 
     /// Validates and builds.
-    pub fn build(self) -> Result<Config, ConfigError> {
-        fn nonzero(v: u32, what: &'static str) -> Result<u32, ConfigError> {
+    pub fn build(self) -> Result<BreakerConfig, BreakerConfigError> {
+        fn nonzero(v: u32, what: BreakerSetting) -> Result<u32, BreakerConfigError> {
             if v == 0 {
-                Err(ConfigError::Zero(what))
+                Err(BreakerConfigError::Zero(what))
             } else {
                 Ok(v)
             }
         }
-        fn rate(v: f64, what: &'static str) -> Result<Threshold, ConfigError> {
-            Threshold::new(v).ok_or(ConfigError::RateOutOfRange(what, v))
+        fn rate(v: f64, what: BreakerSetting) -> Result<Threshold, BreakerConfigError> {
+            Threshold::new(v).ok_or(BreakerConfigError::RateOutOfRange(what, v))
         }
         if let Some(k) = self.consecutive_failures {
-            nonzero(k, "consecutive failures")?;
+            nonzero(k, BreakerSetting::ConsecutiveFailures)?;
         }
         let span = match (self.window, self.time_window) {
-            (Some(_), Some(_)) => return Err(ConfigError::TwoWindows),
+            (Some(_), Some(_)) => return Err(BreakerConfigError::TwoWindows),
             (Some((size, min_calls)), None) => {
-                nonzero(size, "window size")?;
-                nonzero(min_calls, "minimum calls")?;
+                nonzero(size, BreakerSetting::WindowSize)?;
+                nonzero(min_calls, BreakerSetting::MinCalls)?;
                 if min_calls > size {
-                    return Err(ConfigError::MinCallsAboveWindow {
+                    return Err(BreakerConfigError::MinCallsAboveWindow {
                         min_calls,
                         window: size,
                     });
@@ -331,31 +416,43 @@ impl ConfigBuilder {
             (None, Some((span, min_calls))) => {
                 let bucket = span / TIME_BUCKETS as u32;
                 if bucket.is_zero() {
-                    return Err(ConfigError::ZeroDuration("time window (under 10 ns)"));
+                    return Err(BreakerConfigError::ZeroDuration(BreakerSetting::TimeWindow));
                 }
-                Some((Span::Time { bucket }, nonzero(min_calls, "minimum calls")?))
+                Some((
+                    Span::Time { bucket },
+                    nonzero(min_calls, BreakerSetting::MinCalls)?,
+                ))
             }
             (None, None) => None,
         };
         let window = match span {
-            None if self.failure_rate.is_some() || self.slow.is_some() => {
-                return Err(ConfigError::Zero("window size"));
+            None if self.failure_rate.is_some() => {
+                return Err(BreakerConfigError::RateWithoutWindow(
+                    BreakerSetting::FailureRate,
+                ));
+            }
+            None if self.slow.is_some() => {
+                return Err(BreakerConfigError::RateWithoutWindow(
+                    BreakerSetting::SlowCallRate,
+                ));
             }
             None => None,
             Some((span, min_calls)) => {
                 let failure_rate = self
                     .failure_rate
-                    .map(|r| rate(r, "failure rate"))
+                    .map(|r| rate(r, BreakerSetting::FailureRate))
                     .transpose()?;
                 let slow = match self.slow {
                     Some((t, _)) if t.is_zero() => {
-                        return Err(ConfigError::ZeroDuration("slow-call threshold"));
+                        return Err(BreakerConfigError::ZeroDuration(
+                            BreakerSetting::SlowCallThreshold,
+                        ));
                     }
-                    Some((t, r)) => Some((t, rate(r, "slow-call rate")?)),
+                    Some((t, r)) => Some((t, rate(r, BreakerSetting::SlowCallRate)?)),
                     None => None,
                 };
                 if failure_rate.is_none() && slow.is_none() {
-                    return Err(ConfigError::NoTripPolicy);
+                    return Err(BreakerConfigError::NoTripPolicy);
                 }
                 Some(RateWindow {
                     span,
@@ -366,31 +463,39 @@ impl ConfigBuilder {
             }
         };
         if self.consecutive_failures.is_none() && window.is_none() {
-            return Err(ConfigError::NoTripPolicy);
+            return Err(BreakerConfigError::NoTripPolicy);
         }
         if self.open_for.is_zero() {
-            return Err(ConfigError::ZeroDuration("open duration"));
+            return Err(BreakerConfigError::ZeroDuration(BreakerSetting::OpenFor));
         }
-        nonzero(self.backoff_factor, "backoff factor")?;
-        let max_open_for = self.max_open_for.unwrap_or(self.open_for);
+        if !(1.0..=1000.0).contains(&self.multiplier) {
+            return Err(BreakerConfigError::BadMultiplier(self.multiplier));
+        }
+        let max_open_for = match (self.max_open_for, self.multiplier == 1.0) {
+            (Some(cap), _) => cap,
+            (None, true) => self.open_for,
+            (None, false) => Duration::from_nanos(u64::MAX),
+        };
         if max_open_for < self.open_for {
-            return Err(ConfigError::BackoffCapBelowOpenDuration);
+            return Err(BreakerConfigError::BackoffCapBelowOpenDuration);
         }
-        Ok(Config {
+        Ok(BreakerConfig {
             consecutive_failures: self.consecutive_failures,
             window,
             open_for: self.open_for,
             max_open_for,
-            backoff_factor: self.backoff_factor,
-            half_open_probes: nonzero(self.half_open_probes, "half-open probes")?,
-            close_after: nonzero(self.close_after, "successes to close")?,
+            // In [1, 1000], so the product is in [10⁶, 10⁹] and the cast
+            // is exact.
+            multiplier: (self.multiplier * MILLIONTHS as f64).round() as u64,
+            half_open_probes: nonzero(self.half_open_probes, BreakerSetting::HalfOpenProbes)?,
+            close_after: nonzero(self.close_after, BreakerSetting::CloseAfter)?,
         })
     }
 }
 
 /// The breaker's state, as observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum BreakerState {
     /// Calls run.
     Closed,
     /// Calls are refused until `until`.
@@ -413,9 +518,9 @@ pub struct Transition {
     /// When it happened.
     pub at: Instant,
     /// The state before.
-    pub from: State,
+    pub from: BreakerState,
     /// The state after.
-    pub to: State,
+    pub to: BreakerState,
 }
 
 /// "Not now": the breaker refused the call without running it.
@@ -442,11 +547,11 @@ impl std::error::Error for Refused {}
 /// run the call ("not now"), or the call ran and failed.
 ///
 /// ```
-/// use async_patterns::circuit_breaker::{CallError, CircuitBreaker, Config, Refused};
+/// use async_patterns::circuit_breaker::{CallError, CircuitBreaker, BreakerConfig, Refused};
 /// use async_patterns::time::ManualClock;
 ///
 /// let breaker = CircuitBreaker::new(
-///     Config::builder().consecutive_failures(1).build().unwrap(),
+///     BreakerConfig::builder().consecutive_failures(1).build().unwrap(),
 ///     ManualClock::new(),
 /// );
 /// # futures::executor::block_on(async {
@@ -518,16 +623,17 @@ pub(crate) struct Outcome {
 /// The pure state machine: no clock, no lock, no futures. Every method takes
 /// the current instant; [`CircuitBreaker`] is the thread-safe wrapper, and
 /// the only one that may call it: `record` and `release` trust that each
-/// admitted generation is ended once, which [`Permit`] (consumed by its
+/// admitted generation is ended once, which [`BreakerPermit`] (consumed by its
 /// outcome, released once on drop) guarantees.
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
-    config: Config,
-    state: State,
+    config: BreakerConfig,
+    state: BreakerState,
     generation: u64,
     consecutive_failures: u32,
     /// Trips since the last close (for the growing open duration).
-    trips: u32,
+    /// The open duration of the next trip (reset by a close).
+    open_next: Duration,
     /// Outcomes in the rate window while closed.
     outcomes: Outcomes,
 }
@@ -634,20 +740,20 @@ impl Outcomes {
 
 impl Policy {
     /// A closed breaker.
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
         Policy {
             outcomes: Outcomes::new(config.window),
+            open_next: config.open_for,
             config,
-            state: State::Closed,
+            state: BreakerState::Closed,
             generation: 0,
             consecutive_failures: 0,
-            trips: 0,
         }
     }
 
     /// The current state (an expired open state reads as open until the
     /// next admission attempt moves it to half-open).
-    pub(crate) fn state(&self) -> State {
+    pub(crate) fn state(&self) -> BreakerState {
         self.state
     }
 
@@ -660,19 +766,19 @@ impl Policy {
     /// stamp its outcome with.
     pub(crate) fn try_admit(&mut self, now: Instant) -> Result<(u64, Option<Transition>), Refused> {
         let mut transition = None;
-        if let State::Open { until } = self.state {
+        if let BreakerState::Open { until } = self.state {
             if now < until {
                 return Err(Refused::Open(until));
             }
             transition = Some(self.move_to(
-                State::HalfOpen {
+                BreakerState::HalfOpen {
                     in_flight: 0,
                     successes: 0,
                 },
                 now,
             ));
         }
-        if let State::HalfOpen { in_flight, .. } = &mut self.state {
+        if let BreakerState::HalfOpen { in_flight, .. } = &mut self.state {
             if *in_flight >= self.config.half_open_probes {
                 return Err(Refused::ProbesBusy);
             }
@@ -693,8 +799,8 @@ impl Policy {
             return None;
         }
         match self.state {
-            State::Closed => self.record_closed(outcome, now),
-            State::HalfOpen {
+            BreakerState::Closed => self.record_closed(outcome, now),
+            BreakerState::HalfOpen {
                 in_flight,
                 successes,
             } => {
@@ -705,14 +811,14 @@ impl Policy {
                 if successes >= self.config.close_after {
                     return Some(self.close(now));
                 }
-                self.state = State::HalfOpen {
+                self.state = BreakerState::HalfOpen {
                     in_flight: in_flight.saturating_sub(1),
                     successes,
                 };
                 None
             }
             // Open never admits, so no current-generation call can end here.
-            State::Open { .. } => None,
+            BreakerState::Open { .. } => None,
         }
     }
 
@@ -722,7 +828,7 @@ impl Policy {
         if generation != self.generation {
             return;
         }
-        if let State::HalfOpen { in_flight, .. } = &mut self.state {
+        if let BreakerState::HalfOpen { in_flight, .. } = &mut self.state {
             *in_flight = in_flight.saturating_sub(1);
         }
     }
@@ -755,7 +861,7 @@ impl Policy {
     /// before that only the success that reaches the minimum can. A time
     /// window may drop old outcomes between any two calls, so it has none.
     fn quiet_successes(&self) -> u32 {
-        if self.state != State::Closed {
+        if self.state != BreakerState::Closed {
             return 0;
         }
         let Some(w) = self.config.window else {
@@ -800,13 +906,14 @@ impl Policy {
     }
 
     fn trip(&mut self, now: Instant) -> Transition {
-        let factor = u128::from(self.config.backoff_factor).saturating_pow(self.trips);
-        let grown = self.config.open_for.as_nanos().saturating_mul(factor);
+        let open_for = self.open_next;
+        // Rounded down; below 2⁶⁴ · 10⁹ < 2¹²⁸, and capped below 2⁶⁴.
+        let grown =
+            open_for.as_nanos() * u128::from(self.config.multiplier) / u128::from(MILLIONTHS);
         let cap = self.config.max_open_for.as_nanos();
-        let open_for = Duration::from_nanos(u64::try_from(grown.min(cap)).unwrap_or(u64::MAX));
-        self.trips = self.trips.saturating_add(1);
+        self.open_next = Duration::from_nanos(u64::try_from(grown.min(cap)).unwrap_or(u64::MAX));
         self.move_to(
-            State::Open {
+            BreakerState::Open {
                 until: now + open_for,
             },
             now,
@@ -814,11 +921,11 @@ impl Policy {
     }
 
     fn close(&mut self, now: Instant) -> Transition {
-        self.trips = 0;
-        self.move_to(State::Closed, now)
+        self.open_next = self.config.open_for;
+        self.move_to(BreakerState::Closed, now)
     }
 
-    fn move_to(&mut self, to: State, now: Instant) -> Transition {
+    fn move_to(&mut self, to: BreakerState, now: Instant) -> Transition {
         let from = self.state;
         self.state = to;
         self.generation += 1;
@@ -872,7 +979,7 @@ struct Locked {
 
 impl<C: Clock> CircuitBreaker<C> {
     /// A closed breaker.
-    pub fn new(config: Config, clock: C) -> Self {
+    pub fn new(config: BreakerConfig, clock: C) -> Self {
         let slow_threshold = config.window.and_then(|w| w.slow.map(|s| s.0));
         let policy = Policy::new(config);
         let quiet = policy.quiet_successes().min(QUIET_MAX as u32);
@@ -898,32 +1005,54 @@ impl<C: Clock> CircuitBreaker<C> {
     /// to half-open and tells the observer; reading the state never changes
     /// it. So `Open { until }` with `until <= now` means "will probe on the
     /// next call". (Tested by `state_is_lazy_until_the_next_call`.)
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> BreakerState {
         // Successes not yet folded in cannot have moved it.
         lock(&self.locked).policy.state()
     }
 
     /// Takes a permit to make one call, or refuses ("not now").
     #[inline]
-    pub fn try_acquire(&self) -> Result<Permit<'_, C>, Refused> {
+    pub fn try_acquire(&self) -> Result<BreakerPermit<'_, C>, Refused> {
+        let (generation, started) = self.admit()?;
+        Ok(BreakerPermit(Held::new(
+            self,
+            Ticket {
+                generation,
+                started,
+            },
+        )))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a permit that owns a handle
+    /// to the breaker, so it can move into a spawned task or a response
+    /// future (`'static` and `Send` when the clock is).
+    #[inline]
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedBreakerPermit<C>, Refused> {
+        let (generation, started) = self.admit()?;
+        Ok(OwnedBreakerPermit(Held::new(
+            self,
+            Ticket {
+                generation,
+                started,
+            },
+        )))
+    }
+
+    /// Admits one call: its generation and start.
+    #[inline]
+    fn admit(&self) -> Result<(u64, Instant), Refused> {
         let word = self.fast.load(Ordering::Acquire);
-        let (generation, started) = if word & NOT_CLOSED == 0 {
+        if word & NOT_CLOSED == 0 {
             // Closed: admitting changes nothing in the policy. The clock is
             // read only if call durations matter.
             let started = match self.slow_threshold {
                 Some(_) => self.clock.now(),
                 None => Instant::ZERO,
             };
-            (word >> QUIET_BITS, started)
+            Ok((word >> QUIET_BITS, started))
         } else {
-            self.try_acquire_locked()?
-        };
-        Ok(Permit {
-            breaker: self,
-            generation,
-            started,
-            done: false,
-        })
+            self.try_acquire_locked()
+        }
     }
 
     #[inline(never)]
@@ -1047,7 +1176,7 @@ impl<C: Clock> CircuitBreaker<C> {
         }
         let out = op(policy);
         let word = match policy.state() {
-            State::Closed => {
+            BreakerState::Closed => {
                 *quiet = policy.quiet_successes().min(QUIET_MAX as u32);
                 (policy.generation() & GENERATION_MASK) << QUIET_BITS | u64::from(*quiet)
             }
@@ -1075,49 +1204,48 @@ impl<C> fmt::Debug for CircuitBreaker<C> {
     }
 }
 
-/// Leave to make one call; say how it went with [`success`](Permit::success)
-/// or [`failure`](Permit::failure). Dropping it unrecorded frees its probe
-/// slot and counts as nothing.
-#[must_use = "record the call's outcome, or drop the permit to abandon the call"]
-pub struct Permit<'a, C: Clock> {
-    breaker: &'a CircuitBreaker<C>,
+/// A breaker's ticket: the generation and start of an admitted call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
     generation: u64,
     started: Instant,
-    done: bool,
 }
 
-impl<C: Clock> Permit<'_, C> {
-    /// The call succeeded.
+impl<C: Clock> Settle for CircuitBreaker<C> {
+    type Ticket = Ticket;
+
     #[inline]
-    pub fn success(mut self) {
-        self.done = true;
-        self.breaker.succeed(self.generation, self.started);
-    }
-
-    /// The call failed.
-    pub fn failure(mut self) {
-        self.done = true;
-        self.breaker
-            .finish(self.generation, self.started, Ending::Failed, None);
-    }
-}
-
-impl<C: Clock> Drop for Permit<'_, C> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.breaker
-                .finish(self.generation, self.started, Ending::Abandoned, None);
+    fn settle(&self, t: Ticket, ending: Ending) {
+        match ending {
+            Ending::Succeeded => self.succeed(t.generation, t.started),
+            _ => self.finish(t.generation, t.started, ending, None),
         }
     }
 }
 
-impl<C: Clock> fmt::Debug for Permit<'_, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("generation", &self.generation)
-            .finish()
-    }
-}
+/// Leave to make one call; say how it went with
+/// [`success`](BreakerPermit::success) or
+/// [`failure`](BreakerPermit::failure). Dropping it unrecorded frees its
+/// probe slot and counts as nothing.
+#[must_use = "record the call's outcome, or drop the permit to abandon the call"]
+pub struct BreakerPermit<'a, C: Clock>(Held<&'a CircuitBreaker<C>>);
+
+/// A [`BreakerPermit`] that owns an `Arc` of its breaker, from
+/// [`CircuitBreaker::try_acquire_owned`]: the same reports, the same
+/// release on drop.
+#[must_use = "record the call's outcome, or drop the permit to abandon the call"]
+pub struct OwnedBreakerPermit<C: Clock>(Held<Arc<CircuitBreaker<C>>>);
+
+permit_api!(
+    BreakerPermit<'_, C>,
+    "The call succeeded.",
+    "The call failed."
+);
+permit_api!(
+    OwnedBreakerPermit<C>,
+    "The call succeeded.",
+    "The call failed."
+);
 
 #[cfg(all(test, not(async_patterns_loom)))]
 mod tests {
@@ -1126,74 +1254,112 @@ mod tests {
     use std::sync::Arc;
     use std::sync::Mutex as StdMutex;
 
-    fn breaker(config: Config) -> (CircuitBreaker<ManualClock>, ManualClock) {
+    fn breaker(config: BreakerConfig) -> (CircuitBreaker<ManualClock>, ManualClock) {
         let clock = ManualClock::new();
         (CircuitBreaker::new(config, clock.clone()), clock)
     }
 
-    fn consecutive(k: u32) -> ConfigBuilder {
-        Config::builder()
+    fn consecutive(k: u32) -> BreakerConfigBuilder {
+        BreakerConfig::builder()
             .consecutive_failures(k)
             .open_for(Duration::from_secs(10))
     }
 
     #[test]
     fn bad_configs_are_typed_errors() {
-        let b = Config::builder;
-        assert_eq!(b().build(), Err(ConfigError::NoTripPolicy));
+        let b = BreakerConfig::builder;
+        assert_eq!(b().build(), Err(BreakerConfigError::NoTripPolicy));
         assert_eq!(
             b().consecutive_failures(0).build(),
-            Err(ConfigError::Zero("consecutive failures"))
+            Err(BreakerConfigError::Zero(
+                BreakerSetting::ConsecutiveFailures
+            ))
         );
         assert_eq!(
             b().window(10, 5).failure_rate(0.0).build(),
-            Err(ConfigError::RateOutOfRange("failure rate", 0.0))
+            Err(BreakerConfigError::RateOutOfRange(
+                BreakerSetting::FailureRate,
+                0.0
+            ))
         );
         assert_eq!(
             b().window(10, 5).failure_rate(1.5).build(),
-            Err(ConfigError::RateOutOfRange("failure rate", 1.5))
+            Err(BreakerConfigError::RateOutOfRange(
+                BreakerSetting::FailureRate,
+                1.5
+            ))
         );
         assert!(matches!(
             b().window(10, 5).failure_rate(f64::NAN).build(),
-            Err(ConfigError::RateOutOfRange(..))
+            Err(BreakerConfigError::RateOutOfRange(..))
         ));
         assert_eq!(
             b().window(5, 10).failure_rate(0.5).build(),
-            Err(ConfigError::MinCallsAboveWindow {
+            Err(BreakerConfigError::MinCallsAboveWindow {
                 min_calls: 10,
                 window: 5
             })
         );
         assert_eq!(
             b().window(0, 0).failure_rate(0.5).build(),
-            Err(ConfigError::Zero("window size"))
+            Err(BreakerConfigError::Zero(BreakerSetting::WindowSize))
         );
         assert_eq!(
             b().failure_rate(0.5).build(),
-            Err(ConfigError::Zero("window size"))
+            Err(BreakerConfigError::RateWithoutWindow(
+                BreakerSetting::FailureRate
+            ))
         );
-        assert_eq!(b().window(10, 5).build(), Err(ConfigError::NoTripPolicy));
+        assert_eq!(
+            consecutive(3)
+                .slow_call_rate(Duration::from_secs(1), 0.5)
+                .build(),
+            Err(BreakerConfigError::RateWithoutWindow(
+                BreakerSetting::SlowCallRate
+            ))
+        );
+        assert_eq!(
+            b().window(10, 5).build(),
+            Err(BreakerConfigError::NoTripPolicy)
+        );
         assert_eq!(
             consecutive(3).half_open_probes(0).build(),
-            Err(ConfigError::Zero("half-open probes"))
+            Err(BreakerConfigError::Zero(BreakerSetting::HalfOpenProbes))
         );
         assert_eq!(
             consecutive(3).close_after(0).build(),
-            Err(ConfigError::Zero("successes to close"))
+            Err(BreakerConfigError::Zero(BreakerSetting::CloseAfter))
         );
         assert_eq!(
             consecutive(3).open_for(Duration::ZERO).build(),
-            Err(ConfigError::ZeroDuration("open duration"))
+            Err(BreakerConfigError::ZeroDuration(BreakerSetting::OpenFor))
         );
         assert_eq!(
-            consecutive(3).backoff(2, Duration::from_secs(1)).build(),
-            Err(ConfigError::BackoffCapBelowOpenDuration)
+            consecutive(3)
+                .backoff(2.0)
+                .max_open_for(Duration::from_secs(1))
+                .build(),
+            Err(BreakerConfigError::BackoffCapBelowOpenDuration)
         );
+        for bad in [0.0, 0.999_999, 1000.001, f64::NAN, f64::INFINITY, -1.5] {
+            assert!(
+                matches!(
+                    consecutive(3).backoff(bad).build(),
+                    Err(BreakerConfigError::BadMultiplier(m)) if m.to_bits() == bad.to_bits()
+                ),
+                "{bad}"
+            );
+        }
+        for good in [1.0, 1.5, 1000.0] {
+            assert!(consecutive(3).backoff(good).build().is_ok(), "{good}");
+        }
         assert_eq!(
             b().window(10, 5)
                 .slow_call_rate(Duration::ZERO, 0.5)
                 .build(),
-            Err(ConfigError::ZeroDuration("slow-call threshold"))
+            Err(BreakerConfigError::ZeroDuration(
+                BreakerSetting::SlowCallThreshold
+            ))
         );
         assert!(b().window(10, 10).failure_rate(1.0).build().is_ok());
         assert_eq!(
@@ -1201,19 +1367,19 @@ mod tests {
                 .time_window(Duration::from_secs(1), 5)
                 .failure_rate(0.5)
                 .build(),
-            Err(ConfigError::TwoWindows)
+            Err(BreakerConfigError::TwoWindows)
         );
         assert_eq!(
             b().time_window(Duration::from_nanos(9), 1)
                 .failure_rate(0.5)
                 .build(),
-            Err(ConfigError::ZeroDuration("time window (under 10 ns)"))
+            Err(BreakerConfigError::ZeroDuration(BreakerSetting::TimeWindow))
         );
         assert_eq!(
             b().time_window(Duration::from_secs(1), 0)
                 .failure_rate(0.5)
                 .build(),
-            Err(ConfigError::Zero("minimum calls"))
+            Err(BreakerConfigError::Zero(BreakerSetting::MinCalls))
         );
     }
 
@@ -1228,7 +1394,7 @@ mod tests {
         assert_eq!(run_now(b.call(fail())), Err(CallError::Inner(())));
         assert_eq!(
             b.state(),
-            State::Open {
+            BreakerState::Open {
                 until: Instant::from_duration(Duration::from_secs(10))
             }
         );
@@ -1239,7 +1405,7 @@ mod tests {
         assert_eq!(ran.get(), 1, "the refused call never ran");
         clock.advance(Duration::from_secs(10));
         assert_eq!(run_now(b.call(async { Ok::<_, ()>(7) })), Ok(7));
-        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     /// Polls a future that never waits to completion.
@@ -1272,13 +1438,13 @@ mod tests {
         p2.success();
         assert!(matches!(
             b.state(),
-            State::HalfOpen {
+            BreakerState::HalfOpen {
                 in_flight: 1,
                 successes: 2
             }
         ));
         p3.success();
-        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]
@@ -1289,7 +1455,7 @@ mod tests {
         b.try_acquire().unwrap().failure();
         assert_eq!(
             b.state(),
-            State::Open {
+            BreakerState::Open {
                 until: Instant::from_duration(Duration::from_secs(20))
             }
         );
@@ -1305,13 +1471,43 @@ mod tests {
         drop(probe);
         assert!(matches!(
             b.state(),
-            State::HalfOpen {
+            BreakerState::HalfOpen {
                 in_flight: 0,
                 successes: 0
             }
         ));
         b.try_acquire().unwrap().success();
-        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    /// An owned permit reports and releases exactly as a borrowed one:
+    /// its failure trips the breaker from another thread, an owned probe
+    /// dropped there frees its slot, and an owned success closes it.
+    #[test]
+    fn owned_permits_report_and_release_from_another_thread() {
+        let (b, clock) = breaker(consecutive(1).build().unwrap());
+        let b = Arc::new(b);
+        let permit = b.clone().try_acquire_owned().unwrap();
+        std::thread::spawn(move || permit.failure()).join().unwrap();
+        assert!(matches!(b.state(), BreakerState::Open { .. }));
+        assert!(matches!(
+            b.clone().try_acquire_owned(),
+            Err(Refused::Open(_))
+        ));
+        clock.advance(Duration::from_secs(10));
+        let probe = b.clone().try_acquire_owned().unwrap();
+        assert_eq!(
+            b.clone().try_acquire_owned().unwrap_err(),
+            Refused::ProbesBusy
+        );
+        std::thread::spawn(move || drop(probe)).join().unwrap();
+        assert!(matches!(
+            b.state(),
+            BreakerState::HalfOpen { in_flight: 0, .. }
+        ));
+        b.clone().try_acquire_owned().unwrap().success();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(Arc::strong_count(&b), 1, "permits gave their handle back");
     }
 
     #[test]
@@ -1323,9 +1519,12 @@ mod tests {
         clock.advance(Duration::from_secs(10));
         let probe = b.try_acquire().unwrap(); // half-open
         slow_call.failure(); // from the closed generation: ignored
-        assert!(matches!(b.state(), State::HalfOpen { in_flight: 1, .. }));
+        assert!(matches!(
+            b.state(),
+            BreakerState::HalfOpen { in_flight: 1, .. }
+        ));
         probe.success();
-        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     /// A success from a call admitted before a trip, finishing after the
@@ -1333,7 +1532,7 @@ mod tests {
     /// count in the new window (the lock-free path checks the generation).
     #[test]
     fn stale_success_after_a_full_cycle_is_ignored() {
-        let config = Config::builder()
+        let config = BreakerConfig::builder()
             .window(3, 3)
             .failure_rate(0.5)
             .build()
@@ -1345,18 +1544,18 @@ mod tests {
         }
         clock.advance(Duration::from_secs(60));
         b.try_acquire().unwrap().success(); // the probe closes it
-        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.state(), BreakerState::Closed);
         old.success();
         for _ in 0..2 {
             b.try_acquire().unwrap().failure();
         }
         // Two failures are below the new window's minimum of three.
-        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]
     fn failure_rate_window_with_minimum_calls() {
-        let config = Config::builder()
+        let config = BreakerConfig::builder()
             .window(4, 3)
             .failure_rate(0.5)
             .build()
@@ -1364,14 +1563,14 @@ mod tests {
         let (b, _clock) = breaker(config);
         b.try_acquire().unwrap().failure();
         b.try_acquire().unwrap().failure(); // 2 of 2, but under 3 calls
-        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.state(), BreakerState::Closed);
         b.try_acquire().unwrap().success(); // 2 of 3 ≥ 50%
-        assert!(matches!(b.state(), State::Open { .. }));
+        assert!(matches!(b.state(), BreakerState::Open { .. }));
     }
 
     #[test]
     fn time_window_forgets_old_buckets() {
-        let config = Config::builder()
+        let config = BreakerConfig::builder()
             .time_window(Duration::from_secs(10), 2)
             .failure_rate(1.0)
             .build()
@@ -1380,18 +1579,18 @@ mod tests {
         b.try_acquire().unwrap().failure();
         clock.advance(Duration::from_secs(11)); // that failure's bucket slid out
         b.try_acquire().unwrap().failure();
-        assert_eq!(b.state(), State::Closed, "one failure in the window");
+        assert_eq!(b.state(), BreakerState::Closed, "one failure in the window");
         clock.advance(Duration::from_secs(8));
         b.try_acquire().unwrap().failure();
         assert!(
-            matches!(b.state(), State::Open { .. }),
+            matches!(b.state(), BreakerState::Open { .. }),
             "two in the last 10 s"
         );
     }
 
     #[test]
     fn slow_calls_trip_on_the_injected_clock() {
-        let config = Config::builder()
+        let config = BreakerConfig::builder()
             .window(2, 2)
             .slow_call_rate(Duration::from_millis(100), 1.0)
             .build()
@@ -1402,7 +1601,7 @@ mod tests {
             clock.advance(Duration::from_millis(101));
             p.success();
         }
-        assert!(matches!(b.state(), State::Open { .. }));
+        assert!(matches!(b.state(), BreakerState::Open { .. }));
     }
 
     /// Every two-decimal threshold `k / 100` against every window of up to
@@ -1473,7 +1672,7 @@ mod tests {
         );
         assert!(matches!(
             policy.state(),
-            State::Closed | State::HalfOpen { in_flight: 0, .. }
+            BreakerState::Closed | BreakerState::HalfOpen { in_flight: 0, .. }
         ));
         assert!(policy.try_admit(t1).is_ok(), "not wedged");
     }
@@ -1482,14 +1681,15 @@ mod tests {
     fn open_duration_grows_and_saturates() {
         let config = consecutive(1)
             .open_for(Duration::from_secs(1))
-            .backoff(u32::MAX, Duration::from_secs(60))
+            .backoff(1000.0)
+            .max_open_for(Duration::from_secs(60))
             .build()
             .unwrap();
         let (b, clock) = breaker(config);
         let mut opens = Vec::new();
         for _ in 0..40 {
             b.try_acquire().unwrap().failure();
-            let State::Open { until } = b.state() else {
+            let BreakerState::Open { until } = b.state() else {
                 panic!("should be open")
             };
             opens.push(until.saturating_duration_since(clock.now()));
@@ -1500,6 +1700,55 @@ mod tests {
             opens[1..].iter().all(|&d| d == Duration::from_secs(60)),
             "{opens:?}"
         );
+    }
+
+    /// resilience4j's default multiplier, 1.5: each open duration is the
+    /// last one's times 3/2, rounded down to the nanosecond, up to the cap;
+    /// a close starts again from `open_for`.
+    #[test]
+    fn open_duration_grows_by_a_fractional_multiplier_rounded_down() {
+        let config = consecutive(1)
+            .open_for(Duration::from_nanos(1_001))
+            .backoff(1.5)
+            .max_open_for(Duration::from_nanos(5_000))
+            .build()
+            .unwrap();
+        let (b, clock) = breaker(config);
+        let trip = || {
+            b.try_acquire().unwrap().failure();
+            let BreakerState::Open { until } = b.state() else {
+                panic!("should be open")
+            };
+            let d = until.saturating_duration_since(clock.now()).as_nanos();
+            clock.advance_to(until);
+            d
+        };
+        // 1001, 1501 (1501.5 down), 2251 (2251.5 down), 3376 (3376.5 down),
+        // then 5064 capped at 5000.
+        let opens: Vec<u128> = (0..6).map(|_| trip()).collect();
+        assert_eq!(opens, [1_001, 1_501, 2_251, 3_376, 5_000, 5_000]);
+        b.try_acquire().unwrap().success();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(trip(), 1_001, "a close resets the growth");
+    }
+
+    /// Without `max_open_for`, or with a cap beyond `u64::MAX` ns, growth
+    /// saturates at `u64::MAX` ns instead of overflowing.
+    #[test]
+    fn uncapped_growth_saturates() {
+        for cap in [None, Some(Duration::MAX)] {
+            let mut b = consecutive(1)
+                .open_for(Duration::from_secs(1))
+                .backoff(1000.0);
+            if let Some(cap) = cap {
+                b = b.max_open_for(cap);
+            }
+            let mut policy = Policy::new(b.build().unwrap());
+            for _ in 0..10 {
+                policy.trip(Instant::ZERO);
+            }
+            assert_eq!(policy.open_next, Duration::from_nanos(u64::MAX), "{cap:?}");
+        }
     }
 
     #[test]
@@ -1514,6 +1763,6 @@ mod tests {
         b.try_acquire().unwrap().success();
         let log = log.lock().unwrap();
         assert_eq!(log.len(), 3, "{log:?}");
-        assert_eq!(log[2].1, State::Closed);
+        assert_eq!(log[2].1, BreakerState::Closed);
     }
 }

@@ -1,7 +1,7 @@
 //! Retry with exponential backoff and jitter, bounded by attempts, by an
 //! overall deadline and by a shared [`RetryBudget`].
 //!
-//! The policy ([`Policy`], [`Schedule`]) is pure: it says how long to wait
+//! The policy ([`RetryPolicy`], [`Schedule`]) is pure: it says how long to wait
 //! before each retry, from a seeded generator, and knows nothing of futures.
 //! [`Retrier`] is the mechanism: it runs an operation, asks a classifier
 //! whether an error is worth retrying, sleeps on the injected [`Timer`], and
@@ -12,8 +12,8 @@
 //! Jitter exists so that clients which failed together do not retry
 //! together. The core never reads an unseeded RNG (a simulation must be a
 //! pure function of its seed), so a jittered policy **must be given a
-//! seed**: [`PolicyBuilder::build`] refuses one without it
-//! ([`ConfigError::NoSeed`]).
+//! seed**: [`RetryPolicyBuilder::build`] refuses one without it
+//! ([`RetryConfigError::NoSeed`]).
 //!
 //! - In production, give every process its own: e.g.
 //!   `.seed(async_patterns_tokio::entropy_seed())`, or any random `u64`
@@ -37,16 +37,17 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use async_patterns::circuit_breaker::{CallError, CircuitBreaker, Config};
-//! use async_patterns::retry::{Decision, Jitter, Policy, Retrier};
-//! use async_patterns::time::ManualClock;
+//! use async_patterns::{
+//!     BreakerConfig, CallError, CircuitBreaker, Decision, Jitter, ManualClock, Retrier,
+//!     RetryPolicy,
+//! };
 //!
 //! let clock = ManualClock::new();
 //! let breaker = CircuitBreaker::new(
-//!     Config::builder().consecutive_failures(3).build().unwrap(),
+//!     BreakerConfig::builder().consecutive_failures(3).build().unwrap(),
 //!     clock.clone(),
 //! );
-//! let policy = Policy::builder()
+//! let policy = RetryPolicy::builder()
 //!     .max_attempts(5)
 //!     .max_elapsed(Duration::from_secs(60))
 //!     .jitter(Jitter::Equal)
@@ -88,16 +89,16 @@
 //! | no sleep ends past `max_elapsed` after the first attempt began (attempts included): a retry that would start at or after it is not made | proptest `retrier_matches_reference_model` (virtual time) |
 //! | retries never exceed the budget's `ratio × calls + floor` over its window | proptest `retrier_matches_reference_model` (shared budget); unit tests in [`budget`]; loom `loom_budget_withdrawals_never_exceed_the_allowance` |
 //! | each retry is reported to the observer before its sleep, with its delay | insta snapshot `seeded_retry_schedule` (`tests/retry.rs`, in `snapshots/`); proptest `retrier_matches_reference_model` (the observer reads the clock: still the failure's instant) |
-//! | bad configuration is a typed [`ConfigError`] when built | unit test `bad_policies_are_typed_errors` |
+//! | bad configuration is a typed [`RetryConfigError`] when built | unit test `bad_policies_are_typed_errors` |
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
-//! use async_patterns::retry::{Jitter, Policy, Retrier};
+//! use async_patterns::retry::{Jitter, RetryPolicy, Retrier};
 //! use async_patterns::time::ManualClock;
 //!
-//! let policy = Policy::builder()
+//! let policy = RetryPolicy::builder()
 //!     .max_attempts(4)
 //!     .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(1))
 //!     .jitter(Jitter::Full)
@@ -143,14 +144,14 @@ pub enum Jitter {
     Decorrelated,
 }
 
-/// Why a [`Policy`] was refused.
+/// Why a [`RetryPolicy`] was refused.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum RetryConfigError {
     /// `max_attempts` was 0: not even the first call would be made.
     ZeroAttempts,
     /// An exponential backoff with a zero base would never wait (use
-    /// [`PolicyBuilder::constant`] with zero for that).
+    /// [`RetryPolicyBuilder::constant`] with zero for that).
     ZeroBase,
     /// The growth factor is not a finite number of at least 1.
     BadFactor(f64),
@@ -163,17 +164,19 @@ pub enum ConfigError {
     NoSeed,
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for RetryConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::ZeroAttempts => f.write_str("max_attempts must be at least 1"),
-            ConfigError::ZeroBase => f.write_str("an exponential backoff needs a base above zero"),
-            ConfigError::BadFactor(x) => {
+            RetryConfigError::ZeroAttempts => f.write_str("max_attempts must be at least 1"),
+            RetryConfigError::ZeroBase => {
+                f.write_str("an exponential backoff needs a base above zero")
+            }
+            RetryConfigError::BadFactor(x) => {
                 write!(f, "backoff factor {x} is not a finite number >= 1")
             }
-            ConfigError::CapBelowBase => f.write_str("the backoff cap is below its base"),
-            ConfigError::ZeroMaxElapsed => f.write_str("max_elapsed must be above zero"),
-            ConfigError::NoSeed => f.write_str(
+            RetryConfigError::CapBelowBase => f.write_str("the backoff cap is below its base"),
+            RetryConfigError::ZeroMaxElapsed => f.write_str("max_elapsed must be above zero"),
+            RetryConfigError::NoSeed => f.write_str(
                 "a jittered policy needs a seed: .seed(n) with a fixed n for tests and \
                  simulations, or a per-process random one in production (e.g. \
                  async_patterns_tokio::entropy_seed()), so a fleet does not retry in lockstep",
@@ -182,11 +185,11 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for RetryConfigError {}
 
-/// A validated retry policy. Build one with [`Policy::builder`].
+/// A validated retry policy. Build one with [`RetryPolicy::builder`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Policy {
+pub struct RetryPolicy {
     max_attempts: u32,
     max_elapsed: Option<Duration>,
     base: Duration,
@@ -199,14 +202,14 @@ pub struct Policy {
     cap_ns: u64,
 }
 
-/// Builds a [`Policy`]; [`build`](PolicyBuilder::build) validates it.
+/// Builds a [`RetryPolicy`]; [`build`](RetryPolicyBuilder::build) validates it.
 ///
 /// Defaults: 3 attempts, exponential from 100 ms doubling up to 10 s, full
 /// jitter, no overall limit on elapsed time, and **no seed**: a jittered
 /// policy must be given one ([`seed`](Self::seed)).
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until built"]
-pub struct PolicyBuilder {
+pub struct RetryPolicyBuilder {
     max_attempts: u32,
     max_elapsed: Option<Duration>,
     base: Duration,
@@ -217,10 +220,10 @@ pub struct PolicyBuilder {
     seed: Option<u64>,
 }
 
-impl Policy {
-    /// A builder with the defaults listed on [`PolicyBuilder`].
-    pub fn builder() -> PolicyBuilder {
-        PolicyBuilder {
+impl RetryPolicy {
+    /// A builder with the defaults listed on [`RetryPolicyBuilder`].
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
             max_attempts: 3,
             max_elapsed: None,
             base: Duration::from_millis(100),
@@ -253,7 +256,7 @@ impl Policy {
     }
 }
 
-impl PolicyBuilder {
+impl RetryPolicyBuilder {
     /// Attempts at most, the first included (1 = never retry).
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn max_attempts(mut self, n: u32) -> Self {
@@ -301,31 +304,31 @@ impl PolicyBuilder {
     }
 
     /// Validates the policy.
-    pub fn build(self) -> Result<Policy, ConfigError> {
+    pub fn build(self) -> Result<RetryPolicy, RetryConfigError> {
         if self.max_attempts == 0 {
-            return Err(ConfigError::ZeroAttempts);
+            return Err(RetryConfigError::ZeroAttempts);
         }
         if self.max_elapsed == Some(Duration::ZERO) {
-            return Err(ConfigError::ZeroMaxElapsed);
+            return Err(RetryConfigError::ZeroMaxElapsed);
         }
         if !self.constant {
             if self.base.is_zero() {
-                return Err(ConfigError::ZeroBase);
+                return Err(RetryConfigError::ZeroBase);
             }
             if !(self.factor.is_finite() && self.factor >= 1.0) {
-                return Err(ConfigError::BadFactor(self.factor));
+                return Err(RetryConfigError::BadFactor(self.factor));
             }
             if self.cap < self.base {
-                return Err(ConfigError::CapBelowBase);
+                return Err(RetryConfigError::CapBelowBase);
             }
         }
         let seed = match (self.seed, self.jitter) {
             (Some(seed), _) => seed,
             // Nothing is drawn: the stream's seed never matters.
             (None, Jitter::None) => 0,
-            (None, _) => return Err(ConfigError::NoSeed),
+            (None, _) => return Err(RetryConfigError::NoSeed),
         };
-        Ok(Policy {
+        Ok(RetryPolicy {
             max_attempts: self.max_attempts,
             max_elapsed: self.max_elapsed,
             base: self.base,
@@ -535,10 +538,10 @@ pub struct RetryEvent {
 
 type Observer = Box<dyn Fn(&RetryEvent) + Send + Sync>;
 
-/// Runs operations under a [`Policy`] on an injected timer. See the
+/// Runs operations under a [`RetryPolicy`] on an injected timer. See the
 /// [module docs](self).
 pub struct Retrier<T> {
-    policy: Policy,
+    policy: RetryPolicy,
     timer: T,
     id: u64,
     runs: AtomicU64,
@@ -548,7 +551,7 @@ pub struct Retrier<T> {
 
 impl<T: Timer> Retrier<T> {
     /// A retrier with id 0, no budget and no observer.
-    pub fn new(policy: Policy, timer: T) -> Self {
+    pub fn new(policy: RetryPolicy, timer: T) -> Self {
         Retrier {
             policy,
             timer,
@@ -700,46 +703,46 @@ mod tests {
     #[test]
     fn bad_policies_are_typed_errors() {
         let ms = Duration::from_millis;
-        let err = |b: PolicyBuilder| b.build().unwrap_err();
+        let err = |b: RetryPolicyBuilder| b.build().unwrap_err();
         assert_eq!(
-            err(Policy::builder().max_attempts(0)),
-            ConfigError::ZeroAttempts
+            err(RetryPolicy::builder().max_attempts(0)),
+            RetryConfigError::ZeroAttempts
         );
         assert_eq!(
-            err(Policy::builder().exponential(Duration::ZERO, 2.0, ms(5))),
-            ConfigError::ZeroBase
+            err(RetryPolicy::builder().exponential(Duration::ZERO, 2.0, ms(5))),
+            RetryConfigError::ZeroBase
         );
         assert_eq!(
-            err(Policy::builder().exponential(ms(1), 0.5, ms(5))),
-            ConfigError::BadFactor(0.5)
+            err(RetryPolicy::builder().exponential(ms(1), 0.5, ms(5))),
+            RetryConfigError::BadFactor(0.5)
         );
         assert!(matches!(
-            err(Policy::builder().exponential(ms(1), f64::INFINITY, ms(5))),
-            ConfigError::BadFactor(_)
+            err(RetryPolicy::builder().exponential(ms(1), f64::INFINITY, ms(5))),
+            RetryConfigError::BadFactor(_)
         ));
         assert_eq!(
-            err(Policy::builder().exponential(ms(10), 2.0, ms(5))),
-            ConfigError::CapBelowBase
+            err(RetryPolicy::builder().exponential(ms(10), 2.0, ms(5))),
+            RetryConfigError::CapBelowBase
         );
         assert_eq!(
-            err(Policy::builder().max_elapsed(Duration::ZERO)),
-            ConfigError::ZeroMaxElapsed
+            err(RetryPolicy::builder().max_elapsed(Duration::ZERO)),
+            RetryConfigError::ZeroMaxElapsed
         );
         // Zero delay is fine when asked for explicitly.
         assert!(
-            Policy::builder()
+            RetryPolicy::builder()
                 .constant(Duration::ZERO)
                 .seed(1)
                 .build()
                 .is_ok()
         );
         // Jitter needs a seed; without jitter nothing is drawn.
-        assert_eq!(err(Policy::builder()), ConfigError::NoSeed);
+        assert_eq!(err(RetryPolicy::builder()), RetryConfigError::NoSeed);
         assert_eq!(
-            err(Policy::builder().jitter(Jitter::Decorrelated)),
-            ConfigError::NoSeed
+            err(RetryPolicy::builder().jitter(Jitter::Decorrelated)),
+            RetryConfigError::NoSeed
         );
-        assert!(Policy::builder().jitter(Jitter::None).build().is_ok());
+        assert!(RetryPolicy::builder().jitter(Jitter::None).build().is_ok());
     }
 
     #[test]
@@ -773,7 +776,7 @@ mod tests {
 
     #[test]
     fn exponential_ceiling_grows_then_holds_at_the_cap() {
-        let policy = Policy::builder()
+        let policy = RetryPolicy::builder()
             .exponential(Duration::from_millis(100), 2.0, Duration::from_millis(500))
             .jitter(Jitter::None)
             .build()
@@ -788,7 +791,7 @@ mod tests {
 
     #[test]
     fn huge_delays_saturate_instead_of_overflowing() {
-        let policy = Policy::builder()
+        let policy = RetryPolicy::builder()
             .exponential(Duration::from_secs(1), 1e300, Duration::MAX)
             .jitter(Jitter::Decorrelated)
             .seed(3)

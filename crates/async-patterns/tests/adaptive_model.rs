@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use async_patterns::adaptive::{AdaptiveLimit, AdaptivePermit, Config};
+use async_patterns::adaptive::{AdaptiveConfig, AdaptiveLimit, AdaptivePermit};
 use async_patterns::time::{Instant, ManualClock};
 use proptest::prelude::*;
 
@@ -63,7 +63,7 @@ proptest! {
 
     #[test]
     fn adaptive_limit_matches_reference_model(p in params(), ops in prop::collection::vec(op(), 1..120)) {
-        let mut b = Config::builder()
+        let mut b = AdaptiveConfig::builder()
             .limits(p.min, p.initial, p.max)
             .increase(p.increase)
             .backoff(p.backoff);

@@ -15,7 +15,7 @@ use async_patterns::circuit_breaker::{self, CircuitBreaker};
 use async_patterns::deadline::{Deadline, timeout, timeout_at};
 use async_patterns::fan_out::{gather, gather_stream, gather_until};
 use async_patterns::rate_limiter::{Quota, RateLimiter, keyed::KeyedRateLimiter};
-use async_patterns::retry::{Policy, Retrier, RetryBudget};
+use async_patterns::retry::{Retrier, RetryBudget, RetryPolicy};
 use async_patterns::semaphore::Semaphore;
 use async_patterns::time::ManualClock;
 
@@ -52,22 +52,28 @@ fn rate_limiters() {
 }
 
 fn breaker() {
-    let config = circuit_breaker::Config::builder().build().unwrap();
-    let breaker = CircuitBreaker::new(config, ManualClock::new());
-    send_sync(&breaker);
+    let config = circuit_breaker::BreakerConfig::builder().build().unwrap();
+    let breaker = Arc::new(CircuitBreaker::new(config, ManualClock::new()));
+    send_sync(&*breaker);
     send_sync(&breaker.try_acquire().unwrap());
+    let owned = breaker.clone().try_acquire_owned().unwrap();
+    send_static(&owned);
+    send_sync(&owned);
     send(&breaker.call(async { Ok::<(), ()>(()) }));
 }
 
 fn adaptive_limit() {
-    let config = adaptive::Config::builder().build().unwrap();
-    let limit = AdaptiveLimit::new(config, ManualClock::new());
-    send_sync(&limit);
+    let config = adaptive::AdaptiveConfig::builder().build().unwrap();
+    let limit = Arc::new(AdaptiveLimit::new(config, ManualClock::new()));
+    send_sync(&*limit);
     send_sync(&limit.try_acquire().unwrap());
+    let owned = limit.clone().try_acquire_owned().unwrap();
+    send_static(&owned);
+    send_sync(&owned);
 }
 
 fn retry() {
-    let policy = Policy::builder().build().unwrap();
+    let policy = RetryPolicy::builder().build().unwrap();
     let retrier = Retrier::new(policy, ManualClock::new()).with_budget(Arc::new(
         RetryBudget::new(0.1, 1, Duration::from_secs(1)).unwrap(),
     ));

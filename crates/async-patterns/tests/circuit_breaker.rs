@@ -6,14 +6,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+use async_patterns::circuit_breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use async_patterns::time::{Clock, ManualClock};
 
-fn show(s: State) -> String {
+fn show(s: BreakerState) -> String {
     match s {
-        State::Closed => "closed".into(),
-        State::Open { until } => format!("open until {} ms", until.as_duration().as_millis()),
-        State::HalfOpen {
+        BreakerState::Closed => "closed".into(),
+        BreakerState::Open { until } => {
+            format!("open until {} ms", until.as_duration().as_millis())
+        }
+        BreakerState::HalfOpen {
             in_flight,
             successes,
         } => format!("half-open ({in_flight} probing, {successes} ok)"),
@@ -22,12 +24,13 @@ fn show(s: State) -> String {
 
 #[test]
 fn scripted_outcomes_transition_log_snapshot() {
-    let config = Config::builder()
+    let config = BreakerConfig::builder()
         .consecutive_failures(3)
         .window(6, 4)
         .failure_rate(0.5)
         .open_for(Duration::from_millis(100))
-        .backoff(2, Duration::from_millis(400))
+        .backoff(2.0)
+        .max_open_for(Duration::from_millis(400))
         .half_open_probes(2)
         .close_after(2)
         .build()
@@ -84,7 +87,7 @@ fn scripted_outcomes_transition_log_snapshot() {
 /// nothing, and the next `try_acquire` moves it to half-open.
 #[test]
 fn state_is_lazy_until_the_next_call() {
-    let config = Config::builder()
+    let config = BreakerConfig::builder()
         .consecutive_failures(1)
         .open_for(Duration::from_millis(100))
         .build()
@@ -96,19 +99,23 @@ fn state_is_lazy_until_the_next_call() {
         .with_observer(move |t| sink.lock().unwrap().push(show(t.to)));
     breaker.try_acquire().unwrap().failure();
     let until = match breaker.state() {
-        State::Open { until } => until,
+        BreakerState::Open { until } => until,
         other => panic!("{other:?}"),
     };
     clock.advance(Duration::from_millis(150));
     assert!(until <= clock.now());
-    assert_eq!(breaker.state(), State::Open { until }, "reading moved it");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open { until },
+        "reading moved it"
+    );
     assert_eq!(*seen.lock().unwrap(), ["open until 100 ms"]);
     let probe = breaker
         .try_acquire()
         .expect("past the open duration, a probe");
     assert!(matches!(
         breaker.state(),
-        State::HalfOpen { in_flight: 1, .. }
+        BreakerState::HalfOpen { in_flight: 1, .. }
     ));
     assert_eq!(seen.lock().unwrap().len(), 2);
     probe.success();

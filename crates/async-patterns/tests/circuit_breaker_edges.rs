@@ -6,15 +6,15 @@
 
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config, Refused, State};
+use async_patterns::circuit_breaker::{BreakerConfig, BreakerState, CircuitBreaker, Refused};
 use async_patterns::time::{Clock, ManualClock};
 use proptest::prelude::*;
 
 /// Runs `successes` then `failures` calls through a breaker whose window is
 /// exactly their sum (so nothing is judged before the last call).
-fn after(successes: u32, failures: u32, rate: f64) -> State {
+fn after(successes: u32, failures: u32, rate: f64) -> BreakerState {
     let n = successes + failures;
-    let config = Config::builder()
+    let config = BreakerConfig::builder()
         .window(n, n)
         .failure_rate(rate)
         .build()
@@ -29,8 +29,8 @@ fn after(successes: u32, failures: u32, rate: f64) -> State {
     breaker.state()
 }
 
-fn is_open(s: State) -> bool {
-    matches!(s, State::Open { .. })
+fn is_open(s: BreakerState) -> bool {
+    matches!(s, BreakerState::Open { .. })
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn failure_rate_exactly_at_the_threshold_trips() {
         );
         assert_eq!(
             after(n - failures + 1, failures - 1, rate),
-            State::Closed,
+            BreakerState::Closed,
             "{} failures of {n} at threshold {rate} must not trip",
             failures - 1
         );
@@ -55,10 +55,10 @@ fn failure_rate_exactly_at_the_threshold_trips() {
 
 /// Runs `fast` calls of `threshold` exactly, then `slow` calls of one
 /// nanosecond more, with a slow-call rate of `rate`.
-fn after_slow(fast: u32, slow: u32, rate: f64) -> State {
+fn after_slow(fast: u32, slow: u32, rate: f64) -> BreakerState {
     let threshold = Duration::from_millis(100);
     let n = fast + slow;
-    let config = Config::builder()
+    let config = BreakerConfig::builder()
         .window(n, n)
         .slow_call_rate(threshold, rate)
         .build()
@@ -77,21 +77,21 @@ fn after_slow(fast: u32, slow: u32, rate: f64) -> State {
 #[test]
 fn slow_call_rate_exactly_at_the_threshold_trips() {
     assert!(is_open(after_slow(93, 7, 0.07)));
-    assert_eq!(after_slow(94, 6, 0.07), State::Closed);
+    assert_eq!(after_slow(94, 6, 0.07), BreakerState::Closed);
 }
 
 #[test]
 fn a_call_of_exactly_the_slow_threshold_is_not_slow() {
     // Every call takes exactly the threshold: none is slow, so even a rate
     // threshold of one call in a hundred never trips.
-    assert_eq!(after_slow(100, 0, 0.01), State::Closed);
+    assert_eq!(after_slow(100, 0, 0.01), BreakerState::Closed);
     // One nanosecond more is slow.
     assert!(is_open(after_slow(99, 1, 0.01)));
 }
 
 #[test]
 fn half_open_begins_at_the_open_deadline_to_the_nanosecond() {
-    let config = Config::builder()
+    let config = BreakerConfig::builder()
         .consecutive_failures(1)
         .open_for(Duration::from_secs(5))
         .build()
@@ -100,7 +100,7 @@ fn half_open_begins_at_the_open_deadline_to_the_nanosecond() {
     clock.advance(Duration::from_nanos(123_456_789));
     let breaker = CircuitBreaker::new(config, clock.clone());
     breaker.try_acquire().unwrap().failure();
-    let State::Open { until } = breaker.state() else {
+    let BreakerState::Open { until } = breaker.state() else {
         panic!("one failure opens it")
     };
     assert_eq!(until, clock.now() + Duration::from_secs(5));
@@ -116,7 +116,7 @@ fn half_open_begins_at_the_open_deadline_to_the_nanosecond() {
         .try_acquire()
         .expect("the deadline itself admits a probe");
     probe.success();
-    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.state(), BreakerState::Closed);
 }
 
 /// A two-decimal threshold `k` (in hundredths) and a window size up to
@@ -156,6 +156,6 @@ proptest! {
         let at = (k * n).div_ceil(100);
         let rate = hundredths(k);
         prop_assert!(is_open(after(n - at, at, rate)), "{} of {} at {}", at, n, rate);
-        prop_assert_eq!(after(n - at + 1, at - 1, rate), State::Closed, "{} of {} at {}", at - 1, n, rate);
+        prop_assert_eq!(after(n - at + 1, at - 1, rate), BreakerState::Closed, "{} of {} at {}", at - 1, n, rate);
     }
 }

@@ -18,7 +18,9 @@
 
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config, Permit, Refused, State};
+use async_patterns::circuit_breaker::{
+    BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker, Refused,
+};
 use async_patterns::time::{Clock, Instant, ManualClock};
 use proptest::prelude::*;
 
@@ -39,19 +41,19 @@ struct Params {
     failure_rate: Option<u32>,
     slow: Option<(u64, u32)>,
     open_ms: u64,
-    backoff: (u32, u64),
+    /// The multiplier as a fraction (numerator, denominator), and the cap as
+    /// a multiple of the open duration.
+    backoff: ((u32, u32), u64),
     probes: u32,
     close_after: u32,
 }
 
 impl Params {
-    fn config(&self) -> Config {
-        let mut b = Config::builder()
+    fn config(&self) -> BreakerConfig {
+        let mut b = BreakerConfig::builder()
             .open_for(Duration::from_millis(self.open_ms))
-            .backoff(
-                self.backoff.0,
-                Duration::from_millis(self.open_ms * self.backoff.1),
-            )
+            .backoff(f64::from(self.backoff.0.0) / f64::from(self.backoff.0.1))
+            .max_open_for(Duration::from_millis(self.open_ms * self.backoff.1))
             .half_open_probes(self.probes)
             .close_after(self.close_after);
         if let Some(k) = self.consecutive {
@@ -107,7 +109,18 @@ fn params() -> impl Strategy<Value = Params> {
             )),
         )),
         1u64..=40,
-        (1u32..=3, 1u64..=4),
+        (
+            prop::sample::select(vec![
+                (1, 1),
+                (5, 4),
+                (7, 5),
+                (3, 2),
+                (2, 1),
+                (3, 1),
+                (11, 10),
+            ]),
+            1u64..=4,
+        ),
         1u32..=3,
         1u32..=3,
     )
@@ -165,7 +178,8 @@ struct Model {
     p: Params,
     mode: Mode,
     generation: u64,
-    trips: u32,
+    /// The next trip's open duration, in nanoseconds.
+    open_next: u128,
     /// (failed, slow, time bucket) since entering closed.
     history: Vec<(bool, bool, u64)>,
     /// The latest time bucket seen (time windows never go back).
@@ -180,11 +194,13 @@ impl Model {
     }
 
     fn trip(&mut self, now: Instant) {
-        let base = u128::from(self.p.open_ms) * 1_000_000;
-        let grown = base * u128::from(self.p.backoff.0).pow(self.trips.min(40));
-        let capped = grown.min(base * u128::from(self.p.backoff.1));
-        self.trips += 1;
-        self.move_to(Mode::Open(now + Duration::from_nanos(capped as u64)));
+        // Each trip's duration is the last one's times num / den, rounded
+        // down, up to the cap: plain integer fractions.
+        let open = self.open_next;
+        let ((num, den), cap) = self.p.backoff;
+        let cap = u128::from(self.p.open_ms * cap) * 1_000_000;
+        self.open_next = (open * u128::from(num) / u128::from(den)).min(cap);
+        self.move_to(Mode::Open(now + Duration::from_nanos(open as u64)));
     }
 
     fn admit(&mut self, now: Instant) -> Result<u64, Refused> {
@@ -226,7 +242,7 @@ impl Model {
                 if failed {
                     self.trip(now);
                 } else if successes + 1 >= self.p.close_after {
-                    self.trips = 0;
+                    self.open_next = u128::from(self.p.open_ms) * 1_000_000;
                     self.move_to(Mode::Closed);
                 } else {
                     self.mode = Mode::HalfOpen {
@@ -291,14 +307,14 @@ impl Model {
         }
     }
 
-    fn state(&self) -> State {
+    fn state(&self) -> BreakerState {
         match self.mode {
-            Mode::Closed => State::Closed,
-            Mode::Open(until) => State::Open { until },
+            Mode::Closed => BreakerState::Closed,
+            Mode::Open(until) => BreakerState::Open { until },
             Mode::HalfOpen {
                 in_flight,
                 successes,
-            } => State::HalfOpen {
+            } => BreakerState::HalfOpen {
                 in_flight,
                 successes,
             },
@@ -307,7 +323,7 @@ impl Model {
 }
 
 struct Call<'a> {
-    permit: Permit<'a, ManualClock>,
+    permit: BreakerPermit<'a, ManualClock>,
     generation: u64,
     started: Instant,
 }
@@ -320,7 +336,7 @@ proptest! {
         let clock = ManualClock::new();
         let breaker = CircuitBreaker::new(p.config(), clock.clone());
         let mut model = Model {
-            p: p.clone(), mode: Mode::Closed, generation: 0, trips: 0, history: Vec::new(), last_bucket: 0,
+            p: p.clone(), mode: Mode::Closed, generation: 0, open_next: u128::from(p.open_ms) * 1_000_000, history: Vec::new(), last_bucket: 0,
         };
         let mut calls: Vec<Option<Call<'_>>> = (0..SLOTS).map(|_| None).collect();
         for op in ops {
@@ -356,7 +372,7 @@ proptest! {
                 _ => {}
             }
             prop_assert_eq!(breaker.state(), model.state());
-            if let State::HalfOpen { in_flight, .. } = breaker.state() {
+            if let BreakerState::HalfOpen { in_flight, .. } = breaker.state() {
                 prop_assert!(in_flight <= p.probes, "{} probes in flight, cap {}", in_flight, p.probes);
             }
         }

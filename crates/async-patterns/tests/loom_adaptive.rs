@@ -6,7 +6,7 @@ mod loom_model;
 
 use std::sync::Arc;
 
-use async_patterns::adaptive::{AdaptiveLimit, Config};
+use async_patterns::adaptive::{AdaptiveConfig, AdaptiveLimit};
 use async_patterns::time::ManualClock;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
@@ -18,7 +18,7 @@ use loom::thread;
 #[test]
 fn loom_adaptive_admissions_never_exceed_the_limit() {
     loom_model::check("adaptive_admissions_never_exceed_the_limit", || {
-        let config = Config::builder().limits(1, 2, 4).build().unwrap();
+        let config = AdaptiveConfig::builder().limits(1, 2, 4).build().unwrap();
         let limit = Arc::new(AdaptiveLimit::new(config, ManualClock::new()));
         let peak = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicBool::new(false));

@@ -8,13 +8,13 @@ mod loom_model;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{CircuitBreaker, Config, State};
+use async_patterns::circuit_breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use async_patterns::time::ManualClock;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 fn opened(probes: u32) -> (Arc<CircuitBreaker<ManualClock>>, ManualClock) {
-    let config = Config::builder()
+    let config = BreakerConfig::builder()
         .consecutive_failures(1)
         .open_for(Duration::from_secs(1))
         .half_open_probes(probes)
@@ -56,7 +56,7 @@ fn loom_half_open_admits_at_most_p_probes() {
 #[test]
 fn loom_concurrent_failures_trip_exactly_once() {
     loom_model::check("concurrent_failures_trip_exactly_once", || {
-        let config = Config::builder()
+        let config = BreakerConfig::builder()
             .consecutive_failures(2)
             .open_for(Duration::from_secs(1))
             .build()
@@ -65,7 +65,7 @@ fn loom_concurrent_failures_trip_exactly_once() {
         let counter = opens.clone();
         let breaker = Arc::new(
             CircuitBreaker::new(config, ManualClock::new()).with_observer(move |t| {
-                if matches!(t.to, State::Open { .. }) {
+                if matches!(t.to, BreakerState::Open { .. }) {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
             }),
@@ -83,7 +83,7 @@ fn loom_concurrent_failures_trip_exactly_once() {
         b.join().unwrap();
         // Both calls are admitted (the breaker stays closed until the
         // second failure is recorded), so it always opens, exactly once.
-        assert!(matches!(breaker.state(), State::Open { .. }));
+        assert!(matches!(breaker.state(), BreakerState::Open { .. }));
         assert_eq!(opens.load(Ordering::SeqCst), 1);
     });
 }
@@ -107,8 +107,8 @@ fn loom_dropped_probe_frees_its_slot() {
 }
 
 /// A window of the last 3 calls (all 3 needed) that trips at half failed.
-fn window_of_three() -> Config {
-    Config::builder()
+fn window_of_three() -> BreakerConfig {
+    BreakerConfig::builder()
         .window(3, 3)
         .failure_rate(0.5)
         .open_for(Duration::from_secs(1))
@@ -134,10 +134,10 @@ fn loom_lock_free_success_is_never_lost() {
         };
         succeed.join().unwrap();
         fail.join().unwrap();
-        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(breaker.state(), BreakerState::Closed);
         breaker.try_acquire().unwrap().failure();
         assert!(
-            matches!(breaker.state(), State::Open { .. }),
+            matches!(breaker.state(), BreakerState::Open { .. }),
             "a success was lost"
         );
     });
@@ -156,7 +156,7 @@ fn loom_stale_success_never_counts_in_a_later_closed_state() {
         for _ in 0..3 {
             breaker.try_acquire().unwrap().failure();
         }
-        assert!(matches!(breaker.state(), State::Open { .. }));
+        assert!(matches!(breaker.state(), BreakerState::Open { .. }));
         clock.advance(Duration::from_secs(1));
         let cycle = {
             let breaker = breaker.clone();
@@ -170,17 +170,17 @@ fn loom_stale_success_never_counts_in_a_later_closed_state() {
         let _ = breaker.state();
         old.success(); // on this thread, racing the cycle
         cycle.join().unwrap();
-        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(breaker.state(), BreakerState::Closed);
         // A fresh window: two failures are below the minimum of three.
         for _ in 0..2 {
             breaker.try_acquire().unwrap().failure();
         }
         assert_eq!(
             breaker.state(),
-            State::Closed,
+            BreakerState::Closed,
             "a stale success counted in the new window"
         );
         breaker.try_acquire().unwrap().failure();
-        assert!(matches!(breaker.state(), State::Open { .. }));
+        assert!(matches!(breaker.state(), BreakerState::Open { .. }));
     });
 }

@@ -12,10 +12,8 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::{
-    CallError, CircuitBreaker, Config as BreakerConfig, Refused,
-};
-use async_patterns::retry::{Attempt, Decision, GaveUp, Jitter, Policy, Retrier, RetryError};
+use async_patterns::circuit_breaker::{BreakerConfig, CallError, CircuitBreaker, Refused};
+use async_patterns::retry::{Attempt, Decision, GaveUp, Jitter, Retrier, RetryError, RetryPolicy};
 use async_patterns::time::{Clock, Instant, ManualClock, Timer};
 
 fn ms(d: Duration) -> String {
@@ -31,7 +29,7 @@ fn seeded_retry_schedule() {
         Jitter::Equal,
         Jitter::Decorrelated,
     ] {
-        let policy = Policy::builder()
+        let policy = RetryPolicy::builder()
             .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(2))
             .jitter(jitter)
             .seed(42)
@@ -46,7 +44,7 @@ fn seeded_retry_schedule() {
     let clock = ManualClock::new();
     let trace: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = trace.clone();
-    let policy = Policy::builder()
+    let policy = RetryPolicy::builder()
         .max_attempts(6)
         .max_elapsed(Duration::from_secs(2))
         .exponential(Duration::from_millis(100), 2.0, Duration::from_secs(1))
@@ -110,7 +108,7 @@ fn breaker_behind_retrier(
             .unwrap(),
         clock.clone(),
     );
-    let policy = Policy::builder()
+    let policy = RetryPolicy::builder()
         .max_attempts(5)
         .max_elapsed(max_elapsed)
         .constant(Duration::from_millis(10))

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_patterns::deadline::Deadline;
 use async_patterns::retry::{
-    Attempt, Decision, GaveUp, Jitter, Policy, Retrier, RetryBudget, RetryEvent,
+    Attempt, Decision, GaveUp, Jitter, Retrier, RetryBudget, RetryEvent, RetryPolicy,
 };
 use async_patterns::rng::SplitMix64;
 use async_patterns::time::{Clock, Instant, ManualClock, Timer};
@@ -53,8 +53,8 @@ fn backoff() -> impl Strategy<Value = Backoff> {
     })
 }
 
-fn policy(b: &Backoff, seed: u64) -> Policy {
-    Policy::builder()
+fn policy(b: &Backoff, seed: u64) -> RetryPolicy {
+    RetryPolicy::builder()
         .exponential(
             Duration::from_nanos(b.base_ns),
             b.factor,
@@ -172,8 +172,8 @@ fn script() -> impl Strategy<Value = Script> {
 }
 
 impl Script {
-    fn policy(&self) -> Policy {
-        let mut b = Policy::builder()
+    fn policy(&self) -> RetryPolicy {
+        let mut b = RetryPolicy::builder()
             .max_attempts(self.max_attempts)
             .jitter(self.backoff.jitter)
             .seed(self.seed);

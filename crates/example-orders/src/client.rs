@@ -32,7 +32,9 @@ use std::time::Duration;
 use async_patterns::circuit_breaker::{self, CircuitBreaker, Refused, Transition};
 use async_patterns::deadline::{Deadline, timeout_at};
 use async_patterns::rate_limiter::{Quota, QuotaError, RateLimiter};
-use async_patterns::retry::{self, BudgetError, Decision, Jitter, Policy, Retrier, RetryBudget};
+use async_patterns::retry::{
+    self, BudgetError, Decision, Jitter, Retrier, RetryBudget, RetryPolicy,
+};
 use async_patterns_tokio::TokioTimer;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -123,9 +125,9 @@ pub enum ConfigError {
     /// The rate.
     Rate(QuotaError),
     /// The breaker.
-    Breaker(circuit_breaker::ConfigError),
+    Breaker(circuit_breaker::BreakerConfigError),
     /// The retry policy.
-    Retry(retry::ConfigError),
+    Retry(retry::RetryConfigError),
     /// The retry budget.
     Budget(BudgetError),
 }
@@ -271,10 +273,11 @@ impl<C: Connect> OrdersClient<C> {
             .and_then(|q| q.with_burst(burst))
             .map_err(ConfigError::Rate)?;
         let (open_for, max_open) = config.breaker_open;
-        let breaker_config = circuit_breaker::Config::builder()
+        let breaker_config = circuit_breaker::BreakerConfig::builder()
             .consecutive_failures(config.breaker_failures)
             .open_for(open_for)
-            .backoff(2, max_open)
+            .backoff(2.0)
+            .max_open_for(max_open)
             .build()
             .map_err(ConfigError::Breaker)?;
         let observer: Arc<OnceLock<ClientObserver>> = Arc::default();
@@ -285,7 +288,7 @@ impl<C: Connect> OrdersClient<C> {
             }
         });
         let (base, cap) = config.backoff;
-        let mut policy = Policy::builder()
+        let mut policy = RetryPolicy::builder()
             .max_attempts(config.max_attempts)
             .exponential(base, 2.0, cap)
             .jitter(Jitter::Full)

@@ -30,7 +30,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_patterns::circuit_breaker::State;
+use async_patterns::circuit_breaker::BreakerState;
 use async_patterns_sim::{Ctx, RunInfo, Sabotage, Scenario, Targets, Violation, now};
 
 use crate::client::{self, ClientConfig, ClientEvent, OrdersClient, Placed};
@@ -117,7 +117,7 @@ pub struct Record {
     stored_at: BTreeMap<u64, Duration>,
     /// The breaker's state as the client's events tell it, and each send
     /// seen while it was open.
-    breaker: Option<State>,
+    breaker: Option<BreakerState>,
     open_sends: Vec<(Duration, String)>,
 }
 
@@ -343,7 +343,7 @@ fn observe(ctx: &Ctx<Record>, event: &ClientEvent<'_>) {
     match event {
         ClientEvent::Breaker(t) => record.breaker = Some(t.to),
         ClientEvent::Sending { key, attempt, .. } => {
-            if let Some(State::Open { until }) = record.breaker {
+            if let Some(BreakerState::Open { until }) = record.breaker {
                 record.open_sends.push((
                     now(),
                     format!("{key} attempt {attempt} was sent while the breaker was open (until {until:?})"),
