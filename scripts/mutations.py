@@ -20,11 +20,16 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SEM = "crates/async-patterns/src/semaphore.rs"
+SEM_WAITLIST = "crates/async-patterns/src/semaphore/waitlist.rs"
 LIMITER = "crates/async-patterns/src/rate_limiter.rs"
 KEYED = "crates/async-patterns/src/rate_limiter/keyed.rs"
-BREAKER = "crates/async-patterns/src/circuit_breaker.rs"
+BREAKER = "crates/async-patterns/src/circuit_breaker/breaker.rs"
+BREAKER_POLICY = "crates/async-patterns/src/circuit_breaker/policy.rs"
+BREAKER_CONFIG = "crates/async-patterns/src/circuit_breaker/config.rs"
+BREAKER_WINDOW = "crates/async-patterns/src/circuit_breaker/window.rs"
 BUCKETS = "crates/async-patterns/src/buckets.rs"
 RETRY = "crates/async-patterns/src/retry.rs"
+RETRY_POLICY = "crates/async-patterns/src/retry/policy.rs"
 BUDGET = "crates/async-patterns/src/retry/budget.rs"
 DEADLINE = "crates/async-patterns/src/deadline.rs"
 FAN_OUT = "crates/async-patterns/src/fan_out.rs"
@@ -34,21 +39,21 @@ TIME = "crates/async-patterns/src/time.rs"
 
 # (name, what it breaks, file, text to replace, replacement)
 MUTATIONS = [
-    ("skip-wakeup", "a waiter served by a release is never woken", SEM,
+    ("skip-wakeup", "a waiter served by a release is never woken", SEM_WAITLIST,
      "node.status = Status::Granted;\n                wakes.push(node.waker.take());",
      "node.status = Status::Granted;\n                drop(node.waker.take());"),
-    ("leak-on-cancel", "a granted-but-unpolled acquire that is dropped keeps its permits", SEM,
+    ("leak-on-cancel", "a granted-but-unpolled acquire that is dropped keeps its permits", SEM_WAITLIST,
      "Status::Granted => node.needed,", "Status::Granted => 0,"),
-    ("serve-out-of-order", "returned permits go to the newest waiter, not the oldest", SEM,
+    ("serve-out-of-order", "returned permits go to the newest waiter, not the oldest", SEM_WAITLIST,
      "let Some(head) = list.head else { break };", "let Some(head) = list.tail else { break };"),
     ("double-release", "a forgotten permit is also released on drop", SEM,
      "    pub fn forget(mut self) {\n        self.sem.forget_held(std::mem::take(&mut self.permits));\n    }\n}\n\nimpl Drop for OwnedSemaphorePermit",
      "    pub fn forget(mut self) {\n        self.sem.forget_held(self.permits);\n        let _ = &mut self;\n    }\n}\n\nimpl Drop for OwnedSemaphorePermit"),
-    ("release-bypasses-queue", "a release puts permits in the free pool even while waiters queue", SEM,
+    ("release-bypasses-queue", "a release puts permits in the free pool even while waiters queue", SEM_WAITLIST,
      "while cur & QUEUED == 0 {", "loop {"),
     ("close-forgets-waiters", "close() leaves queued waiters waiting", SEM,
      "node.status = Status::Failed(AcquireError::Closed);", "let _ = AcquireError::Closed;"),
-    ("no-capacity-check", "a request above the total waits instead of failing", SEM,
+    ("no-capacity-check", "a request above the total waits instead of failing", SEM_WAITLIST,
      "if n > list.total {", "if n > list.total && false {"),
     ("limiter-ignore-burst", "the bucket holds one cell more than the burst", LIMITER,
      "self.interval * u64::from(self.burst)\n", "self.interval * (u64::from(self.burst) + 1)\n"),
@@ -71,17 +76,17 @@ MUTATIONS = [
      "        if map.len() >= self.per_shard {\n            map.clear();\n"),
     ("keyed-shared-bucket", "every key shares one bucket", KEYED,
      "        if let Some(tat) = map.get_mut(key) {", "        if let Some(tat) = map.values_mut().next() {"),
-    ("breaker-forgets-generation", "outcomes of calls from an earlier state move the new state", BREAKER,
+    ("breaker-forgets-generation", "outcomes of calls from an earlier state move the new state", BREAKER_POLICY,
      "        if generation != self.generation {\n            return None;\n        }\n", ""),
-    ("breaker-extra-probe", "half-open admits P + 1 probes", BREAKER,
+    ("breaker-extra-probe", "half-open admits P + 1 probes", BREAKER_POLICY,
      "if *in_flight >= self.config.half_open_probes {", "if *in_flight > self.config.half_open_probes {"),
-    ("breaker-open-admits", "an open breaker lets calls through", BREAKER,
+    ("breaker-open-admits", "an open breaker lets calls through", BREAKER_POLICY,
      "            if now < until {\n                return Err(Refused::Open(until));",
      "            if false && now < until {\n                return Err(Refused::Open(until));"),
-    ("breaker-drop-keeps-slot", "a dropped probe keeps its slot", BREAKER,
+    ("breaker-drop-keeps-slot", "a dropped probe keeps its slot", BREAKER_POLICY,
      "        if let BreakerState::HalfOpen { in_flight, .. } = &mut self.state {\n            *in_flight = in_flight.saturating_sub(1);",
      "        if let BreakerState::HalfOpen { in_flight, .. } = &mut self.state {\n            let _ = in_flight;"),
-    ("breaker-ignores-min-calls", "the rate trips before the minimum number of calls", BREAKER,
+    ("breaker-ignores-min-calls", "the rate trips before the minimum number of calls", BREAKER_WINDOW,
      "        if counts.calls < self.min_calls {", "        if counts.calls < self.min_calls && false {"),
     ("breaker-time-window-never-forgets", "a time window keeps counting buckets that have slid out", BUCKETS,
      ".filter(move |(stamp, _)| stamp + n > last)", ".filter(move |(stamp, _)| stamp + n > last || true)"),
@@ -94,9 +99,9 @@ MUTATIONS = [
     ("breaker-quiet-success-any-generation", "a lock-free success from an earlier closed state counts in the current one", BREAKER,
      "while word >> QUIET_BITS == generation && word & QUIET_MAX > 0 {",
      "while word & NOT_CLOSED == 0 && word & QUIET_MAX > 0 {"),
-    ("breaker-quiet-past-minimum", "the success that completes the minimum number of calls is counted lock-free, its trip deferred", BREAKER,
+    ("breaker-quiet-past-minimum", "the success that completes the minimum number of calls is counted lock-free, its trip deferred", BREAKER_POLICY,
      "        if w.trips(at_minimum) {", "        if w.trips(at_minimum) && false {"),
-    ("breaker-backoff-never-resets", "the open duration keeps growing after a close", BREAKER,
+    ("breaker-backoff-never-resets", "the open duration keeps growing after a close", BREAKER_POLICY,
      "        self.open_next = self.config.open_for;\n        self.move_to(BreakerState::Closed, now)", "        self.move_to(BreakerState::Closed, now)"),
     ("retry-extra-attempt", "one attempt more than max_attempts", RETRY,
      "} else if number >= self.policy.max_attempts {", "} else if number > self.policy.max_attempts {"),
@@ -106,9 +111,9 @@ MUTATIONS = [
      ".is_some_and(|budget| !budget.try_withdraw(now))", ".is_some_and(|budget| !budget.try_withdraw(now) && false)"),
     ("retry-retries-fatal", "a non-retryable error is retried", RETRY,
      "let gave_up = if decision == Decision::Stop {", "let gave_up = if false && decision == Decision::Stop {"),
-    ("retry-one-stream-for-all", "every retrier draws the same jitter stream (tower's shared RNG)", RETRY,
+    ("retry-one-stream-for-all", "every retrier draws the same jitter stream (tower's shared RNG)", RETRY_POLICY,
      "rng: SplitMix64::derive(self.seed, id),", "rng: SplitMix64::new(self.seed ^ (id & 0)),"),
-    ("retry-full-jitter-overshoots", "full jitter can exceed its ceiling by 1 ns", RETRY,
+    ("retry-full-jitter-overshoots", "full jitter can exceed its ceiling by 1 ns", RETRY_POLICY,
      "Jitter::Full => self.rng.between(0, ceiling),", "Jitter::Full => self.rng.between(0, ceiling + 1),"),
     ("budget-whole-percent", "the budget ratio is truncated to whole percent (tower#857)", BUDGET,
      "let ppm = (ratio * PPM as f64).round() as u64;", "let ppm = (ratio * 100.0) as u64 * 10_000;"),
@@ -142,11 +147,11 @@ MUTATIONS = [
      "            if state.down {\n                *this.slot = None;", "            if state.down && false {\n                *this.slot = None;"),
     ("pipeline-shutdown-no-wake", "shutdown does not wake a source waiting for an item", PIPELINE,
      "        for (_, waker) in wakers {\n            waker.wake();", "        for (_, waker) in wakers {\n            drop(waker);"),
-    ("breaker-rate-in-float", "a rate threshold compared as rate x calls in f64 (0.55 x 100 = 55.00000000000001)", BREAKER,
+    ("breaker-rate-in-float", "a rate threshold compared as rate x calls in f64 (0.55 x 100 = 55.00000000000001)", BREAKER_WINDOW,
      "        u64::from(count) * PARTS >= self.0 * u64::from(calls)", "        f64::from(count) >= self.0 as f64 / PARTS as f64 * f64::from(calls)"),
     ("breaker-slow-at-threshold", "a call of exactly the slow-call threshold counts as slow", BREAKER,
      "now.saturating_duration_since(started) > t,", "now.saturating_duration_since(started) >= t,"),
-    ("breaker-half-open-ms-early", "the open deadline compared at millisecond grain: a probe up to 1 ms early", BREAKER,
+    ("breaker-half-open-ms-early", "the open deadline compared at millisecond grain: a probe up to 1 ms early", BREAKER_POLICY,
      "            if now < until {", "            if now.as_nanos() / 1_000_000 < until.as_nanos() / 1_000_000 {"),
     ("retry-ignores-retry-after", "a refusal's instant is ignored: the retry comes after the policy's delay alone", RETRY,
      "                wake = wake.max(at);", "                let _ = at;"),
@@ -206,16 +211,16 @@ MUTATIONS = [
     ("keyed-shard-holds-one-more", "a shard evicts only once it holds more than its share: one key too many per shard", KEYED,
      "        if map.len() >= self.per_shard {\n            map.retain",
      "        if map.len() > self.per_shard {\n            map.retain"),
-    ("breaker-backoff-overflows", "a grown open duration past u64::MAX ns wraps instead of saturating", BREAKER,
+    ("breaker-backoff-overflows", "a grown open duration past u64::MAX ns wraps instead of saturating", BREAKER_POLICY,
      "Duration::from_nanos(u64::try_from(grown.min(cap)).unwrap_or(u64::MAX))",
      "Duration::from_nanos(grown.min(cap) as u64)"),
-    ("breaker-min-calls-equal-window-refused", "a minimum number of calls equal to the window size is refused", BREAKER,
+    ("breaker-min-calls-equal-window-refused", "a minimum number of calls equal to the window size is refused", BREAKER_CONFIG,
      "                if min_calls > size {",
      "                if min_calls >= size {"),
-    ("retry-unseeded-jitter-seeds-zero", "a jittered policy without a seed is built with seed 0 (a fleet in lockstep)", RETRY,
+    ("retry-unseeded-jitter-seeds-zero", "a jittered policy without a seed is built with seed 0 (a fleet in lockstep)", RETRY_POLICY,
      "            (None, _) => return Err(RetryConfigError::NoSeed),",
      "            (None, _) => 0,"),
-    ("retry-accepts-infinite-factor", "an infinite backoff factor is accepted", RETRY,
+    ("retry-accepts-infinite-factor", "an infinite backoff factor is accepted", RETRY_POLICY,
      "if !(self.factor.is_finite() && self.factor >= 1.0) {",
      "if !(self.factor >= 1.0) {"),
     ("deadline-within-ignores-parent", "within gives a fresh timeout instead of the sooner of it and the parent", DEADLINE,
@@ -224,10 +229,10 @@ MUTATIONS = [
     ("adaptive-accepts-backoff-one", "a backoff ratio of 1 (no decrease at all) is accepted", ADAPTIVE,
      "if !(self.backoff > 0.0 && self.backoff < 1.0) {",
      "if !(self.backoff > 0.0 && self.backoff <= 1.0) {"),
-    ("sem-shrink-judges-old-total", "after permits are forgotten, waiters are judged against the old total", SEM,
+    ("sem-shrink-judges-old-total", "after permits are forgotten, waiters are judged against the old total", SEM_WAITLIST,
      "            if node.needed > total {",
      "            if node.needed > total + n {"),
-    ("breaker-close-after-extra-success", "half-open needs S + 1 successes to close", BREAKER,
+    ("breaker-close-after-extra-success", "half-open needs S + 1 successes to close", BREAKER_POLICY,
      "if successes >= self.config.close_after {",
      "if successes > self.config.close_after {"),
     ("limiter-gcra-overflows", "the GCRA step adds without checking, overflowing near Instant::MAX", LIMITER,
