@@ -46,6 +46,7 @@
 //! ```
 
 use crate::Ending;
+use crate::events::emit;
 use std::fmt;
 use std::time::Duration;
 
@@ -287,6 +288,12 @@ impl<C: Clock> AdaptiveLimit<C> {
         {
             let mut state = lock(&self.state);
             if state.in_flight >= state.limit {
+                emit!(
+                    target: "async_patterns::adaptive",
+                    tracing::Level::DEBUG,
+                    limit = state.limit,
+                    "overloaded: call shed"
+                );
                 return Err(Overloaded { limit: state.limit });
             }
             state.in_flight += 1;
@@ -316,7 +323,14 @@ impl<C: Clock> AdaptiveLimit<C> {
             };
             (state.limit != before).then_some(state.limit)
         };
-        if let (Some(limit), Some(observer)) = (changed, &self.observer) {
+        let Some(limit) = changed else { return };
+        emit!(
+            target: "async_patterns::adaptive",
+            tracing::Level::DEBUG,
+            limit,
+            "adaptive limit moved"
+        );
+        if let Some(observer) = &self.observer {
             observer(limit);
         }
     }

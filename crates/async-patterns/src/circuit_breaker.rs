@@ -66,4 +66,4 @@ mod window;
 
 pub use breaker::{BreakerPermit, CallError, CircuitBreaker, OwnedBreakerPermit, Refused};
 pub use config::{BreakerConfig, BreakerConfigBuilder, BreakerConfigError, BreakerSetting};
-pub use policy::{BreakerState, Transition};
+pub use policy::{BreakerState, Transition, TransitionCause};

@@ -32,6 +32,10 @@
 //! pattern (`BreakerConfig`, `AdaptiveConfig`, `RetryPolicy`, …), so
 //! `use async_patterns::*` brings them all in without a collision.
 //!
+//! With the optional `tracing` feature, the patterns emit structured
+//! `tracing` events (breaker transitions, retries, refusals, budget
+//! exhaustion, dead letters); without it they cost nothing.
+//!
 //! The crate depends on no async runtime and never reads the wall clock or an
 //! unseeded random number generator. Under `--cfg async_patterns_loom` its
 //! synchronisation primitives come from `loom`, so the model checks in
@@ -41,6 +45,7 @@ pub mod adaptive;
 mod buckets;
 pub mod circuit_breaker;
 pub mod deadline;
+mod events;
 pub mod fan_out;
 mod permit;
 pub mod pipeline;
@@ -61,6 +66,7 @@ pub use adaptive::{
 pub use circuit_breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerConfigError, BreakerPermit, BreakerSetting,
     BreakerState, CallError, CircuitBreaker, OwnedBreakerPermit, Refused, Transition,
+    TransitionCause,
 };
 pub use deadline::{Deadline, Elapsed, Timeout, timeout, timeout_at};
 pub use fan_out::{

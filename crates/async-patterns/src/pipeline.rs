@@ -69,6 +69,7 @@ use pin_project_lite::pin_project;
 
 use slab::Slab;
 
+use crate::events::emit;
 use crate::sync::{Arc, Mutex, lock};
 
 /// Whether the pipeline keeps source order.
@@ -197,6 +198,12 @@ where
                 (Err(_), OnError::Skip) => report.skipped += 1,
                 (Err(e), OnError::DeadLetter(sink)) => {
                     report.dead_lettered += 1;
+                    emit!(
+                        target: "async_patterns::pipeline",
+                        tracing::Level::WARN,
+                        dead_lettered = report.dead_lettered,
+                        "error dead-lettered"
+                    );
                     sink(e);
                 }
             }

@@ -50,6 +50,7 @@ use std::time::Duration;
 pub mod keyed;
 pub use keyed::KeyedRateLimiter;
 
+use crate::events::emit;
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant, Timer};
 
@@ -242,6 +243,21 @@ impl fmt::Display for CheckError {
 
 impl std::error::Error for CheckError {}
 
+/// Passes a check's answer through, emitting a `tracing` event (with the
+/// `tracing` feature) when it is a refusal.
+#[inline(always)]
+pub(crate) fn refused(answer: Result<(), NotUntil>) -> Result<(), NotUntil> {
+    if let Err(_not_until) = &answer {
+        emit!(
+            target: "async_patterns::rate_limiter",
+            tracing::Level::DEBUG,
+            not_until_ns = _not_until.0.as_nanos(),
+            "rate limited"
+        );
+    }
+    answer
+}
+
 /// A GCRA rate limiter. See the [module docs](self).
 pub struct RateLimiter<C> {
     clock: C,
@@ -268,13 +284,13 @@ impl<C: Clock> RateLimiter<C> {
 
     /// Admits one cell now, or says when it would be admitted.
     pub fn check(&self) -> Result<(), NotUntil> {
-        self.take(self.quota.interval)
+        refused(self.take(self.quota.interval))
     }
 
     /// Admits `n` cells at once, or says when they would be, or that they
     /// never can be (`n` beyond the burst). `n == 0` is always admitted.
     pub fn check_n(&self, n: u32) -> Result<(), CheckError> {
-        self.take(self.quota.cost(n)?).map_err(CheckError::from)
+        refused(self.take(self.quota.cost(n)?)).map_err(CheckError::from)
     }
 
     /// Waits until one cell is admitted; see

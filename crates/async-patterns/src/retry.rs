@@ -128,6 +128,7 @@ pub use policy::{Jitter, RetryConfigError, RetryPolicy, RetryPolicyBuilder, Sche
 
 use crate::circuit_breaker::{CallError, Refused};
 use crate::deadline::Deadline;
+use crate::events::emit;
 use crate::rate_limiter::{CheckError, NotUntil};
 use crate::rng::SplitMix64;
 use crate::sync::{AtomicU64, Ordering};
@@ -395,12 +396,29 @@ impl<T: Timer> Retrier<T> {
                 None
             };
             if let Some(gave_up) = gave_up {
+                emit!(
+                    target: "async_patterns::retry",
+                    tracing::Level::DEBUG,
+                    retrier = self.id,
+                    attempts = number,
+                    gave_up = ?gave_up,
+                    "retrier gave up"
+                );
                 return Err(RetryError {
                     error,
                     attempts: number,
                     gave_up,
                 });
             }
+            emit!(
+                target: "async_patterns::retry",
+                tracing::Level::DEBUG,
+                retrier = self.id,
+                failed_attempt = number,
+                delay_ns = wake.saturating_duration_since(now).as_nanos() as u64,
+                reason = ?decision,
+                "retrying"
+            );
             if let Some(observer) = &self.observer {
                 observer(&RetryEvent {
                     id: self.id,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::config::BreakerConfig;
 use super::policy::{BreakerState, Outcome, Policy, Transition};
 use crate::Ending;
+use crate::events::emit;
 use crate::permit::{Held, Settle, permit_api};
 use crate::sync::{AtomicU64, Mutex, Ordering, lock};
 use crate::time::{Clock, Instant};
@@ -362,7 +363,17 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     pub(super) fn notify(&self, transition: Option<Transition>) {
-        if let (Some(t), Some(observer)) = (transition, &self.observer) {
+        let Some(t) = transition else { return };
+        emit!(
+            target: "async_patterns::circuit_breaker",
+            tracing::Level::INFO,
+            from = ?t.from,
+            to = ?t.to,
+            generation = t.generation,
+            cause = ?t.cause,
+            "circuit breaker transition"
+        );
+        if let Some(observer) = &self.observer {
             observer(&t);
         }
     }

@@ -27,8 +27,10 @@ pub enum BreakerState {
     },
 }
 
-/// A state change, as passed to the observer and kept for snapshots.
+/// A state change, as passed to the observer (and, with the `tracing`
+/// feature, logged as an event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transition {
     /// When it happened.
     pub at: Instant,
@@ -36,6 +38,30 @@ pub struct Transition {
     pub from: BreakerState,
     /// The state after.
     pub to: BreakerState,
+    /// The generation the change began (every change begins a new one;
+    /// outcomes of calls admitted in an earlier one are ignored).
+    pub generation: u64,
+    /// Why it changed.
+    pub cause: TransitionCause,
+}
+
+/// Why the breaker changed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransitionCause {
+    /// Closed → open: `k` failures in a row.
+    ConsecutiveFailures,
+    /// Closed → open: the window's failure rate reached its threshold.
+    FailureRate,
+    /// Closed → open: the window's slow-call rate reached its threshold
+    /// (and the failure rate did not).
+    SlowCallRate,
+    /// Half-open → open: a probe failed.
+    ProbeFailed,
+    /// Open → half-open: the open duration elapsed and a call came.
+    OpenElapsed,
+    /// Half-open → closed: enough probes succeeded.
+    ProbesSucceeded,
 }
 
 /// What a finished call was.
@@ -102,6 +128,7 @@ impl Policy {
                     successes: 0,
                 },
                 now,
+                TransitionCause::OpenElapsed,
             ));
         }
         if let BreakerState::HalfOpen { in_flight, .. } = &mut self.state {
@@ -131,7 +158,7 @@ impl Policy {
                 successes,
             } => {
                 if outcome.failed {
-                    return Some(self.trip(now));
+                    return Some(self.trip(now, TransitionCause::ProbeFailed));
                 }
                 let successes = successes + 1;
                 if successes >= self.config.close_after {
@@ -168,11 +195,11 @@ impl Policy {
         if let Some(k) = self.config.consecutive_failures
             && self.consecutive_failures >= k
         {
-            return Some(self.trip(now));
+            return Some(self.trip(now, TransitionCause::ConsecutiveFailures));
         }
         let w = self.config.window?;
         let counts = self.outcomes.push(outcome, now);
-        w.trips(counts).then(|| self.trip(now))
+        w.trips(counts).then(|| self.trip(now, w.cause(counts)))
     }
 
     /// How many fast successes in a row could be recorded now without any
@@ -231,7 +258,7 @@ impl Policy {
         }
     }
 
-    pub(super) fn trip(&mut self, now: Instant) -> Transition {
+    pub(super) fn trip(&mut self, now: Instant, cause: TransitionCause) -> Transition {
         let open_for = self.open_next;
         // Rounded down; below 2⁶⁴ · 10⁹ < 2¹²⁸, and capped below 2⁶⁴.
         let grown =
@@ -243,20 +270,32 @@ impl Policy {
                 until: now + open_for,
             },
             now,
+            cause,
         )
     }
 
     pub(super) fn close(&mut self, now: Instant) -> Transition {
         self.open_next = self.config.open_for;
-        self.move_to(BreakerState::Closed, now)
+        self.move_to(BreakerState::Closed, now, TransitionCause::ProbesSucceeded)
     }
 
-    pub(super) fn move_to(&mut self, to: BreakerState, now: Instant) -> Transition {
+    pub(super) fn move_to(
+        &mut self,
+        to: BreakerState,
+        now: Instant,
+        cause: TransitionCause,
+    ) -> Transition {
         let from = self.state;
         self.state = to;
         self.generation += 1;
         self.consecutive_failures = 0;
         self.outcomes.clear();
-        Transition { at: now, from, to }
+        Transition {
+            at: now,
+            from,
+            to,
+            generation: self.generation,
+            cause,
+        }
     }
 }

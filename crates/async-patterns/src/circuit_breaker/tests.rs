@@ -502,7 +502,7 @@ fn uncapped_growth_saturates() {
         }
         let mut policy = Policy::new(b.build().unwrap());
         for _ in 0..10 {
-            policy.trip(Instant::ZERO);
+            policy.trip(Instant::ZERO, TransitionCause::ConsecutiveFailures);
         }
         assert_eq!(policy.open_next, Duration::from_nanos(u64::MAX), "{cap:?}");
     }
@@ -521,4 +521,62 @@ fn transitions_are_observed() {
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!(log[2].1, BreakerState::Closed);
+}
+
+/// Every transition says why it happened and which generation it began:
+/// one per change, counting up from 1.
+#[test]
+fn transitions_say_why_and_number_their_generation() {
+    use TransitionCause::*;
+    let log = Arc::new(StdMutex::new(Vec::new()));
+    let sink = log.clone();
+    let clock = ManualClock::new();
+    let config = BreakerConfig::builder()
+        .consecutive_failures(3)
+        .window(4, 4)
+        .failure_rate(0.5)
+        .slow_call_rate(Duration::from_millis(100), 0.5)
+        .open_for(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let b = CircuitBreaker::new(config, clock.clone())
+        .with_observer(move |t| sink.lock().unwrap().push((t.cause, t.generation)));
+    let wait_out = || clock.advance(Duration::from_secs(10));
+    // Two failures of four (each also slow): the failure rate is named.
+    for fail in [true, true, false, false] {
+        let p = b.try_acquire().unwrap();
+        clock.advance(Duration::from_millis(150));
+        if fail { p.failure() } else { p.success() }
+    }
+    wait_out();
+    b.try_acquire().unwrap().failure(); // the probe fails
+    wait_out();
+    b.try_acquire().unwrap().success(); // the probe closes it
+    // Two slow successes of four: only the slow-call rate is over.
+    for slow in [true, true, false, false] {
+        let p = b.try_acquire().unwrap();
+        clock.advance(Duration::from_millis(if slow { 150 } else { 10 }));
+        p.success();
+    }
+    wait_out();
+    b.try_acquire().unwrap().success();
+    // Three failures in a row, fast: before the window's minimum.
+    for _ in 0..3 {
+        b.try_acquire().unwrap().failure();
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(
+        *log,
+        [
+            (FailureRate, 1),
+            (OpenElapsed, 2),
+            (ProbeFailed, 3),
+            (OpenElapsed, 4),
+            (ProbesSucceeded, 5),
+            (SlowCallRate, 6),
+            (OpenElapsed, 7),
+            (ProbesSucceeded, 8),
+            (ConsecutiveFailures, 9),
+        ]
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::policy::Outcome;
+use super::policy::{Outcome, TransitionCause};
 use crate::buckets::TimeBuckets;
 use crate::time::Instant;
 
@@ -27,6 +27,15 @@ impl RateWindow {
             threshold.is_some_and(|t| t.reached_by(count, counts.calls))
         };
         over(counts.failures, self.failure_rate) || over(counts.slows, self.slow.map(|s| s.1))
+    }
+
+    /// Which rate tripped a window that [`trips`](Self::trips): the
+    /// failure rate if it is over its threshold, else the slow-call rate.
+    pub(super) fn cause(&self, counts: Counts) -> TransitionCause {
+        match self.failure_rate {
+            Some(t) if t.reached_by(counts.failures, counts.calls) => TransitionCause::FailureRate,
+            _ => TransitionCause::SlowCallRate,
+        }
     }
 }
 

@@ -64,14 +64,13 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
 
     /// Admits one cell for `key` now, or says when it would be admitted.
     pub fn check_key(&self, key: &K) -> Result<(), NotUntil> {
-        self.take(key, self.quota.interval)
+        super::refused(self.take(key, self.quota.interval))
     }
 
     /// Admits `n` cells for `key` at once; see
     /// [`RateLimiter::check_n`](super::RateLimiter::check_n).
     pub fn check_key_n(&self, key: &K, n: u32) -> Result<(), CheckError> {
-        self.take(key, self.quota.cost(n)?)
-            .map_err(CheckError::from)
+        super::refused(self.take(key, self.quota.cost(n)?)).map_err(CheckError::from)
     }
 
     /// Drops every idle key (one whose bucket is full again); returns how

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::buckets::TimeBuckets;
+use crate::events::emit;
 use crate::sync::{Mutex, lock};
 use crate::time::Instant;
 
@@ -109,6 +110,12 @@ impl RetryBudget {
         window.current(now);
         let (allowed, used) = self.totals(&window);
         if used >= allowed {
+            emit!(
+                target: "async_patterns::retry",
+                tracing::Level::WARN,
+                available = 0,
+                "retry budget exhausted"
+            );
             return false;
         }
         let tally = window.current(now);
