@@ -8,6 +8,12 @@
 //!   of ours (`*_ours`) grew by more than the threshold (default 2%); the
 //!   anchors' counts are shown beside them but not gated.
 //! * `baseline table` prints the README's performance table from the file.
+//! * `baseline ratios --runs N [--filter GROUP]` runs the criterion benches
+//!   `N` times and prints each ratio's median and spread, writing nothing.
+//!
+//! Wall time on a shared 2-core machine swings run to run, so every ratio
+//! is the median of several runs (`--runs`, default 5), shown with its
+//! min–max.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,9 +54,23 @@ enum Cmd {
     /// Run every benchmark and write the baseline file.
     Save {
         /// Re-measure instruction counts only; keep the wall-time figures
-        /// already in the file (skips the slower criterion run).
+        /// already in the file (skips the slower criterion runs).
         #[arg(long)]
         skip_wall_time: bool,
+        /// Criterion runs; each ratio is their median.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+    },
+    /// Run the criterion benches `--runs` times and print each ratio's
+    /// median and spread; writes nothing.
+    Ratios {
+        /// Criterion runs; each ratio is their median.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Only benchmark groups whose name contains this (e.g.
+        /// `semaphore/try_acquire_release`); criterion runs only those.
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Run the Callgrind benches and fail if one of ours (`*_ours`) grew
     /// by more than the threshold; the anchors' counts are shown, not gated
@@ -91,10 +111,36 @@ struct Baseline {
 struct Pairing {
     benchmark: String,
     anchor: String,
+    /// Medians over the runs of criterion's per-run medians.
     ours_ns: f64,
     anchor_ns: f64,
-    /// ours / anchor: below 1 means we take less time.
+    /// ours / anchor, the median of the runs' ratios: below 1 means we
+    /// take less time.
     ratio: f64,
+    /// Every run's ratio, in run order (absent in a file from one run).
+    #[serde(default)]
+    runs: Vec<f64>,
+}
+
+impl Pairing {
+    /// `0.63× (0.60–0.66, 5 runs)`, or just the ratio for one run.
+    fn ratio_cell(&self) -> String {
+        let (lo, hi) = self
+            .runs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+                (lo.min(r), hi.max(r))
+            });
+        if self.runs.len() > 1 {
+            format!(
+                "**{:.2}×** ({lo:.2}–{hi:.2}, {} runs)",
+                self.ratio,
+                self.runs.len()
+            )
+        } else {
+            format!("**{:.2}×**", self.ratio)
+        }
+    }
 }
 
 type Error = Box<dyn std::error::Error>;
@@ -104,7 +150,16 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let file = root.join(&cli.file);
     let result = match cli.command {
-        Cmd::Save { skip_wall_time } => save(&root, &file, skip_wall_time),
+        Cmd::Save {
+            skip_wall_time,
+            runs,
+        } => save(&root, &file, skip_wall_time, runs),
+        Cmd::Ratios { runs, filter } => {
+            run_criterion(&root, runs, filter.as_deref()).map(|pairs| {
+                print!("{}", wall_time_table(&pairs));
+                true
+            })
+        }
         Cmd::Compare { threshold } => compare(&root, &file, threshold),
         Cmd::Table => load(&file).map(|b| {
             print!("{}", table(&b));
@@ -132,12 +187,12 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-fn save(root: &Path, file: &Path, skip_wall_time: bool) -> Result<bool, Error> {
+fn save(root: &Path, file: &Path, skip_wall_time: bool, runs: u32) -> Result<bool, Error> {
     let instructions = run_callgrind(root)?;
     let wall_time = if skip_wall_time {
         load(file).map(|b| b.wall_time).unwrap_or_default()
     } else {
-        run_criterion(root)?
+        run_criterion(root, runs, None)?
     };
     let baseline = Baseline {
         regenerate_with: "cargo run -p async-patterns-benches --release --bin baseline -- save"
@@ -217,16 +272,7 @@ fn load(file: &Path) -> Result<Baseline, Error> {
 /// instruction counts with ours beside the anchor's (`<name>_ours` beside
 /// `<name>_<anchor>`).
 fn table(b: &Baseline) -> String {
-    let mut s = String::from(
-        "| benchmark (wall time, criterion median) | anchor | ours / anchor | ours | anchor |\n|---|---|---|---|---|\n",
-    );
-    for p in &b.wall_time {
-        let _ = writeln!(
-            s,
-            "| {} | {} | **{:.2}×** | {:.1} ns | {:.1} ns |",
-            p.benchmark, p.anchor, p.ratio, p.ours_ns, p.anchor_ns
-        );
-    }
+    let mut s = wall_time_table(&b.wall_time);
     s.push_str(
         "\n| benchmark (instructions, Callgrind) | anchor | ours / anchor | ours | anchor |\n|---|---|---|---|---|\n",
     );
@@ -254,6 +300,37 @@ fn table(b: &Baseline) -> String {
         }
     }
     s
+}
+
+/// The wall-time half of the table: each ratio's median over the runs and
+/// its spread.
+fn wall_time_table(pairs: &[Pairing]) -> String {
+    let mut s = String::from(
+        "| benchmark (wall time, median of runs of criterion medians) | anchor | ours / anchor (min–max) | ours | anchor |\n|---|---|---|---|---|\n",
+    );
+    for p in pairs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1} ns | {:.1} ns |",
+            p.benchmark,
+            p.anchor,
+            p.ratio_cell(),
+            p.ours_ns,
+            p.anchor_ns
+        );
+    }
+    s
+}
+
+/// The median of `xs` (the mean of the middle two for an even count).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => xs[n / 2],
+        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
 }
 
 fn output(cmd: &str, args: &[&str], dir: &Path) -> Result<String, Error> {
@@ -337,13 +414,62 @@ fn instruction_count(summary: &Value) -> Option<u64> {
         .as_u64()
 }
 
-/// Runs the criterion benches and pairs our median with each anchor's.
-fn run_criterion(root: &Path) -> Result<Vec<Pairing>, Error> {
+/// Runs the criterion benches `runs` times (only the groups containing
+/// `filter`, if given) and pairs our median with each anchor's: per pairing,
+/// the median over the runs and every run's ratio.
+fn run_criterion(root: &Path, runs: u32, filter: Option<&str>) -> Result<Vec<Pairing>, Error> {
+    // (benchmark, anchor) -> per run (ours ns, anchor ns)
+    let mut seen: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for run_number in 1..=runs {
+        eprintln!("criterion run {run_number} of {runs}");
+        for (benchmark, anchor, ours, anchor_ns) in criterion_once(root, filter)? {
+            seen.entry((benchmark, anchor))
+                .or_default()
+                .push((ours, anchor_ns));
+        }
+    }
+    if seen.is_empty() {
+        return Err(match filter {
+            Some(f) => format!("no benchmark group pairs ours with an anchor and contains {f:?}"),
+            None => "no benchmark group pairs ours with an anchor".to_string(),
+        }
+        .into());
+    }
+    Ok(seen
+        .into_iter()
+        .map(|((benchmark, anchor), per_run)| {
+            let runs: Vec<f64> = per_run.iter().map(|(o, a)| o / a).collect();
+            Pairing {
+                benchmark,
+                anchor,
+                ours_ns: median(per_run.iter().map(|p| p.0).collect()),
+                anchor_ns: median(per_run.iter().map(|p| p.1).collect()),
+                ratio: median(runs.clone()),
+                runs,
+            }
+        })
+        .collect())
+}
+
+/// One criterion run: (benchmark, anchor, our median ns, the anchor's).
+fn criterion_once(
+    root: &Path,
+    filter: Option<&str>,
+) -> Result<Vec<(String, String, f64, f64)>, Error> {
     let dir = target_dir(root).join("criterion");
+    // Results of earlier runs stay on disk: clear them, so that a group
+    // this run skipped is not read as measured.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     for bench in CRITERION_BENCHES {
-        run(Command::new("cargo")
-            .args(["bench", "-p", PACKAGE, "--bench", bench])
-            .current_dir(root))?;
+        let mut cmd = Command::new("cargo");
+        cmd.args(["bench", "-q", "-p", PACKAGE, "--bench", bench])
+            .current_dir(root);
+        if let Some(f) = filter {
+            cmd.args(["--", f]);
+        }
+        run(&mut cmd)?;
     }
     // (group, parameter) -> function -> median ns
     let mut groups: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
@@ -370,18 +496,16 @@ fn run_criterion(root: &Path) -> Result<Vec<Pairing>, Error> {
         let Some(&ours) = functions.get(OURS) else {
             continue;
         };
+        let benchmark = if param.is_empty() {
+            group.clone()
+        } else {
+            format!("{group}/{param}")
+        };
+        if filter.is_some_and(|f| !benchmark.contains(f)) {
+            continue;
+        }
         for (anchor, &anchor_ns) in functions.iter().filter(|(f, _)| *f != OURS) {
-            pairs.push(Pairing {
-                benchmark: if param.is_empty() {
-                    group.clone()
-                } else {
-                    format!("{group}/{param}")
-                },
-                anchor: anchor.clone(),
-                ours_ns: ours,
-                anchor_ns,
-                ratio: ours / anchor_ns,
-            });
+            pairs.push((benchmark.clone(), anchor.clone(), ours, anchor_ns));
         }
     }
     Ok(pairs)

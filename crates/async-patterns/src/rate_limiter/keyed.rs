@@ -1,9 +1,10 @@
 //! A keyed rate limiter: an independent GCRA bucket per key, in bounded
 //! memory.
 //!
-//! Keys live in 16 shards, each a `HashMap` under its own mutex (std's
-//! SipHash with fixed keys: no random hash seed, so a simulation that uses
-//! the limiter stays a pure function of its seed). A key whose bucket is full
+//! Keys live in 16 shards, each a hash table under its own mutex. A key is
+//! hashed once per check (std's SipHash with fixed keys: no random hash
+//! seed, so a simulation that uses the limiter stays a pure function of its
+//! seed); that hash picks the shard and finds the key in it. A key whose bucket is full
 //! again is *idle*: dropping it changes no decision (an absent key is a full
 //! bucket), so idle keys are evicted whenever a shard reaches its share of
 //! the capacity, and on [`retain_recent`](KeyedRateLimiter::retain_recent).
@@ -22,9 +23,10 @@
 //! | evicting a key never grants it extra capacity; a new key refused for lack of room is told when room frees up (when the first busy key goes idle) | unit tests `keyed_memory_is_bounded_and_idle_keys_are_evicted`, `a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost` |
 //! | concurrent checks on one key are linearizable and other keys are unaffected | loom `loom_keyed_checks_on_one_key_are_linearizable` (a new key), `loom_keyed_checks_on_a_held_key_are_linearizable` (a key already held, burst 2) (`tests/loom_rate_limiter.rs`) |
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
 use std::num::NonZeroUsize;
+
+use hashbrown::HashTable;
 
 use super::{CheckError, NotUntil, Quota, gcra};
 use crate::sync::{Mutex, lock};
@@ -40,7 +42,22 @@ pub struct KeyedRateLimiter<K, C> {
     clock: C,
     quota: Quota,
     per_shard: usize,
-    shards: Box<[Mutex<HashMap<K, u64, FixedState>>]>,
+    shards: Box<[Mutex<HashTable<Held<K>>>]>,
+}
+
+/// A key held: its hash (to move it when the table grows) and its bucket's
+/// theoretical arrival time (TAT).
+struct Held<K> {
+    key: K,
+    hash: u64,
+    tat: u64,
+}
+
+/// The shard of a hash: bits 32–35, which neither the table's bucket index
+/// (low bits) nor its tag (top 7 bits) uses, so keys of one shard still
+/// spread over its table.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize % SHARDS
 }
 
 impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
@@ -51,9 +68,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             clock,
             quota,
             per_shard: max_keys.get().div_ceil(SHARDS),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::default()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
         }
     }
 
@@ -82,7 +97,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             .map(|shard| {
                 let mut map = lock(shard);
                 let before = map.len();
-                map.retain(|_, tat| *tat > now);
+                map.retain(|held| held.tat > now);
                 before - map.len()
             })
             .sum()
@@ -102,11 +117,10 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
         let now = self.clock.now().as_nanos();
         let tolerance = self.quota.tolerance();
         let hash = FixedState::default().hash_one(key);
-        // The high bits pick the shard; the map uses the whole hash.
-        let shard = &self.shards[(hash >> 60) as usize % SHARDS];
+        let shard = &self.shards[shard_of(hash)];
         let mut map = lock(shard);
-        if let Some(tat) = map.get_mut(key) {
-            *tat = gcra(*tat, now, cost, tolerance)?;
+        if let Some(held) = map.find_mut(hash, |held| held.key == *key) {
+            held.tat = gcra(held.tat, now, cost, tolerance)?;
             return Ok(());
         }
         if cost == 0 {
@@ -115,15 +129,20 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
             return Ok(());
         }
         if map.len() >= self.per_shard {
-            map.retain(|_, tat| *tat > now);
+            map.retain(|held| held.tat > now);
             if map.len() >= self.per_shard {
                 // Full of busy keys: room frees up when the first goes idle.
-                let first_idle = map.values().copied().min().unwrap_or(now);
+                let first_idle = map.iter().map(|held| held.tat).min().unwrap_or(now);
                 return Err(NotUntil(Instant::from_nanos(first_idle)));
             }
         }
         let tat = gcra(0, now, cost, tolerance)?;
-        map.insert(key.clone(), tat);
+        let held = Held {
+            key: key.clone(),
+            hash,
+            tat,
+        };
+        map.insert_unique(hash, held, |held| held.hash);
         Ok(())
     }
 }
@@ -144,8 +163,8 @@ mod tests {
     use std::time::Duration;
 
     /// The shard a key lands in (to pick keys that share one).
-    fn shard_of(key: u64) -> usize {
-        (FixedState::default().hash_one(key) >> 60) as usize % SHARDS
+    fn shard_of_key(key: u64) -> usize {
+        shard_of(FixedState::default().hash_one(key))
     }
 
     /// A shard with room for 2 keys holds `a` (busy until 1 s) and `b`
@@ -154,7 +173,7 @@ mod tests {
     /// it needs no room; and at 1 s it gets `a`'s place.
     #[test]
     fn a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost() {
-        let mut same = (0u64..).filter(|&k| shard_of(k) == shard_of(0));
+        let mut same = (0u64..).filter(|&k| shard_of_key(k) == shard_of_key(0));
         let (a, b, c) = (
             same.next().unwrap(),
             same.next().unwrap(),
