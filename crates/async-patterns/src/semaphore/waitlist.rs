@@ -101,6 +101,7 @@ impl WakeList {
 
 impl Semaphore {
     /// Takes `n` permits without waiting, or says why not.
+    #[inline]
     pub(super) fn try_take(&self, n: usize) -> Result<(), TryAcquireError> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
@@ -133,6 +134,7 @@ impl Semaphore {
 
     /// Gives `n` permits back: to the queued waiters in order, the rest to
     /// the free pool.
+    #[inline]
     pub(super) fn release(&self, n: usize) {
         if n == 0 {
             return;
@@ -149,6 +151,13 @@ impl Semaphore {
                 Err(actual) => cur = actual,
             }
         }
+        self.release_queued(n);
+    }
+
+    /// [`release`](Self::release) while someone is queued: under the lock.
+    /// Out of line, so the uncontended path above saves no registers for it.
+    #[inline(never)]
+    fn release_queued(&self, n: usize) {
         let mut wakes = WakeList::default();
         {
             let mut list = lock(&self.waiters);
