@@ -2,9 +2,31 @@
 //! memory.
 //!
 //! Keys live in 16 shards, each a hash table under its own mutex. A key is
-//! hashed once per check (std's SipHash with fixed keys: no random hash
-//! seed, so a simulation that uses the limiter stays a pure function of its
-//! seed); that hash picks the shard and finds the key in it. A key whose bucket is full
+//! hashed once per check; that hash picks the shard and finds the key in
+//! it.
+//!
+//! **The hasher is a choice to make.** [`KeyedRateLimiter::new`] hashes with
+//! std's SipHash under fixed keys: no random seed, so a simulation that uses
+//! the limiter stays a pure function of its seed. But fixed keys are public
+//! keys: when outsiders choose the keys (client addresses, user names), they
+//! can pick ones that collide and make every check slow (hash flooding). In
+//! production, give it a randomly keyed hasher:
+//!
+//! ```
+//! use std::hash::RandomState;
+//! use std::num::NonZeroUsize;
+//! use async_patterns::{KeyedRateLimiter, ManualClock, Quota};
+//!
+//! let limiter: KeyedRateLimiter<String, _, _> = KeyedRateLimiter::with_hasher(
+//!     Quota::per_second(10).unwrap(),
+//!     ManualClock::new(), // a real clock in production
+//!     NonZeroUsize::new(100_000).unwrap(),
+//!     RandomState::new(),
+//! );
+//! assert!(limiter.check_key(&"203.0.113.7".to_string()).is_ok());
+//! ```
+//!
+//! A key whose bucket is full
 //! again is *idle*: dropping it changes no decision (an absent key is a full
 //! bucket), so idle keys are evicted whenever a shard reaches its share of
 //! the capacity, and on [`retain_recent`](KeyedRateLimiter::retain_recent).
@@ -36,12 +58,13 @@ const SHARDS: usize = 16;
 
 type FixedState = BuildHasherDefault<DefaultHasher>;
 
-/// A rate limiter with an independent bucket per key. See the
-/// [module docs](self).
-pub struct KeyedRateLimiter<K, C> {
+/// A rate limiter with an independent bucket per key, hashing keys with
+/// `S`. See the [module docs](self), on choosing the hasher.
+pub struct KeyedRateLimiter<K, C, S = BuildHasherDefault<DefaultHasher>> {
     clock: C,
     quota: Quota,
     per_shard: usize,
+    hasher: S,
     shards: Box<[Mutex<HashTable<Held<K>>>]>,
 }
 
@@ -62,12 +85,24 @@ fn shard_of(hash: u64) -> usize {
 
 impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// A limiter that holds state for at most `max_keys` keys (rounded up to
-    /// a multiple of 16), every key starting with a full bucket.
+    /// a multiple of 16), every key starting with a full bucket, hashing
+    /// with fixed keys: deterministic, for tests and simulations. For keys
+    /// outsiders choose, use [`with_hasher`](Self::with_hasher) and a
+    /// randomly keyed hasher (see the [module docs](self)).
     pub fn new(quota: Quota, clock: C, max_keys: NonZeroUsize) -> Self {
+        Self::with_hasher(quota, clock, max_keys, FixedState::default())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher> KeyedRateLimiter<K, C, S> {
+    /// [`new`](KeyedRateLimiter::new) with the hasher given, e.g.
+    /// `std::hash::RandomState::new()` in production.
+    pub fn with_hasher(quota: Quota, clock: C, max_keys: NonZeroUsize, hasher: S) -> Self {
         KeyedRateLimiter {
             clock,
             quota,
             per_shard: max_keys.get().div_ceil(SHARDS),
+            hasher,
             shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
         }
     }
@@ -116,7 +151,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     fn take(&self, key: &K, cost: u64) -> Result<(), NotUntil> {
         let now = self.clock.now().as_nanos();
         let tolerance = self.quota.tolerance();
-        let hash = FixedState::default().hash_one(key);
+        let hash = self.hasher.hash_one(key);
         let shard = &self.shards[shard_of(hash)];
         let mut map = lock(shard);
         if let Some(held) = map.find_mut(hash, |held| held.key == *key) {
@@ -147,7 +182,7 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     }
 }
 
-impl<K, C> std::fmt::Debug for KeyedRateLimiter<K, C> {
+impl<K, C, S> std::fmt::Debug for KeyedRateLimiter<K, C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyedRateLimiter")
             .field("quota", &self.quota)
@@ -191,6 +226,26 @@ mod tests {
         assert_eq!(l.check_key_n(&c, 0), Ok(()), "0 cells need no room");
         clock.advance_to(second);
         assert_eq!(l.check_key(&c), Ok(()));
+    }
+
+    /// With a randomly keyed hasher (as in production), keys are still
+    /// independent and bounded.
+    #[test]
+    fn a_random_hasher_keeps_keys_independent() {
+        let clock = ManualClock::new();
+        let quota = Quota::per_second(1).unwrap();
+        let l = KeyedRateLimiter::with_hasher(
+            quota,
+            clock,
+            // 64 per shard: room for every key wherever it lands.
+            NonZeroUsize::new(1024).unwrap(),
+            std::hash::RandomState::new(),
+        );
+        for key in 0..64u32 {
+            l.check_key(&key).unwrap();
+            assert!(l.check_key(&key).is_err(), "{key}");
+        }
+        assert_eq!(l.len(), 64);
     }
 
     #[test]
