@@ -44,9 +44,9 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_patterns::{CircuitBreaker, Clock, OwnedBreakerPermit};
 #[cfg(doc)]
 use async_patterns::Refused;
+use async_patterns::{CircuitBreaker, Clock, OwnedBreakerPermit};
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_patterns::{
-    AcquireOwned, CapacityError, OwnedSemaphorePermit, Overloaded, Semaphore, TryAcquireError,
+    AcquireOwned, CapacityError, Overloaded, OwnedSemaphorePermit, Semaphore, TryAcquireError,
 };
 use tower_layer::Layer;
 use tower_service::Service;

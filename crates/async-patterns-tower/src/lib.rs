@@ -91,4 +91,3 @@ pub use retry::{
 };
 pub use shed::{LoadShed, LoadShedLayer};
 pub use timeout::{DeadlineLayer, DeadlineService, Timeout, TimeoutFuture, TimeoutLayer};
-

@@ -56,9 +56,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use async_patterns::{KeyedRateLimiter, Quota, RateLimiter, Timer};
 #[cfg(doc)]
 use async_patterns::NotUntil;
+use async_patterns::{KeyedRateLimiter, Quota, RateLimiter, Timer};
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -133,7 +133,9 @@ impl<B> RetryClassify<http::Response<B>> for RetryHttp {
             Err(e) => e.retry_decision(),
             Ok(response) => match response.status().as_u16() {
                 429 | 502 | 503 | 504 => retry_after(response.headers())
-                    .map_or(Decision::Retry, |d| Decision::RetryAfter(now.saturating_add(d))),
+                    .map_or(Decision::Retry, |d| {
+                        Decision::RetryAfter(now.saturating_add(d))
+                    }),
                 _ => Decision::Stop,
             },
         }

@@ -47,7 +47,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_patterns::{AdaptiveLimit, Clock, OwnedAdaptivePermit, Overloaded};
+use async_patterns::{AdaptiveLimit, Clock, Overloaded, OwnedAdaptivePermit};
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_patterns::{
-    AdaptiveConfig, AdaptiveLimit, BreakerConfig, BreakerState, CircuitBreaker, Clock,
-    ManualClock, Refused,
+    AdaptiveConfig, AdaptiveLimit, BreakerConfig, BreakerState, CircuitBreaker, Clock, ManualClock,
+    Refused,
 };
 use async_patterns_tower::{
     BoxError, BreakerLayer, ConcurrencyLimitLayer, Error, LoadShedLayer, ServerErrorsFail,

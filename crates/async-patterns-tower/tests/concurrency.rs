@@ -34,7 +34,10 @@ async fn readiness_waits_for_a_permit_and_wakes_when_one_returns() {
     assert!(!b.is_woken());
     send.send_response(10);
     assert_eq!(fut.await.unwrap(), 10);
-    assert!(b.is_woken(), "the waiting clone is woken when the permit returns");
+    assert!(
+        b.is_woken(),
+        "the waiting clone is woken when the permit returns"
+    );
     assert_ready_ok!(b.poll_ready());
 }
 
@@ -101,7 +104,10 @@ async fn reject_mode_sheds_with_overloaded_at_once() {
         .await
         .expect("a rejection is immediate")
         .unwrap_err();
-    assert!(matches!(err, Error::Overloaded(o) if o.limit == 1), "{err:?}");
+    assert!(
+        matches!(err, Error::Overloaded(o) if o.limit == 1),
+        "{err:?}"
+    );
     let (req, _) = handle.next_request().await.unwrap();
     assert_eq!(req, 1, "the shed call never reached the inner service");
 }

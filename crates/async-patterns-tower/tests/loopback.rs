@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_patterns::{
-    AdaptiveConfig, AdaptiveLimit, BreakerConfig, BreakerState, CircuitBreaker, Jitter,
-    RetryPolicy,
+    AdaptiveConfig, AdaptiveLimit, BreakerConfig, BreakerState, CircuitBreaker, Jitter, RetryPolicy,
 };
 use async_patterns_tokio::TokioTimer;
 use async_patterns_tower::{
@@ -135,7 +134,10 @@ async fn scenario() {
     // Plain success.
     let resp = client.clone().oneshot(get("/ok")).await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "hello");
+    assert_eq!(
+        resp.into_body().collect().await.unwrap().to_bytes(),
+        "hello"
+    );
 
     // Two 503s with Retry-After, then a success: three attempts, one result.
     let resp = client.clone().oneshot(get("/flaky")).await.unwrap();

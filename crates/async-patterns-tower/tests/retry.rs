@@ -255,7 +255,10 @@ async fn carried_deadline_stops_retries_and_nested_calls_get_the_remaining_budge
     // Attempts at 0 ms, 110 ms (100 ms each + backoff 10, 20 ms) and
     // 230 ms: each inner call is handed what is left of the 250 ms, not
     // a fresh 10 s. The third is cut at 250 ms, and no retry follows.
-    assert!(matches!(err, Error::Elapsed(e) if e.deadline.instant().as_duration() == Duration::from_millis(250)), "{err:?}");
+    assert!(
+        matches!(err, Error::Elapsed(e) if e.deadline.instant().as_duration() == Duration::from_millis(250)),
+        "{err:?}"
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         [250, 140, 20].map(Duration::from_millis)

@@ -44,7 +44,10 @@ async fn timeout_elapses_exactly_and_drops_the_inner_future() {
     };
     assert!(matches!(err, Error::Elapsed(_)), "{err:?}");
     drop(fut);
-    assert!(!alive.load(Relaxed), "the inner future is dropped with the response future");
+    assert!(
+        !alive.load(Relaxed),
+        "the inner future is dropped with the response future"
+    );
 }
 
 trait LayerFn {
@@ -103,7 +106,7 @@ async fn direct_waits_until_the_refusal_instant_exactly() {
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
     for i in 0..2 {
         assert_ready_ok!(svc.poll_ready());
-        let _ = svc.call(i);
+        drop(svc.call(i));
         let _ = handle.next_request().await.unwrap();
     }
     assert_pending!(svc.poll_ready());
