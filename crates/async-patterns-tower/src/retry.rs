@@ -81,7 +81,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_patterns::{
-    Deadline, Decision, Instant, RetryBudget, RetryPolicy, Schedule, SplitMix64, Timer,
+    Clock, Deadline, Decision, Instant, RetryBudget, RetryPolicy, Schedule, SplitMix64, Timer,
 };
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -92,16 +92,18 @@ use crate::error::{BoxError, Error};
 const PHI: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Decides whether, and not before when, a finished attempt is retried.
-/// Any `Fn(&Result<Res, Error>, Instant) -> Decision + Clone` is one (the
-/// instant is the timer's now, to turn a relative delay into an instant).
+/// Any `Fn(&Result<Res, Error>, &dyn Clock) -> Decision + Clone` is one
+/// (the clock is the layer's timer, to turn a relative delay such as
+/// `Retry-After` into an instant; a decision that needs no instant need
+/// not read it, so a success costs no clock read).
 pub trait RetryClassify<Res> {
     /// The decision for this attempt's result.
-    fn decide(&self, result: &Result<Res, Error>, now: Instant) -> Decision;
+    fn decide(&self, result: &Result<Res, Error>, clock: &dyn Clock) -> Decision;
 }
 
-impl<Res, F: Fn(&Result<Res, Error>, Instant) -> Decision> RetryClassify<Res> for F {
-    fn decide(&self, result: &Result<Res, Error>, now: Instant) -> Decision {
-        self(result, now)
+impl<Res, F: Fn(&Result<Res, Error>, &dyn Clock) -> Decision> RetryClassify<Res> for F {
+    fn decide(&self, result: &Result<Res, Error>, clock: &dyn Clock) -> Decision {
+        self(result, clock)
     }
 }
 
@@ -113,7 +115,7 @@ pub struct RetryErrors;
 
 impl<Res> RetryClassify<Res> for RetryErrors {
     #[inline]
-    fn decide(&self, result: &Result<Res, Error>, _now: Instant) -> Decision {
+    fn decide(&self, result: &Result<Res, Error>, _clock: &dyn Clock) -> Decision {
         match result {
             Ok(_) => Decision::Stop,
             Err(e) => e.retry_decision(),
@@ -128,13 +130,13 @@ impl<Res> RetryClassify<Res> for RetryErrors {
 pub struct RetryHttp;
 
 impl<B> RetryClassify<http::Response<B>> for RetryHttp {
-    fn decide(&self, result: &Result<http::Response<B>, Error>, now: Instant) -> Decision {
+    fn decide(&self, result: &Result<http::Response<B>, Error>, clock: &dyn Clock) -> Decision {
         match result {
             Err(e) => e.retry_decision(),
             Ok(response) => match response.status().as_u16() {
                 429 | 502 | 503 | 504 => retry_after(response.headers())
                     .map_or(Decision::Retry, |d| {
-                        Decision::RetryAfter(now.saturating_add(d))
+                        Decision::RetryAfter(clock.now().saturating_add(d))
                     }),
                 _ => Decision::Stop,
             },
@@ -379,6 +381,7 @@ where
         self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let c = &self.config;
         let key = self.calls.wrapping_add(self.lane.wrapping_mul(PHI));
@@ -459,6 +462,7 @@ where
 {
     type Output = Result<S::Response, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -470,11 +474,13 @@ where
                         return Poll::Ready(out);
                     }
                     let c = &*this.config;
-                    let now = c.timer.now();
-                    let decision = c.classify.decide(&out, now);
+                    let decision = c.classify.decide(&out, &c.timer);
                     if decision == Decision::Stop || *this.number >= c.policy.max_attempts() {
                         return Poll::Ready(out);
                     }
+                    // Read after the decision: nothing has run in between,
+                    // so it is the instant the attempt was seen to end.
+                    let now = c.timer.now();
                     let key = *this.key;
                     let schedule = this.schedule.get_or_insert_with(|| {
                         c.policy.schedule(SplitMix64::derive(c.id, key).next_u64())
