@@ -218,6 +218,18 @@ fn tower_layers(c: &mut Criterion) {
         "tower",
         tower::load_shed::LoadShedLayer::new().layer(inner()),
     );
+    // A limit that rejects when full (not adaptive: the nearest shedding
+    // limit tower-resilience has outside its adaptive crate).
+    bench(
+        &mut g,
+        "tower_resilience",
+        tower_resilience::bulkhead::BulkheadLayer::builder()
+            .max_concurrent_calls(64)
+            .reject_when_full()
+            .build()
+            .unwrap()
+            .layer(inner()),
+    );
     g.finish();
 }
 
