@@ -17,6 +17,15 @@ use tokio_test::{assert_pending, assert_ready, assert_ready_ok};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_test::mock;
 
+/// Every async test runs under this: with paused time, a lost wake-up
+/// leaves only this timer, which tokio then fires at once, so the test
+/// fails in milliseconds with a message instead of hanging.
+async fn hang_guard<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(std::time::Duration::from_secs(600), test)
+        .await
+        .expect("hang guard: the test stopped making progress (a lost wake-up?)");
+}
+
 fn breaker(k: u32, probes: u32) -> (Arc<CircuitBreaker<ManualClock>>, ManualClock) {
     let clock = ManualClock::new();
     let config = BreakerConfig::builder()
@@ -30,6 +39,10 @@ fn breaker(k: u32, probes: u32) -> (Arc<CircuitBreaker<ManualClock>>, ManualCloc
 
 #[tokio::test(start_paused = true)]
 async fn open_breaker_refuses_without_calling_inner() {
+    hang_guard(open_breaker_refuses_without_calling_inner_body()).await
+}
+
+async fn open_breaker_refuses_without_calling_inner_body() {
     let (b, clock) = breaker(1, 1);
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(BreakerLayer::new(b.clone()));
     assert_ready_ok!(svc.poll_ready());
@@ -55,6 +68,10 @@ async fn open_breaker_refuses_without_calling_inner() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_probe_frees_its_slot() {
+    hang_guard(dropped_probe_frees_its_slot_body()).await
+}
+
+async fn dropped_probe_frees_its_slot_body() {
     let (b, clock) = breaker(1, 1);
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(BreakerLayer::new(b.clone()));
     assert_ready_ok!(svc.poll_ready());
@@ -96,6 +113,10 @@ async fn dropped_probe_frees_its_slot() {
 
 #[tokio::test(start_paused = true)]
 async fn classifier_decides_what_fails() {
+    hang_guard(classifier_decides_what_fails_body()).await
+}
+
+async fn classifier_decides_what_fails_body() {
     let (b, _clock) = breaker(2, 1);
     let layer = BreakerLayer::new(b.clone()).classify(ServerErrorsFail);
     let (mut svc, mut handle) = mock::spawn_layer::<(), http::Response<()>, _>(layer);
@@ -115,6 +136,10 @@ async fn classifier_decides_what_fails() {
 
 #[tokio::test(start_paused = true)]
 async fn refusals_from_inner_layers_are_not_breaker_failures() {
+    hang_guard(refusals_from_inner_layers_are_not_breaker_failures_body()).await
+}
+
+async fn refusals_from_inner_layers_are_not_breaker_failures_body() {
     // breaker around a rejecting concurrency limit of 1: the shed calls
     // must not trip a breaker that opens on one failure.
     let (b, _clock) = breaker(1, 1);
@@ -137,6 +162,10 @@ async fn refusals_from_inner_layers_are_not_breaker_failures() {
 
 #[tokio::test(start_paused = true)]
 async fn refusal_survives_boxing_and_downcasts() {
+    hang_guard(refusal_survives_boxing_and_downcasts_body()).await
+}
+
+async fn refusal_survives_boxing_and_downcasts_body() {
     let (b, _clock) = breaker(1, 1);
     let failing = tower::service_fn(|_: ()| async { Err::<(), _>(std::io::Error::other("x")) });
     // Our breaker under tower's own BoxError mapping, under our breaker
@@ -166,6 +195,10 @@ fn limit(initial: u32) -> Arc<AdaptiveLimit<ManualClock>> {
 
 #[tokio::test(start_paused = true)]
 async fn sheds_at_the_limit_without_calling_inner_or_pending() {
+    hang_guard(sheds_at_the_limit_without_calling_inner_or_pending_body()).await
+}
+
+async fn sheds_at_the_limit_without_calling_inner_or_pending_body() {
     let l = limit(1);
     let (mut a, mut handle) = mock::spawn_layer::<u32, u32, _>(LoadShedLayer::new(l.clone()));
     let mut b = a.clone();
@@ -186,6 +219,10 @@ async fn sheds_at_the_limit_without_calling_inner_or_pending() {
 
 #[tokio::test(start_paused = true)]
 async fn outcomes_move_the_limit_and_drops_do_not() {
+    hang_guard(outcomes_move_the_limit_and_drops_do_not_body()).await
+}
+
+async fn outcomes_move_the_limit_and_drops_do_not_body() {
     let l = limit(2);
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(LoadShedLayer::new(l.clone()));
     assert_ready_ok!(svc.poll_ready());
@@ -213,6 +250,10 @@ async fn outcomes_move_the_limit_and_drops_do_not() {
 
 #[tokio::test(start_paused = true)]
 async fn shed_waits_for_inner_readiness_holding_its_slot() {
+    hang_guard(shed_waits_for_inner_readiness_holding_its_slot_body()).await
+}
+
+async fn shed_waits_for_inner_readiness_holding_its_slot_body() {
     let l = limit(1);
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(LoadShedLayer::new(l.clone()));
     handle.allow(0);

@@ -15,6 +15,15 @@ use tokio_test::{assert_pending, assert_ready, assert_ready_ok};
 use tower::Service;
 use tower_test::mock;
 
+/// Every async test runs under this: with paused time, a lost wake-up
+/// leaves only this timer, which tokio then fires at once, so the test
+/// fails in milliseconds with a message instead of hanging.
+async fn hang_guard<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(std::time::Duration::from_secs(600), test)
+        .await
+        .expect("hang guard: the test stopped making progress (a lost wake-up?)");
+}
+
 fn layer(n: usize) -> (ConcurrencyLimitLayer, Arc<Semaphore>) {
     let sem = Arc::new(Semaphore::new(n).unwrap());
     (ConcurrencyLimitLayer::with_semaphore(sem.clone()), sem)
@@ -22,6 +31,10 @@ fn layer(n: usize) -> (ConcurrencyLimitLayer, Arc<Semaphore>) {
 
 #[tokio::test(start_paused = true)]
 async fn readiness_waits_for_a_permit_and_wakes_when_one_returns() {
+    hang_guard(readiness_waits_for_a_permit_and_wakes_when_one_returns_body()).await
+}
+
+async fn readiness_waits_for_a_permit_and_wakes_when_one_returns_body() {
     let (layer, sem) = layer(1);
     let (mut a, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
     let mut b = a.clone();
@@ -43,6 +56,10 @@ async fn readiness_waits_for_a_permit_and_wakes_when_one_returns() {
 
 #[tokio::test(start_paused = true)]
 async fn permit_is_released_when_the_response_completes() {
+    hang_guard(permit_is_released_when_the_response_completes_body()).await
+}
+
+async fn permit_is_released_when_the_response_completes_body() {
     let (layer, sem) = layer(1);
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
     assert_ready_ok!(svc.poll_ready());
@@ -59,6 +76,10 @@ async fn permit_is_released_when_the_response_completes() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_response_future_returns_its_permit() {
+    hang_guard(dropped_response_future_returns_its_permit_body()).await
+}
+
+async fn dropped_response_future_returns_its_permit_body() {
     let (layer, sem) = layer(1);
     let (mut svc, _handle) = mock::spawn_layer::<u32, u32, _>(layer);
     assert_ready_ok!(svc.poll_ready());
@@ -70,6 +91,10 @@ async fn dropped_response_future_returns_its_permit() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_service_returns_its_reserved_permit() {
+    hang_guard(dropped_service_returns_its_reserved_permit_body()).await
+}
+
+async fn dropped_service_returns_its_reserved_permit_body() {
     let (layer, sem) = layer(1);
     let (mut a, _handle) = mock::spawn_layer::<u32, u32, _>(layer);
     let mut b = a.clone();
@@ -83,6 +108,10 @@ async fn dropped_service_returns_its_reserved_permit() {
 
 #[tokio::test(start_paused = true)]
 async fn readiness_does_not_transfer_to_clones() {
+    hang_guard(readiness_does_not_transfer_to_clones_body()).await
+}
+
+async fn readiness_does_not_transfer_to_clones_body() {
     let (layer, sem) = layer(2);
     let (mut a, _handle) = mock::spawn_layer::<u32, u32, _>(layer);
     assert_ready_ok!(a.poll_ready());
@@ -94,6 +123,10 @@ async fn readiness_does_not_transfer_to_clones() {
 
 #[tokio::test(start_paused = true)]
 async fn reject_mode_sheds_with_overloaded_at_once() {
+    hang_guard(reject_mode_sheds_with_overloaded_at_once_body()).await
+}
+
+async fn reject_mode_sheds_with_overloaded_at_once_body() {
     let (layer, _sem) = layer(1);
     let (mut a, mut handle) = mock::spawn_layer::<u32, u32, _>(layer.reject_when_full());
     let mut b = a.clone();
@@ -114,6 +147,10 @@ async fn reject_mode_sheds_with_overloaded_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn closed_semaphore_is_a_never_error() {
+    hang_guard(closed_semaphore_is_a_never_error_body()).await
+}
+
+async fn closed_semaphore_is_a_never_error_body() {
     let (layer, sem) = layer(1);
     let (mut svc, _handle) = mock::spawn_layer::<u32, u32, _>(layer);
     sem.close();
@@ -123,6 +160,10 @@ async fn closed_semaphore_is_a_never_error() {
 
 #[tokio::test(start_paused = true)]
 async fn inner_errors_keep_their_type() {
+    hang_guard(inner_errors_keep_their_type_body()).await
+}
+
+async fn inner_errors_keep_their_type_body() {
     let (layer, _sem) = layer(1);
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
     assert_ready_ok!(svc.poll_ready());

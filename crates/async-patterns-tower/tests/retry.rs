@@ -16,6 +16,15 @@ use async_patterns_tower::{BoxError, DeadlineLayer, Error, RetryLayer};
 use proptest::prelude::*;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
+/// Every async test runs under this: with paused time, a lost wake-up
+/// leaves only this timer, which tokio then fires at once, so the test
+/// fails in milliseconds with a message instead of hanging.
+async fn hang_guard<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(std::time::Duration::from_secs(600), test)
+        .await
+        .expect("hang guard: the test stopped making progress (a lost wake-up?)");
+}
+
 /// One scripted attempt: its latency and how it ends.
 #[derive(Debug, Clone, Copy)]
 enum End {
@@ -156,6 +165,10 @@ impl Clone for Counted {
 
 #[tokio::test(start_paused = true)]
 async fn request_is_cloned_only_when_a_retry_may_follow() {
+    hang_guard(request_is_cloned_only_when_a_retry_may_follow_body()).await
+}
+
+async fn request_is_cloned_only_when_a_retry_may_follow_body() {
     for (attempts, failures, clones) in [(1, 5, 0), (3, 0, 1), (3, 1, 2), (3, 5, 2)] {
         let policy = RetryPolicy::builder()
             .max_attempts(attempts)
@@ -198,6 +211,10 @@ fn http_policy() -> RetryPolicy {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_header_is_the_minimum_delay() {
+    hang_guard(retry_after_header_is_the_minimum_delay_body()).await
+}
+
+async fn retry_after_header_is_the_minimum_delay_body() {
     let timer = TokioTimer::new();
     let starts = Arc::new(Mutex::new(Vec::new()));
     let s = starts.clone();
@@ -233,6 +250,11 @@ async fn retry_after_header_is_the_minimum_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn carried_deadline_stops_retries_and_nested_calls_get_the_remaining_budget() {
+    hang_guard(carried_deadline_stops_retries_and_nested_calls_get_the_remaining_budget_body())
+        .await
+}
+
+async fn carried_deadline_stops_retries_and_nested_calls_get_the_remaining_budget_body() {
     let timer = TokioTimer::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();

@@ -13,6 +13,15 @@ use tokio_test::{assert_pending, assert_ready_ok};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_test::mock;
 
+/// Every async test runs under this: with paused time, a lost wake-up
+/// leaves only this timer, which tokio then fires at once, so the test
+/// fails in milliseconds with a message instead of hanging.
+async fn hang_guard<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(std::time::Duration::from_secs(600), test)
+        .await
+        .expect("hang guard: the test stopped making progress (a lost wake-up?)");
+}
+
 struct Alive(Arc<AtomicBool>);
 impl Drop for Alive {
     fn drop(&mut self) {
@@ -22,6 +31,10 @@ impl Drop for Alive {
 
 #[tokio::test(start_paused = true)]
 async fn timeout_elapses_exactly_and_drops_the_inner_future() {
+    hang_guard(timeout_elapses_exactly_and_drops_the_inner_future_body()).await
+}
+
+async fn timeout_elapses_exactly_and_drops_the_inner_future_body() {
     let timer = TokioTimer::new();
     let alive = Arc::new(AtomicBool::new(true));
     let a = alive.clone();
@@ -62,6 +75,10 @@ impl<T> LayerFn for T {}
 
 #[tokio::test(start_paused = true)]
 async fn a_shorter_own_timeout_tightens_the_carried_deadline() {
+    hang_guard(a_shorter_own_timeout_tightens_the_carried_deadline_body()).await
+}
+
+async fn a_shorter_own_timeout_tightens_the_carried_deadline_body() {
     let timer = TokioTimer::new();
     let svc = ServiceBuilder::new()
         .layer(DeadlineLayer::new(Duration::from_secs(2), timer))
@@ -75,6 +92,10 @@ async fn a_shorter_own_timeout_tightens_the_carried_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn nested_deadline_gets_the_remaining_budget_not_a_fresh_timeout() {
+    hang_guard(nested_deadline_gets_the_remaining_budget_not_a_fresh_timeout_body()).await
+}
+
+async fn nested_deadline_gets_the_remaining_budget_not_a_fresh_timeout_body() {
     let timer = TokioTimer::new();
     let mut req = http::Request::new(());
     req.extensions_mut()
@@ -101,6 +122,10 @@ async fn nested_deadline_gets_the_remaining_budget_not_a_fresh_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn direct_waits_until_the_refusal_instant_exactly() {
+    hang_guard(direct_waits_until_the_refusal_instant_exactly_body()).await
+}
+
+async fn direct_waits_until_the_refusal_instant_exactly_body() {
     let timer = TokioTimer::new();
     let layer = RateLimitLayer::new(Quota::per_second(2).unwrap(), timer);
     let (mut svc, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
@@ -120,6 +145,10 @@ async fn direct_waits_until_the_refusal_instant_exactly() {
 
 #[tokio::test(start_paused = true)]
 async fn keyed_refuses_in_call_with_the_instant_and_keys_are_independent() {
+    hang_guard(keyed_refuses_in_call_with_the_instant_and_keys_are_independent_body()).await
+}
+
+async fn keyed_refuses_in_call_with_the_instant_and_keys_are_independent_body() {
     let timer = TokioTimer::new();
     let layer = KeyedRateLimitLayer::new(
         Quota::per_second(1).unwrap(),
