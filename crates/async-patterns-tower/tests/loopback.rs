@@ -140,7 +140,11 @@ async fn scenario() {
     );
 
     // Two 503s with Retry-After, then a success: three attempts, one result.
-    let resp = client.clone().oneshot(get("/flaky")).await.unwrap();
+    // (Spawned: the whole client stack's future is Send + 'static.)
+    let resp = tokio::spawn(client.clone().oneshot(get("/flaky")))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(flaky_hits.load(Relaxed), 3);
     assert_eq!(breaker.state(), BreakerState::Closed, "2 < 5 failures");
