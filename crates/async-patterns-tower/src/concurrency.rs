@@ -172,7 +172,11 @@ where
                         Poll::Pending => Poll::Pending,
                     };
                 }
-                State::Shed => return Poll::Ready(Ok(())),
+                // Shed at the last poll; a permit may have come back since.
+                State::Shed => match self.semaphore.clone().try_acquire_owned() {
+                    Ok(permit) => self.state = State::Held(permit),
+                    Err(_) => return Poll::Ready(Ok(())),
+                },
                 State::Waiting(acquire) => match Pin::new(acquire).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(permit)) => self.state = State::Held(permit),

@@ -155,6 +155,10 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if let Some(Err(_)) = self.state {
+            // Refused at the last poll; a slot may have freed since.
+            self.state = None;
+        }
         match self
             .state
             .get_or_insert_with(|| self.limit.clone().try_acquire_owned())

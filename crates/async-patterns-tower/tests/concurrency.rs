@@ -323,3 +323,21 @@ proptest! {
         prop_assert_eq!(sem.available_permits(), limit, "every permit came back");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn reject_mode_polls_again_once_a_permit_returns() {
+    hang_guard(async {
+        let (layer, sem) = layer(1);
+        let (mut a, _handle) = mock::spawn_layer::<u32, u32, _>(layer.reject_when_full());
+        let mut b = a.clone();
+        assert_ready_ok!(a.poll_ready());
+        assert_ready_ok!(b.poll_ready()); // shed decided
+        drop(a); // its reserved permit comes back
+        assert_ready_ok!(b.poll_ready()); // decided again: admitted
+        assert_eq!(sem.available_permits(), 0, "b holds the permit now");
+        let fut = b.call(1);
+        drop(fut);
+        assert_eq!(sem.available_permits(), 1);
+    })
+    .await
+}
