@@ -14,7 +14,7 @@
 //!
 //! # Checked by
 //!
-//! `tests/breaker.rs`: `open_breaker_refuses_without_calling_inner`,
+//! `tests/breaker_shed.rs`: `open_breaker_refuses_without_calling_inner`,
 //! `dropped_probe_frees_its_slot`, `classifier_decides_what_fails`,
 //! `refusals_from_inner_layers_are_not_breaker_failures`,
 //! `refusal_survives_boxing_and_downcasts`.

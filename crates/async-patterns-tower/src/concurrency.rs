@@ -26,7 +26,9 @@
 //!   `permit_is_released_when_the_response_completes`,
 //!   `dropped_response_future_returns_its_permit`,
 //!   `dropped_service_returns_its_reserved_permit`,
-//!   `reject_mode_sheds_with_overloaded_at_once`;
+//!   `readiness_does_not_transfer_to_clones`,
+//!   `reject_mode_sheds_with_overloaded_at_once`,
+//!   `reject_mode_polls_again_once_a_permit_returns`;
 //! * proptest `clones_never_exceed_the_limit_nor_leak_permits`: random
 //!   poll_ready / call / complete / drop / clone sequences over several
 //!   clones, against a plain counting model.

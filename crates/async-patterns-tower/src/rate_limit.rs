@@ -17,7 +17,7 @@
 //!
 //! # Checked by
 //!
-//! `tests/rate_limit.rs`: `direct_waits_until_the_refusal_instant_exactly`
+//! `tests/timeout_rate.rs`: `direct_waits_until_the_refusal_instant_exactly`
 //! (pending 1 ms before the instant, ready at it, under paused time),
 //! `keyed_refuses_in_call_with_the_instant_and_keys_are_independent`.
 //!

@@ -4,7 +4,7 @@
 //!
 //! It makes the decisions the core's [`Retrier`](async_patterns::Retrier)
 //! makes, in the same order, per logical call (proptest
-//! `layer_decides_as_the_core_retrier`, `tests/retry_model.rs`):
+//! `layer_decides_as_the_core_retrier`, `tests/retry.rs`):
 //!
 //! 1. the classifier ([`RetryClassify`]) says [`Decision::Stop`] (every
 //!    `Ok` by default) → return the result;
@@ -42,6 +42,14 @@
 //! **Not read from the policy**: `RetryPolicyBuilder::max_elapsed`. The
 //! core exposes no accessor for it, so set it on the layer with
 //! [`RetryLayer::max_elapsed`] (or carry a [`Deadline`]).
+//!
+//! # Checked by
+//!
+//! `tests/retry.rs`: proptest `layer_decides_as_the_core_retrier` (above);
+//! `request_is_cloned_only_when_a_retry_may_follow` (1 attempt: no clone;
+//! 3 attempts: one clone per attempt that may be followed by a retry),
+//! `retry_after_header_is_the_minimum_delay`,
+//! `carried_deadline_stops_retries_and_nested_calls_get_the_remaining_budget`.
 //!
 //! # Example
 //!

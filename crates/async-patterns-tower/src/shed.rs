@@ -18,8 +18,9 @@
 //!
 //! # Checked by
 //!
-//! `tests/shed.rs`: `sheds_at_the_limit_without_calling_inner_or_pending`,
-//! `outcomes_move_the_limit_and_drops_do_not`; proptest
+//! `tests/breaker_shed.rs`: `sheds_at_the_limit_without_calling_inner_or_pending`,
+//! `outcomes_move_the_limit_and_drops_do_not`,
+//! `shed_waits_for_inner_readiness_holding_its_slot`; proptest
 //! `shed_clones_never_exceed_the_limit_nor_leak` against a counting model.
 //!
 //! # Example

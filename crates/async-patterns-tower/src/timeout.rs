@@ -17,7 +17,7 @@
 //!
 //! # Checked by
 //!
-//! `tests/timeout.rs`: `timeout_elapses_exactly_and_drops_the_inner_future`,
+//! `tests/timeout_rate.rs`: `timeout_elapses_exactly_and_drops_the_inner_future`,
 //! `nested_deadline_gets_the_remaining_budget_not_a_fresh_timeout`,
 //! `a_shorter_own_timeout_tightens_the_carried_deadline`.
 //!
