@@ -30,12 +30,14 @@ const CALLGRIND_BENCHES: &[&str] = &[
     "rate_limiter_callgrind",
     "circuit_breaker_callgrind",
     "composition_callgrind",
+    "tower_layers_callgrind",
 ];
 const CRITERION_BENCHES: &[&str] = &[
     "semaphore",
     "rate_limiter",
     "circuit_breaker",
     "composition",
+    "tower_layers",
 ];
 const OURS: &str = "async-patterns";
 

@@ -39,9 +39,9 @@
 //! `ExponentialBackoffMaker` clones one RNG into every backoff). Lane 0,
 //! call 0 is the core `Retrier`'s first stream.
 //!
-//! **Not read from the policy**: `RetryPolicyBuilder::max_elapsed`. The
-//! core exposes no accessor for it, so set it on the layer with
-//! [`RetryLayer::max_elapsed`] (or carry a [`Deadline`]).
+//! The overall limit is the policy's own `max_elapsed` (if set), unless
+//! [`RetryLayer::max_elapsed`] replaces it; a carried [`Deadline`] can only
+//! shorten it.
 //!
 //! # Checked by
 //!
@@ -244,12 +244,13 @@ impl<T: Timer + Clone> RetryLayer<T> {
     /// Retries errors under `policy` on `timer`; requests are copied with
     /// `Clone`.
     pub fn new(policy: RetryPolicy, timer: T) -> Self {
+        let max_elapsed = policy.max_elapsed();
         RetryLayer {
             config: Config {
                 policy,
                 timer,
                 budget: None,
-                max_elapsed: None,
+                max_elapsed,
                 id: 0,
                 classify: RetryErrors,
                 request: CloneRequest,
@@ -278,7 +279,8 @@ impl<T, K, R> RetryLayer<T, K, R> {
         self
     }
 
-    /// No retry starts `d` or later after a call began (attempts included).
+    /// No retry starts `d` or later after a call began (attempts
+    /// included); replaces the policy's own `max_elapsed`.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn max_elapsed(mut self, d: Duration) -> Self {
         self.config.max_elapsed = Some(d);

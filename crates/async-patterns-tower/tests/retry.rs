@@ -286,3 +286,31 @@ async fn carried_deadline_stops_retries_and_nested_calls_get_the_remaining_budge
         [250, 140, 20].map(Duration::from_millis)
     );
 }
+
+/// The policy's own `max_elapsed` bounds the layer: with 100 ms between
+/// attempts and 250 ms in all, attempts start at 0, 100 and 200 ms, and the
+/// one due at 300 ms is not made.
+#[tokio::test(start_paused = true)]
+async fn the_policys_max_elapsed_bounds_the_layer() {
+    hang_guard(async {
+        let timer = TokioTimer::new();
+        let policy = RetryPolicy::builder()
+            .max_attempts(10)
+            .constant(Duration::from_millis(100))
+            .jitter(Jitter::None)
+            .max_elapsed(Duration::from_millis(250))
+            .build()
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let svc = RetryLayer::new(policy, timer).layer(tower::service_fn(move |_: ()| {
+            counted.fetch_add(1, Relaxed);
+            async { Err::<(), BoxError>("down".into()) }
+        }));
+        let started = tokio::time::Instant::now();
+        assert!(svc.oneshot(()).await.is_err());
+        assert_eq!(calls.load(Relaxed), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(200));
+    })
+    .await
+}

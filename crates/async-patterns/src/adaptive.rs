@@ -298,20 +298,24 @@ impl<C: Clock> AdaptiveLimit<C> {
             }
             state.in_flight += 1;
         }
-        Ok(self.clock.now())
+        // The clock is read only if latency matters.
+        Ok(match self.config.latency_target {
+            Some(_) => self.clock.now(),
+            None => Instant::ZERO,
+        })
     }
 
     fn finish(&self, started: Instant, ending: Ending) {
-        let now = self.clock.now();
+        let now = self.config.latency_target.map(|_| self.clock.now());
         let changed = {
             let mut state = lock(&self.state);
             // Use is judged with this call still counted in flight.
             let busy = state.in_flight.saturating_mul(2) >= state.limit;
             state.in_flight -= 1;
-            let slow = self
-                .config
-                .latency_target
-                .is_some_and(|t| now.saturating_duration_since(started) > t);
+            let slow = match (self.config.latency_target, now) {
+                (Some(t), Some(now)) => now.saturating_duration_since(started) > t,
+                _ => false,
+            };
             let before = state.limit;
             state.limit = match ending {
                 Ending::Failed => self.decreased(before),

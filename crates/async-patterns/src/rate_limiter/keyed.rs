@@ -85,8 +85,13 @@ fn shard_of(hash: u64) -> usize {
 
 impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// A limiter that holds state for at most `max_keys` keys (rounded up to
-    /// a multiple of 16), every key starting with a full bucket, hashing
-    /// with fixed keys: deterministic, for tests and simulations. For keys
+    /// a multiple of 16), every key starting with a full bucket. Each of the
+    /// 16 shards holds a 16th of them, and a key's hash picks its shard, so
+    /// size `max_keys` well above the keys you expect at once: with
+    /// `max_keys` 16, two keys that land in one shard cannot both be held,
+    /// and the second is refused until the first goes idle.
+    ///
+    /// It hashes with fixed keys: deterministic, for tests and simulations. For keys
     /// outsiders choose, use [`with_hasher`](Self::with_hasher) and a
     /// randomly keyed hasher (see the [module docs](self)).
     pub fn new(quota: Quota, clock: C, max_keys: NonZeroUsize) -> Self {

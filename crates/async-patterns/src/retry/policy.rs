@@ -116,6 +116,12 @@ impl RetryPolicy {
         self.max_attempts
     }
 
+    /// The overall limit on a call's time, attempts and waits included, if
+    /// one was set.
+    pub fn max_elapsed(&self) -> Option<Duration> {
+        self.max_elapsed
+    }
+
     /// The delays before retries 1, 2, … for retrier `id` (an endless
     /// iterator; the policy's attempt limit is the retrier's business).
     pub fn schedule(&self, id: u64) -> Schedule {
