@@ -97,7 +97,7 @@ fn tower_layers(c: &mut Criterion) {
     let mut g = c.benchmark_group("tower/concurrency_limit");
     bench(
         &mut g,
-        "async_patterns",
+        "async-patterns",
         ours::ConcurrencyLimitLayer::new(64).unwrap().layer(inner()),
     );
     bench(
@@ -107,7 +107,7 @@ fn tower_layers(c: &mut Criterion) {
     );
     bench(
         &mut g,
-        "tower_resilience",
+        "tower-resilience",
         tower_resilience::bulkhead::BulkheadLayer::builder()
             .max_concurrent_calls(64)
             .build()
@@ -120,7 +120,7 @@ fn tower_layers(c: &mut Criterion) {
     let quota = Quota::per_second(1_000_000_000).unwrap();
     bench(
         &mut g,
-        "async_patterns",
+        "async-patterns",
         ours::RateLimitLayer::new(quota, timer).layer(inner()),
     );
     bench(
@@ -130,7 +130,7 @@ fn tower_layers(c: &mut Criterion) {
     );
     bench(
         &mut g,
-        "tower_resilience",
+        "tower-resilience",
         tower_resilience::ratelimiter::RateLimiterLayer::builder()
             .limit_for_period(usize::MAX)
             .refresh_period(Duration::from_secs(1))
@@ -153,12 +153,12 @@ fn tower_layers(c: &mut Criterion) {
     ));
     bench(
         &mut g,
-        "async_patterns",
+        "async-patterns",
         ours::BreakerLayer::new(breaker).layer(inner()),
     );
     bench(
         &mut g,
-        "tower_resilience",
+        "tower-resilience",
         tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
             .failure_rate_threshold(0.5)
             .sliding_window_size(100)
@@ -171,7 +171,7 @@ fn tower_layers(c: &mut Criterion) {
     let mut g = c.benchmark_group("tower/timeout");
     bench(
         &mut g,
-        "async_patterns",
+        "async-patterns",
         ours::TimeoutLayer::new(Duration::from_secs(1), timer).layer(inner()),
     );
     bench(
@@ -190,7 +190,7 @@ fn tower_layers(c: &mut Criterion) {
         .unwrap();
     bench(
         &mut g,
-        "async_patterns",
+        "async-patterns",
         ours::RetryLayer::new(policy, timer).layer(inner()),
     );
     bench(
@@ -210,7 +210,7 @@ fn tower_layers(c: &mut Criterion) {
     ));
     bench(
         &mut g,
-        "async_patterns",
+        "async-patterns",
         ours::LoadShedLayer::new(limit).layer(inner()),
     );
     bench(
@@ -222,7 +222,7 @@ fn tower_layers(c: &mut Criterion) {
     // limit tower-resilience has outside its adaptive crate).
     bench(
         &mut g,
-        "tower_resilience",
+        "tower-resilience",
         tower_resilience::bulkhead::BulkheadLayer::builder()
             .max_concurrent_calls(64)
             .reject_when_full()
