@@ -9,7 +9,8 @@
 //! | `tower/rate_limit` | `RateLimitLayer` | `limit::RateLimit` | `RateLimiterLayer` |
 //! | `tower/circuit_breaker` | `BreakerLayer` | — | `CircuitBreakerLayer` |
 //! | `tower/timeout` | `TimeoutLayer` | `timeout::Timeout` | — |
-//! | `tower/retry` | `RetryLayer` | `retry::Retry` | — |
+//! | `tower/retry` | `RetryLayer` | `retry::Retry` (a counting policy) | — |
+//! | `tower/retry_budget` | `RetryLayer::budget` | `retry::Retry` with `TpsBudget` | — |
 //! | `tower/load_shed` | `LoadShedLayer` | `load_shed::LoadShed` | `BulkheadLayer` (`reject_when_full`) |
 //!
 //! One iteration is what a caller does per request: `poll_ready`, `call`,
@@ -27,7 +28,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_patterns::{
-    AdaptiveConfig, AdaptiveLimit, BreakerConfig, CircuitBreaker, Jitter, Quota, RetryPolicy,
+    AdaptiveConfig, AdaptiveLimit, BreakerConfig, CircuitBreaker, Jitter, Quota, RetryBudget,
+    RetryPolicy,
 };
 use async_patterns_tokio::TokioTimer;
 use async_patterns_tower as ours;
@@ -79,6 +81,36 @@ impl<E> tower::retry::Policy<u64, u64, E> for Attempts {
                 Some(ready(()))
             }
             _ => None,
+        }
+    }
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+/// tower's retry as its docs write one with a budget: a counter of
+/// attempts and a shared `TpsBudget` (deposit on every success, withdraw
+/// before every retry); cloned into every response future as tower does.
+#[derive(Clone)]
+struct Budgeted {
+    attempts: usize,
+    budget: Arc<tower::retry::budget::TpsBudget>,
+}
+
+impl<E> tower::retry::Policy<u64, u64, E> for Budgeted {
+    type Future = Ready<()>;
+    fn retry(&mut self, _: &mut u64, result: &mut Result<u64, E>) -> Option<Ready<()>> {
+        use tower::retry::budget::Budget;
+        match result {
+            Ok(_) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts > 0 && self.budget.withdraw() => {
+                self.attempts -= 1;
+                Some(ready(()))
+            }
+            Err(_) => None,
         }
     }
     fn clone_request(&mut self, req: &u64) -> Option<u64> {
@@ -191,12 +223,38 @@ fn tower_layers(c: &mut Criterion) {
     bench(
         &mut g,
         "async-patterns",
-        ours::RetryLayer::new(policy, timer).layer(inner()),
+        ours::RetryLayer::new(policy.clone(), timer).layer(inner()),
     );
     bench(
         &mut g,
         "tower",
         tower::retry::RetryLayer::new(Attempts(2)).layer(inner()),
+    );
+    g.finish();
+
+    // The same with a retry budget (20% of calls over 10 s, at least 10
+    // per second) on both sides: what a production retry carries.
+    let mut g = c.benchmark_group("tower/retry_budget");
+    let budget = Arc::new(RetryBudget::new(0.2, 10, Duration::from_secs(10)).unwrap());
+    bench(
+        &mut g,
+        "async-patterns",
+        ours::RetryLayer::new(policy, timer)
+            .budget(budget)
+            .layer(inner()),
+    );
+    let budgeted = Budgeted {
+        attempts: 2,
+        budget: Arc::new(tower::retry::budget::TpsBudget::new(
+            Duration::from_secs(10),
+            10,
+            0.2,
+        )),
+    };
+    bench(
+        &mut g,
+        "tower",
+        tower::retry::RetryLayer::new(budgeted).layer(inner()),
     );
     g.finish();
 

@@ -18,7 +18,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_patterns::{
-    AdaptiveConfig, AdaptiveLimit, BreakerConfig, CircuitBreaker, Jitter, Quota, RetryPolicy,
+    AdaptiveConfig, AdaptiveLimit, BreakerConfig, CircuitBreaker, Jitter, Quota, RetryBudget,
+    RetryPolicy,
 };
 use async_patterns_tokio::TokioTimer;
 use async_patterns_tower as ours;
@@ -64,6 +65,36 @@ impl<E> tower::retry::Policy<u64, u64, E> for Attempts {
                 Some(ready(()))
             }
             _ => None,
+        }
+    }
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+/// tower's retry as its docs write one with a budget: a counter of
+/// attempts and a shared `TpsBudget` (deposit on every success, withdraw
+/// before every retry); cloned into every response future as tower does.
+#[derive(Clone)]
+struct Budgeted {
+    attempts: usize,
+    budget: Arc<tower::retry::budget::TpsBudget>,
+}
+
+impl<E> tower::retry::Policy<u64, u64, E> for Budgeted {
+    type Future = Ready<()>;
+    fn retry(&mut self, _: &mut u64, result: &mut Result<u64, E>) -> Option<Ready<()>> {
+        use tower::retry::budget::Budget;
+        match result {
+            Ok(_) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts > 0 && self.budget.withdraw() => {
+                self.attempts -= 1;
+                Some(ready(()))
+            }
+            Err(_) => None,
         }
     }
     fn clone_request(&mut self, req: &u64) -> Option<u64> {
@@ -120,6 +151,34 @@ fn retry_tower() {
 }
 
 #[library_benchmark]
+fn retry_budget_ours() {
+    run(|t| {
+        let policy = RetryPolicy::builder()
+            .max_attempts(3)
+            .jitter(Jitter::Full)
+            .seed(1)
+            .build()
+            .unwrap();
+        let budget = RetryBudget::new(0.2, 10, Duration::from_secs(10)).unwrap();
+        ours::RetryLayer::new(policy, t)
+            .budget(Arc::new(budget))
+            .layer(inner())
+    });
+}
+
+#[library_benchmark]
+fn retry_budget_tower() {
+    run(|_| {
+        let budget = tower::retry::budget::TpsBudget::new(Duration::from_secs(10), 10, 0.2);
+        tower::retry::RetryLayer::new(Budgeted {
+            attempts: 2,
+            budget: Arc::new(budget),
+        })
+        .layer(inner())
+    });
+}
+
+#[library_benchmark]
 fn circuit_breaker_ours() {
     run(|t| {
         let config = BreakerConfig::builder()
@@ -171,6 +230,8 @@ library_benchmark_group!(
         timeout_tower,
         retry_ours,
         retry_tower,
+        retry_budget_ours,
+        retry_budget_tower,
         circuit_breaker_ours,
         circuit_breaker_tower_resilience,
         load_shed_ours,

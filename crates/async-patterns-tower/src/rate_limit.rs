@@ -157,30 +157,38 @@ where
     type Error = Error;
     type Future = ResponseFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             match &mut self.state {
-                State::Admitted => return self.inner.poll_ready(cx).map_err(Error::from_inner),
-                State::Sleeping(sleep) => {
-                    ready!(sleep.as_mut().poll(cx));
-                    self.state = State::Idle;
-                }
+                State::Admitted => break,
                 State::Idle => match self.limiter.check() {
-                    Ok(()) => self.state = State::Admitted,
+                    Ok(()) => {
+                        self.state = State::Admitted;
+                        break;
+                    }
                     Err(refused) => {
                         self.state =
                             State::Sleeping(Box::pin(self.timer.sleep_until(refused.earliest())))
                     }
                 },
+                State::Sleeping(sleep) => {
+                    ready!(sleep.as_mut().poll(cx));
+                    self.state = State::Idle;
+                }
             }
         }
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match std::mem::replace(&mut self.state, State::Idle) {
-            State::Admitted => ResponseFuture::called(self.inner.call(req), ()),
-            _ => panic!("RateLimit called before poll_ready returned Ready(Ok)"),
-        }
+        assert!(
+            matches!(self.state, State::Admitted),
+            "RateLimit called before poll_ready returned Ready(Ok)"
+        );
+        self.state = State::Idle;
+        ResponseFuture::called(self.inner.call(req), ())
     }
 }
 

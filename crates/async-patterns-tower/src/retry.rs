@@ -335,7 +335,7 @@ impl<S, T: Clone, K: Clone, R: Clone> Layer<S> for RetryLayer<T, K, R> {
     fn layer(&self, inner: S) -> Self::Service {
         Retry {
             inner,
-            config: self.config.clone(),
+            config: Arc::new(self.config.clone()),
             lane: self.lanes.fetch_add(1, Ordering::Relaxed),
             calls: 0,
             lanes: self.lanes.clone(),
@@ -346,13 +346,15 @@ impl<S, T: Clone, K: Clone, R: Clone> Layer<S> for RetryLayer<T, K, R> {
 /// The retrying service. See the [module docs](self).
 pub struct Retry<S, T, K = RetryErrors, R = CloneRequest> {
     inner: S,
-    config: Config<T, K, R>,
+    /// Shared by the service's clones and its response futures: a future
+    /// takes a reference count, not a copy of the policy.
+    config: Arc<Config<T, K, R>>,
     lane: u64,
     calls: u64,
     lanes: Arc<AtomicU64>,
 }
 
-impl<S: Clone, T: Clone, K: Clone, R: Clone> Clone for Retry<S, T, K, R> {
+impl<S: Clone, T, K, R> Clone for Retry<S, T, K, R> {
     /// A clone gets a jitter lane of its own.
     fn clone(&self) -> Self {
         Retry {
@@ -445,6 +447,7 @@ pin_project! {
 
 pin_project! {
     /// The response future of [`Retry`]: the attempts of one logical call.
+    #[project = RetryFutureProj]
     pub struct RetryFuture<S, Req, T, K, R>
     where
         S: Service<Req>,
@@ -454,7 +457,7 @@ pin_project! {
         state: State<S::Future, T::Sleep>,
         service: Option<S>,
         request: Option<Req>,
-        config: Config<T, K, R>,
+        config: Arc<Config<T, K, R>>,
         number: u32,
         deadline: Option<Instant>,
         key: u64,
@@ -472,73 +475,133 @@ where
 {
     type Output = Result<S::Response, Error>;
 
+    /// The first attempt's success (the common case) is decided here,
+    /// inline; a retry goes through the out-of-line [`retry_loop`].
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Calling { fut } => {
-                    let out = ready!(fut.poll(cx)).map_err(Error::from_inner);
-                    if this.request.is_none() {
-                        // No copy: this was the last attempt allowed.
-                        return Poll::Ready(out);
-                    }
-                    let c = &*this.config;
-                    let decision = c.classify.decide(&out, &c.timer);
-                    if decision == Decision::Stop || *this.number >= c.policy.max_attempts() {
-                        return Poll::Ready(out);
-                    }
-                    // Read after the decision: nothing has run in between,
-                    // so it is the instant the attempt was seen to end.
-                    let now = c.timer.now();
-                    let key = *this.key;
-                    let schedule = this.schedule.get_or_insert_with(|| {
-                        c.policy.schedule(SplitMix64::derive(c.id, key).next_u64())
-                    });
-                    let delay = schedule.next().unwrap_or(Duration::ZERO);
-                    let mut wake = now.saturating_add(delay);
-                    if let Decision::RetryAfter(at) = decision {
-                        wake = wake.max(at);
-                    }
-                    if this.deadline.is_some_and(|d| wake >= d) {
-                        return Poll::Ready(out);
-                    }
-                    if c.budget.as_ref().is_some_and(|b| !b.try_withdraw(now)) {
-                        return Poll::Ready(out);
-                    }
-                    // The failed response is dropped before the wait (an
-                    // HTTP body frees its connection).
-                    drop(out);
-                    if wake > now {
-                        let sleep = c.timer.sleep_until(wake);
-                        this.state.set(State::Sleeping { sleep });
-                    } else {
-                        this.state.set(State::Readying);
-                    }
+        if let StateProj::Calling { fut } = this.state.as_mut().project() {
+            let out = ready!(fut.poll(cx)).map_err(Error::from_inner);
+            if let Some(done) = after_attempt(&mut this, out) {
+                return Poll::Ready(done);
+            }
+        }
+        retry_loop(&mut this, cx)
+    }
+}
+
+/// An attempt's result: final (returned), or the retry is scheduled
+/// (`None`).
+#[inline(always)]
+fn after_attempt<S, Req, T, K, R>(
+    this: &mut RetryFutureProj<'_, S, Req, T, K, R>,
+    out: Result<S::Response, Error>,
+) -> Option<Result<S::Response, Error>>
+where
+    S: Service<Req>,
+    T: Timer,
+    K: RetryClassify<S::Response>,
+{
+    if this.request.is_none() {
+        // No copy: this was the last attempt allowed.
+        return Some(out);
+    }
+    let c = &**this.config;
+    let decision = c.classify.decide(&out, &c.timer);
+    if decision == Decision::Stop || *this.number >= c.policy.max_attempts() {
+        return Some(out);
+    }
+    schedule_retry(this, out, decision)
+}
+
+/// After an attempt that is to be retried: its delay (the schedule, a
+/// `RetryAfter`), then the deadline and the budget may still say no (the
+/// result is returned); otherwise the state becomes the wait.
+#[inline(never)]
+fn schedule_retry<S, Req, T, K, R>(
+    this: &mut RetryFutureProj<'_, S, Req, T, K, R>,
+    out: Result<S::Response, Error>,
+    decision: Decision,
+) -> Option<Result<S::Response, Error>>
+where
+    S: Service<Req>,
+    T: Timer,
+{
+    let c = &**this.config;
+    // Read after the decision: nothing has run in between, so it is the
+    // instant the attempt was seen to end.
+    let now = c.timer.now();
+    let key = *this.key;
+    let schedule = this
+        .schedule
+        .get_or_insert_with(|| c.policy.schedule(SplitMix64::derive(c.id, key).next_u64()));
+    let delay = schedule.next().unwrap_or(Duration::ZERO);
+    let mut wake = now.saturating_add(delay);
+    if let Decision::RetryAfter(at) = decision {
+        wake = wake.max(at);
+    }
+    if this.deadline.is_some_and(|d| wake >= d) {
+        return Some(out);
+    }
+    if c.budget.as_ref().is_some_and(|b| !b.try_withdraw(now)) {
+        return Some(out);
+    }
+    // The failed response is dropped before the wait (an HTTP body frees
+    // its connection).
+    drop(out);
+    if wake > now {
+        let sleep = c.timer.sleep_until(wake);
+        this.state.set(State::Sleeping { sleep });
+    } else {
+        this.state.set(State::Readying);
+    }
+    None
+}
+
+/// Sleeps, readies the service and makes the next attempts, until one is
+/// final.
+#[inline(never)]
+fn retry_loop<S, Req, T, K, R>(
+    this: &mut RetryFutureProj<'_, S, Req, T, K, R>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<S::Response, Error>>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    T: Timer,
+    K: RetryClassify<S::Response>,
+    R: RetryRequest<Req>,
+{
+    loop {
+        match this.state.as_mut().project() {
+            StateProj::Calling { fut } => {
+                let out = ready!(fut.poll(cx)).map_err(Error::from_inner);
+                if let Some(done) = after_attempt(this, out) {
+                    return Poll::Ready(done);
                 }
-                StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
-                    this.state.set(State::Readying);
+            }
+            StateProj::Sleeping { sleep } => {
+                ready!(sleep.poll(cx));
+                this.state.set(State::Readying);
+            }
+            StateProj::Readying => {
+                let service = this
+                    .service
+                    .as_mut()
+                    .expect("a retry always keeps its service");
+                if let Err(e) = ready!(service.poll_ready(cx)) {
+                    return Poll::Ready(Err(Error::from_inner(e)));
                 }
-                StateProj::Readying => {
-                    let service = this
-                        .service
-                        .as_mut()
-                        .expect("a retry always keeps its service");
-                    if let Err(e) = ready!(service.poll_ready(cx)) {
-                        return Poll::Ready(Err(Error::from_inner(e)));
-                    }
-                    let req = this
-                        .request
-                        .take()
-                        .expect("a retry always keeps its request");
-                    *this.number += 1;
-                    if *this.number < this.config.policy.max_attempts() {
-                        *this.request = this.config.request.clone_request(&req);
-                    }
-                    let fut = service.call(req);
-                    this.state.set(State::Calling { fut });
+                let req = this
+                    .request
+                    .take()
+                    .expect("a retry always keeps its request");
+                *this.number += 1;
+                if *this.number < this.config.policy.max_attempts() {
+                    *this.request = this.config.request.clone_request(&req);
                 }
+                let fut = service.call(req);
+                this.state.set(State::Calling { fut });
             }
         }
     }

@@ -93,11 +93,11 @@ impl<S, T, Req> Service<Req> for Timeout<S, T>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
-    T: Timer,
+    T: Timer + Clone,
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = TimeoutFuture<T::Sleep, S::Future>;
+    type Future = TimeoutFuture<T, S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -153,11 +153,11 @@ impl<S, T, B> Service<http::Request<B>> for DeadlineService<S, T>
 where
     S: Service<http::Request<B>>,
     S::Error: Into<BoxError>,
-    T: Timer,
+    T: Timer + Clone,
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = TimeoutFuture<T::Sleep, S::Future>;
+    type Future = TimeoutFuture<T, S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -181,15 +181,18 @@ where
 
 pin_project! {
     /// The response future of [`Timeout`] and [`DeadlineService`].
-    pub struct TimeoutFuture<Sl, F> {
+    pub struct TimeoutFuture<T, F>
+    where
+        T: Timer,
+    {
         #[pin]
-        inner: deadline::Timeout<Sl, F>,
+        inner: deadline::Timeout<T, F>,
     }
 }
 
-impl<Sl, F, R, E> Future for TimeoutFuture<Sl, F>
+impl<T, F, R, E> Future for TimeoutFuture<T, F>
 where
-    Sl: Future<Output = ()>,
+    T: Timer,
     F: Future<Output = Result<R, E>>,
     E: Into<BoxError>,
 {
@@ -204,7 +207,7 @@ where
     }
 }
 
-impl<Sl, F> std::fmt::Debug for TimeoutFuture<Sl, F> {
+impl<T: Timer, F> std::fmt::Debug for TimeoutFuture<T, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TimeoutFuture").finish_non_exhaustive()
     }

@@ -12,6 +12,7 @@
 //! | a timeout elapses exactly at its deadline on the injected clock: pending 1 ns before, `Err(Elapsed)` at it | proptest `timeout_elapses_exactly_at_the_deadline` (`tests/deadline_model.rs`) |
 //! | a future that finishes in time is returned untouched, even at the deadline's own instant | proptest `timeout_elapses_exactly_at_the_deadline`; unit test `ready_at_the_deadline_wins` |
 //! | the inner future is dropped by the time an elapsed timeout's `.await` returns | unit test `elapsed_timeout_drops_the_inner_future` |
+| the timer's sleep is made only if the inner future is pending, once, until the deadline fixed at creation (a ready future costs no timer registration) | unit test `the_sleep_is_made_only_for_a_pending_future_and_once` |
 //! | a nested deadline never outlives its parent, and the remaining budget never goes negative | unit tests `within_never_extends_the_parent`, `remaining_saturates_at_zero` |
 //! | a deadline has expired exactly from its instant on: 1 ns before it has 1 ns left | unit test `expires_exactly_at_its_instant` |
 //! | a retrier hands every attempt the one overall deadline, never a fresh one | proptest `retrier_matches_reference_model` (`tests/retry_model.rs`) |
@@ -101,19 +102,27 @@ impl fmt::Display for Elapsed {
 impl std::error::Error for Elapsed {}
 
 /// Runs `fut` for at most `d` on `timer`.
-pub fn timeout<T: Timer, F: Future>(timer: &T, d: Duration, fut: F) -> Timeout<T::Sleep, F> {
+///
+/// The clock is read once, here (the deadline is `d` from now, not from
+/// the first poll); the timer's sleep is only made if `fut` is not ready
+/// on its first poll.
+pub fn timeout<T: Timer + Clone, F: Future>(timer: &T, d: Duration, fut: F) -> Timeout<T, F> {
     timeout_at(timer, Deadline::after(timer, d), fut)
 }
 
 /// Runs `fut` until `deadline` at most, on `timer`.
-pub fn timeout_at<T: Timer, F: Future>(
+///
+/// The timer's sleep is only made if `fut` is not ready on its first
+/// poll: a future that completes at once costs no timer registration.
+pub fn timeout_at<T: Timer + Clone, F: Future>(
     timer: &T,
     deadline: Deadline,
     fut: F,
-) -> Timeout<T::Sleep, F> {
+) -> Timeout<T, F> {
     Timeout {
         fut,
-        sleep: timer.sleep_until(deadline.instant()),
+        sleep: None,
+        timer: timer.clone(),
         deadline,
     }
 }
@@ -122,26 +131,39 @@ pin_project! {
     /// The future returned by [`timeout`] and [`timeout_at`]: the inner
     /// future's output, or [`Elapsed`]. The inner future is polled first, so
     /// one that is ready at the deadline's own instant wins; it is dropped
-    /// with this future (as soon as an `.await` on it returns).
+    /// with this future (as soon as an `.await` on it returns). The sleep
+    /// on the timer is made at the first poll that finds the inner future
+    /// pending (until the deadline fixed when the timeout was made).
     #[must_use = "futures do nothing unless polled"]
-    pub struct Timeout<S, F> {
+    pub struct Timeout<T, F>
+    where
+        T: Timer,
+    {
         #[pin]
         fut: F,
         #[pin]
-        sleep: S,
+        sleep: Option<T::Sleep>,
+        timer: T,
         deadline: Deadline,
     }
 }
 
-impl<S: Future<Output = ()>, F: Future> Future for Timeout<S, F> {
+impl<T: Timer, F: Future> Future for Timeout<T, F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(out) = this.fut.poll(cx) {
             return Poll::Ready(Ok(out));
         }
-        match this.sleep.poll(cx) {
+        if this.sleep.is_none() {
+            let sleep = this.timer.sleep_until(this.deadline.instant());
+            this.sleep.set(Some(sleep));
+        }
+        let Some(sleep) = this.sleep.as_pin_mut() else {
+            unreachable!("the sleep was made above")
+        };
+        match sleep.poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed {
                 deadline: *this.deadline,
             })),
@@ -150,7 +172,7 @@ impl<S: Future<Output = ()>, F: Future> Future for Timeout<S, F> {
     }
 }
 
-impl<S, F> fmt::Debug for Timeout<S, F> {
+impl<T: Timer, F> fmt::Debug for Timeout<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timeout")
             .field("deadline", &self.deadline)
@@ -182,6 +204,60 @@ mod tests {
         clock.advance(Duration::from_nanos(1));
         assert!(deadline.is_expired(&clock), "at the instant");
         assert_eq!(deadline.remaining(&clock), Duration::ZERO);
+    }
+
+    /// A timer that counts the sleeps it makes.
+    #[derive(Clone)]
+    struct Counting {
+        clock: ManualClock,
+        sleeps: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Clock for Counting {
+        fn now(&self) -> Instant {
+            self.clock.now()
+        }
+    }
+
+    impl Timer for Counting {
+        type Sleep = <ManualClock as Timer>::Sleep;
+        fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+            self.sleeps
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.clock.sleep_until(deadline)
+        }
+    }
+
+    /// The sleep is made only when the inner future is pending, once, and
+    /// until the deadline fixed when the timeout was made (not the first
+    /// poll): a timeout made at 0 and first polled at 6 ms still ends at
+    /// 10 ms.
+    #[test]
+    fn the_sleep_is_made_only_for_a_pending_future_and_once() {
+        let timer = Counting {
+            clock: ManualClock::new(),
+            sleeps: Arc::default(),
+        };
+        let made = || timer.sleeps.load(std::sync::atomic::Ordering::Relaxed);
+        let ready = timeout(&timer, 10 * MS, async { 7 }).now_or_never();
+        assert_eq!(ready, Some(Ok(7)));
+        assert_eq!(made(), 0, "a ready future needs no sleep");
+
+        let mut pending = Box::pin(timeout(&timer, 10 * MS, std::future::pending::<()>()));
+        timer.clock.advance(6 * MS);
+        assert!(pending.as_mut().now_or_never().is_none());
+        assert!(pending.as_mut().now_or_never().is_none());
+        assert_eq!(made(), 1, "one sleep, however many polls");
+        timer.clock.advance(4 * MS - Duration::from_nanos(1));
+        assert!(pending.as_mut().now_or_never().is_none(), "1 ns before");
+        timer.clock.advance(Duration::from_nanos(1));
+        let elapsed = pending.now_or_never().expect("elapsed at 10 ms");
+        assert_eq!(
+            elapsed,
+            Err(Elapsed {
+                deadline: Deadline::at(Instant::from_nanos(10_000_000))
+            })
+        );
     }
 
     #[test]
