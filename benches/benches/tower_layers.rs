@@ -9,13 +9,15 @@
 //! | `tower/rate_limit` | `RateLimitLayer` | `limit::RateLimit` | `RateLimiterLayer` |
 //! | `tower/circuit_breaker` | `BreakerLayer` | — | `CircuitBreakerLayer` |
 //! | `tower/timeout` | `TimeoutLayer` | `timeout::Timeout` | — |
+//! | `tower/timeout_pending` | the same, over a response pending once | | |
 //! | `tower/retry` | `RetryLayer` | `retry::Retry` (a counting policy) | — |
 //! | `tower/retry_budget` | `RetryLayer::budget` | `retry::Retry` with `TpsBudget` | — |
 //! | `tower/load_shed` | `LoadShedLayer` | `load_shed::LoadShed` | `BulkheadLayer` (`reject_when_full`) |
 //!
 //! One iteration is what a caller does per request: `poll_ready`, `call`,
 //! poll the response future to completion (first poll: every inner future
-//! is ready) and drop it. Limits are set high enough never to bind.
+//! is ready, but in `tower/timeout_pending`, where it is pending once) and
+//! drop it. Limits are set high enough never to bind.
 //!
 //! `cargo bench -p async-patterns-benches --bench tower_layers -- --warm-up-time 1 --measurement-time 3`
 
@@ -55,6 +57,53 @@ fn once<S: Service<u64>>(svc: &mut S, cx: &mut Context<'_>, x: u64) -> S::Respon
         Poll::Ready(Ok(out)) => out,
         _ => panic!("not complete at once"),
     }
+}
+
+/// A future that is pending on its first poll and ready on its second
+/// (it wakes itself): what a real inner service's response does.
+struct PendingOnce(Option<u64>, bool);
+
+impl Future for PendingOnce {
+    type Output = Result<u64, Infallible>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if std::mem::replace(&mut self.1, true) {
+            Poll::Ready(Ok(self.0.take().unwrap_or_default()))
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+type PendingInner = tower::util::ServiceFn<fn(u64) -> PendingOnce>;
+
+fn pending_inner() -> PendingInner {
+    tower::service_fn(|x: u64| PendingOnce(Some(x), false))
+}
+
+/// [`once`] for a response that is pending on its first poll: both polls
+/// are timed, so a timeout's timer entry is registered on both sides.
+fn bench_twice<S: Service<u64>>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut svc: S,
+) {
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            match svc.poll_ready(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                _ => panic!("not ready at once"),
+            }
+            let mut fut = pin!(svc.call(black_box(7)));
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok(out)) => black_box(out),
+                _ => panic!("not complete at the second poll"),
+            }
+        })
+    });
 }
 
 fn bench<S: Service<u64>>(
@@ -210,6 +259,21 @@ fn tower_layers(c: &mut Criterion) {
         &mut g,
         "tower",
         tower::timeout::TimeoutLayer::new(Duration::from_secs(1)).layer(inner()),
+    );
+    g.finish();
+
+    // The same over an inner response that is pending once: both sides
+    // register a timer entry (ours makes its sleep only then).
+    let mut g = c.benchmark_group("tower/timeout_pending");
+    bench_twice(
+        &mut g,
+        "async-patterns",
+        ours::TimeoutLayer::new(Duration::from_secs(1), timer).layer(pending_inner()),
+    );
+    bench_twice(
+        &mut g,
+        "tower",
+        tower::timeout::TimeoutLayer::new(Duration::from_secs(1)).layer(pending_inner()),
     );
     g.finish();
 

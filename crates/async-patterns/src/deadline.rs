@@ -12,7 +12,7 @@
 //! | a timeout elapses exactly at its deadline on the injected clock: pending 1 ns before, `Err(Elapsed)` at it | proptest `timeout_elapses_exactly_at_the_deadline` (`tests/deadline_model.rs`) |
 //! | a future that finishes in time is returned untouched, even at the deadline's own instant | proptest `timeout_elapses_exactly_at_the_deadline`; unit test `ready_at_the_deadline_wins` |
 //! | the inner future is dropped by the time an elapsed timeout's `.await` returns | unit test `elapsed_timeout_drops_the_inner_future` |
-| the timer's sleep is made only if the inner future is pending, once, until the deadline fixed at creation (a ready future costs no timer registration) | unit test `the_sleep_is_made_only_for_a_pending_future_and_once` |
+//! | the timer's sleep is made only if the inner future is pending, once, until the deadline fixed at creation (a ready future costs no timer registration) | unit test `the_sleep_is_made_only_for_a_pending_future_and_once` |
 //! | a nested deadline never outlives its parent, and the remaining budget never goes negative | unit tests `within_never_extends_the_parent`, `remaining_saturates_at_zero` |
 //! | a deadline has expired exactly from its instant on: 1 ns before it has 1 ns left | unit test `expires_exactly_at_its_instant` |
 //! | a retrier hands every attempt the one overall deadline, never a fresh one | proptest `retrier_matches_reference_model` (`tests/retry_model.rs`) |
