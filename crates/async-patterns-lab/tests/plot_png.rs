@@ -246,3 +246,20 @@ fn the_committed_reports_plot_renders_every_engine_and_readable_text() {
         assert!(texts.contains(&tick), "no tick labelled {tick}: {texts:?}");
     }
 }
+
+/// A run that completed nothing (no latency, 0 requests/s) still plots:
+/// its axes turn linear from 0 instead of failing on a log of zero.
+#[test]
+fn a_report_with_a_run_that_completed_nothing_still_plots() {
+    let mut report = small_report();
+    let failed = &mut report.runs[1].client;
+    failed.requests_per_s = 0.0;
+    failed.latency = None;
+    failed.peak_rss_kib = 0;
+    report.runs[1].share_of_limit = 0.0;
+    let svg = plot::svg(&report).expect("the report plots");
+    let (png, _) = render(&svg, "lab-failed-run");
+    let total = (png.width() * png.height()) as usize;
+    let ink = total - count(&png, (255, 255, 255), 8, 0..png.height());
+    assert!(ink > total / 50, "only {ink} of {total} pixels drawn");
+}
