@@ -171,8 +171,15 @@ impl Timeline {
                 y + ROW - 2.0,
                 y + ROW - 2.0
             );
-            for (from, to, colour, label) in &lane.spans {
-                let (a, b) = (x(*from), x(*to).max(x(*from) + 2.0));
+            // A span is at least 3 px wide, and the narrow ones are drawn
+            // last, over their neighbours: a half-open breaker lasts one
+            // probe, a few ms of a run of seconds, and must still show.
+            let narrow =
+                |(from, to, ..): &&(Duration, Duration, &str, String)| x(*to) - x(*from) < 3.0;
+            let wide_first =
+                (lane.spans.iter().filter(|s| !narrow(s))).chain(lane.spans.iter().filter(narrow));
+            for (from, to, colour, label) in wide_first {
+                let (a, b) = (x(*from), x(*to).max(x(*from) + 3.0));
                 let _ = write!(
                     body,
                     r#"<rect x="{a:.1}" y="{}" width="{:.1}" height="{}" fill="{colour}" opacity="0.75"><title>{} ({:?} to {:?})</title></rect>"#,
