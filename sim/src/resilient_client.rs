@@ -516,7 +516,10 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
 }
 
 fn lanes(r: &Record) -> Vec<Lane> {
-    let mut breaker = Lane::new("breaker");
+    let mut breaker = Lane::new("breaker")
+        .key(GREEN, "closed")
+        .key(RED, "open")
+        .key(AMBER, "half-open");
     for pair in r.transitions.windows(2) {
         let ((from, state), (to, _)) = (pair[0], pair[1]);
         let (colour, what) = match state {
@@ -535,7 +538,9 @@ fn lanes(r: &Record) -> Vec<Lane> {
     sends.points = r.sends.iter().map(|t| (*t, BLUE)).collect();
     let mut arrivals = Lane::new("server arrivals");
     arrivals.points = r.arrivals.iter().map(|t| (*t, BLUE)).collect();
-    let mut ends = Lane::new("requests ended (red: failed)");
+    let mut ends = Lane::new("requests ended")
+        .key(GREEN, "succeeded")
+        .key(RED, "failed");
     ends.points = r
         .ended_at
         .iter()

@@ -59,6 +59,7 @@ macro_rules! out {
 
 /// The error that means stdout was closed under us: not reported.
 const PIPE: &str = "\0stdout closed";
+use crate::plot;
 use crate::scenario::{AnyScenario, Info};
 use crate::shrink::{regression_file, shrink};
 use crate::sweep::{SeedRecord, merge, read_records, replay_line, report, sweep};
@@ -490,8 +491,7 @@ impl Run<'_> {
             out!("VIOLATION: {v}");
         }
         if let Some(path) = plot {
-            let title = format!("{name} seed {seed}: {}", to_json(&plan)?);
-            std::fs::write(&path, out.timeline.svg(&title))
+            std::fs::write(&path, plot::replay_svg(name, seed, &plan, &out.timeline))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             out!("timeline: {}", path.display());
         }

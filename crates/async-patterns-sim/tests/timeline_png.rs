@@ -1,0 +1,163 @@
+//! The `replay --plot` timeline as a person sees it: rendered to pixels
+//! (resvg) and checked for what a reader needs: not blank, each breaker
+//! state in its colour with a legend for them, a title that fits the
+//! picture, the whole plan in the footer, time ticks at round values.
+
+#[path = "support/png.rs"]
+mod png;
+
+use std::time::Duration;
+
+use async_patterns_sim::plot::{self, AMBER, BLUE, GREEN, Lane, RED, Timeline};
+use async_patterns_sim::{Fault, FaultKind, FaultPlan};
+use png::{count, ink, on_white, render, rightmost_dark, texts, y_of};
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// Three faults, a breaker that opens, probes half-open and closes, and
+/// requests ending until 18.88 s (the old axis put ticks at 1888 ms steps).
+fn run() -> (FaultPlan, Timeline) {
+    let plan = FaultPlan {
+        faults: vec![
+            Fault::new(FaultKind::Partition, "client<->server", 2000, 5000),
+            Fault::new(FaultKind::Hold, "client<->server", 1200, 800),
+            Fault::new(FaultKind::Crash, "server", 9000, 2500),
+        ],
+        sabotage: None,
+    };
+    let mut lanes = plot::fault_lanes(&plan);
+    let mut breaker = Lane::new("breaker")
+        .key(GREEN, "closed")
+        .key(RED, "open")
+        .key(AMBER, "half-open");
+    breaker.spans = vec![
+        (ms(0), ms(2500), GREEN, "closed".into()),
+        (ms(2500), ms(6000), RED, "open".into()),
+        (ms(6000), ms(7500), AMBER, "half-open".into()),
+        (ms(7500), ms(18_000), GREEN, "closed".into()),
+    ];
+    let mut ends = Lane::new("requests ended")
+        .key(GREEN, "ok")
+        .key(RED, "failed");
+    ends.points = (0..=40)
+        .map(|k| (ms(k * 449 + 20), if k % 7 == 3 { RED } else { GREEN }))
+        .collect();
+    lanes.push(breaker);
+    lanes.push(ends);
+    (plan, Timeline { lanes })
+}
+
+#[test]
+fn each_breaker_state_is_drawn_in_its_colour_with_a_legend_below_the_lanes() {
+    let (plan, timeline) = run();
+    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline);
+    let (png, has_fonts) = render(&svg, "timeline-states");
+    let total = (png.width() * png.height()) as usize;
+    assert!(ink(&png) > total / 40, "the timeline is (nearly) blank");
+    // The legend's line starts under the time axis, below every lane.
+    let axis = y_of(&svg, "0");
+    let legend = y_of(&svg, "breaker:");
+    assert!(
+        legend > axis,
+        "the legend ({legend}) is above the axis ({axis})"
+    );
+    let lanes = 0..axis as u32 - 14;
+    let key = legend as u32 - 14..legend as u32 + 4;
+    for (state, colour) in [("closed", GREEN), ("open", RED), ("half-open", AMBER)] {
+        let rgb = on_white(colour, 0.75);
+        let (drawn, keyed) = (
+            count(&png, rgb, 6, lanes.clone()),
+            count(&png, rgb, 6, key.clone()),
+        );
+        assert!(drawn > 300, "{state}: {drawn} px of {colour} in the lanes");
+        assert!(
+            keyed >= 100,
+            "{state}: {keyed} px of {colour} in the legend"
+        );
+        let named = texts(&svg)
+            .iter()
+            .any(|(_, y, t)| t == state && (*y - legend).abs() < 1.0);
+        assert!(named, "the legend names {state}");
+    }
+    if has_fonts {
+        let dark = count(&png, (0, 0, 0), 90, key);
+        assert!(
+            dark > 150,
+            "the legend's words are missing ({dark} dark px)"
+        );
+    }
+}
+
+#[test]
+fn the_title_is_a_short_summary_that_fits_and_the_footer_holds_the_whole_plan() {
+    let (mut plan, timeline) = run();
+    // Many faults: the summary must be cut, at a fault, with an ellipsis.
+    for k in 0..8 {
+        plan.faults.push(Fault::new(
+            FaultKind::Loss,
+            "client<->server",
+            12_000 + k * 500,
+            300,
+        ));
+    }
+    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline);
+    let texts = texts(&svg);
+    let title = &texts[0].2;
+    assert!(
+        title.starts_with("resilient-client seed 4: 11 faults: hold client&lt;-&gt;server 1200–2000 ms, partition client&lt;-&gt;server 2000–7000 ms, crash server 9000–11500 ms"),
+        "{title}"
+    );
+    assert!(title.ends_with(", …") && !title.contains('{'), "{title}");
+    let json = serde_json::to_string(&plan).unwrap();
+    let footer: String = (texts.iter())
+        .skip_while(|(_, _, t)| !t.starts_with("plan (for --plan)"))
+        .map(|(_, _, t)| {
+            t.replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .collect();
+    assert_eq!(footer, format!("plan (for --plan): {json}"));
+    let (png, has_fonts) = render(&svg, "timeline-many-faults");
+    if has_fonts {
+        // No line of text runs off the right edge: the title, the footer.
+        let title_right = rightmost_dark(&png, 0..32).expect("a title");
+        let footer_top = y_of(
+            &svg,
+            &texts.iter().find(|t| t.2.starts_with("plan (")).unwrap().2,
+        );
+        let footer_right =
+            rightmost_dark(&png, footer_top as u32 - 12..png.height()).expect("a footer");
+        for (what, right) in [("title", title_right), ("footer", footer_right)] {
+            assert!(
+                right + 8 < png.width(),
+                "the {what} reaches column {right} of {}",
+                png.width()
+            );
+        }
+    }
+}
+
+#[test]
+fn time_ticks_fall_on_round_values() {
+    for (last, want) in [
+        (ms(17_980), "0 2 s 4 s 6 s 8 s 10 s 12 s 14 s 16 s 18 s"),
+        (ms(2_150), "0 500 ms 1000 ms 1500 ms 2000 ms"),
+        (
+            ms(95),
+            "0 10 ms 20 ms 30 ms 40 ms 50 ms 60 ms 70 ms 80 ms 90 ms",
+        ),
+    ] {
+        let mut lane = Lane::new("ticks");
+        lane.points = vec![(ms(0), BLUE), (last, BLUE)];
+        let svg = Timeline { lanes: vec![lane] }.svg("ticks");
+        let axis = y_of(&svg, "0");
+        let ticks: Vec<String> = (texts(&svg).into_iter())
+            .filter(|(_, y, _)| *y == axis)
+            .map(|(_, _, t)| t)
+            .collect();
+        assert_eq!(ticks.join(" "), want, "time running to {last:?}");
+    }
+}
