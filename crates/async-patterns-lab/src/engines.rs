@@ -1,4 +1,5 @@
-//! The engines: four ways to make the same `requests` GETs against one URL.
+//! The engines: five ways to make the same `requests` GETs against one URL
+//! or several (request `i` goes to URL `i mod n`, round-robin).
 //!
 //! * `sequential`: one blocking client, one request at a time;
 //! * `threaded`: a fixed pool of `concurrency` OS threads, each with a
@@ -8,7 +9,10 @@
 //!   ([`gather_stream`]) with limit `concurrency` over a pooled async
 //!   client (hyper);
 //! * `async-resilient`: the async engine with retry (3 attempts, jittered
-//!   backoff), a circuit breaker and a rate limiter around every request.
+//!   backoff), a circuit breaker and a rate limiter around every request;
+//! * `reqwest`: the async client most Rust services use, kept
+//!   `concurrency` requests busy the way its users write it
+//!   (`buffer_unordered`): what our engines are measured against.
 //!
 //! Every engine records each logical request's latency (the core's
 //! recorder) and whether it ended in success or an error, and why
@@ -52,13 +56,17 @@ pub enum Engine {
     Async,
     /// `async` with retry, circuit breaker and rate limiter.
     AsyncResilient,
+    /// reqwest's async client, `concurrency` requests at once through
+    /// `buffer_unordered`.
+    Reqwest,
 }
 
 impl Engine {
     /// Every engine, in the order the lab runs them.
-    pub const ALL: [Engine; 4] = [
+    pub const ALL: [Engine; 5] = [
         Engine::Sequential,
         Engine::Threaded,
+        Engine::Reqwest,
         Engine::Async,
         Engine::AsyncResilient,
     ];
@@ -70,6 +78,7 @@ impl Engine {
             Engine::Threaded => "threaded",
             Engine::Async => "async",
             Engine::AsyncResilient => "async-resilient",
+            Engine::Reqwest => "reqwest",
         }
     }
 }
@@ -111,8 +120,9 @@ impl From<SavedPool> for Pool {
 /// What an engine is asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
-    /// The upstream's URL.
-    pub url: String,
+    /// The upstream's URLs (at least one): request `i` goes to
+    /// `urls[i % urls.len()]`.
+    pub urls: Vec<String>,
     /// Logical requests to make.
     pub requests: u64,
     /// Requests in flight at once (threads for `threaded`; ignored by
@@ -225,6 +235,17 @@ impl ErrorCause {
     /// The cause of an error from the async engines' client (hyper's).
     pub fn of_hyper(error: &hyper_util::client::legacy::Error) -> ErrorCause {
         if error.is_connect() {
+            ErrorCause::Connect
+        } else {
+            Self::of_chain(error)
+        }
+    }
+
+    /// The cause of an error from reqwest.
+    pub fn of_reqwest(error: &reqwest::Error) -> ErrorCause {
+        if error.is_timeout() {
+            ErrorCause::Timeout
+        } else if error.is_connect() {
             ErrorCause::Connect
         } else {
             Self::of_chain(error)
@@ -424,9 +445,13 @@ pub fn run(engine: Engine, w: &Workload) -> Result<EngineReport, EngineError> {
             "requests and concurrency must be at least 1".into(),
         ));
     }
+    if w.urls.is_empty() {
+        return Err(EngineError("no URL to send the requests to".into()));
+    }
     match engine {
         Engine::Sequential | Engine::Threaded => Ok(blocking(engine, w)),
         Engine::Async | Engine::AsyncResilient => asynchronous(engine, w),
+        Engine::Reqwest => with_reqwest(w),
     }
 }
 
@@ -446,9 +471,14 @@ fn blocking(engine: Engine, w: &Workload) -> EngineReport {
         for _ in 0..concurrency(engine, w) {
             scope.spawn(|| {
                 let mut tally = Tally::new(w);
-                while next.fetch_add(1, Ordering::Relaxed) < w.requests {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= w.requests {
+                        break;
+                    }
+                    let url = &w.urls[(i % w.urls.len() as u64) as usize];
                     let t0 = Instant::now();
-                    let outcome = match agent.get(&w.url).call() {
+                    let outcome = match agent.get(url).call() {
                         Ok(mut response) => {
                             // Read the body so the connection can be reused.
                             let body = response.body_mut().read_to_vec().map(drop);
@@ -508,10 +538,9 @@ pub fn request_timeout(mean_latency: Duration) -> Duration {
 /// The async engines: one multi-threaded tokio runtime; the core's fan-out
 /// keeps `concurrency` requests in flight.
 fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineError> {
-    let uri: hyper::Uri = w
-        .url
-        .parse()
-        .map_err(|e| EngineError(format!("{}: {e}", w.url)))?;
+    let uris = (w.urls.iter())
+        .map(|url| url.parse().map_err(|e| EngineError(format!("{url}: {e}"))))
+        .collect::<Result<Vec<hyper::Uri>, _>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -530,8 +559,9 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
         let mut tally = Tally::new(w);
         let started = Instant::now();
         let calls = (0..w.requests).map(|id| {
-            let (client, uri, resilience, retries, timer) =
-                (&client, &uri, resilience.as_ref(), &retries, &timer);
+            let uri = &uris[(id % uris.len() as u64) as usize];
+            let (client, resilience, retries, timer) =
+                (&client, resilience.as_ref(), &retries, &timer);
             async move {
                 let t0 = Instant::now();
                 let outcome = match resilience {
@@ -547,6 +577,53 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
         }
         let elapsed = started.elapsed();
         Ok(tally.report(engine, w, elapsed, retries.load(Ordering::Relaxed)))
+    })
+}
+
+/// The reqwest engine: one multi-threaded tokio runtime (as the async
+/// engines), reqwest's pooled client with the same pool settings and
+/// timeout, and `buffer_unordered(concurrency)` keeping that many requests
+/// in flight: the plain code a reqwest user writes.
+fn with_reqwest(w: &Workload) -> Result<EngineReport, EngineError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| EngineError(format!("a tokio runtime: {e}")))?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(idle(w))
+        .tcp_nodelay(true)
+        .timeout(w.timeout)
+        .no_proxy()
+        .build()
+        .map_err(|e| EngineError(format!("a reqwest client: {e}")))?;
+    let urls = (w.urls.iter())
+        .map(|url| reqwest::Url::parse(url).map_err(|e| EngineError(format!("{url}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    runtime.block_on(async {
+        let mut tally = Tally::new(w);
+        let started = Instant::now();
+        let calls = (0..w.requests).map(|id| {
+            let url = urls[(id % urls.len() as u64) as usize].clone();
+            let client = &client;
+            async move {
+                let t0 = Instant::now();
+                let outcome = match client.get(url).send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body = response.bytes().await.map(drop);
+                        ErrorCause::of_answer(status, body, ErrorCause::of_reqwest)
+                    }
+                    Err(e) => Err(ErrorCause::of_reqwest(&e)),
+                };
+                (outcome, t0.elapsed())
+            }
+        });
+        let mut done = futures_util::stream::iter(calls).buffer_unordered(w.concurrency);
+        while let Some((outcome, took)) = done.next().await {
+            tally.record(outcome, took);
+        }
+        let elapsed = started.elapsed();
+        Ok(tally.report(Engine::Reqwest, w, elapsed, 0))
     })
 }
 

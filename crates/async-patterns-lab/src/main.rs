@@ -1,10 +1,12 @@
 //! `lab`: the Performance Lab.
 //!
 //! ```text
-//! lab run [--engines sequential,threaded,async,async-resilient] [--requests N]
+//! lab run [--engines sequential,threaded,reqwest,async,async-resilient] [--requests N]
 //!         [--concurrency 5,50,500] [--latency 50ms] [--shape fixed|uniform|long-tail]
 //!         [--errors 0.01] [--capacity N] [--keep-alive true|false] [--max-idle N]
-//!         [--seed S] [--json FILE] [--plot FILE.svg]
+//!         [--seed S] [--runs N] [--target URL[,URL...]] [--json FILE] [--plot FILE.svg]
+//! lab serve [--latency 50ms] [--shape ...] [--errors 0.01] [--capacity N] [--seed S]
+//!           [--port 0] [--for DURATION]
 //! lab plot REPORT.json --out FILE.svg
 //! ```
 //!
@@ -18,7 +20,7 @@ use std::time::Duration;
 use async_patterns_lab::engines::{self, Engine, EngineReport, Pool, Workload};
 use async_patterns_lab::lab::{self, LabConfig};
 use async_patterns_lab::measure;
-use async_patterns_lab::server::{Latency, ServerConfig, Shape};
+use async_patterns_lab::server::{Latency, Server, ServerConfig, Shape};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,6 +29,42 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The embedded upstream's behaviour.
+#[derive(clap::Args)]
+struct UpstreamArgs {
+    /// The upstream's mean latency per request (e.g. 50ms, 1s).
+    #[arg(long, default_value = "50ms", value_parser = latency)]
+    latency: Duration,
+    /// The shape of the latency distribution around the mean.
+    #[arg(long, value_enum, default_value = "fixed")]
+    shape: Shape,
+    /// The share of requests the upstream fails with a 500, in [0, 1].
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true, value_parser = rate)]
+    errors: f64,
+    /// Let the upstream serve at most this many requests at once (the
+    /// rest queue).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive)]
+    capacity: Option<usize>,
+    /// Seeds the upstream's latency and error draws (and `lab run`'s retry
+    /// jitter).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = count::<u64>)]
+    seed: u64,
+}
+
+impl UpstreamArgs {
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            latency: Latency {
+                shape: self.shape,
+                mean: self.latency,
+            },
+            error_rate: self.errors,
+            capacity: self.capacity,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -46,7 +84,7 @@ enum Command {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "sequential,threaded,async,async-resilient"
+            default_value = "sequential,threaded,reqwest,async,async-resilient"
         )]
         engines: Vec<Engine>,
         /// Requests per run [default: 50 per unit of concurrency, so each
@@ -56,19 +94,21 @@ enum Command {
         /// Concurrency levels, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "5,50,500", allow_negative_numbers = true, value_parser = positive)]
         concurrency: Vec<usize>,
-        /// The upstream's mean latency per request (e.g. 50ms, 1s).
-        #[arg(long, default_value = "50ms", value_parser = latency)]
-        latency: Duration,
-        /// The shape of the latency distribution around the mean.
-        #[arg(long, value_enum, default_value = "fixed")]
-        shape: Shape,
-        /// The share of requests the upstream fails with a 500, in [0, 1].
-        #[arg(long, default_value_t = 0.01, allow_negative_numbers = true, value_parser = rate)]
-        errors: f64,
-        /// Let the upstream serve at most this many requests at once (the
-        /// rest queue).
-        #[arg(long, allow_negative_numbers = true, value_parser = positive)]
-        capacity: Option<usize>,
+        #[command(flatten)]
+        upstream: UpstreamArgs,
+        /// Run against these endpoints (http://HOST:PORT/PATH, comma-separated;
+        /// requests go round-robin) instead of the embedded upstream. `C / L`
+        /// then uses the median latency of a short calibration at C = 1.
+        /// The upstream's options (--latency, --shape, --errors, --capacity)
+        /// describe the embedded upstream only, so they are an error with it.
+        #[arg(long, value_name = "URL", value_delimiter = ',', value_parser = target,
+              conflicts_with_all = ["latency", "shape", "errors", "capacity"])]
+        target: Vec<String>,
+        /// Run the whole plan this many times: the table shows each, the
+        /// goals give min / median / max and are judged on the median (the
+        /// throughput goals need 3 or more).
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = positive)]
+        runs: usize,
         /// Reuse client connections (HTTP keep-alive).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         keep_alive: bool,
@@ -76,15 +116,25 @@ enum Command {
         /// opens a connection) [default: its concurrency].
         #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>)]
         max_idle: Option<usize>,
-        /// Seeds the upstream's latency and error draws and the retry jitter.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = count::<u64>)]
-        seed: u64,
         /// Also write the report as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
         /// Also draw throughput and p99 against concurrency as an SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
+    },
+    /// Start the embedded upstream on its own, for outside tools (wrk, oha,
+    /// curl): it prints `listening on http://127.0.0.1:PORT/` and serves
+    /// until Ctrl-C or the end of --for.
+    Serve {
+        #[command(flatten)]
+        upstream: UpstreamArgs,
+        /// The port on 127.0.0.1 (0: one the OS picks).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Stop after this long (e.g. 30s, 5m) [default: until Ctrl-C].
+        #[arg(long = "for", value_parser = positive_duration)]
+        for_: Option<Duration>,
     },
     /// Redraw the plot of a report saved with `lab run --json`.
     Plot {
@@ -132,6 +182,19 @@ fn latency(text: &str) -> Result<Duration, String> {
         return Err("the latency must be above zero (C / L needs it)".into());
     }
     Ok(d)
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30s or 5m: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be above zero".into());
+    }
+    Ok(d)
+}
+
+fn target(text: &str) -> Result<String, String> {
+    lab::target(text).map_err(|e| e.to_string())
 }
 
 fn rate(text: &str) -> Result<f64, String> {
@@ -286,17 +349,20 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Serve {
+            upstream,
+            port,
+            for_,
+        } => serve(upstream.config(), port, for_),
         Command::Run {
             engines,
             requests,
             concurrency,
-            latency,
-            shape,
-            errors,
-            capacity,
+            upstream,
+            target,
+            runs,
             keep_alive,
             max_idle,
-            seed,
             json,
             plot,
         } => {
@@ -319,21 +385,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 engines,
                 requests,
                 concurrency,
-                server: ServerConfig {
-                    latency: Latency {
-                        shape,
-                        mean: latency,
-                    },
-                    error_rate: errors,
-                    capacity,
-                    seed,
-                },
+                server: upstream.config(),
                 pool: Pool {
                     keep_alive,
                     max_idle,
                 },
+                targets: target,
+                repeats: runs,
             };
-            let bar = ProgressBar::new(config.plan().len() as u64);
+            let calibration = u64::from(!config.targets.is_empty());
+            let bar = ProgressBar::new(config.plan().len() as u64 * runs as u64 + calibration);
             bar.set_style(
                 ProgressStyle::with_template("{bar:40} {pos}/{len} runs: {msg} ({elapsed})")
                     .map_err(|e| e.to_string())?,
@@ -344,7 +405,11 @@ fn run(cli: Cli) -> Result<(), String> {
                     bar.inc(1);
                 }
                 started = true;
-                bar.set_message(format!("{} at C = {c}", engine.name()));
+                bar.set_message(if calibration == 1 && !started_plan(&bar) {
+                    "calibrating L at C = 1".to_string()
+                } else {
+                    format!("{} at C = {c}", engine.name())
+                });
             })?;
             bar.finish_and_clear();
             print!("{}", report.table());
@@ -363,4 +428,47 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Whether the bar is past the calibration (its first step).
+fn started_plan(bar: &ProgressBar) -> bool {
+    bar.position() > 0
+}
+
+/// `lab serve`: the upstream until Ctrl-C or `for_`, then what it saw.
+fn serve(config: ServerConfig, port: u16, for_: Option<Duration>) -> Result<(), String> {
+    use std::io::Write;
+    measure::ensure_open_files(measure::files_needed(4096)).ok();
+    let server = Server::start_on(config, 2, port).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("--port {port}: the port is in use"),
+        _ => format!("--port {port}: cannot listen on 127.0.0.1:{port}: {e}"),
+    })?;
+    println!("listening on {}", server.url());
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("a tokio runtime: {e}"))?;
+    let why = runtime.block_on(async {
+        let until = async {
+            match for_ {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => match signal {
+                Ok(()) => Ok("Ctrl-C"),
+                Err(e) => Err(format!("listening for Ctrl-C: {e}")),
+            },
+            () = until => Ok("--for"),
+        }
+    })?;
+    let seen = server.stats();
+    drop(server);
+    eprintln!(
+        "stopped ({why}): {} requests ({} injected errors) on {} connections",
+        seen.requests, seen.errors_injected, seen.connections
+    );
+    Ok(())
 }

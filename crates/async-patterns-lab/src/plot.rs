@@ -15,6 +15,7 @@ fn colour(engine: Engine) -> RGBColor {
         Engine::Threaded => RGBColor(0xd3, 0x33, 0x33),
         Engine::Async => RGBColor(0x2f, 0x6f, 0xd6),
         Engine::AsyncResilient => RGBColor(0x2e, 0x9e, 0x44),
+        Engine::Reqwest => RGBColor(0x8e, 0x44, 0xad),
     }
 }
 
@@ -40,6 +41,14 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
         report.config.server.latency.mean,
         100.0 * report.config.server.error_rate
     );
+    let title = match &report.calibration {
+        Some(c) => format!(
+            "{} (measured L = {:.1?} at C = 1)",
+            report.config.targets.join(", "),
+            c.latency
+        ),
+        None => title,
+    };
     let root = root.titled(&title, ("sans-serif", 18))?;
     let areas = root.split_evenly((2, 2));
     let max_c = (report.runs.iter())
@@ -66,7 +75,7 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
                 .into_iter()
                 .collect()
         };
-    let latency = report.config.server.latency.mean.as_secs_f64();
+    let latency = report.latency().as_secs_f64();
     let limit: Vec<(f64, f64)> = [1.0, max_c].map(|c| (c, c / latency)).to_vec();
     let x = (0.8f64..max_c * 1.25).log_scale();
 
