@@ -23,3 +23,4 @@ pub mod lab;
 pub mod measure;
 pub mod plot;
 pub mod server;
+pub mod versus;

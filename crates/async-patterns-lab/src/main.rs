@@ -7,6 +7,8 @@
 //!         [--seed S] [--runs N] [--target URL[,URL...]] [--json FILE] [--plot FILE.svg]
 //! lab serve [--latency 50ms] [--shape ...] [--errors 0.01] [--capacity N] [--seed S]
 //!           [--port 0] [--for DURATION]
+//! lab versus-wrk [--concurrency 50,500] [--runs 3] [--duration 5s] [--wrk-threads 2]
+//!                [--engine async] [--latency 50ms] [--errors 0.01] ...
 //! lab plot REPORT.json --out FILE.svg
 //! ```
 //!
@@ -135,6 +137,31 @@ enum Command {
         /// Stop after this long (e.g. 30s, 5m) [default: until Ctrl-C].
         #[arg(long = "for", value_parser = positive_duration)]
         for_: Option<Duration>,
+    },
+    /// One of our engines (async by default) beside wrk against the same
+    /// embedded upstream: at each level, --runs pairs of runs (wrk, then
+    /// ours), each pair's ratios ours / wrk, and the issue's goals (ours at
+    /// least 0.99x wrk's completed requests/s and at most 1.1x its p99, on
+    /// the median ratios). Without wrk installed it says so and exits 0.
+    VersusWrk {
+        #[command(flatten)]
+        upstream: UpstreamArgs,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "50,500", allow_negative_numbers = true, value_parser = positive)]
+        concurrency: Vec<usize>,
+        /// Pairs of runs at each level.
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = positive)]
+        runs: usize,
+        /// How long each run lasts: wrk's -d (whole seconds); ours makes
+        /// C x duration / latency requests.
+        #[arg(long, default_value = "5s", value_parser = positive_duration)]
+        duration: Duration,
+        /// wrk's threads (-t).
+        #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = positive)]
+        wrk_threads: usize,
+        /// Our engine to compare.
+        #[arg(long, value_enum, default_value = "async")]
+        engine: Engine,
     },
     /// Redraw the plot of a report saved with `lab run --json`.
     Plot {
@@ -354,6 +381,21 @@ fn run(cli: Cli) -> Result<(), String> {
             port,
             for_,
         } => serve(upstream.config(), port, for_),
+        Command::VersusWrk {
+            upstream,
+            concurrency,
+            runs,
+            duration,
+            wrk_threads,
+            engine,
+        } => versus_wrk(
+            upstream.config(),
+            &concurrency,
+            runs,
+            duration,
+            wrk_threads,
+            engine,
+        ),
         Command::Run {
             engines,
             requests,
@@ -470,5 +512,111 @@ fn serve(config: ServerConfig, port: u16, for_: Option<Duration>) -> Result<(), 
         "stopped ({why}): {} requests ({} injected errors) on {} connections",
         seen.requests, seen.errors_injected, seen.connections
     );
+    Ok(())
+}
+
+/// `lab versus-wrk`: see its help.
+fn versus_wrk(
+    config: ServerConfig,
+    levels: &[usize],
+    runs: usize,
+    duration: Duration,
+    wrk_threads: usize,
+    engine: Engine,
+) -> Result<(), String> {
+    use async_patterns_lab::versus::{self, Level, Measured};
+    match std::process::Command::new("wrk").arg("--version").output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!(
+                "wrk is not installed, so there is nothing to compare with \
+                 (Debian: apt-get install wrk)"
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(format!("running wrk: {e}")),
+        Ok(_) => {}
+    }
+    let highest = levels.iter().copied().max().unwrap_or(1);
+    measure::ensure_open_files(measure::files_needed(2 * highest))
+        .map_err(|e| format!("--concurrency {highest}: {e}"))?;
+    let server = Server::start(config, 2).map_err(|e| format!("starting the upstream: {e}"))?;
+    let url = server.url();
+    let latency = config.latency.mean;
+    let timeout = engines::request_timeout(latency);
+    let duration = Duration::from_secs(duration.as_secs().max(1));
+    let mut table: Vec<Level> = (levels.iter())
+        .map(|&concurrency| Level {
+            concurrency,
+            ..Level::default()
+        })
+        .collect();
+    for run in 1..=runs {
+        for level in &mut table {
+            let c = level.concurrency;
+            server.reset();
+            let args = versus::wrk_args(&url, c, wrk_threads, duration, timeout);
+            let out = std::process::Command::new("wrk")
+                .args(&args)
+                .output()
+                .map_err(|e| format!("running wrk: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let wrk = versus::parse_wrk(&text).ok_or_else(|| {
+                format!(
+                    "wrk {}: no report ({}): {text}{}",
+                    args.join(" "),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+            server.reset();
+            let requests = (c as f64 * duration.as_secs_f64() / latency.as_secs_f64())
+                .ceil()
+                .max(1.0) as u64;
+            let workload = Workload {
+                urls: vec![url.clone()],
+                requests,
+                concurrency: c,
+                pool: Pool {
+                    keep_alive: true,
+                    max_idle: None,
+                },
+                mean_latency: latency,
+                seed: config.seed,
+                timeout,
+            };
+            let report = in_child(engine, &workload)?;
+            let ours = Measured {
+                completed_per_s: (report.successes + report.errors) as f64
+                    / report.elapsed_s.max(f64::MIN_POSITIVE),
+                p99_ms: report.latency.map_or(f64::NAN, |p| p.p99_ms),
+            };
+            eprintln!(
+                "run {run}/{runs}, C = {c}: wrk {:.0} req/s, p99 {:.1} ms{}; {} {:.0} req/s, \
+                 p99 {:.1} ms ({} errors of {})",
+                wrk.completed_per_s,
+                wrk.p99_ms,
+                versus::wrk_socket_errors(&text).map_or(String::new(), |e| format!(" ({e})")),
+                engine.name(),
+                ours.completed_per_s,
+                ours.p99_ms,
+                report.errors,
+                report.requests,
+            );
+            level.wrk.push(wrk);
+            level.ours.push(ours);
+        }
+    }
+    println!(
+        "{} vs wrk -t{wrk_threads}, {}s runs, upstream {:?} {:?}, {:.0}% errors:\n",
+        engine.name(),
+        duration.as_secs(),
+        config.latency.shape,
+        latency,
+        100.0 * config.error_rate
+    );
+    print!("{}", versus::HEADER);
+    for level in &table {
+        print!("{}", level.rows(engine.name()));
+    }
     Ok(())
 }
