@@ -56,6 +56,10 @@ pub struct LabConfig {
     /// judged on the median of at least [`MIN_REPEATS`].
     #[serde(default = "one")]
     pub repeats: usize,
+    /// Open the connections before the counted requests (`--warm-up`;
+    /// the async engines and reqwest), see [`Workload::warm_up`].
+    #[serde(default)]
+    pub warm_up: bool,
 }
 
 fn one() -> usize {
@@ -89,6 +93,7 @@ impl LabConfig {
             mean_latency: latency,
             seed: self.server.seed,
             timeout: crate::engines::request_timeout(latency),
+            warm_up: self.warm_up,
         }
     }
 }
@@ -251,6 +256,7 @@ fn calibrate(
         mean_latency: PROBE_TIMEOUT,
         seed: config.server.seed,
         timeout: PROBE_TIMEOUT,
+        warm_up: false,
     };
     for url in &config.targets {
         let probe = each(Engine::Async, &short(std::slice::from_ref(url), 1))?;
@@ -330,8 +336,8 @@ pub fn run(
             let limit_per_s = limit(bound as usize, latency);
             // Every answer, a 500 included, takes the latency: the share counts
             // all completed requests against the limit.
-            let completed_per_s =
-                (client.successes + client.errors) as f64 / client.elapsed_s.max(f64::MIN_POSITIVE);
+            let answered = client.successes + client.errors + client.warm_up_answers;
+            let completed_per_s = answered as f64 / client.elapsed_s.max(f64::MIN_POSITIVE);
             runs.push(Run {
                 share_of_limit: completed_per_s / limit_per_s,
                 client,

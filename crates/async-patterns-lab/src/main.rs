@@ -111,6 +111,12 @@ enum Command {
         /// throughput goals need 3 or more).
         #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = positive)]
         runs: usize,
+        /// Before each run of the async engines and reqwest, open the
+        /// connections with one uncounted request per unit of concurrency
+        /// (on the clock), so the latencies, like wrk's, leave out
+        /// connecting.
+        #[arg(long)]
+        warm_up: bool,
         /// Reuse client connections (HTTP keep-alive).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         keep_alive: bool,
@@ -403,6 +409,7 @@ fn run(cli: Cli) -> Result<(), String> {
             upstream,
             target,
             runs,
+            warm_up,
             keep_alive,
             max_idle,
             json,
@@ -434,6 +441,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
                 targets: target,
                 repeats: runs,
+                warm_up,
             };
             let calibration = u64::from(!config.targets.is_empty());
             let bar = ProgressBar::new(config.plan().len() as u64 * runs as u64 + calibration);
@@ -583,10 +591,13 @@ fn versus_wrk(
                 mean_latency: latency,
                 seed: config.seed,
                 timeout,
+                // wrk's latency starts once connected: so does ours.
+                warm_up: true,
             };
             let report = in_child(engine, &workload)?;
             let ours = Measured {
-                completed_per_s: (report.successes + report.errors) as f64
+                // Every answer counts, as in wrk's rate: the warm-up's too.
+                completed_per_s: (report.successes + report.errors + report.warm_up_answers) as f64
                     / report.elapsed_s.max(f64::MIN_POSITIVE),
                 p99_ms: report.latency.map_or(f64::NAN, |p| p.p99_ms),
             };

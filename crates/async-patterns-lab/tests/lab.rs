@@ -36,6 +36,7 @@ fn workload(server: &Server, requests: u64, concurrency: usize, keep_alive: bool
         mean_latency: Duration::from_millis(1),
         timeout: Duration::from_secs(10),
         seed: 3,
+        warm_up: false,
     }
 }
 
@@ -973,5 +974,25 @@ fn targets_share_the_requests_round_robin() {
         let (status, err) = serving.wait(20);
         assert!(status.success(), "{status}: {err}");
         assert!(err.contains("stopped (Ctrl-C): 31 requests"), "{err}");
+    }
+}
+
+/// A warm-up opens the connections with one uncounted request per unit of
+/// concurrency: the server sees them, the report counts them apart, the
+/// counted requests are all accounted for, and the limit still holds.
+#[test]
+fn a_warm_up_is_counted_apart() {
+    let server = server(1, 0.0);
+    for engine in [Engine::Reqwest, Engine::Async, Engine::AsyncResilient] {
+        server.reset();
+        let mut w = workload(&server, 40, 4, true);
+        w.warm_up = true;
+        let report = engines::run(engine, &w).unwrap();
+        let seen = server.stats();
+        let name = engine.name();
+        assert_eq!(report.successes + report.errors, 40, "{name}: {report:?}");
+        assert_eq!(report.warm_up_answers, 4, "{name}: {report:?}");
+        assert_eq!(seen.requests, 44, "{name}: {seen:?}");
+        assert!(seen.max_in_flight <= 4, "{name}: {seen:?}");
     }
 }
