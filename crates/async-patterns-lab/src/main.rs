@@ -488,7 +488,12 @@ fn started_plan(bar: &ProgressBar) -> bool {
 /// `lab serve`: the upstream until Ctrl-C or `for_`, then what it saw.
 fn serve(config: ServerConfig, port: u16, for_: Option<Duration>) -> Result<(), String> {
     use std::io::Write;
-    measure::ensure_open_files(measure::files_needed(4096)).ok();
+    // As many clients as the limits allow (wrk -c10000 must not be
+    // turned away at 1024); a limit that cannot be raised is no reason
+    // not to serve.
+    if let Err(e) = measure::raise_open_files(1 << 20) {
+        eprintln!("lab: serving with the open-files limit as it is: {e}");
+    }
     let server = Server::start_on(config, 2, port).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => format!("--port {port}: the port is in use"),
         _ => format!("--port {port}: cannot listen on 127.0.0.1:{port}: {e}"),
