@@ -558,9 +558,11 @@ pub fn request_timeout(mean_latency: Duration) -> Duration {
 
 /// The async engines: one single-threaded tokio runtime per core (as wrk
 /// runs an event loop per thread), each with its own hyper client and a
-/// share of the requests (request `i` to shard `i mod n`) and of the
-/// concurrency (the shares add up to `concurrency`), kept in flight by the
-/// core's fan-out. The resilient engine's breaker, limiter and retry
+/// share of the concurrency (the shares add up to `concurrency`) kept busy
+/// by the core's fan-out, which takes the next request number from one
+/// shared counter whenever a slot frees (a fixed split of the requests
+/// left the shard with the smaller share running alone at the end: 77% of
+/// C / L at C = 5 split 3 + 2). The resilient engine's breaker, limiter and retry
 /// budget are shared by all shards.
 ///
 /// Why not one multi-threaded runtime: there, the fan-out ran on the
@@ -579,6 +581,7 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
     let shards = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, w.concurrency.max(1));
+    let next = AtomicU64::new(0);
     let started = Instant::now();
     let results: Vec<Result<Tally, EngineError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..shards)
@@ -589,8 +592,8 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
                     resilience: resilience.as_ref(),
                     retries: &retries,
                     timer,
-                    first: k as u64,
-                    step: shards as u64,
+                    index: k,
+                    next: &next,
                     limit: w.concurrency / shards + usize::from(k < w.concurrency % shards),
                 };
                 scope.spawn(move || {
@@ -617,16 +620,16 @@ fn asynchronous(engine: Engine, w: &Workload) -> Result<EngineReport, EngineErro
     Ok(tally.report(engine, w, elapsed, retries.load(Ordering::Relaxed)))
 }
 
-/// A share of an async run: requests `first`, `first + step`, ... with at
-/// most `limit` in flight, over a client of its own.
+/// A share of an async run: the next request number from `next` while
+/// fewer than `limit` are in flight, over a client of its own.
 struct Shard<'a> {
     w: &'a Workload,
     uris: &'a [hyper::Uri],
     resilience: Option<&'a Resilience>,
     retries: &'a AtomicU64,
     timer: TokioTimer,
-    first: u64,
-    step: u64,
+    index: usize,
+    next: &'a AtomicU64,
     limit: usize,
 }
 
@@ -645,9 +648,8 @@ impl Shard<'_> {
             // One request per connection this shard may open, on the
             // clock but not counted, so the counted ones run on open
             // connections.
-            let warm = (0..self.limit as u64).map(|id| {
-                let uri =
-                    &self.uris[((self.first + id * self.step) % self.uris.len() as u64) as usize];
+            let warm = (0..self.limit).map(|i| {
+                let uri = &self.uris[(self.index + i) % self.uris.len()];
                 get(&self.timer, &client, uri, w.timeout)
             });
             let mut warm = gather_stream(warm, limit);
@@ -655,21 +657,24 @@ impl Shard<'_> {
                 tally.warm_up_answers += u64::from(answered(outcome));
             }
         }
-        let calls = (self.first..w.requests)
-            .step_by(self.step as usize)
-            .map(|id| {
-                let uri = &self.uris[(id % self.uris.len() as u64) as usize];
-                let (client, resilience, retries, timer) =
-                    (&client, self.resilience, self.retries, &self.timer);
-                async move {
-                    let t0 = Instant::now();
-                    let outcome = match resilience {
-                        None => get(timer, client, uri, w.timeout).await,
-                        Some(r) => r.call(id, client, uri, retries).await,
-                    };
-                    (outcome, t0.elapsed())
-                }
-            });
+        let next = self.next;
+        let ids = std::iter::from_fn(|| {
+            let id = next.fetch_add(1, Ordering::Relaxed);
+            (id < w.requests).then_some(id)
+        });
+        let calls = ids.map(|id| {
+            let uri = &self.uris[(id % self.uris.len() as u64) as usize];
+            let (client, resilience, retries, timer) =
+                (&client, self.resilience, self.retries, &self.timer);
+            async move {
+                let t0 = Instant::now();
+                let outcome = match resilience {
+                    None => get(timer, client, uri, w.timeout).await,
+                    Some(r) => r.call(id, client, uri, retries).await,
+                };
+                (outcome, t0.elapsed())
+            }
+        });
         let mut done = gather_stream(calls, limit);
         while let Some((_, (outcome, took))) = done.next().await {
             tally.record(outcome, took);
