@@ -769,6 +769,31 @@ fn bad_targets_and_serve_options_are_clear_errors() {
         });
         url
     };
+    // Answers every request with a 404: there, but never a success.
+    let not_found = {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        if line == "\r\n" {
+                            let answer = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+                            if stream.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        url
+    };
     let good = "http://127.0.0.1:9/";
     for (args, says) in [
         (
@@ -812,6 +837,10 @@ fn bad_targets_and_serve_options_are_clear_errors() {
         (
             vec!["run", "--target", &silent],
             "unreachable: no answer within 5s",
+        ),
+        (
+            vec!["run", "--target", &not_found],
+            "no request of the calibration at C = 1 succeeded (20 (4xx 20))",
         ),
         (vec!["serve", "--for", "0s"], "above zero"),
         (vec!["serve", "--for", "soon"], "is not a duration"),
@@ -994,5 +1023,51 @@ fn a_warm_up_is_counted_apart() {
         assert_eq!(report.warm_up_answers, 4, "{name}: {report:?}");
         assert_eq!(seen.requests, 44, "{name}: {seen:?}");
         assert!(seen.max_in_flight <= 4, "{name}: {seen:?}");
+    }
+}
+
+/// `lab versus-wrk` without wrk on the PATH says so and exits 0; with wrk
+/// (where it is installed), a small comparison prints both rows and the
+/// ratios.
+#[test]
+fn versus_wrk_runs_or_says_wrk_is_missing() {
+    let empty = scratch("no-wrk");
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["versus-wrk", "--runs", "1"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("wrk is not installed"), "{stdout}");
+    std::fs::remove_dir_all(&empty).unwrap();
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed here: the comparison itself is not run");
+        return;
+    }
+    let args = [
+        "versus-wrk",
+        "--concurrency",
+        "2",
+        "--runs",
+        "2",
+        "--duration",
+        "1s",
+        "--latency",
+        "5ms",
+    ];
+    let out = lab_bounded(&args, 60);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "| 2 | wrk | 2 |",
+        "| 2 | async | 2 |",
+        "| 2 | async / wrk | 2 |",
+    ] {
+        assert!(stdout.contains(row), "{row}: {stdout}");
     }
 }
