@@ -190,6 +190,23 @@ enum Command {
     },
 }
 
+/// `print!` to stdout, except that a reader gone away (`lab run | head`)
+/// is no reason to panic or to stop: the files are still written.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`say!`] with a newline.
+macro_rules! sayln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn positive(text: &str) -> Result<usize, String> {
     at_least(text, 1, "is not a positive number")
 }
@@ -350,14 +367,14 @@ fn writable(flag: &str, path: &Path) -> Result<(), String> {
 fn write_plot(report: &lab::LabReport, path: &Path) -> Result<(), String> {
     std::fs::write(path, async_patterns_lab::plot::svg(report)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("plot: {}", path.display());
+    sayln!("plot: {}", path.display());
     Ok(())
 }
 
 fn write_json(report: &lab::LabReport, path: &Path) -> Result<(), String> {
     let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("json: {}", path.display());
+    sayln!("json: {}", path.display());
     Ok(())
 }
 
@@ -462,7 +479,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 });
             })?;
             bar.finish_and_clear();
-            print!("{}", report.table());
+            say!("{}", report.table());
             // One output failing (the disk filled up) does not lose the other.
             let mut failed = Vec::new();
             if let Some(path) = &json {
@@ -498,8 +515,8 @@ fn serve(config: ServerConfig, port: u16, for_: Option<Duration>) -> Result<(), 
         std::io::ErrorKind::AddrInUse => format!("--port {port}: the port is in use"),
         _ => format!("--port {port}: cannot listen on 127.0.0.1:{port}: {e}"),
     })?;
-    println!("listening on {}", server.url());
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    sayln!("listening on {}", server.url());
+    let _ = std::io::stdout().flush();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -540,7 +557,7 @@ fn versus_wrk(
     use async_patterns_lab::versus::{self, Level, Measured};
     match std::process::Command::new("wrk").arg("--version").output() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!(
+            sayln!(
                 "wrk is not installed, so there is nothing to compare with \
                  (Debian: apt-get install wrk)"
             );
@@ -622,7 +639,7 @@ fn versus_wrk(
             level.ours.push(ours);
         }
     }
-    println!(
+    sayln!(
         "{} vs wrk -t{wrk_threads}, {}s runs, upstream {:?} {:?}, {:.0}% errors:\n",
         engine.name(),
         duration.as_secs(),
@@ -630,9 +647,9 @@ fn versus_wrk(
         latency,
         100.0 * config.error_rate
     );
-    print!("{}", versus::HEADER);
+    say!("{}", versus::HEADER);
     for level in &table {
-        print!("{}", level.rows(engine.name()));
+        say!("{}", level.rows(engine.name()));
     }
     Ok(())
 }

@@ -1071,3 +1071,51 @@ fn versus_wrk_runs_or_says_wrk_is_missing() {
         assert!(stdout.contains(row), "{row}: {stdout}");
     }
 }
+
+/// A reader that goes away (`lab run | head -1`) neither panics the lab nor
+/// stops it: the JSON and the plot are still written.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    use std::process::Stdio;
+    let dir = scratch("closed-stdout");
+    let (json, svg) = (dir.join("r.json"), dir.join("r.svg"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "run",
+            "--requests",
+            "8",
+            "--concurrency",
+            "2",
+            "--latency",
+            "1ms",
+        ])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut status = None;
+    for _ in 0..600 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("lab run did not end within 30 s");
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(json.exists() && svg.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
