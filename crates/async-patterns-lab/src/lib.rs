@@ -11,6 +11,11 @@
 //! saw, and the physical limit `C / L` (with latency `L` and concurrency `C`
 //! no client can do better) with the engine's share of it.
 //!
+//! Instead of the embedded upstream, `lab run --target` runs the engines
+//! against a user's own endpoints, with `L` measured by a short calibration
+//! ([`lab::Calibration`]); `lab serve` runs the upstream on its own for
+//! outside tools; `lab versus-wrk` puts an engine beside wrk ([`versus`]).
+//!
 //! `lab run` is the command line ([`lab::LabConfig`] its options); this
 //! library is what the command and the tests share.
 //!
@@ -23,3 +28,4 @@ pub mod lab;
 pub mod measure;
 pub mod plot;
 pub mod server;
+pub mod versus;

@@ -1,10 +1,14 @@
 //! `lab`: the Performance Lab.
 //!
 //! ```text
-//! lab run [--engines sequential,threaded,async,async-resilient] [--requests N]
+//! lab run [--engines sequential,threaded,reqwest,async,async-resilient] [--requests N]
 //!         [--concurrency 5,50,500] [--latency 50ms] [--shape fixed|uniform|long-tail]
 //!         [--errors 0.01] [--capacity N] [--keep-alive true|false] [--max-idle N]
-//!         [--seed S] [--json FILE] [--plot FILE.svg]
+//!         [--seed S] [--runs N] [--target URL[,URL...]] [--json FILE] [--plot FILE.svg]
+//! lab serve [--latency 50ms] [--shape ...] [--errors 0.01] [--capacity N] [--seed S]
+//!           [--port 0] [--for DURATION]
+//! lab versus-wrk [--concurrency 50,500] [--runs 3] [--duration 5s] [--wrk-threads 2]
+//!                [--engine async] [--latency 50ms] [--errors 0.01] ...
 //! lab plot REPORT.json --out FILE.svg
 //! ```
 //!
@@ -18,7 +22,7 @@ use std::time::Duration;
 use async_patterns_lab::engines::{self, Engine, EngineReport, Pool, Workload};
 use async_patterns_lab::lab::{self, LabConfig};
 use async_patterns_lab::measure;
-use async_patterns_lab::server::{Latency, ServerConfig, Shape};
+use async_patterns_lab::server::{Latency, Server, ServerConfig, Shape};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,6 +31,42 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The embedded upstream's behaviour.
+#[derive(clap::Args)]
+struct UpstreamArgs {
+    /// The upstream's mean latency per request (e.g. 50ms, 1s).
+    #[arg(long, default_value = "50ms", value_parser = latency)]
+    latency: Duration,
+    /// The shape of the latency distribution around the mean.
+    #[arg(long, value_enum, default_value = "fixed")]
+    shape: Shape,
+    /// The share of requests the upstream fails with a 500, in [0, 1].
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true, value_parser = rate)]
+    errors: f64,
+    /// Let the upstream serve at most this many requests at once (the
+    /// rest queue).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive)]
+    capacity: Option<usize>,
+    /// Seeds the upstream's latency and error draws (and `lab run`'s retry
+    /// jitter).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = count::<u64>)]
+    seed: u64,
+}
+
+impl UpstreamArgs {
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            latency: Latency {
+                shape: self.shape,
+                mean: self.latency,
+            },
+            error_rate: self.errors,
+            capacity: self.capacity,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -46,7 +86,7 @@ enum Command {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "sequential,threaded,async,async-resilient"
+            default_value = "sequential,threaded,reqwest,async,async-resilient"
         )]
         engines: Vec<Engine>,
         /// Requests per run [default: 50 per unit of concurrency, so each
@@ -56,19 +96,27 @@ enum Command {
         /// Concurrency levels, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "5,50,500", allow_negative_numbers = true, value_parser = positive)]
         concurrency: Vec<usize>,
-        /// The upstream's mean latency per request (e.g. 50ms, 1s).
-        #[arg(long, default_value = "50ms", value_parser = latency)]
-        latency: Duration,
-        /// The shape of the latency distribution around the mean.
-        #[arg(long, value_enum, default_value = "fixed")]
-        shape: Shape,
-        /// The share of requests the upstream fails with a 500, in [0, 1].
-        #[arg(long, default_value_t = 0.01, allow_negative_numbers = true, value_parser = rate)]
-        errors: f64,
-        /// Let the upstream serve at most this many requests at once (the
-        /// rest queue).
-        #[arg(long, allow_negative_numbers = true, value_parser = positive)]
-        capacity: Option<usize>,
+        #[command(flatten)]
+        upstream: UpstreamArgs,
+        /// Run against these endpoints (http://HOST:PORT/PATH, comma-separated;
+        /// requests go round-robin) instead of the embedded upstream. `C / L`
+        /// then uses the median latency of a short calibration at C = 1.
+        /// The upstream's options (--latency, --shape, --errors, --capacity)
+        /// describe the embedded upstream only, so they are an error with it.
+        #[arg(long, value_name = "URL", value_delimiter = ',', value_parser = target,
+              conflicts_with_all = ["latency", "shape", "errors", "capacity"])]
+        target: Vec<String>,
+        /// Run the whole plan this many times: the table shows each, the
+        /// goals give min / median / max and are judged on the median (the
+        /// throughput goals need 3 or more).
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = positive)]
+        runs: usize,
+        /// Before each run of the async engines and reqwest, open the
+        /// connections with one uncounted request per unit of concurrency
+        /// (on the clock), so the latencies, like wrk's, leave out
+        /// connecting.
+        #[arg(long)]
+        warm_up: bool,
         /// Reuse client connections (HTTP keep-alive).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         keep_alive: bool,
@@ -76,15 +124,50 @@ enum Command {
         /// opens a connection) [default: its concurrency].
         #[arg(long, allow_negative_numbers = true, value_parser = count::<usize>)]
         max_idle: Option<usize>,
-        /// Seeds the upstream's latency and error draws and the retry jitter.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = count::<u64>)]
-        seed: u64,
         /// Also write the report as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
         /// Also draw throughput and p99 against concurrency as an SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
+    },
+    /// Start the embedded upstream on its own, for outside tools (wrk, oha,
+    /// curl): it prints `listening on http://127.0.0.1:PORT/` and serves
+    /// until Ctrl-C or the end of --for.
+    Serve {
+        #[command(flatten)]
+        upstream: UpstreamArgs,
+        /// The port on 127.0.0.1 (0: one the OS picks).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Stop after this long (e.g. 30s, 5m) [default: until Ctrl-C].
+        #[arg(long = "for", value_parser = positive_duration)]
+        for_: Option<Duration>,
+    },
+    /// One of our engines (async by default) beside wrk against the same
+    /// embedded upstream: at each level, --runs pairs of runs (wrk, then
+    /// ours), each pair's ratios ours / wrk, and the issue's goals (ours at
+    /// least 0.99x wrk's completed requests/s and at most 1.1x its p99, on
+    /// the median ratios). Without wrk installed it says so and exits 0.
+    VersusWrk {
+        #[command(flatten)]
+        upstream: UpstreamArgs,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "50,500", allow_negative_numbers = true, value_parser = positive)]
+        concurrency: Vec<usize>,
+        /// Pairs of runs at each level.
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = positive)]
+        runs: usize,
+        /// How long each run lasts: wrk's -d (whole seconds); ours makes
+        /// C x duration / latency requests.
+        #[arg(long, default_value = "5s", value_parser = positive_duration)]
+        duration: Duration,
+        /// wrk's threads (-t).
+        #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = positive)]
+        wrk_threads: usize,
+        /// Our engine to compare.
+        #[arg(long, value_enum, default_value = "async")]
+        engine: Engine,
     },
     /// Redraw the plot of a report saved with `lab run --json`.
     Plot {
@@ -105,6 +188,23 @@ enum Command {
         #[arg(long)]
         workload: String,
     },
+}
+
+/// `print!` to stdout, except that a reader gone away (`lab run | head`)
+/// is no reason to panic or to stop: the files are still written.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`say!`] with a newline.
+macro_rules! sayln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
 }
 
 fn positive(text: &str) -> Result<usize, String> {
@@ -132,6 +232,19 @@ fn latency(text: &str) -> Result<Duration, String> {
         return Err("the latency must be above zero (C / L needs it)".into());
     }
     Ok(d)
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30s or 5m: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be above zero".into());
+    }
+    Ok(d)
+}
+
+fn target(text: &str) -> Result<String, String> {
+    lab::target(text).map_err(|e| e.to_string())
 }
 
 fn rate(text: &str) -> Result<f64, String> {
@@ -254,14 +367,14 @@ fn writable(flag: &str, path: &Path) -> Result<(), String> {
 fn write_plot(report: &lab::LabReport, path: &Path) -> Result<(), String> {
     std::fs::write(path, async_patterns_lab::plot::svg(report)?)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("plot: {}", path.display());
+    sayln!("plot: {}", path.display());
     Ok(())
 }
 
 fn write_json(report: &lab::LabReport, path: &Path) -> Result<(), String> {
     let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("json: {}", path.display());
+    sayln!("json: {}", path.display());
     Ok(())
 }
 
@@ -286,17 +399,36 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Serve {
+            upstream,
+            port,
+            for_,
+        } => serve(upstream.config(), port, for_),
+        Command::VersusWrk {
+            upstream,
+            concurrency,
+            runs,
+            duration,
+            wrk_threads,
+            engine,
+        } => versus_wrk(
+            upstream.config(),
+            &concurrency,
+            runs,
+            duration,
+            wrk_threads,
+            engine,
+        ),
         Command::Run {
             engines,
             requests,
             concurrency,
-            latency,
-            shape,
-            errors,
-            capacity,
+            upstream,
+            target,
+            runs,
+            warm_up,
             keep_alive,
             max_idle,
-            seed,
             json,
             plot,
         } => {
@@ -319,21 +451,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 engines,
                 requests,
                 concurrency,
-                server: ServerConfig {
-                    latency: Latency {
-                        shape,
-                        mean: latency,
-                    },
-                    error_rate: errors,
-                    capacity,
-                    seed,
-                },
+                server: upstream.config(),
                 pool: Pool {
                     keep_alive,
                     max_idle,
                 },
+                targets: target,
+                repeats: runs,
+                warm_up,
             };
-            let bar = ProgressBar::new(config.plan().len() as u64);
+            let calibration = u64::from(!config.targets.is_empty());
+            let bar = ProgressBar::new(config.plan().len() as u64 * runs as u64 + calibration);
             bar.set_style(
                 ProgressStyle::with_template("{bar:40} {pos}/{len} runs: {msg} ({elapsed})")
                     .map_err(|e| e.to_string())?,
@@ -344,10 +472,14 @@ fn run(cli: Cli) -> Result<(), String> {
                     bar.inc(1);
                 }
                 started = true;
-                bar.set_message(format!("{} at C = {c}", engine.name()));
+                bar.set_message(if calibration == 1 && !started_plan(&bar) {
+                    "calibrating L at C = 1".to_string()
+                } else {
+                    format!("{} at C = {c}", engine.name())
+                });
             })?;
             bar.finish_and_clear();
-            print!("{}", report.table());
+            say!("{}", report.table());
             // One output failing (the disk filled up) does not lose the other.
             let mut failed = Vec::new();
             if let Some(path) = &json {
@@ -363,4 +495,161 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Whether the bar is past the calibration (its first step).
+fn started_plan(bar: &ProgressBar) -> bool {
+    bar.position() > 0
+}
+
+/// `lab serve`: the upstream until Ctrl-C or `for_`, then what it saw.
+fn serve(config: ServerConfig, port: u16, for_: Option<Duration>) -> Result<(), String> {
+    use std::io::Write;
+    // As many clients as the limits allow (wrk -c10000 must not be
+    // turned away at 1024); a limit that cannot be raised is no reason
+    // not to serve.
+    if let Err(e) = measure::raise_open_files(1 << 20) {
+        eprintln!("lab: serving with the open-files limit as it is: {e}");
+    }
+    let server = Server::start_on(config, 2, port).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("--port {port}: the port is in use"),
+        _ => format!("--port {port}: cannot listen on 127.0.0.1:{port}: {e}"),
+    })?;
+    sayln!("listening on {}", server.url());
+    let _ = std::io::stdout().flush();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("a tokio runtime: {e}"))?;
+    let why = runtime.block_on(async {
+        let until = async {
+            match for_ {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => match signal {
+                Ok(()) => Ok("Ctrl-C"),
+                Err(e) => Err(format!("listening for Ctrl-C: {e}")),
+            },
+            () = until => Ok("--for"),
+        }
+    })?;
+    let seen = server.stats();
+    drop(server);
+    eprintln!(
+        "stopped ({why}): {} requests ({} injected errors) on {} connections",
+        seen.requests, seen.errors_injected, seen.connections
+    );
+    Ok(())
+}
+
+/// `lab versus-wrk`: see its help.
+fn versus_wrk(
+    config: ServerConfig,
+    levels: &[usize],
+    runs: usize,
+    duration: Duration,
+    wrk_threads: usize,
+    engine: Engine,
+) -> Result<(), String> {
+    use async_patterns_lab::versus::{self, Level, Measured};
+    match std::process::Command::new("wrk").arg("--version").output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            sayln!(
+                "wrk is not installed, so there is nothing to compare with \
+                 (Debian: apt-get install wrk)"
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(format!("running wrk: {e}")),
+        Ok(_) => {}
+    }
+    let highest = levels.iter().copied().max().unwrap_or(1);
+    measure::ensure_open_files(measure::files_needed(2 * highest))
+        .map_err(|e| format!("--concurrency {highest}: {e}"))?;
+    let server = Server::start(config, 2).map_err(|e| format!("starting the upstream: {e}"))?;
+    let url = server.url();
+    let latency = config.latency.mean;
+    let timeout = engines::request_timeout(latency);
+    let duration = Duration::from_secs(duration.as_secs().max(1));
+    let mut table: Vec<Level> = (levels.iter())
+        .map(|&concurrency| Level {
+            concurrency,
+            ..Level::default()
+        })
+        .collect();
+    for run in 1..=runs {
+        for level in &mut table {
+            let c = level.concurrency;
+            server.reset();
+            let args = versus::wrk_args(&url, c, wrk_threads, duration, timeout);
+            let out = std::process::Command::new("wrk")
+                .args(&args)
+                .output()
+                .map_err(|e| format!("running wrk: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let wrk = versus::parse_wrk(&text).ok_or_else(|| {
+                format!(
+                    "wrk {}: no report ({}): {text}{}",
+                    args.join(" "),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?;
+            server.reset();
+            let requests = (c as f64 * duration.as_secs_f64() / latency.as_secs_f64())
+                .ceil()
+                .max(1.0) as u64;
+            let workload = Workload {
+                urls: vec![url.clone()],
+                requests,
+                concurrency: c,
+                pool: Pool {
+                    keep_alive: true,
+                    max_idle: None,
+                },
+                mean_latency: latency,
+                seed: config.seed,
+                timeout,
+                // wrk's latency starts once connected: so does ours.
+                warm_up: true,
+            };
+            let report = in_child(engine, &workload)?;
+            let ours = Measured {
+                // Every answer counts, as in wrk's rate: the warm-up's too.
+                completed_per_s: (report.successes + report.errors + report.warm_up_answers) as f64
+                    / report.elapsed_s.max(f64::MIN_POSITIVE),
+                p99_ms: report.latency.map_or(f64::NAN, |p| p.p99_ms),
+            };
+            eprintln!(
+                "run {run}/{runs}, C = {c}: wrk {:.0} req/s, p99 {:.1} ms{}; {} {:.0} req/s, \
+                 p99 {:.1} ms ({} errors of {})",
+                wrk.completed_per_s,
+                wrk.p99_ms,
+                versus::wrk_socket_errors(&text).map_or(String::new(), |e| format!(" ({e})")),
+                engine.name(),
+                ours.completed_per_s,
+                ours.p99_ms,
+                report.errors,
+                report.requests,
+            );
+            level.wrk.push(wrk);
+            level.ours.push(ours);
+        }
+    }
+    sayln!(
+        "{} vs wrk -t{wrk_threads}, {}s runs, upstream {:?} {:?}, {:.0}% errors:\n",
+        engine.name(),
+        duration.as_secs(),
+        config.latency.shape,
+        latency,
+        100.0 * config.error_rate
+    );
+    say!("{}", versus::HEADER);
+    for level in &table {
+        say!("{}", level.rows(engine.name()));
+    }
+    Ok(())
 }

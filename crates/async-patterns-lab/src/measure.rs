@@ -54,6 +54,14 @@ pub fn ensure_open_files(needed: u64) -> Result<(), String> {
         .map_err(|e| format!("raising the open-files limit to {needed}: {e}"))
 }
 
+/// Raises this process's open-files soft limit to its hard limit (at most
+/// `cap`), for a server that cannot know how many clients will come.
+pub fn raise_open_files(cap: u64) -> Result<(), String> {
+    let (_, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit(NOFILE): {e}"))?;
+    ensure_open_files(hard.min(cap))
+}
+
 /// The open files a lab run at `concurrency` needs in one process: a
 /// socket per connection and some slack for the runtime, stdio and the
 /// listener.

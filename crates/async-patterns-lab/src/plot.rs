@@ -24,6 +24,7 @@ pub fn colour(engine: Engine) -> RGBColor {
         Engine::Threaded => RGBColor(0xd3, 0x33, 0x33),
         Engine::Async => RGBColor(0x2f, 0x6f, 0xd6),
         Engine::AsyncResilient => RGBColor(0x2e, 0x9e, 0x44),
+        Engine::Reqwest => RGBColor(0x8e, 0x44, 0xad),
     }
 }
 
@@ -50,12 +51,26 @@ pub fn title(report: &LabReport) -> String {
     let capacity = server
         .capacity
         .map_or(String::new(), |c| format!(", capacity {c}"));
+    if let Some(c) = &report.calibration {
+        // A run against the user's own targets: no server settings of
+        // ours, and L is what was measured.
+        return format!(
+            "{requests} requests per run against {}: each engine against C / L (L = {} measured at C = 1)",
+            report.config.targets.join(", "),
+            humantime::format_duration(round_to_us(c.latency)),
+        );
+    }
     format!(
         "{requests} requests per run, {} {} latency, {}% errors{capacity}: each engine against C / L",
         cli_name(&server.latency.shape),
         humantime::format_duration(server.latency.mean),
         number(100.0 * server.error_rate),
     )
+}
+
+/// `d` to whole microseconds, so a measured latency reads `51ms 234us`.
+fn round_to_us(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// A value's name on the command line (`long-tail`, not `LongTail`).
@@ -100,7 +115,7 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
             .into_iter()
             .collect()
     };
-    let latency = report.config.server.latency.mean.as_secs_f64();
+    let latency = report.latency().as_secs_f64();
     let limit: Vec<(f64, f64)> = [1.0, max_c].map(|c| (c, c / latency)).to_vec();
     let x = Axis::log(0.8, max_c * 1.25);
 

@@ -111,6 +111,13 @@ impl Server {
     /// Starts the server on 127.0.0.1, on a port the OS picks, with
     /// `threads` runtime workers.
     pub fn start(config: ServerConfig, threads: usize) -> std::io::Result<Server> {
+        Self::start_on(config, threads, 0)
+    }
+
+    /// Starts the server on 127.0.0.1:`port` (0: a port the OS picks), with
+    /// `threads` runtime workers. A port in use is an error
+    /// (`AddrInUse`).
+    pub fn start_on(config: ServerConfig, threads: usize, port: u16) -> std::io::Result<Server> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("lab-upstream")
@@ -121,7 +128,7 @@ impl Server {
         let listener = runtime.block_on(async {
             let socket = tokio::net::TcpSocket::new_v4()?;
             socket.set_reuseaddr(true)?;
-            socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
             socket.listen(4096)
         })?;
         let addr = listener.local_addr()?;

@@ -26,7 +26,7 @@ fn server(latency_ms: u64, error_rate: f64) -> Server {
 
 fn workload(server: &Server, requests: u64, concurrency: usize, keep_alive: bool) -> Workload {
     Workload {
-        url: server.url(),
+        urls: vec![server.url()],
         requests,
         concurrency,
         pool: Pool {
@@ -36,6 +36,7 @@ fn workload(server: &Server, requests: u64, concurrency: usize, keep_alive: bool
         mean_latency: Duration::from_millis(1),
         timeout: Duration::from_secs(10),
         seed: 3,
+        warm_up: false,
     }
 }
 
@@ -120,7 +121,7 @@ fn pooling_changes_the_connections_the_server_sees() {
             Engine::Threaded => 4,
             // Measured: 4-6 at 1 ms latency, up to 11 at 0 ms (every
             // answer is immediately followed by the next request).
-            Engine::Async | Engine::AsyncResilient => 25,
+            Engine::Async | Engine::AsyncResilient | Engine::Reqwest => 25,
         };
         assert!(
             (1..=most).contains(&pooled),
@@ -185,7 +186,7 @@ fn lab_run(dir: &std::path::Path, args: &[&str]) -> (String, serde_json::Value) 
 /// in a child process), against `url`: its JSON report.
 fn engine_report(engine: Engine, url: &str, requests: u64, timeout_ms: u64) -> serde_json::Value {
     let workload = serde_json::json!({
-        "url": url,
+        "urls": [url],
         "requests": requests,
         "concurrency": 1,
         "pool": { "keep_alive": true, "max_idle_per_host": null },
@@ -264,7 +265,7 @@ fn a_run_with_no_successes_meets_no_goal() {
                 .any(|e| l.starts_with(&format!("| {} |", e.name())))
         })
         .collect();
-    assert_eq!(rows.len(), 1 + 3, "{stdout}");
+    assert_eq!(rows.len(), 1 + 4, "{stdout}");
     for row in rows {
         assert!(row.contains("| n/a | n/a | n/a | n/a |"), "{row}");
         assert!(!row.contains("| 0.0 |"), "{row}");
@@ -306,7 +307,7 @@ fn goals_are_judged_on_successes() {
     use async_patterns_lab::lab::{Run, goals};
     let judge = |runs: serde_json::Value| {
         let runs: Vec<Run> = serde_json::from_value(runs).unwrap();
-        goals(&runs, Duration::from_millis(50))
+        goals(&runs, Duration::from_millis(50), false)
     };
     let failed = judge(serde_json::json!([
         saved_run("sequential", 1, 0, 50, 5000),
@@ -317,11 +318,60 @@ fn goals_are_judged_on_successes() {
         assert_ne!(goal.met, Some(true), "{goal:?}");
         assert!(goal.measured.contains("no successes"), "{goal:?}");
     }
-    let half = judge(serde_json::json!([saved_run(
-        "async", 500, 12500, 12500, 20_000
-    )]));
-    assert_eq!(half[1].met, Some(false), "{:?}", half[1]);
-    assert!(half[1].measured.starts_with("48.5%"), "{:?}", half[1]);
+    let half = |repeat: usize| {
+        let mut run = saved_run("async", 500, 12500, 12500, 20_000);
+        run["repeat"] = repeat.into();
+        run
+    };
+    let three = judge(serde_json::json!([half(0), half(1), half(2)]));
+    assert_eq!(three[1].met, Some(false), "{:?}", three[1]);
+    assert!(
+        three[1]
+            .measured
+            .starts_with("min 48.5% / median 48.5% / max 48.5% over 3 runs"),
+        "{:?}",
+        three[1]
+    );
+}
+
+/// A goal that depends on the machine's load is judged on the median of 3
+/// repeats or more, never on one run; and no goal is judged on a run too
+/// short to mean something.
+#[test]
+fn goals_need_repeats_and_long_enough_runs() {
+    use async_patterns_lab::lab::{Run, goals};
+    let judge = |runs: serde_json::Value| {
+        let runs: Vec<Run> = serde_json::from_value(runs).unwrap();
+        goals(&runs, Duration::from_millis(50), false)
+    };
+    // At 96% of C / L, over 1 and over 3 runs (one of them slow).
+    let run = |repeat: usize, successes: u64| {
+        let mut run = saved_run("async", 500, successes, 25_000 - successes, 20_000);
+        run["repeat"] = repeat.into();
+        run
+    };
+    let once = judge(serde_json::json!([run(0, 24_800)]));
+    assert_eq!(once[1].met, None, "{:?}", once[1]);
+    assert!(once[1].measured.contains("--runs 3"), "{:?}", once[1]);
+    let thrice = judge(serde_json::json!([
+        run(0, 24_800),
+        run(1, 20_000),
+        run(2, 24_900)
+    ]));
+    assert_eq!(thrice[1].met, Some(true), "{:?}", thrice[1]);
+    assert!(
+        thrice[1]
+            .measured
+            .starts_with("min 77.7% / median 96.3% / max 96.7%"),
+        "{:?}",
+        thrice[1]
+    );
+    // 4 requests at C = 2: two rounds.
+    let mut short = saved_run("async", 2, 4, 0, 20_000);
+    short["client"]["requests"] = 4.into();
+    let short = judge(serde_json::json!([short]));
+    assert_eq!(short[1].met, None, "{:?}", short[1]);
+    assert!(short[1].measured.contains("too short"), "{:?}", short[1]);
 }
 
 /// Errors are counted by cause, in the table and the JSON: the upstream's
@@ -517,7 +567,7 @@ fn a_small_lab_run_reports_every_run() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let runs = report["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 1 + 3 * 2, "{report}");
+    assert_eq!(runs.len(), 1 + 4 * 2, "{report}");
     for run in runs {
         let c = &run["client"];
         assert_eq!(
@@ -566,4 +616,506 @@ fn bad_input_is_a_clear_error() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+/// Runs the lab binary with `args`, killing it and failing if it has not
+/// ended within `secs` (a hang fails the test, never stalls it).
+fn lab_bounded(args: &[&str], secs: u64) -> std::process::Output {
+    use std::process::Stdio;
+    let child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the lab binary runs");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out.expect("the lab binary ends"),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("lab {args:?} did not end within {secs} s");
+        }
+    }
+}
+
+/// A `lab serve` child: its address, read from its first line.
+struct Serving {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Serving {
+    fn start(args: &[&str]) -> Serving {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lab serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("lab serve printed no address within 10 s")
+            });
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("not an address: {line:?}"))
+            .to_string();
+        Serving { child, url }
+    }
+
+    /// Waits (at most `secs`) for it to end: its exit status and stderr.
+    fn wait(mut self, secs: u64) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        for _ in 0..secs * 20 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+                return (status, err);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("lab serve did not stop within {secs} s");
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One GET with a blocking client: the status and body.
+fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut response = agent.get(url).call().expect("an answer");
+    let body = response.body_mut().read_to_string().unwrap();
+    (response.status().as_u16(), body)
+}
+
+/// `lab serve` prints its address, serves there (the injected errors as
+/// 500s), and stops on its own after --for, saying what it served; a port
+/// in use is a clear error.
+#[test]
+fn lab_serve_serves_until_its_time_is_up() {
+    let serving = Serving::start(&["--latency", "1ms", "--errors", "0", "--for", "2s"]);
+    assert!(
+        serving.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        serving.url
+    );
+    for _ in 0..3 {
+        assert_eq!(get(&serving.url), (200, "ok\n".to_string()));
+    }
+    let port = serving
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap();
+    let taken = lab_bounded(&["serve", "--port", port, "--for", "1s"], 20);
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert_eq!(taken.status.code(), Some(2), "{err}");
+    assert!(err.contains("in use"), "{err}");
+    let (status, err) = serving.wait(20);
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("stopped (--for): 3 requests"), "{err}");
+
+    let failing = Serving::start(&["--latency", "1ms", "--errors", "1", "--for", "1s"]);
+    assert_eq!(get(&failing.url).0, 500);
+}
+
+/// `lab serve` and `lab run --target` reject careless input with a message
+/// and exit code 2: bad URLs (named), server options with a target, a zero
+/// or unparsable --for, a port out of range; an unreachable target fails
+/// fast, and so does one that accepts connections but never answers.
+#[test]
+fn bad_targets_and_serve_options_are_clear_errors() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", listener.local_addr().unwrap())
+    };
+    // Accepts connections and reads, never answers (until the test ends).
+    let silent = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for stream in listener.incoming().flatten() {
+                open.push(stream);
+            }
+        });
+        url
+    };
+    // Answers every request with a 404: there, but never a success.
+    let not_found = {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        if line == "\r\n" {
+                            let answer = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+                            if stream.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        url
+    };
+    let good = "http://127.0.0.1:9/";
+    for (args, says) in [
+        (
+            vec!["run", "--target", "ftp://127.0.0.1:21/"],
+            "\"ftp://127.0.0.1:21/\": only http://",
+        ),
+        (
+            vec!["run", "--target", "https://127.0.0.1/"],
+            "only http://",
+        ),
+        (
+            vec!["run", "--target", "127.0.0.1:8080"],
+            "\"127.0.0.1:8080\": no scheme",
+        ),
+        (vec!["run", "--target", "http://"], "\"http://\": not a URL"),
+        (
+            vec!["run", "--target", "http://a b/"],
+            "\"http://a b/\": not a URL",
+        ),
+        (
+            vec!["run", "--target", "http://u:p@127.0.0.1:1/"],
+            "user names",
+        ),
+        (vec!["run", "--target", "http://127.0.0.1:0/"], "port"),
+        (
+            vec!["run", "--target", &format!("{good},nonsense")],
+            "\"nonsense\"",
+        ),
+        (
+            vec!["run", "--target", good, "--latency", "5ms"],
+            "cannot be used with",
+        ),
+        (
+            vec!["run", "--target", good, "--errors", "0"],
+            "cannot be used with",
+        ),
+        (
+            vec!["run", "--target", &closed],
+            "unreachable: cannot connect",
+        ),
+        (
+            vec!["run", "--target", &silent],
+            "unreachable: no answer within 5s",
+        ),
+        (
+            vec!["run", "--target", &not_found],
+            "no request of the calibration at C = 1 succeeded (20 (4xx 20))",
+        ),
+        (vec!["serve", "--for", "0s"], "above zero"),
+        (vec!["serve", "--for", "soon"], "is not a duration"),
+        (vec!["serve", "--port", "65536"], "65536"),
+        (vec!["serve", "--port", "-1"], "-1"),
+        (vec!["run", "--runs", "0"], "0 is not a positive number"),
+    ] {
+        let out = lab_bounded(&args, 30);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// A hand-written upstream whose answers cycle through a 200, a 404, a 500
+/// and closing the connection unanswered, counting the requests it reads.
+fn cycling_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    // A GET: lines up to the empty one.
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let answer = match count.fetch_add(1, Ordering::SeqCst) % 4 {
+                        0 => "200 OK",
+                        1 => "404 Not Found",
+                        2 => "500 Internal Server Error",
+                        _ => return,
+                    };
+                    let text = format!("HTTP/1.1 {answer}\r\ncontent-length: 3\r\n\r\nok\n");
+                    if stream.write_all(text.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// `lab run --target` against a server that answers 200, 404, 500 or
+/// hangs up in turn: every engine counts each cause apart, every request
+/// is accounted for, `L` comes from the calibration and the output says
+/// so, and the server columns are n/a.
+#[test]
+fn targets_are_run_and_their_errors_counted_by_cause() {
+    let (url, _) = cycling_upstream();
+    let dir = scratch("target-causes");
+    let json = dir.join("report.json");
+    let out = lab_bounded(
+        &[
+            "run",
+            "--target",
+            &url,
+            "--engines",
+            "sequential,threaded,reqwest,async",
+            "--concurrency",
+            "2",
+            "--requests",
+            "40",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        60,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("L = "), "{stdout}");
+    assert!(
+        stdout.contains("median latency of 20 requests at C = 1"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["calibration"]["latency"].is_object(), "{report}");
+    assert_eq!(report["config"]["targets"], serde_json::json!([url]));
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{report}");
+    for run in runs {
+        let c = &run["client"];
+        assert!(run["server"].is_null(), "{run}");
+        assert_eq!(
+            c["successes"].as_u64().unwrap() + c["errors"].as_u64().unwrap(),
+            40,
+            "{run}"
+        );
+        let causes = c["errors_by_cause"].as_object().unwrap();
+        for cause in ["4xx", "5xx", "reset"] {
+            assert!(
+                causes.get(cause).is_some_and(|n| n.as_u64() > Some(0)),
+                "{cause}: {run}"
+            );
+        }
+        assert!(
+            causes
+                .keys()
+                .all(|k| ["4xx", "5xx", "reset"].contains(&k.as_str())),
+            "{run}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Requests to several targets go round-robin: two `lab serve`s each get
+/// half of them.
+#[test]
+fn targets_share_the_requests_round_robin() {
+    let a = Serving::start(&["--latency", "1ms", "--errors", "0", "--for", "30s"]);
+    let b = Serving::start(&["--latency", "1ms", "--errors", "0", "--for", "30s"]);
+    let targets = format!("{},{}", a.url, b.url);
+    let out = lab_bounded(
+        &[
+            "run",
+            "--target",
+            &targets,
+            "--engines",
+            "async",
+            "--concurrency",
+            "2",
+            "--requests",
+            "40",
+        ],
+        60,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| async | 2 | 40 | 40 | 0 |"), "{stdout}");
+    // Stop both early (Ctrl-C's signal) and read what each served: a probe
+    // each, half the 20 calibration requests, half the 40.
+    for serving in [a, b] {
+        let _ = Command::new("kill")
+            .args(["-INT", &serving.child.id().to_string()])
+            .status();
+        let (status, err) = serving.wait(20);
+        assert!(status.success(), "{status}: {err}");
+        assert!(err.contains("stopped (Ctrl-C): 31 requests"), "{err}");
+    }
+}
+
+/// A warm-up opens the connections with one uncounted request per unit of
+/// concurrency: the server sees them, the report counts them apart, the
+/// counted requests are all accounted for, and the limit still holds.
+#[test]
+fn a_warm_up_is_counted_apart() {
+    let server = server(1, 0.0);
+    for engine in [Engine::Reqwest, Engine::Async, Engine::AsyncResilient] {
+        server.reset();
+        let mut w = workload(&server, 40, 4, true);
+        w.warm_up = true;
+        let report = engines::run(engine, &w).unwrap();
+        let seen = server.stats();
+        let name = engine.name();
+        assert_eq!(report.successes + report.errors, 40, "{name}: {report:?}");
+        assert_eq!(report.warm_up_answers, 4, "{name}: {report:?}");
+        assert_eq!(seen.requests, 44, "{name}: {seen:?}");
+        assert!(seen.max_in_flight <= 4, "{name}: {seen:?}");
+    }
+}
+
+/// `lab versus-wrk` without wrk on the PATH says so and exits 0; with wrk
+/// (where it is installed), a small comparison prints both rows and the
+/// ratios.
+#[test]
+fn versus_wrk_runs_or_says_wrk_is_missing() {
+    let empty = scratch("no-wrk");
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["versus-wrk", "--runs", "1"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("wrk is not installed"), "{stdout}");
+    std::fs::remove_dir_all(&empty).unwrap();
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed here: the comparison itself is not run");
+        return;
+    }
+    let args = [
+        "versus-wrk",
+        "--concurrency",
+        "2",
+        "--runs",
+        "2",
+        "--duration",
+        "1s",
+        "--latency",
+        "5ms",
+    ];
+    let out = lab_bounded(&args, 60);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "| 2 | wrk | 2 |",
+        "| 2 | async | 2 |",
+        "| 2 | async / wrk | 2 |",
+    ] {
+        assert!(stdout.contains(row), "{row}: {stdout}");
+    }
+}
+
+/// A reader that goes away (`lab run | head -1`) neither panics the lab nor
+/// stops it: the JSON and the plot are still written.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    use std::process::Stdio;
+    let dir = scratch("closed-stdout");
+    let (json, svg) = (dir.join("r.json"), dir.join("r.svg"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "run",
+            "--requests",
+            "8",
+            "--concurrency",
+            "2",
+            "--latency",
+            "1ms",
+        ])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut status = None;
+    for _ in 0..600 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("lab run did not end within 30 s");
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(json.exists() && svg.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

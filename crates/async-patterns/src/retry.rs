@@ -448,6 +448,20 @@ impl<T> fmt::Debug for Retrier<T> {
 mod tests {
     use super::*;
 
+    /// The policy reports the limit it was built with (the tower retry
+    /// layer reads it), and none by default.
+    #[test]
+    fn the_policy_reports_its_max_elapsed() {
+        let unlimited = RetryPolicy::builder().seed(1).build().unwrap();
+        assert_eq!(unlimited.max_elapsed(), None);
+        let limited = RetryPolicy::builder()
+            .seed(1)
+            .max_elapsed(Duration::from_millis(2_500))
+            .build()
+            .unwrap();
+        assert_eq!(limited.max_elapsed(), Some(Duration::from_millis(2_500)));
+    }
+
     #[test]
     fn bad_policies_are_typed_errors() {
         let ms = Duration::from_millis;
