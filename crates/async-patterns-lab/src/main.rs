@@ -640,11 +640,11 @@ fn versus_wrk(
         }
     }
     sayln!(
-        "{} vs wrk -t{wrk_threads}, {}s runs, upstream {:?} {:?}, {:.0}% errors:\n",
+        "{} vs wrk -t{wrk_threads}, {}s runs, upstream {} {}, {:.0}% errors:\n",
         engine.name(),
         duration.as_secs(),
-        config.latency.shape,
-        latency,
+        async_patterns_lab::plot::cli_name(&config.latency.shape),
+        humantime::format_duration(latency),
         100.0 * config.error_rate
     );
     say!("{}", versus::HEADER);

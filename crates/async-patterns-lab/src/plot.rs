@@ -74,7 +74,7 @@ fn round_to_us(d: std::time::Duration) -> std::time::Duration {
 }
 
 /// A value's name on the command line (`long-tail`, not `LongTail`).
-fn cli_name(value: &impl clap::ValueEnum) -> String {
+pub fn cli_name(value: &impl clap::ValueEnum) -> String {
     value
         .to_possible_value()
         .map_or_else(|| "?".to_string(), |v| v.get_name().to_string())

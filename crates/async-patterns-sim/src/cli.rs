@@ -467,10 +467,27 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A declared target that scenario `i`'s build never makes is the
+    /// scenario's bug: said once, before any run (exit 2), not as a
+    /// violation of every seed.
+    fn check_targets(&self, i: usize, seed: u64) -> Result<(), String> {
+        let missing = self.app.scenarios[i].missing_targets(seed);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{}: declares {} as target(s), but its build() makes no such host; \
+             declare only the hosts it builds (no seed was run)",
+            self.infos[i].name,
+            missing.join(", ")
+        ))
+    }
+
     fn replay(&self, run: &OneRun, trace: bool, plot: Option<PathBuf>) -> Result<ExitCode, String> {
         let (i, plan) = self.resolve(run)?;
         let name = &self.infos[i].name;
         let seed = run.seed;
+        self.check_targets(i, seed)?;
         if let Some(path) = &plot {
             check_output(path, "--plot", true)?;
         }
@@ -512,6 +529,7 @@ impl Run<'_> {
         let (i, plan) = self.resolve(run)?;
         let name = &self.infos[i].name;
         let seed = run.seed;
+        self.check_targets(i, seed)?;
         // Where it goes, checked before the work: a sabotaged plan is saved
         // only where --out says (never among the regressions).
         let run_out_given = out.is_some();
@@ -593,6 +611,9 @@ impl Run<'_> {
             ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {msg} ({eta} left)")
                 .map_err(|e| e.to_string())?,
         );
+        for &i in chosen {
+            self.check_targets(i, seeds.first().copied().unwrap_or(0))?;
+        }
         let mut records: Vec<SeedRecord> = Vec::new();
         let mut speeds = Vec::new();
         for &i in chosen {

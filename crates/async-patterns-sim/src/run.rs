@@ -160,6 +160,33 @@ pub fn run<S: Scenario + ?Sized>(
     })
 }
 
+/// The declared target hosts that `scenario`'s `build` makes no host for,
+/// found by building (not running) the simulation of `seed`: a bug in the
+/// scenario, which the command line reports once, before any seed runs
+/// (exit 2), instead of failing every seed. A build that panics is left to
+/// the runs to report.
+pub fn missing_targets<S: Scenario + ?Sized>(scenario: &S, seed: u64) -> Vec<String> {
+    let targets = scenario.targets();
+    let sabotages = scenario.sabotages();
+    let network = scenario.network(seed);
+    if network.tick.is_zero() || network.duration.is_zero() {
+        return Vec::new();
+    }
+    let _quiet = InRun::enter();
+    catch_unwind(AssertUnwindSafe(|| {
+        let info = RunInfo {
+            seed,
+            plan: FaultPlan::default(),
+            network,
+        };
+        let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages);
+        let mut sim = builder(seed, &info.network);
+        scenario.build(&ctx, &mut sim);
+        undeclared_hosts(&mut sim, &targets)
+    }))
+    .unwrap_or_default()
+}
+
 /// The declared target hosts `sim` does not have (turmoil panics on a
 /// fault for one, in the middle of a run: this says why, before it).
 fn undeclared_hosts(sim: &mut turmoil::Sim<'_>, targets: &Targets) -> Vec<String> {

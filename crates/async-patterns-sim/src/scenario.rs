@@ -345,6 +345,12 @@ pub trait AnyScenario: Send + Sync {
     /// Runs `seed` under `plan` (checked against the declarations first),
     /// turning a panic into a violation.
     fn run_plan(&self, seed: u64, plan: &FaultPlan) -> Result<Outcome, PlanError>;
+
+    /// The declared targets its `build` makes no host for, at `seed`
+    /// (see [`missing_targets`](crate::run::missing_targets)).
+    fn missing_targets(&self, _seed: u64) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl<S: Scenario> AnyScenario for S {
@@ -360,5 +366,9 @@ impl<S: Scenario> AnyScenario for S {
 
     fn run_plan(&self, seed: u64, plan: &FaultPlan) -> Result<Outcome, PlanError> {
         crate::run::run(self, seed, plan)
+    }
+
+    fn missing_targets(&self, seed: u64) -> Vec<String> {
+        crate::run::missing_targets(self, seed)
     }
 }

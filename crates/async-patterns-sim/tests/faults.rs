@@ -502,6 +502,43 @@ fn a_partition_inside_a_hold_drops_what_was_held_and_the_hold_resumes() {
     );
 }
 
+/// Through the command line, a declared target that build() never makes
+/// is one error before any seed runs (exit 2), for sweep, replay and
+/// shrink alike, not a failure of every seed (exit 1); the same scenario
+/// without the phantom host sweeps clean.
+#[test]
+fn a_declared_target_never_built_is_one_error_up_front() {
+    let code = |scenario: &dyn AnyScenario, args: &[&str]| {
+        let list = [scenario];
+        let args = std::iter::once("sim").chain(args.iter().copied());
+        let code = async_patterns_sim::cli::App::new(&list).main_from(args.map(Into::into));
+        format!("{code:?}")
+    };
+    let bad = format!("{:?}", std::process::ExitCode::from(2));
+    let ok = format!("{:?}", std::process::ExitCode::SUCCESS);
+    let phantom = Pingers { phantom: true };
+    // A writable --out: without the check, shrink would run and fail (1).
+    let out = std::env::temp_dir().join(format!("phantom-{}.json", std::process::id()));
+    let out = out.to_str().expect("a UTF-8 temp path");
+    for args in [
+        &["sweep", "--seeds", "3"][..],
+        &["replay", "pingers", "--seed", "1"][..],
+        &["shrink", "pingers", "--seed", "1", "--out", out][..],
+    ] {
+        assert_eq!(code(&phantom, args), bad, "{args:?}");
+    }
+    assert!(!std::path::Path::new(out).exists(), "no seed was run");
+    assert_eq!(
+        code(&Pingers { phantom: false }, &["sweep", "--seeds", "3"]),
+        ok
+    );
+    assert_eq!(
+        async_patterns_sim::run::missing_targets(&phantom, 1),
+        vec!["c".to_string()]
+    );
+    assert!(async_patterns_sim::run::missing_targets(&Pingers { phantom: false }, 1).is_empty());
+}
+
 #[test]
 fn an_undeclared_host_or_sabotage_is_reported() {
     let out = run(&Pingers { phantom: true }, 1, &FaultPlan::default()).unwrap();
