@@ -151,7 +151,7 @@ fn retry_tower() {
 }
 
 #[library_benchmark]
-fn retry_budget_ours() {
+fn budgeted_retry_ours() {
     run(|t| {
         let policy = RetryPolicy::builder()
             .max_attempts(3)
@@ -167,7 +167,7 @@ fn retry_budget_ours() {
 }
 
 #[library_benchmark]
-fn retry_budget_tower() {
+fn budgeted_retry_tower() {
     run(|_| {
         let budget = tower::retry::budget::TpsBudget::new(Duration::from_secs(10), 10, 0.2);
         tower::retry::RetryLayer::new(Budgeted {
@@ -230,8 +230,8 @@ library_benchmark_group!(
         timeout_tower,
         retry_ours,
         retry_tower,
-        retry_budget_ours,
-        retry_budget_tower,
+        budgeted_retry_ours,
+        budgeted_retry_tower,
         circuit_breaker_ours,
         circuit_breaker_tower_resilience,
         load_shed_ours,

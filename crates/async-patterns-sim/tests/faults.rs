@@ -508,7 +508,7 @@ fn a_partition_inside_a_hold_drops_what_was_held_and_the_hold_resumes() {
 /// without the phantom host sweeps clean.
 #[test]
 fn a_declared_target_never_built_is_one_error_up_front() {
-    let code = |scenario: &dyn AnyScenario, args: &[&str]| {
+    let code = |scenario: &dyn async_patterns_sim::AnyScenario, args: &[&str]| {
         let list = [scenario];
         let args = std::iter::once("sim").chain(args.iter().copied());
         let code = async_patterns_sim::cli::App::new(&list).main_from(args.map(Into::into));
