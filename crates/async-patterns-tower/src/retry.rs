@@ -476,7 +476,7 @@ where
     type Output = Result<S::Response, Error>;
 
     /// The first attempt's success (the common case) is decided here,
-    /// inline; a retry goes through the out-of-line [`retry_loop`].
+    /// inline; a retry goes through the out-of-line `retry_loop`.
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
