@@ -290,12 +290,14 @@ impl Semaphore {
     }
 
     /// Takes one permit if one is free and nobody is queued.
+    #[inline]
     pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         self.try_acquire_many(1)
     }
 
     /// Takes `n` permits if they are free and nobody is queued: it never
     /// barges ahead of a waiter.
+    #[inline]
     pub fn try_acquire_many(&self, n: usize) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         self.try_take(n)?;
         Ok(SemaphorePermit {
@@ -305,11 +307,13 @@ impl Semaphore {
     }
 
     /// [`try_acquire`](Semaphore::try_acquire) with an owned permit.
+    #[inline]
     pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         self.try_acquire_many_owned(1)
     }
 
     /// [`try_acquire_many`](Semaphore::try_acquire_many) with an owned permit.
+    #[inline]
     pub fn try_acquire_many_owned(
         self: Arc<Self>,
         n: usize,
@@ -486,6 +490,7 @@ impl SemaphorePermit<'_> {
 }
 
 impl Drop for SemaphorePermit<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.sem.release(self.permits);
     }
@@ -525,6 +530,7 @@ impl OwnedSemaphorePermit {
 }
 
 impl Drop for OwnedSemaphorePermit {
+    #[inline]
     fn drop(&mut self) {
         self.sem.release(self.permits);
     }
