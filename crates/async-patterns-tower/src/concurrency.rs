@@ -50,7 +50,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use async_patterns::{
     AcquireOwned, CapacityError, Overloaded, OwnedSemaphorePermit, Semaphore, TryAcquireError,
@@ -168,43 +168,33 @@ where
     type Future = ResponseFuture<S::Future, OwnedSemaphorePermit>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.permit.is_none() {
-            let permit = match &mut self.wait {
+        while self.permit.is_none() {
+            match &mut self.wait {
                 // Shed at the last poll; a permit may have come back since.
                 Wait::Shed => match self.semaphore.clone().try_acquire_owned() {
-                    Ok(permit) => permit,
+                    Ok(permit) => {
+                        self.wait = Wait::Idle;
+                        self.permit = Some(permit);
+                    }
                     Err(_) => return Poll::Ready(Ok(())),
                 },
-                Wait::Waiting(acquire) => match Pin::new(acquire).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(permit)) => permit,
-                    Poll::Ready(Err(e)) => {
-                        self.wait = Wait::Idle;
-                        return Poll::Ready(Err(Error::Acquire(e)));
-                    }
-                },
+                Wait::Waiting(acquire) => {
+                    let got = ready!(Pin::new(acquire).poll(cx));
+                    self.wait = Wait::Idle;
+                    self.permit = Some(got.map_err(Error::Acquire)?);
+                }
                 Wait::Idle => match self.semaphore.clone().try_acquire_owned() {
-                    Ok(permit) => permit,
+                    Ok(permit) => self.permit = Some(permit),
                     Err(TryAcquireError::NoPermits) if self.reject => {
                         self.wait = Wait::Shed;
                         return Poll::Ready(Ok(()));
                     }
                     Err(TryAcquireError::NoPermits) => {
-                        let mut acquire = self.semaphore.clone().acquire_owned();
-                        match Pin::new(&mut acquire).poll(cx) {
-                            Poll::Ready(Ok(permit)) => permit,
-                            Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::Acquire(e))),
-                            Poll::Pending => {
-                                self.wait = Wait::Waiting(acquire);
-                                return Poll::Pending;
-                            }
-                        }
+                        self.wait = Wait::Waiting(self.semaphore.clone().acquire_owned())
                     }
                     Err(TryAcquireError::Failed(e)) => return Poll::Ready(Err(Error::Acquire(e))),
                 },
-            };
-            self.wait = Wait::Idle;
-            self.permit = Some(permit);
+            }
         }
         match self.inner.poll_ready(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
