@@ -11,7 +11,9 @@
 //!
 //! # The rule, per finished call
 //!
-//! * failure, or latency above the target: `limit = max(min, ⌊limit × backoff⌋)`;
+//! * failure, or latency above the target: `limit = max(min, ⌊limit × backoff⌋)`,
+//!   in integers: the ratio is kept in millionths (rounded to the nearest),
+//!   so `0.99` takes 100 to exactly 99;
 //! * success within the target, with at least half the limit in flight
 //!   when it finished: `limit = min(max, limit + increase)`;
 //! * otherwise (a success while the limit is mostly unused, or a dropped
@@ -47,6 +49,7 @@
 
 use crate::Ending;
 use crate::events::emit;
+use crate::millionths;
 use std::fmt;
 use std::time::Duration;
 
@@ -106,7 +109,8 @@ pub struct AdaptiveConfig {
     max: u32,
     initial: u32,
     increase: u32,
-    backoff: f64,
+    /// The backoff ratio in millionths, in 0..10⁶.
+    backoff: u64,
     latency_target: Option<Duration>,
 }
 
@@ -158,7 +162,10 @@ impl AdaptiveConfigBuilder {
         self
     }
 
-    /// The limit is multiplied by this on a failure or slow call (default 0.5).
+    /// The limit is multiplied by this on a failure or slow call (default
+    /// 0.5), and rounded down. The ratio is kept in millionths, rounded to
+    /// the nearest (one that would round to 1, above 0.9999995, counts as
+    /// 0.999999), so the product is exact: 0.99 takes 100 to 99.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn backoff(mut self, ratio: f64) -> Self {
         self.backoff = ratio;
@@ -199,7 +206,9 @@ impl AdaptiveConfigBuilder {
             max: self.max,
             initial,
             increase: self.increase,
-            backoff: self.backoff,
+            // In (0, 1), so the rounded millionths are in 0..=10⁶; a ratio
+            // that rounds to 10⁶ would never shrink the limit: one less.
+            backoff: millionths::of(self.backoff).min(millionths::ONE - 1),
             latency_target: self.latency_target,
         })
     }
@@ -340,8 +349,9 @@ impl<C: Clock> AdaptiveLimit<C> {
     }
 
     fn decreased(&self, limit: u32) -> u32 {
-        // Floor of a product of a u32 and a ratio in (0, 1): fits in u32.
-        ((f64::from(limit) * self.config.backoff) as u32).max(self.config.min)
+        // ⌊limit × millionths / 10⁶⌋ < limit: fits in u32.
+        let shrunk = millionths::scale(u128::from(limit), self.config.backoff);
+        (shrunk as u32).max(self.config.min)
     }
 }
 
@@ -454,5 +464,28 @@ mod tests {
             AdaptiveConfigError::ZeroLatencyTarget
         );
         assert_eq!(AdaptiveConfig::builder().build().unwrap().initial, 10);
+    }
+
+    /// The decrease is exact: 100 × 0.99 is 99 (`f64` multiplication
+    /// gives 98.99999999999999); a ratio just below 1 still shrinks the
+    /// limit, and a tiny one takes it to the minimum.
+    #[test]
+    fn the_decrease_is_an_exact_product_rounded_down() {
+        let after_failure = |ratio: f64, limit: u32| {
+            let config = AdaptiveConfig::builder()
+                .limits(3, limit, 1_000)
+                .backoff(ratio)
+                .build()
+                .unwrap();
+            let adaptive = AdaptiveLimit::new(config, ManualClock::new());
+            adaptive.try_acquire().unwrap().failure();
+            adaptive.limit()
+        };
+        assert_eq!(after_failure(0.99, 100), 99);
+        assert_eq!(after_failure(0.9, 1_000), 900);
+        assert_eq!(after_failure(0.7, 10), 7);
+        assert_eq!(after_failure(0.9999999, 1_000), 999);
+        assert_eq!(after_failure(1e-9, 1_000), 3);
+        assert_eq!(after_failure(0.5, 7), 3);
     }
 }

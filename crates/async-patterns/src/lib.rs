@@ -47,6 +47,7 @@ pub mod circuit_breaker;
 pub mod deadline;
 mod events;
 pub mod fan_out;
+mod millionths;
 mod permit;
 pub mod pipeline;
 pub mod rate_limiter;

@@ -67,7 +67,9 @@
 //!
 //! # Delays
 //!
-//! Delays before retry `n` (from 0), with `ceil(n) = min(cap, base × factorⁿ)`:
+//! Delays before retry `n` (from 0), with `ceil(0) = base` and
+//! `ceil(n + 1) = min(cap, ⌊ceil(n) × factor⌋)` in whole nanoseconds (the
+//! factor is kept in millionths, so this is exact integer arithmetic):
 //!
 //! | jitter | delay |
 //! |---|---|

@@ -35,20 +35,32 @@ struct Params {
     initial: u32,
     max: u32,
     increase: u32,
-    backoff: f64,
+    /// The backoff ratio as an exact fraction (numerator, denominator):
+    /// the model shrinks the limit in integers; the code is handed the
+    /// ratio as an `f64`.
+    backoff: (u32, u32),
     target_ms: Option<u64>,
 }
 
 fn params() -> impl Strategy<Value = Params> {
+    // Small limits, where the minimum and the maximum bind often, and large
+    // ones, where a ratio like 99/100 lands on a whole number (100 → 99).
+    let scale = prop_oneof![
+        (1u32..=4, 0u32..=8, 0u32..=12, 1u32..=3),
+        (1u32..=4, 0u32..=400, 0u32..=400, 1u32..=60),
+    ];
     (
-        1u32..=4,
-        0u32..=8,
-        0u32..=12,
-        1u32..=3,
-        prop_oneof![Just(0.5), Just(0.75), Just(0.9)],
+        scale,
+        prop_oneof![
+            Just((1, 2)),
+            Just((3, 4)),
+            Just((9, 10)),
+            Just((99, 100)),
+            Just((7, 10))
+        ],
         prop::option::of(1u64..=30),
     )
-        .prop_map(|(min, a, b, increase, backoff, target_ms)| Params {
+        .prop_map(|((min, a, b, increase), backoff, target_ms)| Params {
             min,
             initial: min + a.min(b),
             max: min + a.max(b),
@@ -66,7 +78,7 @@ proptest! {
         let mut b = AdaptiveConfig::builder()
             .limits(p.min, p.initial, p.max)
             .increase(p.increase)
-            .backoff(p.backoff);
+            .backoff(f64::from(p.backoff.0) / f64::from(p.backoff.1));
         if let Some(ms) = p.target_ms {
             b = b.latency_target(Duration::from_millis(ms));
         }
@@ -75,7 +87,7 @@ proptest! {
         let mut held: Vec<AdaptivePermit<'_, ManualClock>> = Vec::new();
         // The model: the limit, and each held call's start in ms.
         let (mut m_limit, mut m_held, mut now) = (p.initial, Vec::<u64>::new(), 0u64);
-        let decrease = |l: u32| ((f64::from(l) * p.backoff) as u32).max(p.min);
+        let decrease = |l: u32| (l * p.backoff.0 / p.backoff.1).max(p.min);
         for op in ops {
             match op {
                 Op::Acquire => {

@@ -36,16 +36,30 @@ fn jitter() -> impl Strategy<Value = Jitter> {
 #[derive(Debug, Clone)]
 struct Backoff {
     base_ns: u64,
-    factor: f64,
+    /// The growth factor as an exact fraction (numerator, denominator): the
+    /// model grows ceilings in integers; the policy is handed it as an `f64`.
+    factor: (u64, u64),
     cap_ns: u64,
     jitter: Jitter,
+}
+
+impl Backoff {
+    fn factor_f64(&self) -> f64 {
+        self.factor.0 as f64 / self.factor.1 as f64
+    }
 }
 
 /// Microsecond-scale backoffs, and nanosecond-scale ones whose few possible
 /// values make an off-by-one at a bound likely to be drawn.
 fn backoff() -> impl Strategy<Value = Backoff> {
     let scale = prop_oneof![(1u64..=5_000_000, 0u64..=50_000_000), (1u64..=6, 0u64..=12),];
-    (scale, 1.0f64..4.0, jitter()).prop_map(|((base_ns, extra), factor, jitter)| Backoff {
+    // Thousandths (1.001 is 1000999.9999999999 millionths in f64), and
+    // whole or half factors.
+    let factor = prop_oneof![
+        (1_000u64..4_000).prop_map(|n| (n, 1_000)),
+        (2u64..8).prop_map(|n| (n, 2)),
+    ];
+    (scale, factor, jitter()).prop_map(|((base_ns, extra), factor, jitter)| Backoff {
         base_ns,
         factor,
         cap_ns: base_ns + extra,
@@ -57,7 +71,7 @@ fn policy(b: &Backoff, seed: u64) -> RetryPolicy {
     RetryPolicy::builder()
         .exponential(
             Duration::from_nanos(b.base_ns),
-            b.factor,
+            b.factor_f64(),
             Duration::from_nanos(b.cap_ns),
         )
         .jitter(b.jitter)
@@ -72,11 +86,13 @@ proptest! {
     #[test]
     fn delays_stay_within_their_jitter_bounds(b in backoff(), seed: u64, id: u64) {
         let (base, cap) = (b.base_ns, b.cap_ns);
-        let mut ceiling = base as f64;
+        let (num, den) = b.factor;
+        // The documented ceilings: base, then each the last × num / den,
+        // rounded down, never above the cap.
+        let mut c = base;
         let mut previous = base;
         for (n, delay) in policy(&b, seed).schedule(id).take(40).enumerate() {
             let d = u64::try_from(delay.as_nanos()).unwrap();
-            let c = (ceiling as u64).min(cap);
             let (lo, hi) = match b.jitter {
                 Jitter::None => (c, c),
                 Jitter::Full => (0, c),
@@ -86,7 +102,7 @@ proptest! {
             prop_assert!(lo <= d && d <= hi, "retry {n}: {d} ns outside {lo}..={hi}");
             prop_assert!(d <= cap);
             previous = d;
-            ceiling = (ceiling * b.factor).min(cap as f64);
+            c = (c * num / den).min(cap);
         }
     }
 
@@ -181,7 +197,7 @@ impl Script {
             Some(ms) => b.constant(Duration::from_millis(ms)),
             None => b.exponential(
                 Duration::from_nanos(self.backoff.base_ns),
-                self.backoff.factor,
+                self.backoff.factor_f64(),
                 Duration::from_nanos(self.backoff.cap_ns),
             ),
         };

@@ -5,9 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::window::{RateWindow, Span, TIME_BUCKETS, Threshold};
-
-/// The backoff multiplier's unit: it is kept in millionths.
-pub(super) const MILLIONTHS: u64 = 1_000_000;
+use crate::millionths;
 
 /// A setting of [`BreakerConfigBuilder`], as a [`BreakerConfigError`] names
 /// it; it displays as the builder method that sets it.
@@ -358,9 +356,8 @@ impl BreakerConfigBuilder {
             window,
             open_for: self.open_for,
             max_open_for,
-            // In [1, 1000], so the product is in [10⁶, 10⁹] and the cast
-            // is exact.
-            multiplier: (self.multiplier * MILLIONTHS as f64).round() as u64,
+            // In [1, 1000], so in [10⁶, 10⁹] millionths.
+            multiplier: millionths::of(self.multiplier),
             half_open_probes: nonzero(self.half_open_probes, BreakerSetting::HalfOpenProbes)?,
             close_after: nonzero(self.close_after, BreakerSetting::CloseAfter)?,
         })

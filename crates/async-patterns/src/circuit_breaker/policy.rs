@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::breaker::Refused;
-use super::config::{BreakerConfig, MILLIONTHS};
+use super::config::BreakerConfig;
 use super::window::{Counts, Outcomes};
+use crate::millionths;
 use crate::time::Instant;
 
 /// The breaker's state, as observed.
@@ -261,8 +262,7 @@ impl Policy {
     pub(super) fn trip(&mut self, now: Instant, cause: TransitionCause) -> Transition {
         let open_for = self.open_next;
         // Rounded down; below 2⁶⁴ · 10⁹ < 2¹²⁸, and capped below 2⁶⁴.
-        let grown =
-            open_for.as_nanos() * u128::from(self.config.multiplier) / u128::from(MILLIONTHS);
+        let grown = millionths::scale(open_for.as_nanos(), self.config.multiplier);
         let cap = self.config.max_open_for.as_nanos();
         self.open_next = Duration::from_nanos(u64::try_from(grown.min(cap)).unwrap_or(u64::MAX));
         self.move_to(

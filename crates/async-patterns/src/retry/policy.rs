@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::millionths;
 use crate::rng::SplitMix64;
 
 /// How the delay before each retry is spread.
@@ -69,7 +70,8 @@ pub struct RetryPolicy {
     pub(super) max_attempts: u32,
     pub(super) max_elapsed: Option<Duration>,
     base: Duration,
-    factor: f64,
+    /// The growth factor in millionths (10⁶ is no growth).
+    factor: u64,
     cap: Duration,
     jitter: Jitter,
     seed: u64,
@@ -132,7 +134,7 @@ impl RetryPolicy {
             cap: self.cap_ns,
             factor: self.factor,
             jitter: self.jitter,
-            ceiling: base as f64,
+            ceiling: base,
             previous: base,
         }
     }
@@ -153,7 +155,11 @@ impl RetryPolicyBuilder {
         self
     }
 
-    /// Delays grow from `base` by `factor` per retry, up to `cap`.
+    /// Delays grow from `base` by `factor` per retry, up to `cap`: each
+    /// ceiling is the last one × `factor`, rounded down to the nanosecond
+    /// (exact integer arithmetic: the factor is kept in millionths, rounded
+    /// to the nearest). A base under `1 / (factor − 1)` ns therefore never
+    /// grows, which no real backoff meets.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn exponential(mut self, base: Duration, factor: f64, cap: Duration) -> Self {
         (self.base, self.factor, self.cap, self.constant) = (base, factor, cap, false);
@@ -214,7 +220,9 @@ impl RetryPolicyBuilder {
             max_attempts: self.max_attempts,
             max_elapsed: self.max_elapsed,
             base: self.base,
-            factor: self.factor,
+            // Finite and at least 1 (checked above, or 1.0 for a constant
+            // delay); `as` saturates a factor beyond u64 millionths.
+            factor: millionths::of(self.factor),
             cap: self.cap,
             jitter: self.jitter,
             seed,
@@ -234,10 +242,12 @@ pub struct Schedule {
     rng: SplitMix64,
     base: u64,
     cap: u64,
-    factor: f64,
+    /// In millionths.
+    factor: u64,
     jitter: Jitter,
-    /// The un-jittered delay for the next retry, in nanoseconds.
-    ceiling: f64,
+    /// The un-jittered delay for the next retry, in nanoseconds (never
+    /// above `cap`).
+    ceiling: u64,
     /// The previous delay (decorrelated jitter).
     previous: u64,
 }
@@ -245,12 +255,7 @@ pub struct Schedule {
 impl Schedule {
     /// The exponential ceiling for the next retry, before jitter.
     pub fn ceiling(&self) -> Duration {
-        Duration::from_nanos(self.ceiling_nanos())
-    }
-
-    fn ceiling_nanos(&self) -> u64 {
-        // `as` saturates; the ceiling never exceeds `cap` anyway.
-        (self.ceiling as u64).min(self.cap)
+        Duration::from_nanos(self.ceiling)
     }
 }
 
@@ -266,7 +271,7 @@ impl Schedule {
     /// The next delay in nanoseconds (the retry loop's arithmetic is on
     /// the clock's nanoseconds, so it skips the `Duration` round trip).
     pub(super) fn next_nanos(&mut self) -> u64 {
-        let ceiling = self.ceiling_nanos();
+        let ceiling = self.ceiling;
         let delay = match self.jitter {
             Jitter::None => ceiling,
             Jitter::Full => self.rng.between(0, ceiling),
@@ -280,7 +285,8 @@ impl Schedule {
                 d
             }
         };
-        self.ceiling = (self.ceiling * self.factor).min(self.cap as f64);
+        let grown = millionths::scale(u128::from(ceiling), self.factor);
+        self.ceiling = u64::try_from(grown).map_or(self.cap, |g| g.min(self.cap));
         delay
     }
 }
