@@ -21,8 +21,10 @@ fn samples() -> impl Strategy<Value = Vec<u64>> {
     prop::collection::vec(one, 1..400)
 }
 
-fn exact(sorted: &[u64], q: f64) -> u64 {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+/// The sample at rank `max(1, ⌈n × num / den⌉)`, in integers: the
+/// quantile is the exact fraction `num / den`.
+fn exact(sorted: &[u64], (num, den): (usize, usize)) -> u64 {
+    let rank = (sorted.len() * num).div_ceil(den).max(1);
     sorted[rank - 1]
 }
 
@@ -43,12 +45,12 @@ proptest! {
         let sum: u128 = values.iter().map(|&v| u128::from(v)).sum();
         prop_assert_eq!(s.mean, Duration::from_nanos((sum / values.len() as u128) as u64));
         let unit = 10u64.pow(u32::from(digits));
-        for (q, got) in [(0.5, s.p50), (0.95, s.p95), (0.99, s.p99), (0.999, s.p999)] {
+        for (q, got) in [((1, 2), s.p50), ((19, 20), s.p95), ((99, 100), s.p99), ((999, 1000), s.p999)] {
             let want = exact(&sorted, q);
             let got = u64::try_from(got.as_nanos()).unwrap();
             prop_assert!(
                 want <= got && got <= want + want / unit + 1 && got <= *sorted.last().unwrap(),
-                "p{} = {} ns, exact {} ns, {} digits", q * 100.0, got, want, digits
+                "quantile {}/{} = {} ns, exact {} ns, {} digits", q.0, q.1, got, want, digits
             );
         }
     }
