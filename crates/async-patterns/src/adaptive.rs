@@ -109,8 +109,10 @@ pub struct AdaptiveConfig {
     max: u32,
     initial: u32,
     increase: u32,
+    /// As given (what `Debug` shows).
+    backoff: f64,
     /// The backoff ratio in millionths, in 0..10⁶.
-    backoff: u64,
+    backoff_millionths: u64,
     latency_target: Option<Duration>,
 }
 
@@ -206,9 +208,10 @@ impl AdaptiveConfigBuilder {
             max: self.max,
             initial,
             increase: self.increase,
+            backoff: self.backoff,
             // In (0, 1), so the rounded millionths are in 0..=10⁶; a ratio
             // that rounds to 10⁶ would never shrink the limit: one less.
-            backoff: millionths::of(self.backoff).min(millionths::ONE - 1),
+            backoff_millionths: millionths::of(self.backoff).min(millionths::ONE - 1),
             latency_target: self.latency_target,
         })
     }
@@ -350,7 +353,7 @@ impl<C: Clock> AdaptiveLimit<C> {
 
     fn decreased(&self, limit: u32) -> u32 {
         // ⌊limit × millionths / 10⁶⌋ < limit: fits in u32.
-        let shrunk = millionths::scale(u128::from(limit), self.config.backoff);
+        let shrunk = millionths::scale(u128::from(limit), self.config.backoff_millionths);
         (shrunk as u32).max(self.config.min)
     }
 }
@@ -454,6 +457,10 @@ mod tests {
         assert_eq!(
             err(AdaptiveConfig::builder().backoff(1.0)),
             AdaptiveConfigError::Backoff(1.0)
+        );
+        assert_eq!(
+            err(AdaptiveConfig::builder().backoff(0.0)),
+            AdaptiveConfigError::Backoff(0.0)
         );
         assert!(matches!(
             err(AdaptiveConfig::builder().backoff(f64::NAN)),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::buckets::TimeBuckets;
 use crate::events::emit;
+use crate::millionths;
 use crate::sync::{Mutex, lock};
 use crate::time::Instant;
 
@@ -42,8 +43,6 @@ impl std::error::Error for BudgetError {}
 
 /// The window is kept as this many buckets.
 const BUCKETS: usize = 10;
-/// The ratio is kept in parts per million, so all arithmetic is on integers.
-const PPM: u64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Tally {
@@ -82,8 +81,9 @@ impl RetryBudget {
         if bucket_ns == 0 {
             return Err(BudgetError::WindowTooShort(window));
         }
-        // Rounded to the nearest part per million; 100.0 is 10^8, no overflow.
-        let ppm = (ratio * PPM as f64).round() as u64;
+        // Kept in millionths (parts per million, rounded to the nearest), so
+        // all arithmetic is on integers; 100.0 is 10^8, no overflow.
+        let ppm = millionths::of(ratio);
         let floor = u64::try_from(u128::from(min_per_sec) * u128::from(window_ns) / 1_000_000_000)
             .unwrap_or(u64::MAX);
         if ppm == 0 && floor == 0 {
@@ -136,8 +136,8 @@ impl RetryBudget {
         let (calls, retries) = window.live().fold((0u64, 0u64), |(c, r), t| {
             (c.saturating_add(t.calls), r + t.retries)
         });
-        let earned = u64::try_from(u128::from(calls) * u128::from(self.ppm) / u128::from(PPM))
-            .unwrap_or(u64::MAX);
+        let earned =
+            u64::try_from(millionths::scale(u128::from(calls), self.ppm)).unwrap_or(u64::MAX);
         (earned.saturating_add(self.floor), retries)
     }
 }

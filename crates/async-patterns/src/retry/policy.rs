@@ -70,14 +70,16 @@ pub struct RetryPolicy {
     pub(super) max_attempts: u32,
     pub(super) max_elapsed: Option<Duration>,
     base: Duration,
-    /// The growth factor in millionths (10⁶ is no growth).
-    factor: u64,
+    /// As given (what `Debug` shows).
+    factor: f64,
     cap: Duration,
     jitter: Jitter,
     seed: u64,
-    /// `base` and `cap` in nanoseconds (saturated), for the schedule.
+    /// `base` and `cap` in nanoseconds (saturated), and the factor in
+    /// millionths (10⁶ is no growth), for the schedule.
     base_ns: u64,
     cap_ns: u64,
+    factor_millionths: u64,
 }
 
 /// Builds a [`RetryPolicy`]; [`build`](RetryPolicyBuilder::build) validates it.
@@ -132,7 +134,7 @@ impl RetryPolicy {
             rng: SplitMix64::derive(self.seed, id),
             base,
             cap: self.cap_ns,
-            factor: self.factor,
+            factor: self.factor_millionths,
             jitter: self.jitter,
             ceiling: base,
             previous: base,
@@ -158,8 +160,9 @@ impl RetryPolicyBuilder {
     /// Delays grow from `base` by `factor` per retry, up to `cap`: each
     /// ceiling is the last one × `factor`, rounded down to the nanosecond
     /// (exact integer arithmetic: the factor is kept in millionths, rounded
-    /// to the nearest). A base under `1 / (factor − 1)` ns therefore never
-    /// grows, which no real backoff meets.
+    /// to the nearest, so one below 1.0000005 is 1: no growth). A base
+    /// under `1 / (factor − 1)` ns therefore never grows, which no real
+    /// backoff meets.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn exponential(mut self, base: Duration, factor: f64, cap: Duration) -> Self {
         (self.base, self.factor, self.cap, self.constant) = (base, factor, cap, false);
@@ -220,14 +223,15 @@ impl RetryPolicyBuilder {
             max_attempts: self.max_attempts,
             max_elapsed: self.max_elapsed,
             base: self.base,
-            // Finite and at least 1 (checked above, or 1.0 for a constant
-            // delay); `as` saturates a factor beyond u64 millionths.
-            factor: millionths::of(self.factor),
+            factor: self.factor,
             cap: self.cap,
             jitter: self.jitter,
             seed,
             base_ns: nanos(self.base),
             cap_ns: nanos(self.cap),
+            // Finite and at least 1 (checked above, or 1.0 for a constant
+            // delay); a factor beyond u64 millionths saturates.
+            factor_millionths: millionths::of(self.factor),
         })
     }
 }
