@@ -551,6 +551,17 @@ mod tests {
             .map(|d| d.as_millis() as u64)
             .collect();
         assert_eq!(delays, [100, 200, 400, 500, 500, 500]);
+        // The ceiling ahead of each delay, read before drawing it.
+        let mut schedule = policy.schedule(0);
+        let mut ceilings = Vec::new();
+        for _ in 0..4 {
+            ceilings.push(schedule.ceiling().as_millis() as u64);
+            schedule.next();
+        }
+        assert_eq!(ceilings, [100, 200, 400, 500]);
+        assert_eq!(policy.max_attempts(), 3, "the builder's default");
+        let once = RetryPolicy::builder().max_attempts(7).jitter(Jitter::None);
+        assert_eq!(once.build().unwrap().max_attempts(), 7);
     }
 
     #[test]
@@ -563,5 +574,31 @@ mod tests {
             .unwrap();
         let delays: Vec<Duration> = policy.schedule(3).take(50).collect();
         assert!(delays.iter().all(|d| *d <= Duration::from_nanos(u64::MAX)));
+        // Without jitter: the base, then the cap (u64::MAX ns) for ever,
+        // the factor's product far past u64.
+        let exact = RetryPolicy::builder()
+            .exponential(Duration::from_secs(1), 1e300, Duration::MAX)
+            .jitter(Jitter::None)
+            .build()
+            .unwrap();
+        let delays: Vec<Duration> = exact.schedule(0).take(4).collect();
+        let most = Duration::from_nanos(u64::MAX);
+        assert_eq!(delays, [Duration::from_secs(1), most, most, most]);
+        // A cap just above a product that fits: the product, then the cap.
+        let near = RetryPolicy::builder()
+            .exponential(
+                Duration::from_nanos(u64::MAX / 4),
+                3.0,
+                Duration::from_nanos(u64::MAX - 1),
+            )
+            .jitter(Jitter::None)
+            .build()
+            .unwrap();
+        let delays: Vec<u64> = near
+            .schedule(0)
+            .take(3)
+            .map(|d| d.as_nanos() as u64)
+            .collect();
+        assert_eq!(delays, [u64::MAX / 4, u64::MAX / 4 * 3, u64::MAX - 1]);
     }
 }

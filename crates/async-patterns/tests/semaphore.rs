@@ -83,6 +83,46 @@ fn release_wakes_the_waiter() {
     assert_eq!(s.available_permits(), 1);
 }
 
+/// A waiter polled again from another task (another waker) wakes that
+/// task on release, not the one that polled it first.
+#[test]
+fn a_waiter_moved_to_another_task_wakes_the_new_one() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (first, second) = (
+        Arc::new(Count(AtomicUsize::new(0))),
+        Arc::new(Count(AtomicUsize::new(0))),
+    );
+    let s = sem(1);
+    let held = s.try_acquire().unwrap();
+    let mut waiter = Box::pin(s.acquire());
+    for count in [&first, &second] {
+        let waker = Waker::from(count.clone());
+        assert!(
+            waiter
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+    }
+    drop(held);
+    assert_eq!(
+        second.0.load(Ordering::SeqCst),
+        1,
+        "the task polling last is woken"
+    );
+    assert_eq!(first.0.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn waiters_are_served_in_fifo_order() {
     let s = sem(1);

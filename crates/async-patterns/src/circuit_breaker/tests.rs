@@ -310,6 +310,34 @@ fn stale_success_after_a_full_cycle_is_ignored() {
     assert_eq!(b.state(), BreakerState::Closed);
 }
 
+/// The same after 1 to 24 full cycles: the generation the lock-free word
+/// carries (43 bits) must tell them all apart, not only the last few.
+#[test]
+fn stale_success_after_many_cycles_is_ignored() {
+    for cycles in 1..=24 {
+        let config = BreakerConfig::builder()
+            .window(3, 3)
+            .failure_rate(0.5)
+            .build()
+            .unwrap();
+        let (b, clock) = breaker(config);
+        let old = b.try_acquire().unwrap();
+        for _ in 0..cycles {
+            for _ in 0..3 {
+                b.try_acquire().unwrap().failure();
+            }
+            clock.advance(Duration::from_secs(60));
+            b.try_acquire().unwrap().success();
+            assert_eq!(b.state(), BreakerState::Closed);
+        }
+        old.success();
+        for _ in 0..2 {
+            b.try_acquire().unwrap().failure();
+        }
+        assert_eq!(b.state(), BreakerState::Closed, "after {cycles} cycles");
+    }
+}
+
 #[test]
 fn failure_rate_window_with_minimum_calls() {
     let config = BreakerConfig::builder()
