@@ -55,7 +55,20 @@ fn loom_half_open_admits_at_most_p_probes() {
 /// breaker opens exactly once, whichever records first.
 #[test]
 fn loom_concurrent_failures_trip_exactly_once() {
-    loom_model::check("concurrent_failures_trip_exactly_once", || {
+    concurrent_failures_trip_exactly_once("concurrent_failures_trip_exactly_once", 0);
+}
+
+/// The same in a later closed state (generation 3, after one full cycle):
+/// a call admitted while a failure holds the lock must get the current
+/// generation from the lock-free word, not one the fold wrote wrongly (at
+/// generation 0 a shift the wrong way writes the same word).
+#[test]
+fn loom_concurrent_failures_trip_exactly_once_after_a_cycle() {
+    concurrent_failures_trip_exactly_once("concurrent_failures_trip_after_a_cycle", 1);
+}
+
+fn concurrent_failures_trip_exactly_once(name: &'static str, cycles: usize) {
+    loom_model::check(name, move || {
         let config = BreakerConfig::builder()
             .consecutive_failures(2)
             .open_for(Duration::from_secs(1))
@@ -63,13 +76,22 @@ fn loom_concurrent_failures_trip_exactly_once() {
             .unwrap();
         let opens = Arc::new(AtomicUsize::new(0));
         let counter = opens.clone();
-        let breaker = Arc::new(
-            CircuitBreaker::new(config, ManualClock::new()).with_observer(move |t| {
+        let clock = ManualClock::new();
+        let breaker = Arc::new(CircuitBreaker::new(config, clock.clone()).with_observer(
+            move |t| {
                 if matches!(t.to, BreakerState::Open { .. }) {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
-            }),
-        );
+            },
+        ));
+        for _ in 0..cycles {
+            for _ in 0..2 {
+                breaker.try_acquire().unwrap().failure();
+            }
+            clock.advance(Duration::from_secs(1));
+            breaker.try_acquire().unwrap().success();
+            assert_eq!(breaker.state(), BreakerState::Closed);
+        }
         let spawn = || {
             let breaker = breaker.clone();
             thread::spawn(move || {
@@ -84,7 +106,7 @@ fn loom_concurrent_failures_trip_exactly_once() {
         // Both calls are admitted (the breaker stays closed until the
         // second failure is recorded), so it always opens, exactly once.
         assert!(matches!(breaker.state(), BreakerState::Open { .. }));
-        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        assert_eq!(opens.load(Ordering::SeqCst), cycles + 1);
     });
 }
 
