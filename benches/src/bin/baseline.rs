@@ -190,11 +190,17 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 fn save(root: &Path, file: &Path, skip_wall_time: bool, runs: u32) -> Result<bool, Error> {
-    let instructions = run_callgrind(root)?;
-    let wall_time = if skip_wall_time {
-        load(file).map(|b| b.wall_time).unwrap_or_default()
+    // Read the figures to keep before measuring anything: a file that cannot
+    // be read is an error, not a baseline silently saved without them.
+    let kept = if skip_wall_time {
+        Some(load(file)?.wall_time)
     } else {
-        run_criterion(root, runs, None)?
+        None
+    };
+    let instructions = run_callgrind(root)?;
+    let wall_time = match kept {
+        Some(wall_time) => wall_time,
+        None => run_criterion(root, runs, None)?,
     };
     let baseline = Baseline {
         regenerate_with: "cargo run -p async-patterns-benches --release --bin baseline -- save"
@@ -531,4 +537,30 @@ fn find_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>, Error> {
     }
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `save --skip-wall-time` writes back the wall-time figures it read:
+    /// they must survive the trip to the last digit.
+    #[test]
+    fn the_committed_baseline_survives_a_read_and_write_unchanged() {
+        let text = std::fs::read_to_string(workspace_root().join("benches/baseline.json")).unwrap();
+        let baseline = load(&workspace_root().join("benches/baseline.json")).unwrap();
+        assert!(!baseline.wall_time.is_empty());
+        assert_eq!(
+            serde_json::to_string_pretty(&baseline).unwrap() + "\n",
+            text
+        );
+    }
+
+    #[test]
+    fn keeping_the_wall_time_of_a_missing_file_is_an_error() {
+        let missing = workspace_root().join("benches/no-such-baseline.json");
+        let err = save(&workspace_root(), &missing, true, 1).err().unwrap();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        assert!(!missing.exists());
+    }
 }
