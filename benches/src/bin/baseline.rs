@@ -107,6 +107,10 @@ struct Baseline {
     /// criterion medians, ours beside the anchor, per comparison.
     #[serde(default)]
     wall_time: Vec<Pairing>,
+    /// The revision the wall-time figures were measured at: older than
+    /// `git_revision` after `save --skip-wall-time`.
+    #[serde(default)]
+    wall_time_git_revision: String,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -193,29 +197,37 @@ fn save(root: &Path, file: &Path, skip_wall_time: bool, runs: u32) -> Result<boo
     // Read the figures to keep before measuring anything: a file that cannot
     // be read is an error, not a baseline silently saved without them.
     let kept = if skip_wall_time {
-        Some(load(file)?.wall_time)
+        let old = load(file)?;
+        let revision = if old.wall_time_git_revision.is_empty() {
+            old.git_revision
+        } else {
+            old.wall_time_git_revision
+        };
+        Some((old.wall_time, revision))
     } else {
         None
     };
+    let git_revision = output("git", &["rev-parse", "HEAD"], root)?
+        + if output("git", &["status", "--porcelain"], root)?.is_empty() {
+            ""
+        } else {
+            " (with uncommitted changes)"
+        };
     let instructions = run_callgrind(root)?;
-    let wall_time = match kept {
-        Some(wall_time) => wall_time,
-        None => run_criterion(root, runs, None)?,
+    let (wall_time, wall_time_git_revision) = match kept {
+        Some(kept) => kept,
+        None => (run_criterion(root, runs, None)?, git_revision.clone()),
     };
     let baseline = Baseline {
         regenerate_with: "cargo run -p async-patterns-benches --release --bin baseline -- save"
             .into(),
-        git_revision: output("git", &["rev-parse", "HEAD"], root)?
-            + if output("git", &["status", "--porcelain"], root)?.is_empty() {
-                ""
-            } else {
-                " (with uncommitted changes)"
-            },
+        git_revision,
         rustc: output("rustc", &["-vV"], root)?,
         valgrind: output("valgrind", &["--version"], root)?,
         gungraun: gungraun_version(root)?,
         instructions,
         wall_time,
+        wall_time_git_revision,
     };
     std::fs::write(file, serde_json::to_string_pretty(&baseline)? + "\n")?;
     println!("wrote {}", file.display());
