@@ -1,10 +1,10 @@
 //! Instruction counts under Callgrind (gungraun) for the tower layers,
 //! ours beside tower's own (and tower-resilience's breaker): the same
 //! iterations as `tower_layers.rs` (ready, call, complete; a ready inner
-//! service), `CALLS` of them per benchmark, each with its own tokio
-//! runtime built inside (the same fixed cost on both sides of a pair).
-//! Not part of `baseline compare`'s gate; a noise-free companion to the
-//! wall-time ratios.
+//! service), `CALLS` of them per benchmark, inside one tokio runtime the
+//! benchmark builds (the same fixed cost on both sides of a pair). Gated by
+//! `baseline compare` like the core's (ours only); a noise-free companion to
+//! the wall-time ratios.
 
 // gungraun's macros generate undocumented modules and constants.
 #![allow(missing_docs)]
