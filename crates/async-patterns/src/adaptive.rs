@@ -76,7 +76,8 @@ pub enum AdaptiveConfigError {
     },
     /// The additive increase was 0: the limit could never grow.
     ZeroIncrease,
-    /// The backoff ratio is not a number in (0, 1).
+    /// The backoff ratio is not a number in (0, 1), or is under 0.0000005,
+    /// which rounds to zero millionths.
     Backoff(f64),
     /// The latency target was zero: every call would count as slow.
     ZeroLatencyTarget,
@@ -92,7 +93,9 @@ impl fmt::Display for AdaptiveConfigError {
             AdaptiveConfigError::ZeroIncrease => {
                 f.write_str("the additive increase must be at least 1")
             }
-            AdaptiveConfigError::Backoff(b) => write!(f, "backoff ratio {b} is not in (0, 1)"),
+            AdaptiveConfigError::Backoff(b) => {
+                write!(f, "backoff ratio {b} is not in (0, 1) (at least 0.0000005)")
+            }
             AdaptiveConfigError::ZeroLatencyTarget => {
                 f.write_str("the latency target must be above zero")
             }
@@ -167,7 +170,8 @@ impl AdaptiveConfigBuilder {
     /// The limit is multiplied by this on a failure or slow call (default
     /// 0.5), and rounded down. The ratio is kept in millionths, rounded to
     /// the nearest (one that would round to 1, above 0.9999995, counts as
-    /// 0.999999), so the product is exact: 0.99 takes 100 to 99.
+    /// 0.999999; one that would round to 0, under 0.0000005, is refused),
+    /// so the product is exact: 0.99 takes 100 to 99.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn backoff(mut self, ratio: f64) -> Self {
         self.backoff = ratio;
@@ -197,7 +201,7 @@ impl AdaptiveConfigBuilder {
         if self.increase == 0 {
             return Err(AdaptiveConfigError::ZeroIncrease);
         }
-        if !(self.backoff > 0.0 && self.backoff < 1.0) {
+        if !(self.backoff < 1.0 && millionths::of(self.backoff) > 0) {
             return Err(AdaptiveConfigError::Backoff(self.backoff));
         }
         if self.latency_target == Some(Duration::ZERO) {
@@ -209,7 +213,7 @@ impl AdaptiveConfigBuilder {
             initial,
             increase: self.increase,
             backoff: self.backoff,
-            // In (0, 1), so the rounded millionths are in 0..=10⁶; a ratio
+            // In (0, 1), so the rounded millionths are in 1..=10⁶; a ratio
             // that rounds to 10⁶ would never shrink the limit: one less.
             backoff_millionths: millionths::of(self.backoff).min(millionths::ONE - 1),
             latency_target: self.latency_target,
@@ -462,6 +466,14 @@ mod tests {
             err(AdaptiveConfig::builder().backoff(0.0)),
             AdaptiveConfigError::Backoff(0.0)
         );
+        // Positive, but zero millionths: it would act as 0.
+        for tiny in [4e-7, 1e-300, -0.5] {
+            assert_eq!(
+                err(AdaptiveConfig::builder().backoff(tiny)),
+                AdaptiveConfigError::Backoff(tiny)
+            );
+        }
+        assert!(AdaptiveConfig::builder().backoff(5e-7).build().is_ok());
         assert!(matches!(
             err(AdaptiveConfig::builder().backoff(f64::NAN)),
             AdaptiveConfigError::Backoff(_)
@@ -475,7 +487,7 @@ mod tests {
 
     /// The decrease is exact: 100 × 0.99 is 99 (`f64` multiplication
     /// gives 98.99999999999999); a ratio just below 1 still shrinks the
-    /// limit, and a tiny one takes it to the minimum.
+    /// limit, and the smallest (one millionth) takes it to the minimum.
     #[test]
     fn the_decrease_is_an_exact_product_rounded_down() {
         let after_failure = |ratio: f64, limit: u32| {
@@ -492,7 +504,7 @@ mod tests {
         assert_eq!(after_failure(0.9, 1_000), 900);
         assert_eq!(after_failure(0.7, 10), 7);
         assert_eq!(after_failure(0.9999999, 1_000), 999);
-        assert_eq!(after_failure(1e-9, 1_000), 3);
+        assert_eq!(after_failure(5e-7, 1_000), 3);
         assert_eq!(after_failure(0.5, 7), 3);
     }
 }

@@ -6,8 +6,11 @@
 /// One, in millionths.
 pub(crate) const ONE: u64 = 1_000_000;
 
-/// `x` in millionths, rounded to the nearest; `x` is finite and at least
-/// zero (the builders check), and a value beyond `u64` saturates.
+/// `x` in millionths: `x × 10⁶` in `f64`, rounded to the nearest integer.
+/// A ratio written with at most six decimals comes out exact; one written
+/// halfway between two millionths (1.0000015) may round either way, as the
+/// `f64` nearest it lies. `x` is finite and at least zero (the builders
+/// check), and a value beyond `u64` saturates.
 pub(crate) fn of(x: f64) -> u64 {
     (x * ONE as f64).round() as u64
 }

@@ -69,7 +69,9 @@
 //!
 //! Delays before retry `n` (from 0), with `ceil(0) = base` and
 //! `ceil(n + 1) = min(cap, ⌊ceil(n) × factor⌋)` in whole nanoseconds (the
-//! factor is kept in millionths, so this is exact integer arithmetic):
+//! factor, from 1 to 1000, is kept in millionths rounded to the nearest,
+//! so this is exact integer arithmetic; a ceiling past `u64::MAX` ns
+//! saturates there):
 //!
 //! | jitter | delay |
 //! |---|---|
@@ -89,7 +91,7 @@
 //! | every attempt is handed the one overall deadline (what is left of `max_elapsed`, never a fresh one) | proptest `retrier_matches_reference_model` (each attempt's [`Attempt::deadline`] is checked) |
 //! | a jittered policy cannot be built without a seed; retriers seeded the recommended way draw distinct, uniform delays | unit test `bad_policies_are_typed_errors`; `fleet_seeded_from_entropy_draws_distinct_uniform_delays` (`async-patterns-tokio`) |
 //! | no sleep ends past `max_elapsed` after the first attempt began (attempts included): a retry that would start at or after it is not made | proptest `retrier_matches_reference_model` (virtual time) |
-//! | retries never exceed the budget's `ratio × calls + floor` over its window | proptest `retrier_matches_reference_model` (shared budget); unit tests in [`budget`]; loom `loom_budget_withdrawals_never_exceed_the_allowance` |
+//! | retries never exceed the budget's `⌊ratio × calls⌋ + floor` over its window (the ratio to the nearest millionth) | proptest `retrier_matches_reference_model` (shared budget); unit tests in [`budget`]; loom `loom_budget_withdrawals_never_exceed_the_allowance` |
 //! | each retry is reported to the observer before its sleep, with its delay | insta snapshot `seeded_retry_schedule` (`tests/retry.rs`, in `snapshots/`); proptest `retrier_matches_reference_model` (the observer reads the clock: still the failure's instant) |
 //! | bad configuration is a typed [`RetryConfigError`] when built | unit test `bad_policies_are_typed_errors` |
 //!
@@ -484,6 +486,21 @@ mod tests {
             err(RetryPolicy::builder().exponential(ms(1), f64::INFINITY, ms(5))),
             RetryConfigError::BadFactor(_)
         ));
+        // Up to 1000, as the breaker's multiplier: a factor kept in u64
+        // millionths could not hold 1e14 (it would grow by 1.8e13 at most).
+        for huge in [1000.001, 1e14] {
+            assert_eq!(
+                err(RetryPolicy::builder().exponential(ms(1), huge, ms(5))),
+                RetryConfigError::BadFactor(huge)
+            );
+        }
+        let most = RetryPolicy::builder()
+            .exponential(Duration::from_nanos(1), 1000.0, Duration::MAX)
+            .jitter(Jitter::None)
+            .build()
+            .unwrap();
+        let ns: Vec<u128> = most.schedule(0).take(3).map(|d| d.as_nanos()).collect();
+        assert_eq!(ns, [1, 1000, 1_000_000]);
         assert_eq!(
             err(RetryPolicy::builder().exponential(ms(10), 2.0, ms(5))),
             RetryConfigError::CapBelowBase
@@ -567,23 +584,26 @@ mod tests {
     #[test]
     fn huge_delays_saturate_instead_of_overflowing() {
         let policy = RetryPolicy::builder()
-            .exponential(Duration::from_secs(1), 1e300, Duration::MAX)
+            .exponential(Duration::from_secs(1), 1000.0, Duration::MAX)
             .jitter(Jitter::Decorrelated)
             .seed(3)
             .build()
             .unwrap();
         let delays: Vec<Duration> = policy.schedule(3).take(50).collect();
         assert!(delays.iter().all(|d| *d <= Duration::from_nanos(u64::MAX)));
-        // Without jitter: the base, then the cap (u64::MAX ns) for ever,
-        // the factor's product far past u64.
+        // Without jitter: 1 s × 1000 per retry until the product passes
+        // u64::MAX ns (about 584 years), then that for ever.
         let exact = RetryPolicy::builder()
-            .exponential(Duration::from_secs(1), 1e300, Duration::MAX)
+            .exponential(Duration::from_secs(1), 1000.0, Duration::MAX)
             .jitter(Jitter::None)
             .build()
             .unwrap();
-        let delays: Vec<Duration> = exact.schedule(0).take(4).collect();
-        let most = Duration::from_nanos(u64::MAX);
-        assert_eq!(delays, [Duration::from_secs(1), most, most, most]);
+        let delays: Vec<Duration> = exact.schedule(0).take(6).collect();
+        let (s, most) = (Duration::from_secs, Duration::from_nanos(u64::MAX));
+        assert_eq!(
+            delays,
+            [s(1), s(1_000), s(1_000_000), s(1_000_000_000), most, most]
+        );
         // A cap just above a product that fits: the product, then the cap.
         let near = RetryPolicy::builder()
             .exponential(

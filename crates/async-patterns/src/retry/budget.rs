@@ -20,8 +20,9 @@ pub enum BudgetError {
     RatioOutOfRange(f64),
     /// The window is shorter than its 10 buckets of at least 1 ns each.
     WindowTooShort(Duration),
-    /// Both the share and the floor are zero: the budget would allow no
-    /// retry at all (use one attempt instead).
+    /// Both the share (in millionths, rounded to the nearest: a ratio
+    /// under 0.0000005 is zero) and the floor are zero: the budget would
+    /// allow no retry at all (use one attempt instead).
     NoRetries,
 }
 
@@ -50,8 +51,9 @@ struct Tally {
     retries: u64,
 }
 
-/// Allows, over the last `window`, at most `ratio × calls + floor` retries,
-/// where `floor = min_per_sec × window`. Share one (in an `Arc`) between all
+/// Allows, over the last `window`, at most `⌊ratio × calls⌋ + floor`
+/// retries, where `floor = ⌊min_per_sec × window⌋` and `ratio` is the one
+/// given rounded to the nearest millionth (5e-7 counts as 0.000001). Share one (in an `Arc`) between all
 /// the retriers that call the same server.
 ///
 /// Every logical call [`deposit`](Self::deposit)s once; every retry must
@@ -71,7 +73,7 @@ impl RetryBudget {
     ///
     /// Both round down to whole retries: the floor is `⌊min_per_sec ×
     /// window⌋` (1 per second over 500 ms is no floor), the ratio is held in
-    /// whole parts per million.
+    /// whole parts per million, rounded to the nearest.
     pub fn new(ratio: f64, min_per_sec: u32, window: Duration) -> Result<Self, BudgetError> {
         if !(0.0..=100.0).contains(&ratio) {
             return Err(BudgetError::RatioOutOfRange(ratio));
@@ -227,5 +229,24 @@ mod tests {
             RetryBudget::new(0.0, 0, SEC).unwrap_err(),
             BudgetError::NoRetries
         );
+        // Under half a millionth rounds to no share at all.
+        assert_eq!(
+            RetryBudget::new(4e-7, 0, SEC).unwrap_err(),
+            BudgetError::NoRetries
+        );
+    }
+
+    #[test]
+    fn the_ratio_is_rounded_to_the_nearest_millionth() {
+        // Written halfway, each rounds up (their f64s lie a hair below the
+        // half, but the product in f64 lands on it): 5e-7 counts as one
+        // millionth (1 retry per 10⁶ calls), 1.5e-6 as two.
+        for (ratio, allowed) in [(5e-7, 1), (1.5e-6, 2), (0.123_456_5, 123_457)] {
+            let budget = RetryBudget::new(ratio, 0, SEC).unwrap();
+            for _ in 0..1_000_000 {
+                budget.deposit(at(0));
+            }
+            assert_eq!(budget.available(at(0)), allowed, "ratio {ratio}");
+        }
     }
 }

@@ -30,7 +30,8 @@ pub enum RetryConfigError {
     /// An exponential backoff with a zero base would never wait (use
     /// [`RetryPolicyBuilder::constant`] with zero for that).
     ZeroBase,
-    /// The growth factor is not a finite number of at least 1.
+    /// The growth factor is not a number from 1 to 1000 (the circuit
+    /// breaker's multiplier has the same range).
     BadFactor(f64),
     /// The cap is below the base.
     CapBelowBase,
@@ -49,7 +50,7 @@ impl fmt::Display for RetryConfigError {
                 f.write_str("an exponential backoff needs a base above zero")
             }
             RetryConfigError::BadFactor(x) => {
-                write!(f, "backoff factor {x} is not a finite number >= 1")
+                write!(f, "backoff factor {x} is not a number from 1 to 1000")
             }
             RetryConfigError::CapBelowBase => f.write_str("the backoff cap is below its base"),
             RetryConfigError::ZeroMaxElapsed => f.write_str("max_elapsed must be above zero"),
@@ -157,12 +158,12 @@ impl RetryPolicyBuilder {
         self
     }
 
-    /// Delays grow from `base` by `factor` per retry, up to `cap`: each
-    /// ceiling is the last one × `factor`, rounded down to the nanosecond
-    /// (exact integer arithmetic: the factor is kept in millionths, rounded
-    /// to the nearest, so one below 1.0000005 is 1: no growth). A base
-    /// under `1 / (factor − 1)` ns therefore never grows, which no real
-    /// backoff meets.
+    /// Delays grow from `base` by `factor` (1 to 1000) per retry, up to
+    /// `cap`: each ceiling is the last one × `factor`, rounded down to the
+    /// nanosecond (exact integer arithmetic: the factor is kept as `m`
+    /// millionths, rounded to the nearest, so one below 1.0000005 is 1: no
+    /// growth). A base under `10⁶ / (m − 10⁶)` ns therefore never grows
+    /// (under 2 ns for a factor of 1.5), which no real backoff meets.
     #[must_use = "a builder method returns the changed value; use it"]
     pub fn exponential(mut self, base: Duration, factor: f64, cap: Duration) -> Self {
         (self.base, self.factor, self.cap, self.constant) = (base, factor, cap, false);
@@ -206,7 +207,7 @@ impl RetryPolicyBuilder {
             if self.base.is_zero() {
                 return Err(RetryConfigError::ZeroBase);
             }
-            if !(self.factor.is_finite() && self.factor >= 1.0) {
+            if !(1.0..=1000.0).contains(&self.factor) {
                 return Err(RetryConfigError::BadFactor(self.factor));
             }
             if self.cap < self.base {
@@ -229,8 +230,8 @@ impl RetryPolicyBuilder {
             seed,
             base_ns: nanos(self.base),
             cap_ns: nanos(self.cap),
-            // Finite and at least 1 (checked above, or 1.0 for a constant
-            // delay); a factor beyond u64 millionths saturates.
+            // From 1 to 1000 (checked above, or 1.0 for a constant delay):
+            // at most 10⁹ millionths.
             factor_millionths: millionths::of(self.factor),
         })
     }
