@@ -153,7 +153,7 @@ async fn keyed_refuses_in_call_with_the_instant_and_keys_are_independent_body() 
     let layer = KeyedRateLimitLayer::new(
         Quota::per_second(1).unwrap(),
         timer,
-        // Room for both keys even if they share one of the 16 shards.
+        // Room for both keys even if they share one of its 16 shards.
         1_024.try_into().unwrap(),
         |req: &(u8, u32)| req.0,
     );

@@ -112,8 +112,7 @@ fn loom_keyed_checks_on_one_key_are_linearizable() {
         let limiter = Arc::new(KeyedRateLimiter::new(
             quota,
             ManualClock::new(),
-            // Room for both keys even if they share a shard (which keys
-            // share one depends on the hash, not on this test).
+            // One shard with room for both keys.
             NonZeroUsize::new(64).unwrap(),
         ));
         let spawn = |key: u8| {

@@ -93,7 +93,8 @@ proptest! {
         ops in prop::collection::vec((0usize..KEYS, 0u64..=12, 0u32..=9), 1..120),
     ) {
         let clock = ManualClock::new();
-        // Room for every key in every shard: exact agreement holds only
+        // Room for every key in every shard (8 shards of 80 for 40 keys):
+        // exact agreement holds only
         // while no shard is full of busy keys (the tight-memory property
         // below covers that case).
         let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(16 * KEYS).unwrap());
@@ -109,7 +110,7 @@ proptest! {
         }
     }
 
-    /// With room for only 4 keys per shard, a new key may be refused while
+    /// With room for only 16 keys (one shard), a new key may be refused while
     /// its shard is full of busy keys; even then no key is ever admitted
     /// beyond its own model, and no refusal names an instant more than one
     /// burst's refill away.
@@ -119,7 +120,7 @@ proptest! {
         ops in prop::collection::vec((0usize..KEYS, 0u64..=12, 0u32..=9), 1..120),
     ) {
         let clock = ManualClock::new();
-        let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(64).unwrap());
+        let limiter = KeyedRateLimiter::new(q, clock.clone(), NonZeroUsize::new(16).unwrap());
         let mut models: Vec<TokenBucket> = (0..KEYS).map(|_| TokenBucket::new(q)).collect();
         let quarter = q.interval() / 4;
         let tolerance = q.interval().as_nanos() * u128::from(q.burst());

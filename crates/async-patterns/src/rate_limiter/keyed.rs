@@ -1,9 +1,11 @@
 //! A keyed rate limiter: an independent GCRA bucket per key, in bounded
 //! memory.
 //!
-//! Keys live in 16 shards, each a hash table under its own mutex. A key is
-//! hashed once per check; that hash picks the shard and finds the key in
-//! it.
+//! Keys live in shards, each a hash table under its own mutex and with an
+//! equal share of `max_keys`: one shard per 64 keys of `max_keys`, a power
+//! of two from 1 to 16 (under 128 keys, one shard: any `max_keys` keys fit;
+//! from 1,024, sixteen). A key is hashed once per check; that hash picks
+//! the shard and finds the key in it.
 //!
 //! **The hasher is a choice to make.** [`KeyedRateLimiter::new`] hashes with
 //! std's SipHash under fixed keys: no random seed, so a simulation that uses
@@ -41,7 +43,7 @@
 //! |---|---|
 //! | each key's decisions equal an independent token-bucket model's exactly, while its shard has room | proptest `keyed_limiter_matches_independent_models` (`tests/rate_limiter_model.rs`) |
 //! | with shards full of busy keys, no key is ever admitted beyond its own model, and no refusal is for longer than one burst's refill; `n == 0` is always admitted | proptest `tight_keyed_limiter_never_grants_extra_and_never_locks_out`; unit test `a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost` |
-//! | never more than `max_keys` (rounded up to a multiple of 16) keys are held | unit test `keyed_memory_is_bounded_and_idle_keys_are_evicted` |
+//! | never more than `max_keys` (rounded up to a multiple of the shard count) keys are held; under 128, any `max_keys` busy keys are held at once | unit tests `keyed_memory_is_bounded_and_idle_keys_are_evicted`, `a_small_limiter_holds_any_max_keys_keys`, `shards_follow_max_keys`, `keys_of_one_shard_fill_only_that_shard` |
 //! | evicting a key never grants it extra capacity; a new key refused for lack of room is told when room frees up (when the first busy key goes idle) | unit tests `keyed_memory_is_bounded_and_idle_keys_are_evicted`, `a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost` |
 //! | concurrent checks on one key are linearizable and other keys are unaffected | loom `loom_keyed_checks_on_one_key_are_linearizable` (a new key), `loom_keyed_checks_on_a_held_key_are_linearizable` (a key already held, burst 2) (`tests/loom_rate_limiter.rs`) |
 
@@ -54,7 +56,18 @@ use super::{CheckError, NotUntil, Quota, gcra};
 use crate::sync::{Mutex, lock};
 use crate::time::{Clock, Instant};
 
-const SHARDS: usize = 16;
+/// The most shards a limiter is split into (from 1,024 keys).
+const MAX_SHARDS: usize = 16;
+/// A shard is made only for every this many keys of `max_keys`, so a small
+/// limiter is one shard and holds any `max_keys` keys.
+const KEYS_PER_SHARD: usize = 64;
+
+/// How many shards `max_keys` keys are split into: the largest power of
+/// two at most `max_keys / 64`, from 1 to 16.
+fn shard_count(max_keys: usize) -> usize {
+    let n = (max_keys / KEYS_PER_SHARD).clamp(1, MAX_SHARDS);
+    1 << n.ilog2()
+}
 
 type FixedState = BuildHasherDefault<DefaultHasher>;
 
@@ -64,6 +77,8 @@ pub struct KeyedRateLimiter<K, C, S = BuildHasherDefault<DefaultHasher>> {
     clock: C,
     quota: Quota,
     per_shard: usize,
+    /// The shard count less one (the count is a power of two).
+    shard_mask: usize,
     hasher: S,
     shards: Box<[Mutex<HashTable<Held<K>>>]>,
 }
@@ -76,20 +91,21 @@ struct Held<K> {
     tat: u64,
 }
 
-/// The shard of a hash: bits 32–35, which neither the table's bucket index
-/// (low bits) nor its tag (top 7 bits) uses, so keys of one shard still
-/// spread over its table.
-fn shard_of(hash: u64) -> usize {
-    (hash >> 32) as usize % SHARDS
+/// The shard of a hash: bits from 32 up (32–35 at most), which neither the
+/// table's bucket index (low bits) nor its tag (top 7 bits) uses, so keys
+/// of one shard still spread over its table.
+fn shard_of(hash: u64, shard_mask: usize) -> usize {
+    (hash >> 32) as usize & shard_mask
 }
 
 impl<K: Hash + Eq + Clone, C: Clock> KeyedRateLimiter<K, C> {
     /// A limiter that holds state for at most `max_keys` keys (rounded up to
-    /// a multiple of 16), every key starting with a full bucket. Each of the
-    /// 16 shards holds a 16th of them, and a key's hash picks its shard, so
-    /// size `max_keys` well above the keys you expect at once: with
-    /// `max_keys` 16, two keys that land in one shard cannot both be held,
-    /// and the second is refused until the first goes idle.
+    /// a multiple of its shard count), every key starting with a full
+    /// bucket. Under 128, it is one shard: any `max_keys` busy keys are
+    /// held at once. Above, each of up to 16 shards holds its share, and a
+    /// key's hash picks its shard, so size `max_keys` above the keys you
+    /// expect at once: a key whose shard is full of busy keys is refused
+    /// until the first of them goes idle, even if other shards have room.
     ///
     /// It hashes with fixed keys: deterministic, for tests and simulations. For keys
     /// outsiders choose, use [`with_hasher`](Self::with_hasher) and a
@@ -103,12 +119,14 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher> KeyedRateLimiter<K, C, S> {
     /// [`new`](KeyedRateLimiter::new) with the hasher given, e.g.
     /// `std::hash::RandomState::new()` in production.
     pub fn with_hasher(quota: Quota, clock: C, max_keys: NonZeroUsize, hasher: S) -> Self {
+        let shards = shard_count(max_keys.get());
         KeyedRateLimiter {
             clock,
             quota,
-            per_shard: max_keys.get().div_ceil(SHARDS),
+            per_shard: max_keys.get().div_ceil(shards),
+            shard_mask: shards - 1,
             hasher,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            shards: (0..shards).map(|_| Mutex::new(HashTable::new())).collect(),
         }
     }
 
@@ -157,7 +175,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher> KeyedRateLimiter<K, C, S> {
         let now = self.clock.now().as_nanos();
         let tolerance = self.quota.tolerance();
         let hash = self.hasher.hash_one(key);
-        let shard = &self.shards[shard_of(hash)];
+        let shard = &self.shards[shard_of(hash, self.shard_mask)];
         let mut map = lock(shard);
         if let Some(held) = map.find_mut(hash, |held| held.key == *key) {
             held.tat = gcra(held.tat, now, cost, tolerance)?;
@@ -191,7 +209,7 @@ impl<K, C, S> std::fmt::Debug for KeyedRateLimiter<K, C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyedRateLimiter")
             .field("quota", &self.quota)
-            .field("max_keys", &(self.per_shard * SHARDS))
+            .field("max_keys", &(self.per_shard * self.shards.len()))
             .finish()
     }
 }
@@ -202,9 +220,9 @@ mod tests {
     use crate::time::ManualClock;
     use std::time::Duration;
 
-    /// The shard a key lands in (to pick keys that share one).
+    /// The shard a key lands in when there are 16.
     fn shard_of_key(key: u64) -> usize {
-        shard_of(FixedState::default().hash_one(key))
+        shard_of(FixedState::default().hash_one(key), MAX_SHARDS - 1)
     }
 
     /// A shard with room for 2 keys holds `a` (busy until 1 s) and `b`
@@ -213,15 +231,10 @@ mod tests {
     /// it needs no room; and at 1 s it gets `a`'s place.
     #[test]
     fn a_full_shard_refuses_until_its_first_key_goes_idle_but_admits_zero_cost() {
-        let mut same = (0u64..10_000).filter(|&k| shard_of_key(k) == shard_of_key(0));
-        let (a, b, c) = (
-            same.next().unwrap(),
-            same.next().unwrap(),
-            same.next().unwrap(),
-        );
+        let (a, b, c) = (0u64, 1, 2);
         let clock = ManualClock::new();
         let quota = Quota::per_second(1).unwrap();
-        let l = KeyedRateLimiter::new(quota, clock.clone(), NonZeroUsize::new(32).unwrap());
+        let l = KeyedRateLimiter::new(quota, clock.clone(), NonZeroUsize::new(2).unwrap());
         l.check_key(&a).unwrap();
         clock.advance(Duration::from_millis(300));
         l.check_key(&b).unwrap();
@@ -231,6 +244,66 @@ mod tests {
         assert_eq!(l.check_key_n(&c, 0), Ok(()), "0 cells need no room");
         clock.advance_to(second);
         assert_eq!(l.check_key(&c), Ok(()));
+    }
+
+    #[test]
+    fn shards_follow_max_keys() {
+        let counts: Vec<usize> = [1, 63, 127, 128, 255, 256, 1_023, 1_024, 4_096, usize::MAX]
+            .into_iter()
+            .map(shard_count)
+            .collect();
+        assert_eq!(counts, [1, 1, 1, 2, 2, 4, 8, 16, 16, 16]);
+        // Held at most: max_keys rounded up to a multiple of the shards.
+        let held_at_most = |max: usize| {
+            let clock = ManualClock::new();
+            let quota = Quota::per_second(1).unwrap();
+            let l: KeyedRateLimiter<u64, _> =
+                KeyedRateLimiter::new(quota, clock, NonZeroUsize::new(max).unwrap());
+            format!("{l:?}")
+        };
+        assert!(held_at_most(100).contains("max_keys: 100"));
+        assert!(held_at_most(1_025).contains("max_keys: 1040"));
+    }
+
+    /// Under 128 keys the limiter is one shard: any `max_keys` busy keys
+    /// are held at once, whatever their hashes, and one more is refused.
+    #[test]
+    fn a_small_limiter_holds_any_max_keys_keys() {
+        for max in [1u64, 2, 16, 127] {
+            let clock = ManualClock::new();
+            let quota = Quota::per_second(1).unwrap();
+            let l = KeyedRateLimiter::new(
+                quota,
+                clock,
+                NonZeroUsize::new(usize::try_from(max).unwrap()).unwrap(),
+            );
+            for key in 0..max {
+                assert_eq!(l.check_key(&key), Ok(()), "key {key} of {max}");
+            }
+            assert!(l.check_key(&max).is_err(), "{max} + 1 busy keys held");
+        }
+    }
+
+    /// With 16 shards of 64, the 65th busy key of one shard is refused
+    /// while a key of another shard is still admitted.
+    #[test]
+    fn keys_of_one_shard_fill_only_that_shard() {
+        let first = shard_of_key(0);
+        let same: Vec<u64> = (0u64..10_000)
+            .filter(|&k| shard_of_key(k) == first)
+            .take(65)
+            .collect();
+        // Bounded searches, so a broken shard_of fails here, not hangs.
+        let other = (0u64..10_000).find(|&k| shard_of_key(k) != first).unwrap();
+        let clock = ManualClock::new();
+        let quota = Quota::per_second(1).unwrap();
+        let l = KeyedRateLimiter::new(quota, clock, NonZeroUsize::new(1_024).unwrap());
+        for key in &same[..64] {
+            assert_eq!(l.check_key(key), Ok(()));
+        }
+        assert!(l.check_key(&same[64]).is_err(), "its shard is full");
+        assert_eq!(l.check_key(&other), Ok(()), "another shard has room");
+        assert_eq!(l.len(), 65);
     }
 
     /// With a randomly keyed hasher (as in production), keys are still
@@ -268,7 +341,7 @@ mod tests {
     fn keyed_memory_is_bounded_and_idle_keys_are_evicted() {
         let clock = ManualClock::new();
         let quota = Quota::per_second(1).unwrap().with_burst(2).unwrap();
-        let max = NonZeroUsize::new(32).unwrap(); // 2 per shard
+        let max = NonZeroUsize::new(32).unwrap(); // one shard of 32
         let l = KeyedRateLimiter::new(quota, clock.clone(), max);
         let mut refused = Vec::new();
         let mut admitted = Vec::new();
