@@ -224,7 +224,7 @@ MUTATIONS = [
      "            (None, _) => return Err(RetryConfigError::NoSeed),",
      "            (None, _) => 0,"),
     ("retry-accepts-infinite-factor", "an infinite or huge backoff factor is accepted", RETRY_POLICY,
-     "if !(1.0..=1000.0).contains(&self.factor) {",
+     "if !(1.0..=millionths::MAX_FACTOR).contains(&self.factor) {",
      "if !(self.factor >= 1.0) {"),
     ("deadline-within-ignores-parent", "within gives a fresh timeout instead of the sooner of it and the parent", DEADLINE,
      "        self.min(Deadline::after(clock, d))",

@@ -6,6 +6,10 @@
 /// One, in millionths.
 pub(crate) const ONE: u64 = 1_000_000;
 
+/// The largest growth factor a builder takes (the breaker's multiplier, the
+/// retry policy's factor): 10⁹ millionths, far inside `u64`.
+pub(crate) const MAX_FACTOR: f64 = 1000.0;
+
 /// `x` in millionths: `x × 10⁶` in `f64`, rounded to the nearest integer.
 /// A ratio written with at most six decimals comes out exact; one written
 /// halfway between two millionths (1.0000015) may round either way, as the

@@ -340,7 +340,7 @@ impl BreakerConfigBuilder {
         if self.open_for.is_zero() {
             return Err(BreakerConfigError::ZeroDuration(BreakerSetting::OpenFor));
         }
-        if !(1.0..=1000.0).contains(&self.multiplier) {
+        if !(1.0..=millionths::MAX_FACTOR).contains(&self.multiplier) {
             return Err(BreakerConfigError::BadMultiplier(self.multiplier));
         }
         let max_open_for = match (self.max_open_for, self.multiplier == 1.0) {

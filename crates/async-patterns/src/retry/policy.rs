@@ -207,7 +207,7 @@ impl RetryPolicyBuilder {
             if self.base.is_zero() {
                 return Err(RetryConfigError::ZeroBase);
             }
-            if !(1.0..=1000.0).contains(&self.factor) {
+            if !(1.0..=millionths::MAX_FACTOR).contains(&self.factor) {
                 return Err(RetryConfigError::BadFactor(self.factor));
             }
             if self.cap < self.base {
