@@ -439,16 +439,36 @@ fn four_shards_merge_to_the_single_sweep() {
             let twice = sim(&["merge", paths[0], paths[0]]);
             assert_eq!(twice.status.code(), Some(2));
             assert!(
-                stderr(&twice).contains("appears twice"),
+                stderr(&twice).contains("shard 1/4 is given twice"),
                 "{}",
                 stderr(&twice)
+            );
+            // Three of the four: a hole, named.
+            let holed = sim(&["merge", paths[0], paths[1], paths[3]]);
+            assert_eq!(holed.status.code(), Some(2));
+            assert!(
+                stderr(&holed).contains("no file holds shard 3/4"),
+                "{}",
+                stderr(&holed)
             );
         }
     }
     // Each record says what a person needs: the plan, the hash, the
     // violations, the latencies.
     let text = std::fs::read_to_string(dir.join("failing-1.json")).unwrap();
-    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let header = &header["sweep"];
+    assert_eq!(header["version"], 1);
+    assert_eq!(header["shard"], serde_json::json!([1, 4]));
+    assert_eq!(header["seeds"], 12);
+    assert!(
+        header["build"]["about"]
+            .as_str()
+            .unwrap()
+            .starts_with("commit ")
+    );
+    let line: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    let first = &line["seed"];
     for key in [
         "scenario",
         "seed",
@@ -495,11 +515,151 @@ fn merge_refuses_shards_of_different_sabotages() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(merged.status.code(), Some(2), "{}", stdout(&merged));
     assert!(
-        stderr(&merged)
-            .contains("records run with --sabotage ack-before-store and with no sabotage"),
+        stderr(&merged).contains("not shards of one sweep: ")
+            && stderr(&merged).contains(
+                "a.json ran --from 0 --seeds 2 of pipeline under --sabotage ack-before-store, "
+            )
+            && stderr(&merged).contains("b.json ran --from 2 --seeds 2 of pipeline"),
         "{}",
         stderr(&merged)
     );
+}
+
+/// Seeds 0, 2, 4 and 101, 103, 105 are not one sweep (merge once printed
+/// PASS: 6 seeds); a file from before the header is refused by name.
+#[test]
+fn merge_refuses_different_seed_ranges_and_unversioned_files() {
+    let dir = scratch("ranges");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let sweep = |from: &str, file: &str| {
+        sim(&[
+            "sweep",
+            "--scenario",
+            "pipeline",
+            "--seeds",
+            "6",
+            "--from",
+            from,
+            "--shard",
+            "1/2",
+            "--json",
+            file,
+        ])
+    };
+    sweep("0", a);
+    sweep("100", b);
+    let merged = sim(&["merge", a, b]);
+    assert_eq!(merged.status.code(), Some(2), "{}", stdout(&merged));
+    assert!(
+        stderr(&merged).contains("ran --from 0 --seeds 6 of pipeline")
+            && stderr(&merged).contains("ran --from 100 --seeds 6 of pipeline"),
+        "{}",
+        stderr(&merged)
+    );
+    // The records without their header line: the old format.
+    let text = std::fs::read_to_string(a).unwrap();
+    let records: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(a, records).unwrap();
+    let old = sim(&["merge", a]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(old.status.code(), Some(2));
+    assert!(
+        stderr(&old).contains("a.json: no sweep header"),
+        "{}",
+        stderr(&old)
+    );
+}
+
+/// The density flags thin every seed's plan, and the replay lines a sweep
+/// prints repeat them (a replay without them would run another plan).
+#[test]
+fn density_flags_reach_the_plans_and_the_replay_lines() {
+    let out = sim(&[
+        "sweep",
+        "--sabotage",
+        "ack-before-store",
+        "--seeds",
+        "16",
+        "--max-faults",
+        "1",
+        "--weight",
+        "hold=0",
+        "--keep",
+        "3/4",
+        "--once",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("replay: cargo run -p sim --release -- replay pipeline --seed ")
+            && text.contains(
+                " --keep 3/4 --max-faults 1 --weight hold=0 --sabotage ack-before-store --trace"
+            ),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("replay: "))
+        .unwrap();
+    let seed = line
+        .split(" --seed ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let replay = sim(&[
+        "replay",
+        "pipeline",
+        "--seed",
+        seed,
+        "--sabotage",
+        "ack-before-store",
+        "--keep",
+        "3/4",
+        "--max-faults",
+        "1",
+        "--weight",
+        "hold=0",
+    ]);
+    assert_eq!(replay.status.code(), Some(1), "{}", stdout(&replay));
+    let plan_line = stdout(&replay)
+        .lines()
+        .find(|l| l.contains(": plan {"))
+        .unwrap()
+        .to_string();
+    assert_eq!(plan_line.matches("\"kind\"").count(), 1, "{plan_line}");
+    assert!(!plan_line.contains("\"hold\""), "{plan_line}");
+    // Careless input: an unknown kind, a chance above one, flags with a plan file.
+    for (args, says) in [
+        (
+            &["sweep", "--weight", "flood=2"][..],
+            "no fault kind \"flood\"; the kinds: partition, hold, crash",
+        ),
+        (&["sweep", "--weight", "loss"][..], "expected KIND=N"),
+        (&["sweep", "--keep", "3/2"][..], "3/2 is not a chance"),
+        (
+            &["sweep", "--keep", "0.5"][..],
+            "write N/M (2/3) or a percent (25%)",
+        ),
+        (
+            &[
+                "replay",
+                "pipeline",
+                "--seed",
+                "1",
+                "--plan",
+                "sim/regressions/pipeline-seed-0.json",
+                "--max-faults",
+                "1",
+            ][..],
+            "--max-faults 1 draws a plan, and --plan sim/regressions/pipeline-seed-0.json gives one",
+        ),
+    ] {
+        let out = sim(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
 }
 
 /// A trace piped into `head` ends the command quietly: no panic on the

@@ -42,7 +42,7 @@ fn shapes_of(
 
 /// A shape's plan for scenario `s`.
 fn plan_for(s: &dyn AnyScenario, shape: &Shape) -> FaultPlan {
-    let menu = s.info().swarm.menu;
+    let menu = s.info().swarm.menu().to_vec();
     FaultPlan {
         faults: shape
             .iter()

@@ -2,11 +2,17 @@
 //!
 //! ```text
 //! list
-//! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N] [--sabotage NAME] [--json FILE] [--once]
-//! replay S --seed X [--plan FILE] [--sabotage NAME | --no-sabotage] [--trace] [--plot out.svg]
-//! shrink S --seed X [--plan FILE] [--sabotage NAME | --no-sabotage] [--out FILE [--force]]
+//! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N] [--sabotage NAME] [--json FILE] [--once] [DENSITY]
+//! replay S --seed X [--plan FILE | DENSITY] [--sabotage NAME | --no-sabotage] [--twice] [--trace] [--plot out.svg]
+//! shrink S --seed X [--plan FILE | DENSITY] [--sabotage NAME | --no-sabotage] [--invariant NAME] [--out FILE [--force]]
 //! merge FILE...
+//!
+//! DENSITY: how a seed's plan is drawn, over the scenario's swarm
+//!   [--keep CHANCE] [--max-faults N] [--weight KIND=N]... [--kind-subsets]
 //! ```
+//!
+//! The density flags change every seed's plan, so the replay lines a sweep
+//! prints repeat them (see [`Swarm`] for what each does).
 //!
 //! Bad input (an unknown scenario or sabotage, a plan that does not parse or
 //! names an undeclared target, a range past the last seed, an output path
@@ -44,7 +50,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::fault::FaultPlan;
+use crate::fault::{Chance, FaultKind, FaultPlan, Swarm};
 
 /// Prints a line to stdout; a closed pipe (`sim replay … --trace | head`)
 /// ends the command quietly instead of panicking.
@@ -60,9 +66,13 @@ macro_rules! out {
 /// The error that means stdout was closed under us: not reported.
 const PIPE: &str = "\0stdout closed";
 use crate::plot;
+use crate::run::run_checked;
 use crate::scenario::{AnyScenario, Info};
-use crate::shrink::{regression_file, shrink};
-use crate::sweep::{SeedRecord, merge, read_records, replay_line, report, sweep};
+use crate::shrink::{Keep, ShrinkError, regression_file, shrink_keeping};
+use crate::sweep::{
+    Build, FORMAT_VERSION, SeedRecord, SweepHeader, merge, read_sweep, replay_line, report,
+    shard_seeds, sweep, write_sweep,
+};
 
 /// Runs the command line over `scenarios`, with the defaults of [`App`].
 pub fn main(scenarios: &[&dyn AnyScenario]) -> ExitCode {
@@ -193,6 +203,8 @@ enum Command {
         /// Run each seed once, skipping the determinism check (faster).
         #[arg(long)]
         once: bool,
+        #[command(flatten)]
+        density: Density,
     },
     /// Re-run one seed exactly.
     Replay {
@@ -205,14 +217,22 @@ enum Command {
         /// SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Run the seed twice, as a sweep does, and show the first event
+        /// where the two runs differ, if they do.
+        #[arg(long)]
+        twice: bool,
     },
-    /// Shrink a failing seed's fault plan to a minimal one (the seed stays
-    /// fixed) and save it. A plan shrunk under --sabotage is saved only
-    /// with --out (it is a demonstration, not a regression) and records
-    /// its sabotage.
+    /// Shrink a failing seed's fault plan to a 1-minimal one that breaks
+    /// the same invariants (the seed stays fixed) and save it. A plan
+    /// shrunk under --sabotage is saved only with --out (it is a
+    /// demonstration, not a regression) and records its sabotage.
     Shrink {
         #[command(flatten)]
         run: OneRun,
+        /// Keep only this invariant failing (default: every invariant the
+        /// seed breaks).
+        #[arg(long, value_name = "NAME")]
+        invariant: Option<String>,
         /// Where to write the shrunk plan [default without --sabotage:
         /// REGRESSIONS/SCENARIO-seed-SEED.json; with it: not saved].
         #[arg(long)]
@@ -250,6 +270,81 @@ struct OneRun {
     /// same faults against the code as it is).
     #[arg(long)]
     no_sabotage: bool,
+    #[command(flatten)]
+    density: Density,
+}
+
+/// How a seed's plan is drawn, over the scenario's own swarm: the flags
+/// change every seed's plan, so replay lines repeat them.
+#[derive(clap::Args, Clone, Default)]
+struct Density {
+    /// Each fault of the scenario's swarm menu is in a seed's plan with
+    /// this chance: N/M or P% [default: the scenario's; 2/3 unless it says]
+    #[arg(long, value_name = "CHANCE")]
+    keep: Option<Chance>,
+    /// At most N faults in a seed's plan (chosen at random when more are
+    /// drawn)
+    #[arg(long, value_name = "N")]
+    max_faults: Option<usize>,
+    /// A fault kind's relative weight, KIND=N (0 leaves the kind out; the
+    /// heaviest kind keeps the keep chance); repeatable. Kinds: partition,
+    /// partition_oneway, hold, loss, latency, crash
+    #[arg(long, value_name = "KIND=N", value_parser = parse_weight)]
+    weight: Vec<(FaultKind, u32)>,
+    /// Each seed enables a random subset of the fault kinds (swarm
+    /// testing: each kind with chance 1/2, at least one)
+    #[arg(long)]
+    kind_subsets: bool,
+}
+
+impl Density {
+    /// `swarm` with these settings.
+    fn apply(&self, mut swarm: Swarm) -> Swarm {
+        if let Some(keep) = self.keep {
+            swarm = swarm.keep(keep);
+        }
+        if let Some(max) = self.max_faults {
+            swarm = swarm.max_faults(max);
+        }
+        for (kind, w) in &self.weight {
+            swarm = swarm.weight(*kind, *w);
+        }
+        if self.kind_subsets {
+            swarm = swarm.kind_subsets(true);
+        }
+        swarm
+    }
+
+    /// The flags again, as a replay line repeats them (empty: none given).
+    fn flags(&self) -> String {
+        let mut f = Vec::new();
+        if let Some(keep) = self.keep {
+            f.push(format!("--keep {keep}"));
+        }
+        if let Some(max) = self.max_faults {
+            f.push(format!("--max-faults {max}"));
+        }
+        for (kind, w) in &self.weight {
+            f.push(format!("--weight {}={w}", kind.name()));
+        }
+        if self.kind_subsets {
+            f.push("--kind-subsets".into());
+        }
+        f.join(" ")
+    }
+}
+
+/// `KIND=N`.
+fn parse_weight(text: &str) -> Result<(FaultKind, u32), String> {
+    let (kind, w) = text
+        .split_once('=')
+        .ok_or("expected KIND=N, e.g. loss=0 or crash=2")?;
+    let kind: FaultKind = kind.trim().parse()?;
+    let w = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("{w:?} is not a weight (a whole number, 0 or more)"))?;
+    Ok((kind, w))
 }
 
 /// Scenario names are command-line words: non-empty, without spaces, and
@@ -288,10 +383,6 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     }
     Ok((k, n))
 }
-
-/// The most seeds one process runs (their records are held in memory, some
-/// hundreds of bytes each); more is split with `--shard`.
-const MAX_SEEDS: u64 = 1_000_000;
 
 struct Run<'a> {
     app: &'a App<'a>,
@@ -357,8 +448,18 @@ impl Run<'_> {
     /// under (a conflict is an error).
     fn resolve(&self, run: &OneRun) -> Result<(usize, FaultPlan), String> {
         let i = self.find(&run.scenario)?;
+        let flags = run.density.flags();
         let mut plan = match &run.plan {
-            None => self.infos[i].swarm.plan(run.seed),
+            None => run
+                .density
+                .apply(self.infos[i].swarm.clone())
+                .plan(run.seed),
+            Some(p) if !flags.is_empty() => {
+                return Err(format!(
+                    "{flags} draws a plan, and --plan {} gives one: use one or the other",
+                    p.display()
+                ));
+            }
             Some(p) => load(p)?,
         };
         plan.sabotage = match (run.sabotage.clone(), plan.sabotage.take()) {
@@ -392,8 +493,18 @@ impl Run<'_> {
                 self.list()?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Replay { run, trace, plot } => self.replay(&run, trace, plot),
-            Command::Shrink { run, out, force } => self.shrink(&run, out, force),
+            Command::Replay {
+                run,
+                trace,
+                plot,
+                twice,
+            } => self.replay(&run, trace, plot, twice),
+            Command::Shrink {
+                run,
+                invariant,
+                out,
+                force,
+            } => self.shrink(&run, invariant, out, force),
             Command::Sweep {
                 scenario,
                 seeds,
@@ -402,30 +513,43 @@ impl Run<'_> {
                 sabotage,
                 json,
                 once,
+                density,
             } => {
                 let chosen = match (scenario.as_deref(), sabotage.as_deref()) {
                     (None, None) => (0..self.infos.len()).collect(),
                     (name, sabotage) => vec![self.find_for(name, sabotage)?],
                 };
-                let seeds = pick_seeds(seeds, from, shard)?;
+                let shard = shard.unwrap_or((1, 1));
+                let picked = shard_seeds(from, seeds, shard)?;
                 if let Some(path) = &json {
                     check_output(path, "--json", true)?;
                 }
-                self.sweep(&chosen, &seeds, sabotage.as_deref(), json.as_deref(), !once)
+                let header = SweepHeader {
+                    version: FORMAT_VERSION,
+                    build: Build::current(),
+                    scenarios: chosen.iter().map(|i| self.infos[*i].name.clone()).collect(),
+                    from,
+                    seeds,
+                    shard: [shard.0, shard.1],
+                    sabotage: sabotage.clone(),
+                    runs: if once { 1 } else { 2 },
+                    swarm: density.flags(),
+                };
+                self.sweep(&chosen, &picked, &header, &density, json.as_deref())
             }
             Command::Merge { files } => {
-                let mut records = Vec::new();
+                let mut read = Vec::new();
                 for file in &files {
                     let text = std::fs::read_to_string(file)
                         .map_err(|e| format!("{}: {e}", file.display()))?;
-                    records.extend(
-                        read_records(&file.display().to_string(), &text)
+                    read.push(
+                        read_sweep(&file.display().to_string(), &text)
                             .map_err(|e| e.to_string())?,
                     );
                 }
                 let order: Vec<String> = self.infos.iter().map(|s| s.name.clone()).collect();
-                let records = merge(&order, records).map_err(|e| e.to_string())?;
-                self.verdict(&records)
+                let (whole, records) = merge(&order, read).map_err(|e| e.to_string())?;
+                self.verdict(&records, &whole.swarm)
             }
         }
     }
@@ -483,7 +607,13 @@ impl Run<'_> {
         ))
     }
 
-    fn replay(&self, run: &OneRun, trace: bool, plot: Option<PathBuf>) -> Result<ExitCode, String> {
+    fn replay(
+        &self,
+        run: &OneRun,
+        trace: bool,
+        plot: Option<PathBuf>,
+        twice: bool,
+    ) -> Result<ExitCode, String> {
         let (i, plan) = self.resolve(run)?;
         let name = &self.infos[i].name;
         let seed = run.seed;
@@ -491,9 +621,9 @@ impl Run<'_> {
         if let Some(path) = &plot {
             check_output(path, "--plot", true)?;
         }
-        let out = self.app.scenarios[i]
-            .run_plan(seed, &plan)
-            .map_err(|e| e.to_string())?;
+        let checked =
+            run_checked(self.app.scenarios[i], seed, &plan, twice).map_err(|e| e.to_string())?;
+        let out = checked.outcome;
         if trace {
             for e in &out.trace {
                 out!("{e}");
@@ -504,6 +634,11 @@ impl Run<'_> {
             to_json(&plan)?,
             out.trace_hash
         );
+        if let Some(again) = checked.again
+            && checked.divergence.is_none()
+        {
+            out!("ran twice: both runs gave trace hash {again:016x}");
+        }
         for v in &out.violations {
             out!("VIOLATION: {v}");
         }
@@ -525,7 +660,13 @@ impl Run<'_> {
         })
     }
 
-    fn shrink(&self, run: &OneRun, out: Option<PathBuf>, force: bool) -> Result<ExitCode, String> {
+    fn shrink(
+        &self,
+        run: &OneRun,
+        invariant: Option<String>,
+        out: Option<PathBuf>,
+        force: bool,
+    ) -> Result<ExitCode, String> {
         let (i, plan) = self.resolve(run)?;
         let name = &self.infos[i].name;
         let seed = run.seed;
@@ -552,23 +693,33 @@ impl Run<'_> {
                 }
             })?;
         }
-        let Some((small, violations)) = shrink(self.app.scenarios[i], seed, &plan) else {
-            out!(
-                "{name} seed {seed} breaks no invariant under {}: nothing to shrink",
-                to_json(&plan)?
-            );
-            out!("PASS: {name} seed {seed}, nothing to shrink");
-            return Ok(ExitCode::SUCCESS);
+        let keep = invariant.map_or(Keep::Original, Keep::Invariant);
+        let small = match shrink_keeping(self.app.scenarios[i], seed, &plan, &keep) {
+            Ok(small) => small,
+            Err(ShrinkError::Passes) => {
+                out!(
+                    "{name} seed {seed} breaks no invariant under {}: nothing to shrink",
+                    to_json(&plan)?
+                );
+                out!("PASS: {name} seed {seed}, nothing to shrink");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(format!("{name} seed {seed}: {e}")),
         };
         out!(
-            "shrunk {} faults to {}: {}",
+            "shrunk {} faults ({} ms faulted) to {} ({} ms) in {} runs, still breaking {}: {}",
             plan.faults.len(),
-            small.faults.len(),
-            to_json(&small)?
+            plan.faulted_ms(),
+            small.plan.faults.len(),
+            small.plan.faulted_ms(),
+            small.runs,
+            small.kept.join(", "),
+            to_json(&small.plan)?
         );
-        for v in &violations {
+        for v in &small.violations {
             out!("  {v}");
         }
+        let (small, violations) = (small.plan, small.violations);
         match &out {
             Some(out) => {
                 std::fs::write(out, to_json(&small)? + "\n")
@@ -581,7 +732,8 @@ impl Run<'_> {
                         name,
                         seed,
                         small.sabotage.as_deref(),
-                        Some(out)
+                        Some(out),
+                        ""
                     )
                 );
             }
@@ -602,9 +754,9 @@ impl Run<'_> {
         &self,
         chosen: &[usize],
         seeds: &[u64],
-        sabotage: Option<&str>,
+        header: &SweepHeader,
+        density: &Density,
         json: Option<&Path>,
-        twice: bool,
     ) -> Result<ExitCode, String> {
         let bar = ProgressBar::new(seeds.len() as u64 * chosen.len() as u64);
         bar.set_style(
@@ -614,15 +766,22 @@ impl Run<'_> {
         for &i in chosen {
             self.check_targets(i, seeds.first().copied().unwrap_or(0))?;
         }
+        let twice = header.runs >= 2;
         let mut records: Vec<SeedRecord> = Vec::new();
         let mut speeds = Vec::new();
         for &i in chosen {
             let name = &self.infos[i].name;
             bar.set_message(name.clone());
             let started = wall_clock();
-            let mine = sweep(self.app.scenarios[i], seeds, sabotage, twice, &|| {
-                bar.inc(1)
-            })
+            let swarm = density.apply(self.infos[i].swarm.clone());
+            let mine = sweep(
+                self.app.scenarios[i],
+                seeds,
+                Some(&swarm),
+                header.sabotage.as_deref(),
+                twice,
+                &|| bar.inc(1),
+            )
             .map_err(|e| e.to_string())?;
             let secs = started.elapsed().as_secs_f64();
             speeds.push(format!("{name} {:.0}", seeds.len() as f64 / secs.max(1e-9)));
@@ -630,12 +789,8 @@ impl Run<'_> {
         }
         bar.finish_and_clear();
         if let Some(path) = json {
-            let mut text = String::new();
-            for r in &records {
-                text += &serde_json::to_string(r).map_err(|e| e.to_string())?;
-                text.push('\n');
-            }
-            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(path, write_sweep(header, &records))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         // Speed goes to stderr: stdout is the same for one sweep and for a
         // merge of its shards.
@@ -648,50 +803,18 @@ impl Run<'_> {
             },
             speeds.join(", ")
         );
-        self.verdict(&records)
+        self.verdict(&records, &header.swarm)
     }
 
     /// Prints the report and returns its exit code.
-    fn verdict(&self, records: &[SeedRecord]) -> Result<ExitCode, String> {
-        out!("{}", report(records, &self.prefix).trim_end());
+    fn verdict(&self, records: &[SeedRecord], flags: &str) -> Result<ExitCode, String> {
+        out!("{}", report(records, &self.prefix, flags).trim_end());
         Ok(if records.iter().any(SeedRecord::failed) {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
         })
     }
-}
-
-/// The seeds of one sweep (or shard of one).
-fn pick_seeds(seeds: u64, from: u64, shard: Option<(u64, u64)>) -> Result<Vec<u64>, String> {
-    if seeds == 0 {
-        return Err("--seeds must be at least 1".into());
-    }
-    let (k, n) = shard.unwrap_or((1, 1));
-    // The shard's share: the offsets k-1, k-1+n, ... below `seeds`.
-    let share = (seeds + n - k) / n;
-    if share > MAX_SEEDS {
-        return Err(format!(
-            "{share} seeds in one process is more than it holds ({MAX_SEEDS}); \
-             run fewer with --seeds and --from, or split them over processes with --shard K/N"
-        ));
-    }
-    let Some(last) = from.checked_add(seeds - 1) else {
-        return Err(format!(
-            "--from {from} --seeds {seeds} runs past the last seed ({}): at most {} seeds start at {from}",
-            u64::MAX,
-            (u64::MAX - from).saturating_add(1)
-        ));
-    };
-    let mine: Vec<u64> = (from..=last)
-        .filter(|seed| (seed - from) % n == k - 1)
-        .collect();
-    if mine.is_empty() {
-        return Err(format!(
-            "shard {k}/{n} of {seeds} seeds from {from} selects none; use more seeds or fewer shards"
-        ));
-    }
-    Ok(mine)
 }
 
 fn under(sabotage: Option<&str>) -> String {

@@ -110,6 +110,22 @@ impl FaultKind {
     }
 }
 
+impl std::str::FromStr for FaultKind {
+    type Err = String;
+
+    /// A kind by its name in a plan (`partition`, `partition_oneway`,
+    /// `hold`, `loss`, `latency`, `crash`).
+    fn from_str(name: &str) -> Result<FaultKind, String> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                format!("no fault kind {name:?}; the kinds: {}", names.join(", "))
+            })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TargetShape {
     Link,
@@ -228,9 +244,24 @@ impl FaultPlan {
         })
     }
 
-    /// When the last fault ends (zero without faults).
+    /// When the last fault ends (zero without faults; a 0 ms fault is no
+    /// fault).
     pub fn last_end(&self) -> Duration {
-        self.faults.iter().map(Fault::end).max().unwrap_or_default()
+        self.faults
+            .iter()
+            .filter(|f| f.for_ms > 0)
+            .map(Fault::end)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The faulted milliseconds: the sum of the faults' lengths
+    /// (saturating), the second measure a shrink makes smaller after the
+    /// fault count.
+    pub fn faulted_ms(&self) -> u64 {
+        self.faults
+            .iter()
+            .fold(0, |sum, f| sum.saturating_add(f.for_ms))
     }
 
     /// Checks the plan against a scenario's declared targets and sabotages:
@@ -541,39 +572,212 @@ impl Targets {
     }
 }
 
-/// How plans are drawn from a seed, swarm style: each entry of the menu (a
-/// kind on a target) is left out with chance 1/3, so seeds also explore
-/// runs with only some faults (bugs that all-faults-at-once hides); each
-/// fault that stays starts in `start_ms` and lasts `length_ms` (both
-/// inclusive). Entries are drawn in menu order, so an entry added at the end
-/// leaves every seed's earlier faults as they were.
+/// A probability as an exact fraction `num/den` (kept in lowest terms), so
+/// that a draw against it needs no floating point: [`Swarm::keep`] takes
+/// one. Written `2/3` or `25%` on the command line.
+///
+/// ```
+/// use async_patterns_sim::fault::Chance;
+///
+/// assert_eq!(Chance::new(2, 4).unwrap(), Chance::new(1, 2).unwrap());
+/// assert_eq!("25%".parse::<Chance>().unwrap(), Chance::new(1, 4).unwrap());
+/// assert_eq!("2/3".parse::<Chance>().unwrap().to_string(), "2/3");
+/// assert!(Chance::new(4, 3).is_err() && Chance::new(1, 0).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Chance {
+    num: u32,
+    den: u32,
+}
+
+/// Why a [`Chance`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChanceError {
+    /// `num/den` with `den` 0, or `num` above `den`.
+    OutOfRange {
+        /// The numerator given.
+        num: u32,
+        /// The denominator given.
+        den: u32,
+    },
+    /// Text that is neither `N/M` nor `P%`.
+    Unreadable(String),
+}
+
+impl fmt::Display for ChanceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChanceError::OutOfRange { num, den } => write!(
+                f,
+                "{num}/{den} is not a chance: need 0 <= N <= M and M >= 1"
+            ),
+            ChanceError::Unreadable(text) => write!(
+                f,
+                "{text:?} is not a chance: write N/M (2/3) or a percent (25%)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChanceError {}
+
+impl Chance {
+    /// Never.
+    pub const NEVER: Chance = Chance { num: 0, den: 1 };
+    /// Always.
+    pub const ALWAYS: Chance = Chance { num: 1, den: 1 };
+    /// The swarm's default keep chance: two in three.
+    pub const TWO_THIRDS: Chance = Chance { num: 2, den: 3 };
+
+    /// `num/den`, with `den >= 1` and `num <= den`.
+    pub const fn new(num: u32, den: u32) -> Result<Chance, ChanceError> {
+        if den == 0 || num > den {
+            return Err(ChanceError::OutOfRange { num, den });
+        }
+        let g = gcd(num, den);
+        Ok(Chance {
+            num: num / g,
+            den: den / g,
+        })
+    }
+
+    /// `percent` in a hundred (0-100).
+    pub const fn percent(percent: u32) -> Result<Chance, ChanceError> {
+        Chance::new(percent, 100)
+    }
+
+    /// The numerator, in lowest terms.
+    pub fn num(self) -> u32 {
+        self.num
+    }
+
+    /// The denominator, in lowest terms.
+    pub fn den(self) -> u32 {
+        self.den
+    }
+
+    /// Whether a draw of `rng` comes out within this chance scaled by
+    /// `weight / of` (`of` >= `weight`): a draw in `0..q` against `p` of the
+    /// fraction in lowest terms. At 2/3 unscaled this is the draw the swarm
+    /// has always made (`between(0, 2)`, 0 leaves the entry out).
+    fn draw(self, rng: &mut SplitMix64, weight: u32, of: u32) -> bool {
+        if of == 0 {
+            return false;
+        }
+        let (p, q) = (
+            u64::from(self.num) * u64::from(weight),
+            u64::from(self.den) * u64::from(of),
+        );
+        let g = gcd64(p, q);
+        let (p, q) = (p / g, q / g);
+        rng.between(0, q - 1) >= q - p
+    }
+}
+
+impl fmt::Display for Chance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+impl std::str::FromStr for Chance {
+    type Err = ChanceError;
+
+    fn from_str(text: &str) -> Result<Chance, ChanceError> {
+        let bad = || ChanceError::Unreadable(text.to_string());
+        let t = text.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            return Chance::percent(p.trim().parse().map_err(|_| bad())?);
+        }
+        let (n, d) = t.split_once('/').ok_or_else(bad)?;
+        Chance::new(
+            n.trim().parse().map_err(|_| bad())?,
+            d.trim().parse().map_err(|_| bad())?,
+        )
+    }
+}
+
+const fn gcd(a: u32, b: u32) -> u32 {
+    let (mut a, mut b) = (a, b);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    if a == 0 { 1 } else { a }
+}
+
+fn gcd64(a: u64, b: u64) -> u64 {
+    let (mut a, mut b) = (a, b);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
+/// How plans are drawn from a seed, swarm style. Each entry of the menu (a
+/// kind on a target), in menu order, is kept with the [keep
+/// chance](Swarm::keep) (2/3 by default, so seeds also explore runs with
+/// only some faults: bugs that all-faults-at-once hides); each fault kept
+/// starts within the start window and lasts a length from the length
+/// window (both inclusive). An entry added at the end of the menu leaves
+/// every seed's earlier faults as they were.
+///
+/// Density, for a scenario with many targets (3 links and 2 hosts make a
+/// menu of 20, so 13 faults a seed by default):
+///
+/// | setting | default | what it does |
+/// |---|---|---|
+/// | [`keep`](Swarm::keep) | 2/3 | each entry's chance to be in the plan |
+/// | [`weight`](Swarm::weight) | 1 for every kind | relative: the heaviest kind is kept with the keep chance, the others in proportion (0 leaves a kind out) |
+/// | [`max_faults`](Swarm::max_faults) | none | at most N faults; when more are drawn, N of them chosen at random |
+/// | [`kind_subsets`](Swarm::kind_subsets) | off | each seed enables a random subset of the menu's kinds (each with chance 1/2, at least one), as FoundationDB's simulation does |
+/// | [`starts_within`](Swarm::starts_within) | 300-2,500 ms | when a fault may start |
+/// | [`lasts_within`](Swarm::lasts_within) | 200-2,500 ms | how long it may last |
+///
+/// The defaults are the draws the swarm has always made: a seed's plan is
+/// the one it had before these settings existed, so a seed number in a bug
+/// report, a CI log or a snapshot still means the same faults. The keep
+/// draw comes from the seed's stream as before; the subset and the cap
+/// draw from a stream of their own, so turning them on only removes faults
+/// from the plan the seed would otherwise get. For a scenario whose
+/// failing traces are noise, try `.max_faults(3).kind_subsets(true)`.
 ///
 /// ```
 /// use async_patterns_sim::{FaultKind, Swarm, Targets};
 ///
 /// let targets = Targets::new().link("client", "server").host("server", "nothing");
 /// let swarm = Swarm::over(&targets);
-/// assert_eq!(swarm.menu.len(), 7); // 6 link faults (two one-way), 1 crash
+/// assert_eq!(swarm.menu().len(), 7); // 6 link faults (two one-way), 1 crash
 /// let plan = swarm.plan(42);
 /// assert_eq!(plan, swarm.plan(42)); // a pure function of the seed
 /// assert!(plan.validate(&targets, &[]).is_ok());
 /// assert!(plan.faults.iter().all(|f| (300..=2_500).contains(&f.at_ms)));
+///
+/// // Sparser: at most 2 faults, no loss, crashes twice as likely as the rest.
+/// let sparse = Swarm::over(&targets)
+///     .max_faults(2)
+///     .weight(FaultKind::Loss, 0)
+///     .weight(FaultKind::Crash, 2);
+/// let plan = sparse.plan(42);
+/// assert!(plan.faults.len() <= 2 && plan.of(FaultKind::Loss).count() == 0);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Swarm {
-    /// The faults a plan may hold: a kind and its target, in draw order.
-    pub menu: Vec<(FaultKind, String)>,
-    /// When a fault may start (ms, inclusive).
-    pub start_ms: (u64, u64),
-    /// How long it may last (ms, inclusive).
-    pub length_ms: (u64, u64),
+    menu: Vec<(FaultKind, String)>,
+    start_ms: (u64, u64),
+    length_ms: (u64, u64),
+    keep: Chance,
+    /// Relative weights by kind; a kind not here weighs 1.
+    weights: Vec<(FaultKind, u32)>,
+    max_faults: Option<usize>,
+    kind_subsets: bool,
 }
 
 impl Swarm {
     /// Every kind on every declared target: per link (in declaration
     /// order) a partition, a hold, loss, both one-way partitions and a
-    /// latency fault; then a crash per host. Faults start within 0.3-2.5 s
-    /// and last 0.2-2.5 s.
+    /// latency fault; then a crash per host. The default settings (see the
+    /// table above).
     pub fn over(targets: &Targets) -> Self {
         let mut menu = Vec::new();
         for (a, b) in targets.links() {
@@ -591,27 +795,167 @@ impl Swarm {
         Swarm::new(menu)
     }
 
-    /// The faults of `menu`, with the default windows (start 0.3-2.5 s,
-    /// length 0.2-2.5 s).
+    /// The faults of `menu`, with the default settings (see the table
+    /// above).
     pub fn new(menu: Vec<(FaultKind, String)>) -> Self {
         Swarm {
             menu,
             start_ms: (300, 2_500),
             length_ms: (200, 2_500),
+            keep: Chance::TWO_THIRDS,
+            weights: Vec::new(),
+            max_faults: None,
+            kind_subsets: false,
         }
+    }
+
+    /// The faults a plan may hold: a kind and its target, in draw order.
+    pub fn menu(&self) -> &[(FaultKind, String)] {
+        &self.menu
+    }
+
+    /// The swarm with `kind` on `target` added at the end of the menu
+    /// (every seed's earlier draws stay as they were).
+    #[must_use]
+    pub fn with_entry(mut self, kind: FaultKind, target: impl Into<String>) -> Self {
+        self.menu.push((kind, target.into()));
+        self
+    }
+
+    /// Each menu entry's chance to be in a seed's plan.
+    #[must_use]
+    pub fn keep(mut self, chance: Chance) -> Self {
+        self.keep = chance;
+        self
+    }
+
+    /// The relative weight of `kind`: with weights, an entry is kept with
+    /// the keep chance times its kind's weight over the heaviest kind's (so
+    /// the heaviest keeps the keep chance); 0 leaves the kind out. Every
+    /// kind weighs 1 until given another.
+    #[must_use]
+    pub fn weight(mut self, kind: FaultKind, weight: u32) -> Self {
+        self.weights.retain(|(k, _)| *k != kind);
+        self.weights.push((kind, weight));
+        self
+    }
+
+    /// At most `max` faults a plan (0: none at all); when a seed draws
+    /// more, `max` of them are chosen at random from a stream of their own.
+    #[must_use]
+    pub fn max_faults(mut self, max: usize) -> Self {
+        self.max_faults = Some(max);
+        self
+    }
+
+    /// Whether each seed enables a random subset of the menu's kinds
+    /// (swarm testing): each kind on with chance 1/2, at least one.
+    #[must_use]
+    pub fn kind_subsets(mut self, on: bool) -> Self {
+        self.kind_subsets = on;
+        self
+    }
+
+    /// Faults start within `from_ms..=to_ms` (given the wrong way round,
+    /// the two are swapped).
+    #[must_use]
+    pub fn starts_within(mut self, from_ms: u64, to_ms: u64) -> Self {
+        self.start_ms = (from_ms.min(to_ms), from_ms.max(to_ms));
+        self
+    }
+
+    /// Faults last a length within `from_ms..=to_ms` (given the wrong way
+    /// round, the two are swapped).
+    #[must_use]
+    pub fn lasts_within(mut self, from_ms: u64, to_ms: u64) -> Self {
+        self.length_ms = (from_ms.min(to_ms), from_ms.max(to_ms));
+        self
+    }
+
+    /// When a fault may start (ms, inclusive).
+    pub fn start_ms(&self) -> (u64, u64) {
+        self.start_ms
+    }
+
+    /// How long a fault may last (ms, inclusive).
+    pub fn length_ms(&self) -> (u64, u64) {
+        self.length_ms
+    }
+
+    /// The keep chance.
+    pub fn keep_chance(&self) -> Chance {
+        self.keep
+    }
+
+    /// `kind`'s weight.
+    pub fn weight_of(&self, kind: FaultKind) -> u32 {
+        self.weights
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(1, |(_, w)| *w)
+    }
+
+    /// The cap on faults a plan, if any.
+    pub fn max_faults_per_plan(&self) -> Option<usize> {
+        self.max_faults
+    }
+
+    /// Whether each seed enables a random subset of kinds.
+    pub fn has_kind_subsets(&self) -> bool {
+        self.kind_subsets
     }
 
     /// The plan `seed` gets when none is given.
     pub fn plan(&self, seed: u64) -> FaultPlan {
         let mut rng = SplitMix64::derive(seed, 0xfa17);
+        let heaviest = self
+            .menu
+            .iter()
+            .map(|(k, _)| self.weight_of(*k))
+            .max()
+            .unwrap_or(0);
         let mut faults = Vec::new();
         for (kind, target) in &self.menu {
-            if rng.between(0, 2) == 0 {
+            if !self.keep.draw(&mut rng, self.weight_of(*kind), heaviest) {
                 continue;
             }
             let at_ms = rng.between(self.start_ms.0, self.start_ms.1);
             let for_ms = rng.between(self.length_ms.0, self.length_ms.1);
             faults.push(Fault::new(*kind, target.clone(), at_ms, for_ms));
+        }
+        // The new settings draw from a stream of their own: off, the plan
+        // is exactly the one above.
+        let mut own = SplitMix64::derive(seed, 0xfa18);
+        if self.kind_subsets {
+            let mut kinds: Vec<FaultKind> = FaultKind::ALL
+                .into_iter()
+                .filter(|k| self.menu.iter().any(|(m, _)| m == k))
+                .collect();
+            let on: Vec<FaultKind> = kinds
+                .iter()
+                .copied()
+                .filter(|_| own.between(0, 1) == 1)
+                .collect();
+            if on.is_empty() && !kinds.is_empty() {
+                let one = kinds.swap_remove(own.between(0, kinds.len() as u64 - 1) as usize);
+                faults.retain(|f| f.kind == one);
+            } else {
+                faults.retain(|f| on.contains(&f.kind));
+            }
+        }
+        if let Some(max) = self.max_faults
+            && faults.len() > max
+        {
+            // A uniform choice of `max` of them (a partial Fisher-Yates
+            // shuffle of their indices), kept in menu order.
+            let mut idx: Vec<usize> = (0..faults.len()).collect();
+            for i in 0..max {
+                let j = own.between(i as u64, idx.len() as u64 - 1) as usize;
+                idx.swap(i, j);
+            }
+            let mut chosen = idx[..max].to_vec();
+            chosen.sort_unstable();
+            faults = chosen.into_iter().map(|i| faults[i].clone()).collect();
         }
         FaultPlan {
             faults,
@@ -752,12 +1096,164 @@ mod tests {
             sizes.iter().any(|&n| n < 4) && sizes.iter().any(|&n| n >= 6),
             "{sizes:?}"
         );
-        let mut longer = swarm.clone();
-        longer.menu.push((FaultKind::Crash, "server".into()));
+        let longer = swarm.clone().with_entry(FaultKind::Crash, "server");
         for seed in 0..40 {
             let (a, b) = (swarm.plan(seed), longer.plan(seed));
             assert_eq!(a.faults[..], b.faults[..a.faults.len()], "seed {seed}");
         }
+    }
+
+    /// The draws the swarm made before it had settings, written out
+    /// plainly: per entry, a draw in 0..=2 leaves it out on 0, then its
+    /// start and its length.
+    fn classic(menu: &[(FaultKind, String)], seed: u64) -> Vec<Fault> {
+        let mut rng = SplitMix64::derive(seed, 0xfa17);
+        let mut faults = Vec::new();
+        for (kind, target) in menu {
+            if rng.between(0, 2) == 0 {
+                continue;
+            }
+            let at_ms = rng.between(300, 2_500);
+            let for_ms = rng.between(200, 2_500);
+            faults.push(Fault::new(*kind, target.clone(), at_ms, for_ms));
+        }
+        faults
+    }
+
+    #[test]
+    fn default_settings_draw_exactly_the_classic_plans() {
+        let targets = Targets::new()
+            .link("a", "b")
+            .link("b", "c")
+            .link("a", "c")
+            .host("b", "x")
+            .host("c", "y");
+        let swarm = Swarm::over(&targets);
+        assert_eq!(swarm.menu().len(), 20);
+        for seed in 0..2_000 {
+            assert_eq!(
+                swarm.plan(seed).faults,
+                classic(swarm.menu(), seed),
+                "seed {seed}"
+            );
+        }
+        // Equal weights other than 1, and 4/6 written for 2/3: the same.
+        let same = Swarm::over(&targets)
+            .keep(Chance::new(4, 6).unwrap())
+            .weight(FaultKind::Partition, 5)
+            .weight(FaultKind::Hold, 5)
+            .weight(FaultKind::Loss, 5)
+            .weight(FaultKind::PartitionOneway, 5)
+            .weight(FaultKind::Latency, 5)
+            .weight(FaultKind::Crash, 5);
+        for seed in 0..200 {
+            assert_eq!(same.plan(seed), swarm.plan(seed), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn density_settings_thin_the_plans_as_they_say() {
+        let targets = Targets::new()
+            .link("a", "b")
+            .link("b", "c")
+            .link("a", "c")
+            .host("b", "x")
+            .host("c", "y");
+        let seeds = 0..2_000u64;
+        let count = |s: &Swarm, kind: Option<FaultKind>| -> usize {
+            seeds
+                .clone()
+                .map(|seed| {
+                    let p = s.plan(seed);
+                    kind.map_or(p.faults.len(), |k| p.of(k).count())
+                })
+                .sum()
+        };
+        // 20 entries: 2/3 keeps about 13.3 a plan, 1/4 about 5.
+        let base = Swarm::over(&targets);
+        let quarter = base.clone().keep(Chance::percent(25).unwrap());
+        let n = count(&quarter, None) as f64 / 2_000.0;
+        assert!((4.7..5.3).contains(&n), "{n} faults a plan");
+        assert_eq!(count(&base.clone().keep(Chance::ALWAYS), None), 40_000);
+        assert_eq!(count(&base.clone().keep(Chance::NEVER), None), 0);
+        // A cap: never more, and the plan is a subset of the uncapped one.
+        let capped = base.clone().max_faults(3);
+        for seed in 0..300 {
+            let (c, full) = (capped.plan(seed), base.plan(seed));
+            assert_eq!(c.faults.len(), full.faults.len().min(3));
+            assert!(c.faults.iter().all(|f| full.faults.contains(f)));
+        }
+        assert_eq!(count(&base.clone().max_faults(0), None), 0);
+        // Weights: 0 leaves a kind out; a kind weighing half the heaviest
+        // is kept half as often.
+        let no_loss = base.clone().weight(FaultKind::Loss, 0);
+        assert_eq!(count(&no_loss, Some(FaultKind::Loss)), 0);
+        assert!(count(&no_loss, Some(FaultKind::Hold)) > 0);
+        let light = base
+            .clone()
+            .weight(FaultKind::Crash, 1)
+            .weight(FaultKind::Hold, 2);
+        let (crashes, holds) = (
+            count(&light, Some(FaultKind::Crash)) as f64 / 4_000.0,
+            count(&light, Some(FaultKind::Hold)) as f64 / 6_000.0,
+        );
+        // Per entry: holds 2/3 (the heaviest), crashes 1/3.
+        assert!((0.30..0.37).contains(&crashes), "{crashes}");
+        assert!((0.63..0.70).contains(&holds), "{holds}");
+        let none = base
+            .clone()
+            .weight(FaultKind::Partition, 0)
+            .weight(FaultKind::Hold, 0)
+            .weight(FaultKind::Loss, 0)
+            .weight(FaultKind::PartitionOneway, 0)
+            .weight(FaultKind::Latency, 0)
+            .weight(FaultKind::Crash, 0);
+        assert_eq!(count(&none, None), 0);
+        // Kind subsets: seeds see only some kinds (never none of the menu's
+        // when the full plan had faults), and only faults they would have
+        // had anyway.
+        let subsets = base.clone().kind_subsets(true);
+        let mut kinds_seen = std::collections::BTreeMap::new();
+        for seed in 0..640 {
+            let (p, full) = (subsets.plan(seed), base.plan(seed));
+            assert!(p.faults.iter().all(|f| full.faults.contains(f)));
+            let kinds: std::collections::BTreeSet<FaultKind> =
+                p.faults.iter().map(|f| f.kind).collect();
+            *kinds_seen.entry(kinds.len()).or_insert(0) += 1;
+        }
+        // All six kinds on in about 1 seed of 64 (each with chance 1/2);
+        // one kind alone in about 6 of 64 plus the seeds that drew none.
+        assert!(
+            kinds_seen.get(&6).copied().unwrap_or(0) < 25,
+            "{kinds_seen:?}"
+        );
+        assert!(
+            kinds_seen.get(&1).copied().unwrap_or(0) > 30,
+            "{kinds_seen:?}"
+        );
+        // Windows given the wrong way round are swapped.
+        let w = base.clone().starts_within(900, 100).lasts_within(50, 10);
+        assert_eq!((w.start_ms(), w.length_ms()), ((100, 900), (10, 50)));
+    }
+
+    #[test]
+    fn chances_are_exact_fractions_and_bad_ones_are_named() {
+        assert_eq!(Chance::new(6, 9), Chance::new(2, 3));
+        assert_eq!(Chance::percent(100), Ok(Chance::ALWAYS));
+        assert_eq!(Chance::new(0, 7), Ok(Chance::NEVER));
+        assert_eq!(
+            Chance::new(1, 0),
+            Err(ChanceError::OutOfRange { num: 1, den: 0 })
+        );
+        assert!(Chance::percent(101).is_err());
+        for bad in ["", "1", "a/b", "1/2/3", "-1/2", "2/1", "150%", "%"] {
+            assert!(bad.parse::<Chance>().is_err(), "{bad}");
+        }
+        assert_eq!(" 1 / 4 ".parse::<Chance>(), Chance::new(1, 4));
+        assert_eq!(
+            "0.5".parse::<Chance>().unwrap_err().to_string(),
+            "\"0.5\" is not a chance: write N/M (2/3) or a percent (25%)"
+        );
     }
 
     #[test]

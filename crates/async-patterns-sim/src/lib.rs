@@ -188,7 +188,7 @@ pub use fault::{Fault, FaultKind, FaultPlan, PlanError, Sabotage, Swarm, Targets
 pub use run::{Outcome, run, run_checked};
 pub use scenario::{AnyScenario, Ctx, Info, Network, RunInfo, Scenario, now};
 pub use sweep::{SeedRecord, sweep};
-pub use trace::{Trace, Violation, hash_trace};
+pub use trace::{Divergence, Trace, Violation, hash_trace};
 
 /// The seeded generator [`Ctx::rng`] hands out (SplitMix64: `next_u64`,
 /// `between(lo, hi)`), re-exported so a scenario need not depend on the

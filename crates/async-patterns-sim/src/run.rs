@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fault::{DEFAULT_LATENCY_MS, DEFAULT_LOSS_PERCENT};
 use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Resolved, Targets};
 use crate::plot::{Lane, Timeline, fault_lanes};
 use crate::scenario::{AnyScenario, Ctx, Network, RunInfo, Scenario};
-use crate::trace::{Trace, Violation, hash_trace};
+use crate::trace::{Divergence, Trace, Violation, hash_trace};
 
 /// What one run produced.
 #[derive(Debug, Clone)]
@@ -78,6 +79,33 @@ pub fn run<S: Scenario + ?Sized>(
     seed: u64,
     plan: &FaultPlan,
 ) -> Result<Outcome, PlanError> {
+    run_traced(scenario, seed, plan, Trace::default())
+}
+
+/// As [`run`], the second time: logging to a trace made
+/// [`against`](Trace::against) the first run's, and stopping at the first
+/// event that differs (the run is then cut short and not checked). Returns
+/// the outcome and where the runs differ, if they do.
+pub fn run_again<S: Scenario + ?Sized>(
+    scenario: &S,
+    seed: u64,
+    plan: &FaultPlan,
+    first: Arc<Vec<String>>,
+) -> Result<(Outcome, Option<Divergence>), PlanError> {
+    let trace = Trace::against(first.clone());
+    let outcome = run_traced(scenario, seed, plan, trace.clone())?;
+    let divergence = trace
+        .divergence()
+        .or_else(|| Divergence::between(&first, &outcome.trace));
+    Ok((outcome, divergence))
+}
+
+fn run_traced<S: Scenario + ?Sized>(
+    scenario: &S,
+    seed: u64,
+    plan: &FaultPlan,
+    trace: Trace,
+) -> Result<Outcome, PlanError> {
     let targets = scenario.targets();
     let sabotages = scenario.sabotages();
     let resolved = plan.resolve(&targets, &sabotages)?;
@@ -106,7 +134,7 @@ pub fn run<S: Scenario + ?Sized>(
             plan: plan.clone(),
             network,
         };
-        let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages);
+        let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages, trace);
         let mut sim = builder(seed, &info.network);
         scenario.build(&ctx, &mut sim);
         let missing = undeclared_hosts(&mut sim, &targets);
@@ -129,7 +157,11 @@ pub fn run<S: Scenario + ?Sized>(
         );
         drop(sim);
         let record = ctx.record();
-        violations.extend(scenario.check(&info, &record));
+        // A second run cut short at a divergence is not checked: its
+        // record is of half a run.
+        if ctx.trace().divergence().is_none() {
+            violations.extend(scenario.check(&info, &record));
+        }
         let lanes = scenario.lanes(&info, &record);
         drop(record);
         (
@@ -179,7 +211,7 @@ pub fn missing_targets<S: Scenario + ?Sized>(scenario: &S, seed: u64) -> Vec<Str
             plan: FaultPlan::default(),
             network,
         };
-        let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages);
+        let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages, Trace::default());
         let mut sim = builder(seed, &info.network);
         scenario.build(&ctx, &mut sim);
         undeclared_hosts(&mut sim, &targets)
@@ -258,20 +290,25 @@ pub fn builder<'a>(seed: u64, network: &Network) -> turmoil::Sim<'a> {
 pub struct Checked {
     /// The first run.
     pub outcome: Outcome,
-    /// The second run's trace hash, if it ran.
+    /// The second run's trace hash, if it ran (of its trace up to where it
+    /// stopped, if it differed).
     pub again: Option<u64>,
+    /// Where the second run first differed from the first, if it did.
+    pub divergence: Option<Divergence>,
 }
 
 impl Checked {
     /// Whether both runs gave the same trace (true if only one ran).
     pub fn deterministic(&self) -> bool {
-        self.again.is_none_or(|h| h == self.outcome.trace_hash)
+        self.divergence.is_none()
     }
 }
 
 /// Runs `seed` under `plan`, twice when `twice` (the default everywhere:
 /// a scenario that breaks a determinism rule fails here, on the seed that
-/// shows it), and compares the trace hashes.
+/// shows it). The second run compares its events with the first's as it
+/// logs them and stops at the first difference, which the `deterministic`
+/// violation then shows (both lines, and the two before).
 pub fn run_checked(
     scenario: &dyn AnyScenario,
     seed: u64,
@@ -279,23 +316,28 @@ pub fn run_checked(
     twice: bool,
 ) -> Result<Checked, PlanError> {
     let mut outcome = scenario.run_plan(seed, plan)?;
-    let again = if twice {
-        Some(scenario.run_plan(seed, plan)?.trace_hash)
-    } else {
-        None
-    };
-    if let Some(h) = again
-        && h != outcome.trace_hash
-    {
-        outcome.violations.push(Violation::new(
-            "deterministic",
-            format!(
-                "two runs of the seed gave trace hashes {:016x} and {h:016x}",
-                outcome.trace_hash
-            ),
-        ));
+    if !twice {
+        return Ok(Checked {
+            outcome,
+            again: None,
+            divergence: None,
+        });
     }
-    Ok(Checked { outcome, again })
+    let first = Arc::new(std::mem::take(&mut outcome.trace));
+    let (second, divergence) = scenario.run_again(seed, plan, first.clone())?;
+    outcome.trace = Arc::try_unwrap(first).unwrap_or_else(|shared| shared.as_ref().clone());
+    if let Some(d) = &divergence {
+        let mut v = Violation::new("deterministic", d.to_string());
+        if let Some(at) = d.at {
+            v = v.at(at);
+        }
+        outcome.violations.push(v);
+    }
+    Ok(Checked {
+        outcome,
+        again: Some(second.trace_hash),
+        divergence,
+    })
 }
 
 /// The state of one declared link, from the faults on it now.
@@ -381,6 +423,9 @@ fn step_with_faults(
         }
         match sim.step() {
             Ok(true) => return Vec::new(),
+            // A second run that already differs from the first: stop here
+            // (the divergence is the report).
+            Ok(false) if trace.divergence().is_some() => return Vec::new(),
             Ok(false) => {}
             Err(e) => {
                 return vec![

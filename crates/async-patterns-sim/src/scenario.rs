@@ -16,7 +16,7 @@ use async_patterns::rng::SplitMix64;
 use crate::fault::{FaultPlan, PlanError, Sabotage, Swarm, Targets};
 use crate::plot::Lane;
 use crate::run::Outcome;
-use crate::trace::{Trace, Violation};
+use crate::trace::{Divergence, Trace, Violation};
 
 /// A simulated system and the invariants it must keep under faults.
 ///
@@ -213,12 +213,12 @@ impl<R> Clone for Ctx<R> {
 }
 
 impl<R: Default> Ctx<R> {
-    pub(crate) fn new(info: RunInfo, sabotages: &[Sabotage]) -> Self {
+    pub(crate) fn new(info: RunInfo, sabotages: &[Sabotage], trace: Trace) -> Self {
         Ctx {
             inner: Arc::new(Inner {
                 info,
                 declared: sabotages.iter().map(|s| s.name).collect(),
-                trace: Trace::default(),
+                trace,
                 record: Mutex::new(R::default()),
                 latencies: Mutex::default(),
             }),
@@ -346,6 +346,16 @@ pub trait AnyScenario: Send + Sync {
     /// turning a panic into a violation.
     fn run_plan(&self, seed: u64, plan: &FaultPlan) -> Result<Outcome, PlanError>;
 
+    /// Runs `seed` under `plan` a second time, comparing each event with
+    /// the `first` run's as it is logged and stopping at the first that
+    /// differs (see [`run_again`](crate::run::run_again)).
+    fn run_again(
+        &self,
+        seed: u64,
+        plan: &FaultPlan,
+        first: Arc<Vec<String>>,
+    ) -> Result<(Outcome, Option<Divergence>), PlanError>;
+
     /// The declared targets its `build` makes no host for, at `seed`
     /// (see [`missing_targets`](crate::run::missing_targets)).
     fn missing_targets(&self, _seed: u64) -> Vec<String> {
@@ -366,6 +376,15 @@ impl<S: Scenario> AnyScenario for S {
 
     fn run_plan(&self, seed: u64, plan: &FaultPlan) -> Result<Outcome, PlanError> {
         crate::run::run(self, seed, plan)
+    }
+
+    fn run_again(
+        &self,
+        seed: u64,
+        plan: &FaultPlan,
+        first: Arc<Vec<String>>,
+    ) -> Result<(Outcome, Option<Divergence>), PlanError> {
+        crate::run::run_again(self, seed, plan, first)
     }
 
     fn missing_targets(&self, seed: u64) -> Vec<String> {

@@ -1,72 +1,317 @@
-//! From a failing seed to the smallest plan that still fails: the greedy
-//! shrinker, the proptest route, and the regressions folder.
+//! From a failing seed to the smallest plan that still fails *the same
+//! way*: the shrinker, the proptest route, and the regressions folder.
+//!
+//! # What a shrink keeps
+//!
+//! A shrink starts from a run that breaks some invariants and keeps, at
+//! every step, the failure it started from ([`Keep`]):
+//!
+//! * by default every invariant the original run broke: a step is taken
+//!   only if the smaller plan still breaks each of them (breaking more is
+//!   fine). A seed that lost an acknowledged write never shrinks to a plan
+//!   that only breaks a weaker invariant;
+//! * with [`Keep::Invariant`] (`shrink --invariant NAME`) one named
+//!   invariant, which the original run must break.
+//!
+//! For the catch-all invariants ([`CATCH_ALL`]: a panic, the simulation's
+//! own failure) the name says little, so the first line of the detail must
+//! match too: a plan that panics elsewhere is a different failure.
+//!
+//! # How, and why it ends
+//!
+//! 1. Faults of 0 ms are removed first: they are no faults.
+//! 2. **Drop**: each fault in turn is removed if the plan still fails
+//!    without it; passes repeat until one removes nothing.
+//! 3. **Trim**: each fault's length is bisected with its start fixed (the
+//!    shortest that still fails), then its start with its end fixed (the
+//!    latest): a partition kept at 2,000 ms where 400 ms fails comes out
+//!    near 400 ms, not at the 500 ms halving would stop at.
+//! 4. If trimming changed anything, back to 2.
+//!
+//! Every step taken makes the plan smaller in one stated order: fewer
+//! faults first, then fewer faulted milliseconds (the sum of the lengths).
+//! Both are natural numbers, so the shrink always ends. It ends after a
+//! drop pass that removed nothing, so the result is **1-minimal**: removing
+//! any one of its faults, wherever it stands, stops the kept failure (on
+//! this seed). Bisection assumes that a longer fault fails whenever a
+//! shorter one does; where that is not so it still returns a failing plan,
+//! only not the shortest.
 //!
 //! A regression is a plan file named `SCENARIO-seed-SEED.json` (the format
 //! `replay --plan` reads) in a folder that `cargo test` replays with
 //! [`testing::replay_regressions`](crate::testing::replay_regressions).
 //! Nothing here replaces an existing file: [`save_new`] refuses.
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::path::Path;
 
 use proptest::prelude::*;
 
-use crate::fault::{Fault, FaultKind, FaultPlan, Swarm};
+use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Swarm};
 use crate::scenario::AnyScenario;
 use crate::trace::Violation;
 
+/// The invariants whose name alone does not say what failed: a panic
+/// anywhere (`no panic`) and the simulation's own failure (`simulation`:
+/// a host's error, or not finishing in time). A shrink keeps them only
+/// with the same first line of detail.
+pub const CATCH_ALL: [&str; 2] = ["no panic", "simulation"];
+
+/// Which failure a shrink must keep at every step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Keep {
+    /// Every invariant the original run broke (the default).
+    #[default]
+    Original,
+    /// This one invariant, by name; the original run must break it.
+    Invariant(String),
+}
+
+/// A failure as the shrinker compares it: the invariant's name, and for
+/// the [`CATCH_ALL`] ones the first line of the detail.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    invariant: String,
+    first_line: Option<String>,
+}
+
+impl Key {
+    fn of(v: &Violation) -> Self {
+        let first_line = CATCH_ALL
+            .contains(&v.invariant.as_str())
+            .then(|| v.detail.lines().next().unwrap_or_default().to_string());
+        Key {
+            invariant: v.invariant.clone(),
+            first_line,
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.first_line {
+            None => f.write_str(&self.invariant),
+            Some(line) => write!(f, "{} ({line})", self.invariant),
+        }
+    }
+}
+
+/// A shrunk plan, and what it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shrunk {
+    /// The smallest failing plan found (1-minimal).
+    pub plan: FaultPlan,
+    /// Its run's violations (the kept ones, and any others it breaks).
+    pub violations: Vec<Violation>,
+    /// What every step kept failing, as `invariant` or, for a catch-all,
+    /// `invariant (first line of its detail)`.
+    pub kept: Vec<String>,
+    /// The runs it took, the original's included.
+    pub runs: usize,
+}
+
+/// Why a plan was not shrunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShrinkError {
+    /// The plan does not fit the scenario.
+    Plan(PlanError),
+    /// The seed breaks no invariant under the plan: nothing to shrink.
+    Passes,
+    /// [`Keep::Invariant`] names an invariant the run does not break.
+    NotBroken {
+        /// The name given.
+        invariant: String,
+        /// The invariants the run does break.
+        broken: Vec<String>,
+    },
+}
+
+impl fmt::Display for ShrinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShrinkError::Plan(e) => e.fmt(f),
+            ShrinkError::Passes => f.write_str("the seed breaks no invariant under the plan"),
+            ShrinkError::NotBroken { invariant, broken } => write!(
+                f,
+                "the seed does not break {invariant:?}; it breaks: {}",
+                broken.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ShrinkError {}
+
 /// Shrinks a failing `plan` for `seed` (the seed, and the plan's sabotage,
-/// stay fixed): greedily drops faults, then halves their lengths and moves
-/// them earlier, keeping each change only while the run still breaks an
-/// invariant. Returns the smallest plan found and its violations; `None` if
-/// the plan does not fail, or does not fit the scenario.
+/// stay fixed), keeping every invariant the original run broke: see the
+/// [module docs](self). `None` if the plan does not fail, or does not fit
+/// the scenario; [`shrink_keeping`] says which, and can keep one named
+/// invariant instead.
 pub fn shrink(
     scenario: &dyn AnyScenario,
     seed: u64,
     plan: &FaultPlan,
 ) -> Option<(FaultPlan, Vec<Violation>)> {
-    let fails = |p: &FaultPlan| {
-        let out = scenario.run_plan(seed, p).ok()?;
-        (!out.violations.is_empty()).then_some(out.violations)
+    shrink_keeping(scenario, seed, plan, &Keep::Original)
+        .ok()
+        .map(|s| (s.plan, s.violations))
+}
+
+/// Shrinks a failing `plan` for `seed`, keeping the failure `keep` names at
+/// every step (see the [module docs](self) for the order and the
+/// guarantees).
+pub fn shrink_keeping(
+    scenario: &dyn AnyScenario,
+    seed: u64,
+    plan: &FaultPlan,
+    keep: &Keep,
+) -> Result<Shrunk, ShrinkError> {
+    let mut runs = 0;
+    let mut run = |p: &FaultPlan| {
+        runs += 1;
+        scenario.run_plan(seed, p).map(|out| out.violations)
+    };
+    let first = run(plan).map_err(ShrinkError::Plan)?;
+    if first.is_empty() {
+        return Err(ShrinkError::Passes);
+    }
+    let required: BTreeSet<Key> = match keep {
+        Keep::Original => first.iter().map(Key::of).collect(),
+        Keep::Invariant(name) => {
+            let named: BTreeSet<Key> = first
+                .iter()
+                .filter(|v| v.invariant == *name)
+                .map(Key::of)
+                .collect();
+            if named.is_empty() {
+                let broken: BTreeSet<&str> = first.iter().map(|v| v.invariant.as_str()).collect();
+                return Err(ShrinkError::NotBroken {
+                    invariant: name.clone(),
+                    broken: broken.into_iter().map(str::to_string).collect(),
+                });
+            }
+            named
+        }
+    };
+    // A candidate is kept if its run breaks every required failure.
+    let mut fails = |p: &FaultPlan| -> Option<Vec<Violation>> {
+        let v = run(p).ok()?;
+        let seen: BTreeSet<Key> = v.iter().map(Key::of).collect();
+        required.is_subset(&seen).then_some(v)
     };
     let mut best = plan.clone();
-    let mut violations = fails(&best)?;
-    loop {
-        let mut candidates = Vec::new();
-        for i in 0..best.faults.len() {
-            let mut fewer = best.clone();
-            fewer.faults.remove(i);
-            candidates.push(fewer);
-        }
-        for i in 0..best.faults.len() {
-            let f = &best.faults[i];
-            for changed in [
-                Fault {
-                    for_ms: f.for_ms / 2,
-                    ..f.clone()
-                },
-                Fault {
-                    at_ms: f.at_ms / 2,
-                    ..f.clone()
-                },
-            ] {
-                if changed != *f {
-                    let mut smaller = best.clone();
-                    smaller.faults[i] = changed;
-                    candidates.push(smaller);
-                }
-            }
-        }
-        match candidates
-            .into_iter()
-            .find_map(|c| fails(&c).map(|v| (c, v)))
-        {
-            Some((smaller, v)) => {
-                best = smaller;
-                violations = v;
-            }
-            None => return Some((best, violations)),
+    let mut violations = first;
+    // 1. Faults of 0 ms are no faults.
+    if best.faults.iter().any(|f| f.for_ms == 0) {
+        let mut real = best.clone();
+        real.faults.retain(|f| f.for_ms > 0);
+        if let Some(v) = fails(&real) {
+            (best, violations) = (real, v);
         }
     }
+    loop {
+        // 2. Drop, pass after pass, until a pass drops nothing.
+        loop {
+            let mut dropped = false;
+            let mut i = 0;
+            while i < best.faults.len() {
+                let mut fewer = best.clone();
+                fewer.faults.remove(i);
+                match fails(&fewer) {
+                    Some(v) => {
+                        (best, violations, dropped) = (fewer, v, true);
+                    }
+                    None => i += 1,
+                }
+            }
+            if !dropped {
+                break;
+            }
+        }
+        // 3. Trim each fault: its length (start fixed), then its start (end
+        // fixed).
+        let mut trimmed = false;
+        for i in 0..best.faults.len() {
+            // `best` with fault i moved to `at_ms` for `for_ms`.
+            let with = |best: &FaultPlan, at_ms: u64, for_ms: u64| {
+                let mut p = best.clone();
+                p.faults[i].at_ms = at_ms;
+                p.faults[i].for_ms = for_ms;
+                p
+            };
+            let f = best.faults[i].clone();
+            if f.for_ms == 0 {
+                continue;
+            }
+            // The shortest failing length in 1..=for_ms.
+            if let Some((len, v)) =
+                bisect(1, f.for_ms, |len| fails(&with(&best, f.at_ms, len)), true)
+            {
+                (best, violations, trimmed) = (with(&best, f.at_ms, len), v, true);
+            }
+            let f = best.faults[i].clone();
+            let end = f.at_ms.saturating_add(f.for_ms);
+            // The latest failing start in at_ms..end (the end stays).
+            if let Some((at, v)) = bisect(
+                f.at_ms,
+                end - 1,
+                |at| fails(&with(&best, at, end - at)),
+                false,
+            ) {
+                (best, violations, trimmed) = (with(&best, at, end - at), v, true);
+            }
+        }
+        if !trimmed {
+            break;
+        }
+    }
+    Ok(Shrunk {
+        plan: best,
+        violations,
+        kept: required.iter().map(Key::to_string).collect(),
+        runs,
+    })
+}
+
+/// Binary search over `lo..=hi` for the smallest (`lowest`) or largest
+/// value at which `fails` holds, knowing it holds at `hi` (when `lowest`)
+/// or at `lo` (when not): the value found and what `fails` returned
+/// there, or `None` if it holds at no value other than the known one.
+fn bisect<V>(
+    lo: u64,
+    hi: u64,
+    mut fails: impl FnMut(u64) -> Option<V>,
+    lowest: bool,
+) -> Option<(u64, V)> {
+    let (mut lo, mut hi) = (lo, hi);
+    let mut found = None;
+    if lowest {
+        // Invariant: fails(hi); find the least.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match fails(mid) {
+                Some(v) => {
+                    found = Some((mid, v));
+                    hi = mid;
+                }
+                None => lo = mid + 1,
+            }
+        }
+    } else {
+        // Invariant: fails(lo); find the greatest.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            match fails(mid) {
+                Some(v) => {
+                    found = Some((mid, v));
+                    lo = mid;
+                }
+                None => hi = mid - 1,
+            }
+        }
+    }
+    found
 }
 
 /// The proptest route: plans of up to `max` faults drawn from the swarm's
@@ -94,12 +339,7 @@ where
     A: Strategy<Value = u64>,
     F: Strategy<Value = u64>,
 {
-    let menu: Vec<(FaultKind, String)> = if swarm.menu.is_empty() {
-        // No targets: only the empty plan fits.
-        Vec::new()
-    } else {
-        swarm.menu.clone()
-    };
+    let menu: Vec<(FaultKind, String)> = swarm.menu().to_vec();
     let max = if menu.is_empty() { 0 } else { max };
     let pick = proptest::sample::select(if menu.is_empty() {
         vec![(FaultKind::Partition, String::new())]
@@ -131,4 +371,45 @@ pub fn save_new(file: &Path, plan: &FaultPlan) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", file.display()))?;
     f.write_all(text.as_bytes())
         .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bisection_finds_the_edge_from_either_side() {
+        // Fails from 400 up: the least failing length in 1..=2000.
+        let mut calls = 0;
+        let least = bisect(
+            1,
+            2_000,
+            |x| {
+                calls += 1;
+                (x >= 400).then_some(x)
+            },
+            true,
+        );
+        assert_eq!(least, Some((400, 400)));
+        assert!(calls <= 11, "{calls} runs");
+        // Fails up to 1300: the greatest failing start in 500..=2499.
+        let greatest = bisect(500, 2_499, |x| (x <= 1_300).then_some(()), false);
+        assert_eq!(greatest.map(|g| g.0), Some(1_300));
+        // Only the known end fails: nothing new.
+        assert_eq!(bisect(1, 10, |x| (x == 10).then_some(()), true), None);
+        assert_eq!(bisect(5, 10, |x| (x == 5).then_some(()), false), None);
+        // One value: nothing to search.
+        assert_eq!(bisect(7, 7, |_| Some(()), true), None);
+    }
+
+    #[test]
+    fn catch_all_failures_compare_their_first_line() {
+        let panic = |d: &str| Key::of(&Violation::new("no panic", d));
+        assert_eq!(panic("boom\nat line 3"), panic("boom\nat line 9"));
+        assert_ne!(panic("boom"), panic("bang"));
+        let named = |d: &str| Key::of(&Violation::new("exactly-once", d));
+        assert_eq!(named("order 1 twice"), named("order 7 twice"));
+        assert_eq!(panic("boom\nx").to_string(), "no panic (boom)");
+        assert_eq!(named("x").to_string(), "exactly-once");
+    }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_patterns_stats::LatencyRecorder;
 use serde::{Deserialize, Serialize};
 
-use crate::fault::{FaultPlan, PlanError};
+use crate::fault::{FaultPlan, PlanError, Swarm};
 use crate::run::run_checked;
 use crate::scenario::AnyScenario;
 use crate::trace::Violation;
@@ -41,24 +41,31 @@ pub struct SeedRecord {
 }
 
 impl SeedRecord {
-    /// Whether the seed failed (a violation, or two different runs).
+    /// Whether the seed failed (a violation, or two different runs: a
+    /// record whose `deterministic` is false fails even without the
+    /// violation a sweep adds for it).
     pub fn failed(&self) -> bool {
-        !self.violations.is_empty()
+        !self.violations.is_empty() || !self.deterministic
     }
 }
 
 /// Runs `seeds` of `scenario` on every core (each simulation is
-/// single-threaded and independent), each under the seed's swarm plan with
-/// `sabotage`, twice when `twice`; calls `done` after each seed. Returns
-/// the records in seed order.
+/// single-threaded and independent), each under the plan `swarm` draws for
+/// the seed (`None`: the scenario's own [`Scenario::swarm`](crate::Scenario::swarm)),
+/// with `sabotage`, twice when `twice`; calls `done` after each seed.
+/// Returns the records in seed order.
 pub fn sweep(
     scenario: &dyn AnyScenario,
     seeds: &[u64],
+    swarm: Option<&Swarm>,
     sabotage: Option<&str>,
     twice: bool,
     done: &(dyn Fn() + Sync),
 ) -> Result<Vec<SeedRecord>, PlanError> {
-    let info = scenario.info();
+    let mut info = scenario.info();
+    if let Some(swarm) = swarm {
+        info.swarm = swarm.clone();
+    }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<SeedRecord, PlanError>>>> =
@@ -114,10 +121,167 @@ fn record_of(scenario: &str, seed: u64, plan: FaultPlan, c: &crate::run::Checked
     }
 }
 
+/// The version of the `sweep --json` format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One line of a `sweep --json` file: an object with one key naming its
+/// kind. The first line is the [`SweepHeader`] (`{"sweep": {...}}`), then
+/// one [`SeedRecord`] a line (`{"seed": {...}}`). A later version adds
+/// kinds of its own (coverage, a search corpus) and says so in the header's
+/// `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Line {
+    /// The header: what sweep the records belong to.
+    Sweep(SweepHeader),
+    /// One seed's record.
+    Seed(SeedRecord),
+}
+
+/// The build a record was made by: trace hashes are comparable only
+/// within one. The id hashes the workspace's git commit and `Cargo.lock`,
+/// the compiler's version and the profile (never the executable: every job
+/// of a CI matrix builds its own); `about` says them in words. Commit
+/// before you shard: uncommitted changes are not in the id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// The id.
+    pub id: String,
+    /// What it was derived from.
+    pub about: String,
+}
+
+impl Build {
+    /// This binary's build.
+    pub fn current() -> Build {
+        Build {
+            id: env!("ASYNC_PATTERNS_SIM_BUILD_ID").to_string(),
+            about: env!("ASYNC_PATTERNS_SIM_BUILD").to_string(),
+        }
+    }
+}
+
+/// What a `sweep --json` file holds: the seed range (and the shard of it),
+/// the scenarios, the sabotage, how the plans were drawn and the build.
+/// `merge` refuses files whose headers do not make one sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepHeader {
+    /// [`FORMAT_VERSION`] when written.
+    pub version: u32,
+    /// The build that ran it.
+    pub build: Build,
+    /// The scenarios swept, in order.
+    pub scenarios: Vec<String>,
+    /// The first seed of the whole sweep (`--from`).
+    pub from: u64,
+    /// How many seeds the whole sweep has (`--seeds`).
+    pub seeds: u64,
+    /// This file's shard `[K, N]` of the seeds (`[1, 1]`: all of them).
+    pub shard: [u64; 2],
+    /// The sabotage every seed ran under, if any.
+    pub sabotage: Option<String>,
+    /// Runs a seed: 2, or 1 with `--once`.
+    pub runs: u32,
+    /// The plan-drawing flags given (`--keep 1/4 --max-faults 3`...), empty
+    /// for the scenarios' own swarms: replay lines repeat them.
+    pub swarm: String,
+}
+
+impl SweepHeader {
+    /// The sweep, as the flags that ran it, for messages.
+    fn describe(&self) -> String {
+        let mut d = format!(
+            "--from {} --seeds {} of {}",
+            self.from,
+            self.seeds,
+            self.scenarios.join(", ")
+        );
+        if let Some(s) = &self.sabotage {
+            d += &format!(" under --sabotage {s}");
+        }
+        if !self.swarm.is_empty() {
+            d += &format!(" with {}", self.swarm.trim());
+        }
+        d
+    }
+
+    /// Whether `other` is a shard of the same sweep (all but the shard's K).
+    fn same_sweep(&self, other: &SweepHeader) -> bool {
+        (
+            &self.scenarios,
+            self.from,
+            self.seeds,
+            self.shard[1],
+            &self.sabotage,
+            &self.swarm,
+        ) == (
+            &other.scenarios,
+            other.from,
+            other.seeds,
+            other.shard[1],
+            &other.sabotage,
+            &other.swarm,
+        )
+    }
+}
+
+/// A `sweep --json` file, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepFile {
+    /// Its name, for messages.
+    pub name: String,
+    /// Its header.
+    pub header: SweepHeader,
+    /// Its seed records.
+    pub records: Vec<SeedRecord>,
+}
+
+/// The seeds of one sweep, or of shard `K/N` of it: those whose offset
+/// from `from` is K-1 modulo N, among `seeds` seeds.
+pub fn shard_seeds(from: u64, seeds: u64, shard: (u64, u64)) -> Result<Vec<u64>, String> {
+    let (k, n) = shard;
+    if seeds == 0 {
+        return Err("--seeds must be at least 1".into());
+    }
+    if k == 0 || n == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    // The shard's share: the offsets k-1, k-1+n, ... below `seeds`.
+    let share = (seeds - 1) / n + u64::from((seeds - 1) % n >= k - 1);
+    if share > MAX_SEEDS {
+        return Err(format!(
+            "{share} seeds in one process is more than it holds ({MAX_SEEDS}); \
+             run fewer with --seeds and --from, or split them over processes with --shard K/N"
+        ));
+    }
+    let Some(last) = from.checked_add(seeds - 1) else {
+        return Err(format!(
+            "--from {from} --seeds {seeds} runs past the last seed ({}): at most {} seeds start at {from}",
+            u64::MAX,
+            (u64::MAX - from).saturating_add(1)
+        ));
+    };
+    if share == 0 {
+        return Err(format!(
+            "shard {k}/{n} of {seeds} seeds from {from} selects none; use more seeds or fewer shards"
+        ));
+    }
+    Ok((0..share)
+        .map(|i| from + (k - 1) + i * n)
+        .take_while(|s| *s <= last)
+        .collect())
+}
+
+/// The most seeds one process runs (their records are held in memory, some
+/// hundreds of bytes each); more is split with `--shard`.
+pub const MAX_SEEDS: u64 = 1_000_000;
+
 /// Why records cannot be merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeError {
-    /// A line of a file is not a seed record.
+    /// A line of a file is not what the format says.
     NotARecord {
         /// The file.
         file: String,
@@ -126,28 +290,66 @@ pub enum MergeError {
         /// The parser's message.
         why: String,
     },
-    /// One scenario's seed appears twice (shards overlap, or a file was
-    /// given twice).
-    Duplicate {
-        /// The scenario.
-        scenario: String,
-        /// The seed.
-        seed: u64,
+    /// A file without the header line (written before the format was
+    /// versioned, or not by `sweep --json`).
+    NoHeader {
+        /// The file.
+        file: String,
+    },
+    /// A file of another format version.
+    Version {
+        /// The file.
+        file: String,
+        /// Its version.
+        version: u64,
+    },
+    /// Files written by different builds (trace hashes do not compare).
+    DifferentBuilds {
+        /// One file, and its build.
+        one: Box<(String, Build)>,
+        /// Another, and its build.
+        other: Box<(String, Build)>,
+    },
+    /// Files of different sweeps (seed ranges, shard counts, scenarios,
+    /// sabotages or plan flags).
+    DifferentSweeps {
+        /// One file, and its sweep.
+        one: (String, String),
+        /// Another, and its sweep.
+        other: (String, String),
+    },
+    /// The same shard given twice.
+    ShardTwice {
+        /// The shard's K.
+        shard: u64,
+        /// Of N.
+        of: u64,
+        /// The two files.
+        files: (String, String),
+    },
+    /// Shards of the sweep that no file holds: a hole in its seeds.
+    MissingShards {
+        /// The missing shards' K.
+        missing: Vec<u64>,
+        /// Of N.
+        of: u64,
+        /// The sweep.
+        sweep: String,
+    },
+    /// A file whose records do not match its header (a seed it should not
+    /// hold, one twice, or one missing: a truncated file).
+    Incomplete {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        why: String,
     },
     /// A record of a scenario the binary does not know.
     UnknownScenario {
         /// Its name.
         scenario: String,
     },
-    /// Records run under different sabotages (or some under none): they
-    /// are not one sweep.
-    MixedSabotage {
-        /// One record's sabotage.
-        one: Option<String>,
-        /// Another's.
-        other: Option<String>,
-    },
-    /// No records at all.
+    /// No files at all.
     Empty,
 }
 
@@ -155,94 +357,232 @@ impl std::fmt::Display for MergeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MergeError::NotARecord { file, line, why } => {
-                write!(f, "{file}:{line}: not a seed record: {why}")
+                write!(f, "{file}:{line}: not a line of a sweep record: {why}")
             }
-            MergeError::Duplicate { scenario, seed } => write!(
+            MergeError::NoHeader { file } => write!(
                 f,
-                "{scenario} seed {seed} appears twice (overlapping shards, or a file given twice)"
+                "{file}: no sweep header on its first line (a file from before the format was \
+                 versioned, or not written by `sweep --json`): sweep again"
             ),
+            MergeError::Version { file, version } => write!(
+                f,
+                "{file}: format version {version}; this build reads version {FORMAT_VERSION}"
+            ),
+            MergeError::DifferentBuilds { one, other } => write!(
+                f,
+                "{} and {} come from different builds (trace hashes compare only within one): \
+                 {} ({}) and {} ({}); run every shard from one commit, lock file, compiler and profile",
+                one.0, other.0, one.1.id, one.1.about, other.1.id, other.1.about
+            ),
+            MergeError::DifferentSweeps { one, other } => write!(
+                f,
+                "not shards of one sweep: {} ran {}, {} ran {}",
+                one.0, one.1, other.0, other.1
+            ),
+            MergeError::ShardTwice { shard, of, files } => write!(
+                f,
+                "shard {shard}/{of} is given twice ({} and {})",
+                files.0, files.1
+            ),
+            MergeError::MissingShards { missing, of, sweep } => {
+                let list: Vec<String> = missing.iter().map(|k| format!("{k}/{of}")).collect();
+                write!(
+                    f,
+                    "a hole in the sweep ({sweep}): no file holds shard {}",
+                    list.join(", ")
+                )
+            }
+            MergeError::Incomplete { file, why } => write!(f, "{file}: {why}"),
             MergeError::UnknownScenario { scenario } => {
                 write!(f, "records of an unknown scenario {scenario:?}")
             }
-            MergeError::MixedSabotage { one, other } => {
-                let name = |s: &Option<String>| {
-                    s.as_ref()
-                        .map_or("no sabotage".to_string(), |s| format!("--sabotage {s}"))
-                };
-                write!(
-                    f,
-                    "records run with {} and with {}: not shards of one sweep",
-                    name(one),
-                    name(other)
-                )
-            }
-            MergeError::Empty => f.write_str("no seed records in the files"),
+            MergeError::Empty => f.write_str("no sweep files to merge"),
         }
     }
 }
 
 impl std::error::Error for MergeError {}
 
-/// Reads the records of one `sweep --json` file (`name` is for messages).
-pub fn read_records(name: &str, text: &str) -> Result<Vec<SeedRecord>, MergeError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| MergeError::NotARecord {
-                file: name.to_string(),
-                line: i + 1,
-                why: e.to_string(),
-            })
-        })
-        .collect()
+/// The text of a `sweep --json` file: the header line, then a line a
+/// record.
+pub fn write_sweep(header: &SweepHeader, records: &[SeedRecord]) -> String {
+    let mut text = serde_json::to_string(&Line::Sweep(header.clone())).unwrap_or_default();
+    text.push('\n');
+    for r in records {
+        text += &serde_json::to_string(&Line::Seed(r.clone())).unwrap_or_default();
+        text.push('\n');
+    }
+    text
 }
 
-/// Puts records from several shards in one sweep's order: scenarios in
-/// `order`, seeds ascending; refuses duplicates and unknown scenarios.
-pub fn merge(
-    order: &[String],
-    mut records: Vec<SeedRecord>,
-) -> Result<Vec<SeedRecord>, MergeError> {
-    if records.is_empty() {
-        return Err(MergeError::Empty);
-    }
-    if let Some(r) = records
-        .iter()
-        .find(|r| r.plan.sabotage != records[0].plan.sabotage)
-    {
-        return Err(MergeError::MixedSabotage {
-            one: records[0].plan.sabotage.clone(),
-            other: r.plan.sabotage.clone(),
+/// Reads one `sweep --json` file (`name` is for messages).
+pub fn read_sweep(name: &str, text: &str) -> Result<SweepFile, MergeError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let bad = |line: usize, why: String| MergeError::NotARecord {
+        file: name.to_string(),
+        line: line + 1,
+        why,
+    };
+    let no_header = || MergeError::NoHeader {
+        file: name.to_string(),
+    };
+    let (i, first) = lines.next().ok_or_else(no_header)?;
+    // The version first: a later version's header may hold fields this
+    // one does not know.
+    let value: serde_json::Value =
+        serde_json::from_str(first).map_err(|e| bad(i, e.to_string()))?;
+    let version = value
+        .get("sweep")
+        .ok_or_else(no_header)?
+        .get("version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(no_header)?;
+    if version != u64::from(FORMAT_VERSION) {
+        return Err(MergeError::Version {
+            file: name.to_string(),
+            version,
         });
     }
-    let mut keys = Vec::with_capacity(records.len());
-    for r in &records {
-        let Some(rank) = order.iter().position(|s| *s == r.scenario) else {
-            return Err(MergeError::UnknownScenario {
-                scenario: r.scenario.clone(),
-            });
-        };
-        keys.push((rank, r.seed));
-    }
-    let mut seen = BTreeSet::new();
-    for (key, r) in keys.iter().zip(&records) {
-        if !seen.insert(*key) {
-            return Err(MergeError::Duplicate {
-                scenario: r.scenario.clone(),
-                seed: r.seed,
-            });
+    let Line::Sweep(header) = serde_json::from_value(value).map_err(|e| bad(i, e.to_string()))?
+    else {
+        return Err(no_header());
+    };
+    let mut records = Vec::new();
+    for (i, l) in lines {
+        match serde_json::from_str(l).map_err(|e| bad(i, e.to_string()))? {
+            Line::Seed(r) => records.push(r),
+            Line::Sweep(_) => return Err(bad(i, "a second sweep header".into())),
         }
     }
-    let mut keyed: Vec<_> = keys.into_iter().zip(records.drain(..)).collect();
+    Ok(SweepFile {
+        name: name.to_string(),
+        header,
+        records,
+    })
+}
+
+/// Merges the files of a sharded sweep into one sweep's records (scenarios
+/// in `order`, the binary's, then seeds ascending), and the header of the
+/// whole. Refuses what is not one whole sweep: different builds or sweeps,
+/// a shard twice or missing, a file whose records do not match its header,
+/// unknown scenarios.
+pub fn merge(
+    order: &[String],
+    files: Vec<SweepFile>,
+) -> Result<(SweepHeader, Vec<SeedRecord>), MergeError> {
+    let Some(first) = files.first() else {
+        return Err(MergeError::Empty);
+    };
+    let mut whole = first.header.clone();
+    let mut shards: Vec<Option<&str>> = vec![None; whole.shard[1] as usize];
+    for f in &files {
+        let h = &f.header;
+        if h.build.id != whole.build.id {
+            return Err(MergeError::DifferentBuilds {
+                one: Box::new((first.name.clone(), whole.build.clone())),
+                other: Box::new((f.name.clone(), h.build.clone())),
+            });
+        }
+        if !h.same_sweep(&whole) {
+            return Err(MergeError::DifferentSweeps {
+                one: (first.name.clone(), whole.describe()),
+                other: (f.name.clone(), h.describe()),
+            });
+        }
+        let k = h.shard[0];
+        let slot = k
+            .checked_sub(1)
+            .and_then(|i| shards.get_mut(i as usize))
+            .ok_or_else(|| MergeError::Incomplete {
+                file: f.name.clone(),
+                why: format!("shard {k}/{} is not a shard", h.shard[1]),
+            })?;
+        if let Some(other) = slot {
+            return Err(MergeError::ShardTwice {
+                shard: k,
+                of: h.shard[1],
+                files: (other.to_string(), f.name.clone()),
+            });
+        }
+        *slot = Some(&f.name);
+        whole.runs = whole.runs.min(h.runs);
+        check_records(f)?;
+    }
+    let missing: Vec<u64> = (1..)
+        .zip(&shards)
+        .filter(|(_, f)| f.is_none())
+        .map(|(k, _)| k)
+        .collect();
+    if !missing.is_empty() {
+        return Err(MergeError::MissingShards {
+            missing,
+            of: whole.shard[1],
+            sweep: whole.describe(),
+        });
+    }
+    whole.shard = [1, 1];
+    let mut keyed = Vec::new();
+    for r in files.into_iter().flat_map(|f| f.records) {
+        let Some(rank) = order.iter().position(|s| *s == r.scenario) else {
+            return Err(MergeError::UnknownScenario {
+                scenario: r.scenario,
+            });
+        };
+        keyed.push(((rank, r.seed), r));
+    }
     keyed.sort_by_key(|(k, _)| *k);
-    Ok(keyed.into_iter().map(|(_, r)| r).collect())
+    Ok((whole, keyed.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// A file's records are exactly its header's: each scenario's seeds of its
+/// shard, once each, under its sabotage.
+fn check_records(f: &SweepFile) -> Result<(), MergeError> {
+    let h = &f.header;
+    let bad = |why: String| MergeError::Incomplete {
+        file: f.name.clone(),
+        why,
+    };
+    let seeds = shard_seeds(h.from, h.seeds, (h.shard[0], h.shard[1])).map_err(&bad)?;
+    let mut want: BTreeSet<(&str, u64)> = h
+        .scenarios
+        .iter()
+        .flat_map(|s| seeds.iter().map(move |seed| (s.as_str(), *seed)))
+        .collect();
+    for r in &f.records {
+        if r.plan.sabotage != h.sabotage {
+            return Err(bad(format!(
+                "{} seed {} ran under {:?}, the header says {:?}",
+                r.scenario, r.seed, r.plan.sabotage, h.sabotage
+            )));
+        }
+        if !want.remove(&(r.scenario.as_str(), r.seed)) {
+            return Err(bad(format!(
+                "{} seed {} appears twice, or is not in shard {}/{} of {}",
+                r.scenario,
+                r.seed,
+                h.shard[0],
+                h.shard[1],
+                h.describe()
+            )));
+        }
+    }
+    if let Some((scenario, seed)) = want.first() {
+        return Err(bad(format!(
+            "{} record(s) missing, from {scenario} seed {seed} (a sweep cut short, or a truncated file)",
+            want.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The report of a sweep (or a merge): the table, each failure with its
 /// replay line, and the verdict. `replay` is the command prefix that runs
-/// the user's binary (`cargo run -p sim --release --`).
-pub fn report(records: &[SeedRecord], replay: &str) -> String {
+/// the user's binary (`cargo run -p sim --release --`); `flags`, the
+/// plan-drawing flags the sweep was given, which replay lines repeat.
+pub fn report(records: &[SeedRecord], replay: &str, flags: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -301,7 +641,8 @@ pub fn report(records: &[SeedRecord], replay: &str) -> String {
                 &r.scenario,
                 r.seed,
                 r.plan.sabotage.as_deref(),
-                None
+                None,
+                flags
             )
         );
     }
@@ -338,15 +679,20 @@ pub fn report(records: &[SeedRecord], replay: &str) -> String {
     out
 }
 
-/// The command that replays one run exactly.
+/// The command that replays one run exactly (`flags`: the plan-drawing
+/// flags the seed's plan was drawn with, if it was not given as a file).
 pub fn replay_line(
     prefix: &str,
     scenario: &str,
     seed: u64,
     sabotage: Option<&str>,
     plan: Option<&std::path::Path>,
+    flags: &str,
 ) -> String {
     let mut line = format!("{prefix} replay {scenario} --seed {seed}");
+    if plan.is_none() && !flags.trim().is_empty() {
+        line += &format!(" {}", flags.trim());
+    }
     if let Some(s) = sabotage {
         line += &format!(" --sabotage {s}");
     }
@@ -386,6 +732,7 @@ mod tests {
         let checked = Checked {
             outcome: outcome(latencies_ms, violations),
             again: Some(0xab),
+            divergence: None,
         };
         record_of(scenario, seed, FaultPlan::default(), &checked)
     }
@@ -402,75 +749,224 @@ mod tests {
         let differs = Checked {
             outcome: outcome(&[], vec![]),
             again: Some(1),
+            divergence: crate::trace::Divergence::between(&["a".into()], &["b".into()]),
         };
         assert!(!record_of("s", 0, FaultPlan::default(), &differs).deterministic);
         let once = Checked {
             outcome: outcome(&[], vec![]),
             again: None,
+            divergence: None,
         };
         assert_eq!(record_of("s", 0, FaultPlan::default(), &once).runs, 1);
     }
 
-    #[test]
-    fn records_are_read_a_line_each_and_a_bad_line_is_named() {
-        let a = serde_json::to_string(&record("s", 1, &[1], vec![])).unwrap();
-        let b = serde_json::to_string(&record("s", 2, &[], vec![])).unwrap();
-        let text = format!("{a}\n\n{b}\n");
-        let read = read_records("f.json", &text).unwrap();
-        assert_eq!(read.iter().map(|r| r.seed).collect::<Vec<_>>(), [1, 2]);
-        let err = read_records("f.json", &format!("{a}\n{{\"x\":1}}\n")).unwrap_err();
-        assert!(
-            err.to_string().starts_with("f.json:2: not a seed record: "),
-            "{err}"
-        );
-        assert_eq!(read_records("f.json", "").unwrap(), vec![]);
+    fn header(scenarios: &[&str], seeds: u64, shard: [u64; 2]) -> SweepHeader {
+        SweepHeader {
+            version: FORMAT_VERSION,
+            build: Build::current(),
+            scenarios: scenarios.iter().map(|s| s.to_string()).collect(),
+            from: 0,
+            seeds,
+            shard,
+            sabotage: None,
+            runs: 2,
+            swarm: String::new(),
+        }
+    }
+
+    /// Shard `k` of `n` of a sweep of `seeds` seeds of `scenarios`, as a
+    /// file named `name`.
+    fn shard(name: &str, scenarios: &[&str], seeds: u64, k: u64, n: u64) -> SweepFile {
+        let h = header(scenarios, seeds, [k, n]);
+        let records: Vec<SeedRecord> = scenarios
+            .iter()
+            .flat_map(|s| {
+                shard_seeds(0, seeds, (k, n))
+                    .unwrap()
+                    .into_iter()
+                    .map(move |seed| record(s, seed, &[], vec![]))
+            })
+            .collect();
+        read_sweep(name, &write_sweep(&h, &records)).unwrap()
     }
 
     #[test]
-    fn merge_orders_by_scenario_then_seed_and_refuses_what_is_not_one_sweep() {
+    fn a_sweep_file_is_a_header_then_a_record_a_line_and_a_bad_line_is_named() {
+        let h = header(&["s"], 2, [1, 1]);
+        let text = write_sweep(
+            &h,
+            &[record("s", 0, &[1], vec![]), record("s", 1, &[], vec![])],
+        );
+        assert!(
+            text.starts_with(r#"{"sweep":{"version":1,"build":{"id":""#),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with(r#"{"seed":{"scenario":"s","seed":0,"#)
+        );
+        let read = read_sweep("f.json", &text.replace('\n', "\n\n")).unwrap();
+        assert_eq!(read.header, h);
+        assert_eq!(
+            read.records.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        let err = read_sweep("f.json", &format!("{text}{{\"x\":1}}\n")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("f.json:4: not a line of a sweep record: "),
+            "{err}"
+        );
+        // No header (the format before it was versioned), a newer version,
+        // an empty file, a second header.
+        let old = serde_json::to_string(&record("s", 0, &[], vec![])).unwrap();
+        for text in [old.as_str(), ""] {
+            assert_eq!(
+                read_sweep("f.json", text),
+                Err(MergeError::NoHeader {
+                    file: "f.json".into()
+                })
+            );
+        }
+        let newer = text.replacen(r#""version":1"#, r#""version":2,"coverage":{}"#, 1);
+        assert_eq!(
+            read_sweep("f.json", &newer).unwrap_err().to_string(),
+            "f.json: format version 2; this build reads version 1"
+        );
+        let first = text.lines().next().unwrap();
+        assert!(read_sweep("f.json", &format!("{first}\n{first}\n")).is_err());
+    }
+
+    #[test]
+    fn shard_seeds_split_a_range_without_gaps_or_overlap() {
+        for (seeds, n) in [(12, 4), (13, 4), (3, 4), (1, 1), (7, 3)] {
+            let mut all: Vec<u64> = (1..=n)
+                .filter_map(|k| shard_seeds(100, seeds, (k, n)).ok())
+                .flatten()
+                .collect();
+            all.sort_unstable();
+            assert_eq!(
+                all,
+                (100..100 + seeds).collect::<Vec<_>>(),
+                "{seeds} in {n}"
+            );
+        }
+        assert_eq!(shard_seeds(0, 10, (2, 4)).unwrap(), [1, 5, 9]);
+        assert!(
+            shard_seeds(0, 3, (4, 4))
+                .unwrap_err()
+                .contains("selects none")
+        );
+        assert!(shard_seeds(0, 0, (1, 1)).is_err());
+        assert!(shard_seeds(0, 5, (0, 1)).is_err() && shard_seeds(0, 5, (3, 2)).is_err());
+        assert_eq!(shard_seeds(u64::MAX, 1, (1, 1)).unwrap(), [u64::MAX]);
+        assert!(
+            shard_seeds(u64::MAX, 2, (1, 1))
+                .unwrap_err()
+                .contains("past the last seed")
+        );
+        assert!(shard_seeds(0, MAX_SEEDS + 1, (1, 1)).is_err());
+        assert_eq!(
+            shard_seeds(0, 2 * MAX_SEEDS, (2, 2)).unwrap().len() as u64,
+            MAX_SEEDS
+        );
+    }
+
+    #[test]
+    fn merge_orders_by_scenario_then_seed_and_refuses_what_is_not_one_whole_sweep() {
         let order = ["b".to_string(), "a".to_string()];
-        let merged = merge(
-            &order,
-            vec![
-                record("a", 2, &[], vec![]),
-                record("b", 9, &[], vec![]),
-                record("a", 1, &[], vec![]),
-                record("b", 3, &[], vec![]),
-            ],
-        )
-        .unwrap();
+        let files = || (1..=3).map(|k| shard(&format!("{k}.json"), &["a", "b"], 8, k, 3));
+        let (whole, merged) = merge(&order, files().collect()).unwrap();
+        assert_eq!(whole.shard, [1, 1]);
         let keys: Vec<(&str, u64)> = merged
             .iter()
             .map(|r| (r.scenario.as_str(), r.seed))
             .collect();
-        assert_eq!(keys, [("b", 3), ("b", 9), ("a", 1), ("a", 2)]);
+        let want: Vec<(&str, u64)> = ["b", "a"]
+            .iter()
+            .flat_map(|s| (0..8).map(move |seed| (*s, seed)))
+            .collect();
+        assert_eq!(keys, want);
         assert_eq!(merge(&order, vec![]), Err(MergeError::Empty));
+        // A hole: shard 2 of 3 missing.
+        let holed: Vec<SweepFile> = files().filter(|f| f.header.shard[0] != 2).collect();
         assert_eq!(
-            merge(&order, vec![record("c", 1, &[], vec![])]),
+            merge(&order, holed).unwrap_err().to_string(),
+            "a hole in the sweep (--from 0 --seeds 8 of a, b): no file holds shard 2/3"
+        );
+        // A shard twice.
+        let mut twice: Vec<SweepFile> = files().collect();
+        twice.push(shard("again.json", &["a", "b"], 8, 1, 3));
+        assert_eq!(
+            merge(&order, twice).unwrap_err().to_string(),
+            "shard 1/3 is given twice (1.json and again.json)"
+        );
+        // Seeds 0, 2, 4 with 101, 103, 105: two different sweeps.
+        let mut far = shard("far.json", &["a", "b"], 6, 2, 2);
+        far.header.from = 100;
+        let err = merge(&order, vec![shard("near.json", &["a", "b"], 6, 1, 2), far]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not shards of one sweep: near.json ran --from 0 --seeds 6 of a, b, \
+             far.json ran --from 100 --seeds 6 of a, b"
+        );
+        // Different builds.
+        let mut other = shard("2.json", &["a", "b"], 8, 2, 3);
+        other.header.build.id = "0123".into();
+        let mut mixed: Vec<SweepFile> = files().filter(|f| f.header.shard[0] != 2).collect();
+        mixed.push(other);
+        assert!(matches!(
+            merge(&order, mixed),
+            Err(MergeError::DifferentBuilds { .. })
+        ));
+        // A truncated file, and one with a seed it should not hold.
+        let mut cut: Vec<SweepFile> = files().collect();
+        cut[1].records.pop();
+        assert_eq!(
+            merge(&order, cut).unwrap_err().to_string(),
+            "2.json: 1 record(s) missing, from b seed 7 (a sweep cut short, or a truncated file)"
+        );
+        let mut stray: Vec<SweepFile> = files().collect();
+        stray[0].records[0].seed = 1;
+        assert!(
+            merge(&order, stray)
+                .unwrap_err()
+                .to_string()
+                .contains("a seed 1 appears twice, or is not in shard 1/3")
+        );
+        // Sabotages differ: different sweeps.
+        let mut bugged = shard("bug.json", &["a", "b"], 8, 2, 3);
+        bugged.header.sabotage = Some("bug".into());
+        let mut mixed: Vec<SweepFile> = files().filter(|f| f.header.shard[0] != 2).collect();
+        mixed.push(bugged);
+        assert!(
+            merge(&order, mixed)
+                .unwrap_err()
+                .to_string()
+                .contains("under --sabotage bug")
+        );
+        // A scenario the binary does not know.
+        assert_eq!(
+            merge(&order, vec![shard("c.json", &["c"], 1, 1, 1)]),
             Err(MergeError::UnknownScenario {
                 scenario: "c".into()
             })
         );
-        assert_eq!(
-            merge(
-                &order,
-                vec![
-                    record("a", 1, &[], vec![]),
-                    record("b", 1, &[], vec![]),
-                    record("a", 1, &[], vec![])
-                ]
-            ),
-            Err(MergeError::Duplicate {
-                scenario: "a".into(),
-                seed: 1
-            })
-        );
-        let mut sabotaged = record("a", 5, &[], vec![]);
-        sabotaged.plan.sabotage = Some("bug".into());
-        let err = merge(&order, vec![record("a", 1, &[], vec![]), sabotaged]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "records run with no sabotage and with --sabotage bug: not shards of one sweep"
+    }
+
+    #[test]
+    fn a_record_that_is_not_deterministic_fails_without_a_violation() {
+        let mut r = record("a", 1, &[], vec![]);
+        assert!(!r.failed());
+        r.deterministic = false;
+        assert!(r.failed());
+        let text = report(&[r], "x", "");
+        assert!(text.contains("FAILED a seed 1:"), "{text}");
+        assert!(
+            text.ends_with("FAIL: 1 of 1 seeds failing (0 with violations, 1 nondeterministic)\n"),
+            "{text}"
         );
     }
 
@@ -496,7 +992,7 @@ mod tests {
             flaky,
             record("b", 1, &[], vec![]),
         ];
-        let text = report(&records, "my-sim");
+        let text = report(&records, "my-sim", "");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[2], "| a | 4 | 3 | 20.0ms | 30.0ms | 1 |", "{text}");
         assert_eq!(lines[3], "| b | 1 | 0 | n/a | n/a | 0 |", "{text}");
@@ -521,13 +1017,13 @@ mod tests {
         );
         let clean = vec![record("a", 1, &[20], vec![])];
         assert_eq!(
-            report(&clean, "x").lines().last().unwrap(),
+            report(&clean, "x", "").lines().last().unwrap(),
             "PASS: 1 seeds, 0 violations, traces deterministic"
         );
         let mut once = record("a", 1, &[], vec![]);
         once.runs = 1;
         once.plan.sabotage = Some("bug".into());
-        let text = report(&[once], "x");
+        let text = report(&[once], "x", "");
         assert!(
             text.contains("(seeds run once: their determinism was not checked)"),
             "{text}"
@@ -539,7 +1035,8 @@ mod tests {
         let mut failing = record("a", 7, &[], v());
         failing.plan.sabotage = Some("bug".into());
         assert!(
-            report(&[failing], "x").contains("replay: x replay a --seed 7 --sabotage bug --trace")
+            report(&[failing], "x", "--max-faults 2")
+                .contains("replay: x replay a --seed 7 --max-faults 2 --sabotage bug --trace")
         );
     }
 }

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fault::FaultPlan;
 use crate::scenario::AnyScenario;
-use crate::shrink::{regression_file, shrink};
+use crate::shrink::{Keep, regression_file, shrink_keeping};
 use crate::sweep::{SeedRecord, replay_line, sweep};
 
 /// Checks `seeds` of `scenario` (each run twice) and panics on the first
@@ -44,6 +44,7 @@ pub struct Checker<'a> {
     replay: String,
     twice: bool,
     sabotage: Option<String>,
+    keep: Keep,
 }
 
 impl<'a> Checker<'a> {
@@ -55,6 +56,7 @@ impl<'a> Checker<'a> {
             replay: "YOUR-SIM-BINARY".into(),
             twice: true,
             sabotage: None,
+            keep: Keep::Original,
         }
     }
 
@@ -82,6 +84,16 @@ impl<'a> Checker<'a> {
         self
     }
 
+    /// Reports the first seed that breaks the invariant `name` (if any
+    /// does; else the first failing seed), and shrinks it keeping only
+    /// that invariant ([`Keep::Invariant`]). By default the shrink keeps
+    /// every invariant the seed broke.
+    #[must_use]
+    pub fn keep_invariant(mut self, name: impl Into<String>) -> Self {
+        self.keep = Keep::Invariant(name.into());
+        self
+    }
+
     /// Runs every seed (on every core) and panics if one fails, with its
     /// violations, its plan shrunk to a minimal one (saved to a file in the
     /// temporary folder) and the one line that replays it.
@@ -98,7 +110,11 @@ impl<'a> Checker<'a> {
         let name = self.scenario.info().name;
         let records = self.records(seeds)?;
         let failing: Vec<_> = records.iter().filter(|r| r.failed()).collect();
-        let Some(first) = failing.first() else {
+        let breaks = |r: &&&SeedRecord| match &self.keep {
+            Keep::Original => true,
+            Keep::Invariant(name) => r.violations.iter().any(|v| v.invariant == *name),
+        };
+        let Some(first) = failing.iter().find(breaks).or(failing.first()) else {
             return Ok(());
         };
         let mut message = format!(
@@ -110,27 +126,38 @@ impl<'a> Checker<'a> {
         for v in &first.violations {
             message += &format!("  {v}\n");
         }
-        let (plan, file) = match shrink(self.scenario, first.seed, &first.plan) {
-            Some((small, broken)) => {
-                let file = self.save(&name, first.seed, &small);
+        let keep = match &self.keep {
+            Keep::Invariant(name) if first.violations.iter().any(|v| v.invariant == *name) => {
+                self.keep.clone()
+            }
+            _ => Keep::Original,
+        };
+        let (plan, file) = match shrink_keeping(self.scenario, first.seed, &first.plan, &keep) {
+            Ok(small) => {
+                let file = self.save(&name, first.seed, &small.plan);
                 message += &format!(
-                    "  shrunk to {} of its {} faults, the seed still fails:\n",
-                    small.faults.len(),
-                    first.plan.faults.len()
+                    "  shrunk from {} faults ({} ms faulted) to {} ({} ms) in {} runs, \
+                     still breaking {}:\n",
+                    first.plan.faults.len(),
+                    first.plan.faulted_ms(),
+                    small.plan.faults.len(),
+                    small.plan.faulted_ms(),
+                    small.runs,
+                    small.kept.join(", ")
                 );
-                for v in &broken {
+                for v in &small.violations {
                     message += &format!("    {v}\n");
                 }
-                (small, file)
+                (small.plan, file)
             }
             // Only a nondeterministic seed fails the sweep and not a run.
-            None => (first.plan.clone(), None),
+            Err(_) => (first.plan.clone(), None),
         };
         let json = serde_json::to_string(&plan).unwrap_or_default();
         message += &format!("  plan: {json}\n");
         message += &format!(
             "  replay: {}",
-            replay_line(&self.replay, &name, first.seed, None, file.as_deref())
+            replay_line(&self.replay, &name, first.seed, None, file.as_deref(), "")
         );
         Err(message)
     }
@@ -148,6 +175,7 @@ impl<'a> Checker<'a> {
         sweep(
             self.scenario,
             &seeds,
+            None,
             self.sabotage.as_deref(),
             self.twice,
             &|| {},

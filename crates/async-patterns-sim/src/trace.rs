@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// An event log shared by the hosts of one simulation, each event stamped
 /// with virtual time. Two runs of a seed must log the same events in the
-/// same order: the run-twice check compares their [`hash_trace`].
+/// same order: the run-twice check compares them as the second run logs
+/// ([`Trace::against`]) and stops at the first difference.
 ///
 /// ```
 /// use std::time::Duration;
@@ -20,16 +21,41 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(trace.events(), ["   12.000 ms  client: request 1 sent"]);
 /// ```
 #[derive(Clone, Default)]
-pub struct Trace(Arc<Mutex<Vec<String>>>);
+pub struct Trace(Arc<Mutex<Log>>);
+
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+    /// The first run's lines, when this is the second run of a seed.
+    expected: Option<Arc<Vec<String>>>,
+    /// Where this run first logged something else than the first.
+    diverged: Option<Divergence>,
+}
 
 impl Trace {
+    /// A trace that compares each event, as it is logged, with the same
+    /// event of `expected` (the first run of the seed), and remembers the
+    /// first that differs ([`Trace::divergence`]).
+    pub fn against(expected: Arc<Vec<String>>) -> Self {
+        Trace(Arc::new(Mutex::new(Log {
+            expected: Some(expected),
+            ..Log::default()
+        })))
+    }
+
     /// Records `event` at virtual time `at`.
     pub fn log(&self, at: Duration, event: impl AsRef<str>) {
         let line = format!("{:>9.3} ms  {}", at.as_secs_f64() * 1e3, event.as_ref());
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(line);
+        let mut log = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.diverged.is_none()
+            && let Some(expected) = &log.expected
+        {
+            let index = log.lines.len();
+            if expected.get(index) != Some(&line) {
+                log.diverged = Some(Divergence::at(expected, &log.lines, Some(&line), Some(at)));
+            }
+        }
+        log.lines.push(line);
     }
 
     /// The events so far.
@@ -37,6 +63,17 @@ impl Trace {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .lines
+            .clone()
+    }
+
+    /// The first event that differs from the expected trace's, if this
+    /// trace was made [`against`](Trace::against) one and one did.
+    pub fn divergence(&self) -> Option<Divergence> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .diverged
             .clone()
     }
 }
@@ -44,6 +81,83 @@ impl Trace {
 impl fmt::Debug for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Trace").field(&self.events().len()).finish()
+    }
+}
+
+/// Where two runs of one seed first differ: the event's index, its virtual
+/// time (when the second run logged it), each run's line (`None`: that run
+/// had ended), and the lines both logged just before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    /// The event's index in the trace, from 0.
+    pub index: usize,
+    /// When the second run logged its line, in virtual time.
+    pub at: Option<Duration>,
+    /// The first run's line there (`None`: its trace had ended).
+    pub first: Option<String>,
+    /// The second run's line there (`None`: its trace had ended).
+    pub second: Option<String>,
+    /// Up to two lines both runs logged just before it.
+    pub before: Vec<String>,
+}
+
+/// Lines of context a divergence keeps from before it.
+const CONTEXT: usize = 2;
+
+impl Divergence {
+    /// The divergence at index `second.len()`, where the second run logs
+    /// `line` (`None`: it ended there).
+    fn at(
+        first: &[String],
+        second: &[String],
+        line: Option<&String>,
+        at: Option<Duration>,
+    ) -> Self {
+        let index = second.len();
+        Divergence {
+            index,
+            at,
+            first: first.get(index).cloned(),
+            second: line.cloned(),
+            before: second[index.saturating_sub(CONTEXT)..].to_vec(),
+        }
+    }
+
+    /// The first place `first` and `second` differ (one ending before the
+    /// other counts), if they do.
+    pub fn between(first: &[String], second: &[String]) -> Option<Self> {
+        let index = (0..first.len().max(second.len())).find(|i| first.get(*i) != second.get(*i))?;
+        Some(Divergence::at(
+            first,
+            &second[..index],
+            second.get(index),
+            None,
+        ))
+    }
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = |l: &Option<String>| match l {
+            Some(l) => format!("{:?}", l.trim_start()),
+            None => "(its trace had ended)".to_string(),
+        };
+        write!(
+            f,
+            "the two runs of the seed first differ at event {}",
+            self.index
+        )?;
+        if let Some(at) = self.at {
+            write!(f, " (virtual time {at:?})")?;
+        }
+        f.write_str(":")?;
+        for (i, l) in self.before.iter().enumerate() {
+            let label = if i == 0 { "both runs:" } else { "" };
+            write!(f, "\n  {label:<11} {:?}", l.trim_start())?;
+        }
+        write!(f, "\n  first run:  {}", line(&self.first))?;
+        write!(f, "\n  second run: {}", line(&self.second))?;
+        Ok(())
     }
 }
 
