@@ -8,8 +8,9 @@
 //! error, every request its limit does not admit.
 //!
 //! Invariants, checked on every run:
-//! * the server never has more requests in flight than the client's limit
-//!   allowed when it admitted them (nor than the limit's maximum);
+//! * no admission leaves more requests in flight on the client than the
+//!   limit at that moment, and the server never has more in flight than
+//!   the highest limit any admission saw (nor than the limit's maximum);
 //! * every request ends exactly once: answered, failed, or shed at once —
 //!   none queued;
 //! * the limit settles near C: its median over the second half of the run
@@ -49,6 +50,11 @@ pub struct Record {
     limits: Vec<(Duration, u32)>,
     /// The highest limit seen at any admission.
     admitted_under: u32,
+    /// Requests the client holds a permit for now.
+    client_in_flight: u32,
+    /// Admissions that left more in flight than the limit then: (at, in
+    /// flight, limit).
+    over_admitted: Vec<(Duration, u32, u32)>,
     /// (id, at, how it ended).
     ends: Vec<(u64, Duration, End)>,
 }
@@ -134,10 +140,18 @@ impl Scenario for Bulkhead {
                         Ok(permit) => {
                             {
                                 let mut r = ctx.record();
-                                r.admitted_under = r.admitted_under.max(limit.limit());
+                                let now_limit = limit.limit();
+                                r.admitted_under = r.admitted_under.max(now_limit);
+                                r.client_in_flight += 1;
+                                if r.client_in_flight > now_limit {
+                                    let n = r.client_in_flight;
+                                    r.over_admitted.push((now(), n, now_limit));
+                                }
                             }
                             let call = exchange("server", PORT, id.to_string());
-                            match deadline::timeout(&timer, Duration::from_secs(2), call).await {
+                            let end = match deadline::timeout(&timer, Duration::from_secs(2), call)
+                                .await
+                            {
                                 Ok(Ok(_)) => {
                                     permit.success();
                                     End::Answered
@@ -146,7 +160,9 @@ impl Scenario for Bulkhead {
                                     permit.failure();
                                     End::Failed
                                 }
-                            }
+                            };
+                            ctx.record().client_in_flight -= 1;
+                            end
                         }
                     };
                     if end == End::Answered {
@@ -186,6 +202,19 @@ impl Scenario for Bulkhead {
 
 fn check(r: &Record, plan: &FaultPlan) -> Vec<Violation> {
     let mut v = Vec::new();
+    // At each admission, on the client: what the limit allowed then.
+    if let Some((at, n, limit)) = r.over_admitted.first() {
+        v.push(
+            Violation::new(
+                "in flight within the limit",
+                format!(
+                    "an admission left {n} requests in flight under a limit of {limit} ({} such)",
+                    r.over_admitted.len()
+                ),
+            )
+            .at(*at),
+        );
+    }
     if r.server_max > r.admitted_under.max(1) || r.server_max > MAX_LIMIT {
         v.push(Violation::new(
             "in flight within the limit",
@@ -208,7 +237,7 @@ fn check(r: &Record, plan: &FaultPlan) -> Vec<Violation> {
     // Settling is judged only on runs without faults in the second half.
     let run_end = SPACING * REQUESTS as u32;
     let half = run_end / 2;
-    let quiet = plan.faults.iter().all(|f| f.end() < half);
+    let quiet = plan.last_end() < half;
     if quiet {
         // The limit in force at each 10 ms of the second half.
         let mut samples: Vec<u32> = (0..)
@@ -233,4 +262,52 @@ fn check(r: &Record, plan: &FaultPlan) -> Vec<Violation> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_patterns_sim::{Fault, FaultKind};
+
+    fn broken(v: &[Violation], name: &str) -> bool {
+        v.iter().any(|v| v.invariant == name)
+    }
+
+    /// 7 in flight under a limit of 5: the run-wide maxima (server 7,
+    /// limit 10 at the first admissions) hid it.
+    #[test]
+    fn an_admission_over_the_limit_then_is_a_violation() {
+        let mut r = Record {
+            server_max: 7,
+            admitted_under: 10,
+            ..Record::default()
+        };
+        r.ends = (0..REQUESTS)
+            .map(|id| (id, Duration::ZERO, End::Shed))
+            .collect();
+        assert!(!broken(
+            &check(&r, &FaultPlan::default()),
+            "in flight within the limit"
+        ));
+        r.over_admitted.push((Duration::from_secs(7), 7, 5));
+        assert!(broken(
+            &check(&r, &FaultPlan::default()),
+            "in flight within the limit"
+        ));
+    }
+
+    /// A 0 ms fault late in the run is no fault: settling is still judged.
+    #[test]
+    fn a_zero_ms_fault_does_not_switch_off_settling() {
+        let mut r = Record::default();
+        r.ends = (0..REQUESTS)
+            .map(|id| (id, Duration::ZERO, End::Shed))
+            .collect();
+        r.limits = vec![(Duration::from_secs(6), 40)];
+        let plan = FaultPlan {
+            faults: vec![Fault::new(FaultKind::Crash, "server", 7_000, 0)],
+            sabotage: None,
+        };
+        assert!(broken(&check(&r, &plan), "settles near capacity"));
+    }
 }

@@ -63,6 +63,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
 const TRIP_AFTER: u32 = 3;
 const OPEN_FOR: Duration = Duration::from_millis(500);
 const MAX_OPEN: Duration = Duration::from_secs(4);
+/// The retry policy's longest delay (the exponential backoff's cap).
+const RETRY_CAP: Duration = Duration::from_millis(400);
 /// The limiter's interval between sends once its burst is spent.
 const QUOTA_INTERVAL: Duration = Duration::from_millis(1_000 / RATE_PER_SEC as u64);
 /// How long the end of the run keeps making requests (one every quota
@@ -85,6 +87,8 @@ pub struct Record {
     /// When each logical request (the end of the run's included) ended,
     /// and whether it succeeded.
     ended_at: Vec<(Duration, bool)>,
+    /// When the server answered "err" (its seeded 10%).
+    server_errors: Vec<Duration>,
 }
 
 impl Scenario for ResilientClient {
@@ -142,6 +146,9 @@ impl Scenario for ResilientClient {
                     let n = ctx.record().arrivals.len() as u64;
                     let fails = SplitMix64::derive(seed, n).between(0, 9) == 0;
                     let reply = if fails { "err" } else { "ok" };
+                    if fails {
+                        ctx.record().server_errors.push(now());
+                    }
                     let outcome = if fails { "error" } else { "ok" };
                     ctx.log(format!("server: request {id} -> {outcome}"));
                     reply.to_string()
@@ -185,7 +192,7 @@ impl Scenario for ResilientClient {
                 Arc::new(RetryBudget::new(0.2, 5, Duration::from_secs(1)).expect("a valid budget"));
             let policy = RetryPolicy::builder()
                 .max_attempts(4)
-                .exponential(Duration::from_millis(20), 2.0, Duration::from_millis(400))
+                .exponential(Duration::from_millis(20), 2.0, RETRY_CAP)
                 .jitter(Jitter::Decorrelated)
                 .seed(seed)
                 .build()
@@ -304,11 +311,7 @@ impl Scenario for ResilientClient {
     }
 
     fn check(&self, run: &RunInfo, record: &Record) -> Vec<Violation> {
-        let latency_ms = (
-            run.network.min_latency.as_millis() as u64,
-            run.network.max_latency.as_millis() as u64,
-        );
-        check(record, &run.plan, latency_ms)
+        check(record, &run.plan, &run.network)
     }
 
     fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
@@ -341,7 +344,7 @@ async fn call(id: u64) -> Result<(), String> {
     }
 }
 
-fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation> {
+fn check(r: &Record, plan: &FaultPlan, network: &Network) -> Vec<Violation> {
     let mut v = Vec::new();
     // Exactly once.
     let mut seen = vec![0u32; REQUESTS as usize];
@@ -375,13 +378,36 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
         ));
     }
     // A send reaches the server after three one-way trips (SYN, SYN-ACK,
-    // then the request), each with its own latency.
-    let spread = Duration::from_millis(3 * (latency_ms.1 - latency_ms.0));
-    // A hold delivers what it held at once when it ends: the network, not
-    // the client, bunches those arrivals, so they are left out.
-    let trip = Duration::from_millis(3 * latency_ms.1);
+    // then the request), each with its own latency, delivered on the tick.
+    let longest = network.longest_trip();
+    let spread = (longest - network.min_latency.min(longest)) * 3;
+    // A hold delivers what it held at once when it ends, and the end of a
+    // latency fault lets later sends overtake slow ones: the network, not
+    // the client, bunches those arrivals, so they are left out (up to three
+    // trips after, at the slower of the fault's and the network's latency).
+    let bunching = |f: &async_patterns_sim::Fault| match f.kind {
+        FaultKind::Hold => Some(longest * 3),
+        FaultKind::Latency => {
+            let slow = Duration::from_millis(
+                f.latency_ms
+                    .unwrap_or(async_patterns_sim::fault::DEFAULT_LATENCY_MS),
+            );
+            Some(slow.max(longest) * 3 + network.tick)
+        }
+        _ => None,
+    };
     let mut arrivals: Vec<Duration> = (r.arrivals.iter().copied())
-        .filter(|t| !plan.touches(|f| f.kind == FaultKind::Hold, *t, *t, trip))
+        .filter(|t| {
+            !plan.faults.iter().any(|f| {
+                bunching(f).is_some_and(|after| {
+                    FaultPlan {
+                        faults: vec![f.clone()],
+                        sabotage: None,
+                    }
+                    .touches(|_| true, *t, *t, after)
+                })
+            })
+        })
         .collect();
     arrivals.sort();
     if let Some(e) = within(&arrivals, spread) {
@@ -394,35 +420,71 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
     let mut open_since: Option<Duration> = None;
     let mut opened_during = Vec::new();
     for (at, state) in &r.transitions {
-        match state {
-            BreakerState::Open { .. } => {
-                open_since = Some(*at);
-                opened_during.push(*at);
-            }
-            _ => {
-                if let Some(from) = open_since.take()
-                    && let Some(s) = r.sends.iter().find(|s| **s > from && **s < *at)
-                {
-                    v.push(Violation::new(
-                        "nothing sent while open",
-                        format!("sent at {s:?} while open since {from:?}"),
-                    ));
-                }
-            }
+        // Whatever the new state, the breaker was open until now if it
+        // was open before (an Open entry after an Open one included: the
+        // end of the run records the state it reads).
+        if let Some(from) = open_since.take()
+            && let Some(s) = r.sends.iter().find(|s| **s > from && **s < *at)
+        {
+            v.push(Violation::new(
+                "nothing sent while open",
+                format!("sent at {s:?} while open since {from:?}"),
+            ));
+        }
+        if let BreakerState::Open { .. } = state {
+            open_since = Some(*at);
+            opened_during.push(*at);
         }
     }
-    // Opens during a long partition; closed at the end.
+    // Open at some instant of a long partition, however it got there
+    // (opened during it, or already open when it began); closed at the end.
     // (Only while requests are still being made: after the workload ends
     // nothing can fail.)
     let workload_ends = SPACING * REQUESTS as u32;
+    // How long the breaker may go without being open during a partition:
+    // long enough to fail TRIP_AFTER attempts in a row and then some.
+    let long = ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
+    let open_at = |t: Duration| {
+        r.transitions
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .is_some_and(|(_, s)| matches!(s, BreakerState::Open { .. }))
+    };
     for p in plan.of(FaultKind::Partition) {
         let (start, end) = (p.start(), p.end());
-        let long = end.saturating_sub(start) > ATTEMPT_TIMEOUT * (TRIP_AFTER + 2) + SPACING * 4;
-        if long && end < workload_ends && !opened_during.iter().any(|t| *t >= start && *t <= end) {
-            v.push(Violation::new(
-                "opens during a long partition",
-                format!("the breaker did not open during the partition {start:?}..{end:?}"),
-            ));
+        if end.saturating_sub(start) <= long || end >= workload_ends {
+            continue;
+        }
+        // The stretches of the partition with the breaker not open (closed
+        // or half-open): each must end within `long` (a probe cannot
+        // succeed while the link is cut, so it reopens).
+        let mut edges: Vec<(Duration, bool)> = vec![(start, open_at(start))];
+        edges.extend(
+            r.transitions
+                .iter()
+                .filter(|(at, _)| *at > start && *at < end)
+                .map(|(at, s)| (*at, matches!(s, BreakerState::Open { .. }))),
+        );
+        edges.push((end, true));
+        let mut since: Option<Duration> = None;
+        for (at, open) in edges {
+            match (since, open) {
+                (None, false) => since = Some(at),
+                (Some(from), true) => {
+                    if at - from > long {
+                        v.push(Violation::new(
+                            "opens during a long partition",
+                            format!(
+                                "the breaker was not open for {:?} ({from:?}..{at:?}) of the partition {start:?}..{end:?}",
+                                at - from
+                            ),
+                        ));
+                    }
+                    since = None;
+                }
+                _ => {}
+            }
         }
     }
     // Recovery takes, after the last fault ends (at `end`; 0 without
@@ -432,12 +494,11 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
     // probe ends within one attempt timeout). The server fails 10% of
     // requests, so a probe may fail and reopen the breaker: each such
     // failed probe after the fault earns one more round.
-    let end = plan
-        .faults
-        .iter()
-        .map(|f| f.end())
-        .max()
-        .unwrap_or_default();
+    let end = plan.last_end();
+    // A failed probe earns a round only if something explains it: it was
+    // sent while the fault was still on (half-open by `end`), or the
+    // server answered "err" meanwhile. A probe that fails on a healthy
+    // link with a healthy server is the bug this bound is for.
     let failed_probes = r
         .transitions
         .windows(2)
@@ -445,9 +506,12 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
             w[1].0 > end
                 && matches!(w[0].1, BreakerState::HalfOpen { .. })
                 && matches!(w[1].1, BreakerState::Open { .. })
+                && (w[0].0 <= end || r.server_errors.iter().any(|e| *e >= w[0].0 && *e <= w[1].0))
         })
         .count() as u32;
-    let round = MAX_OPEN + ATTEMPT_TIMEOUT + QUOTA_INTERVAL;
+    // After the workload, attempts come from retries, which wake at most
+    // one jitter cap (400 ms) apart, not one quota interval.
+    let round = MAX_OPEN + ATTEMPT_TIMEOUT + QUOTA_INTERVAL.max(RETRY_CAP);
     let bound = end.saturating_add(round * (1 + failed_probes));
     // The breaker closes by then, if it was not closed when the fault ended
     // (judged only while the workload still makes requests).
@@ -491,7 +555,9 @@ fn check(r: &Record, plan: &FaultPlan, latency_ms: (u64, u64)) -> Vec<Violation>
             ),
         ));
     }
-    // Closed at the end, after the end of the run's real requests.
+    // Closed at the end, after the end of the run's real requests. (A
+    // fault that outlasts them fails this on purpose: a server down for
+    // the whole run must fail some invariant.)
     if !matches!(r.transitions.last(), Some((_, BreakerState::Closed))) {
         v.push(Violation::new(
             "closed at the end",
@@ -558,6 +624,177 @@ mod tests {
         Duration::from_millis(ms)
     }
 
+    fn net() -> Network {
+        Network::latency_ms(1, 5)
+    }
+
+    fn open_until(t: u64) -> BreakerState {
+        BreakerState::Open {
+            until: async_patterns::Instant::from_nanos(t * 1_000_000),
+        }
+    }
+
+    const HALF_OPEN: BreakerState = BreakerState::HalfOpen {
+        in_flight: 0,
+        successes: 0,
+    };
+
+    fn partition(at: u64, len: u64) -> FaultPlan {
+        FaultPlan {
+            faults: vec![Fault::new(FaultKind::Partition, "client<->server", at, len)],
+            ..FaultPlan::default()
+        }
+    }
+
+    fn broken(v: &[Violation], name: &str) -> bool {
+        v.iter().any(|v| v.invariant == name)
+    }
+
+    /// Open at some instant is not enough: a breaker that opens just
+    /// before a partition and closes again on a probe that cannot have
+    /// succeeded, or one that opens only as the partition ends, left the
+    /// client unprotected for most of it.
+    #[test]
+    fn a_breaker_closed_for_most_of_a_long_partition_is_a_violation() {
+        let plan = partition(1_969, 1_946);
+        let mut r = Record::default();
+        r.transitions = vec![
+            (ms(1_950), open_until(2_450)),
+            (ms(2_450), HALF_OPEN),
+            (ms(2_460), BreakerState::Closed),
+        ];
+        assert!(broken(
+            &check(&r, &plan, &net()),
+            "opens during a long partition"
+        ));
+        r.transitions = vec![
+            (ms(3_900), open_until(4_400)),
+            (ms(4_400), HALF_OPEN),
+            (ms(4_410), BreakerState::Closed),
+        ];
+        assert!(broken(
+            &check(&r, &plan, &net()),
+            "opens during a long partition"
+        ));
+        // Tripping within the first 1.2 s, then probing and reopening: fine.
+        r.transitions = vec![
+            (ms(2_400), open_until(2_900)),
+            (ms(2_900), HALF_OPEN),
+            (ms(3_150), open_until(4_150)),
+        ];
+        assert!(!broken(
+            &check(&r, &plan, &net()),
+            "opens during a long partition"
+        ));
+    }
+
+    /// A probe that fails with the link healthy and the server answering
+    /// ok earns no extra recovery round.
+    #[test]
+    fn unexplained_failed_probes_earn_no_recovery_round() {
+        let plan = partition(500, 500);
+        let mut r = Record::default();
+        r.transitions = vec![(ms(700), open_until(1_200))];
+        for (half, open) in [(1_200, 1_400), (1_500, 2_600), (2_700, 4_800)] {
+            r.transitions.push((ms(half), HALF_OPEN));
+            r.transitions.push((ms(open), open_until(open + 2_000)));
+        }
+        r.transitions.push((ms(8_800), HALF_OPEN));
+        r.transitions.push((ms(8_900), BreakerState::Closed));
+        for k in 0..79 {
+            r.ended_at.push((ms(1_000 + 100 * k), false));
+        }
+        r.ended_at.push((ms(8_900), true));
+        let v = check(&r, &plan, &net());
+        assert!(broken(&v, "closes after the last fault"), "{v:?}");
+        assert!(broken(&v, "requests recover"), "{v:?}");
+        // The same failed probes, each explained by a server error: fine.
+        r.server_errors = vec![ms(1_300), ms(2_000), ms(4_000)];
+        let v = check(&r, &plan, &net());
+        assert!(!broken(&v, "closes after the last fault"), "{v:?}");
+        assert!(!broken(&v, "requests recover"), "{v:?}");
+    }
+
+    /// Sends between two Open entries (the end of the run records the
+    /// state it reads, which may be Open) are checked too.
+    #[test]
+    fn a_send_between_two_open_entries_is_a_violation() {
+        let mut r = Record::default();
+        r.transitions = vec![
+            (ms(1_000), open_until(1_500)),
+            (ms(9_000), open_until(9_500)),
+        ];
+        r.sends = vec![ms(1_200)];
+        assert!(broken(
+            &check(&r, &FaultPlan::default(), &net()),
+            "nothing sent while open"
+        ));
+    }
+
+    /// Arrivals bunched by the end of a slow-link fault are the network's
+    /// doing, not the client's.
+    #[test]
+    fn arrivals_bunched_by_a_latency_fault_ending_are_left_out() {
+        let mut plan = FaultPlan::default();
+        plan.faults.push(Fault {
+            latency_ms: Some(30),
+            ..Fault::new(FaultKind::Latency, "client<->server", 1_000, 2_000)
+        });
+        let mut r = Record::default();
+        r.sends = vec![ms(2_900), ms(2_900), ms(2_900), ms(3_000), ms(3_100)];
+        r.arrivals = vec![ms(2_990), ms(2_990), ms(2_990), ms(3_018), ms(3_118)];
+        let v = check(&r, &plan, &Network::latency_ms(5, 6));
+        assert!(!broken(&v, "arrival rate within the quota"), "{v:?}");
+        // Without the fault, four in 28 ms are too many.
+        let v = check(&r, &FaultPlan::default(), &Network::latency_ms(5, 6));
+        assert!(broken(&v, "arrival rate within the quota"), "{v:?}");
+    }
+
+    /// Seed 9001070: the breaker opened at 1.950 s, 20 ms before a
+    /// partition of 1.969-3.915 s began, and stayed open through it. It
+    /// was open during the partition, as the invariant asks: no violation.
+    /// A breaker closed for the whole partition still is one.
+    #[test]
+    fn a_breaker_already_open_when_the_partition_begins_counts() {
+        let plan = FaultPlan {
+            faults: vec![Fault::new(
+                FaultKind::Partition,
+                "client<->server",
+                1_969,
+                1_946,
+            )],
+            ..FaultPlan::default()
+        };
+        let opens = |v: &[Violation]| {
+            v.iter()
+                .any(|v| v.invariant == "opens during a long partition")
+        };
+        let mut r = Record::default();
+        r.transitions.push((
+            ms(1_950),
+            BreakerState::Open {
+                until: async_patterns::Instant::from_nanos(3_950_000_000),
+            },
+        ));
+        r.transitions.push((
+            ms(3_950),
+            BreakerState::HalfOpen {
+                in_flight: 0,
+                successes: 0,
+            },
+        ));
+        r.transitions.push((ms(3_960), BreakerState::Closed));
+        assert!(
+            !opens(&check(&r, &plan, &net())),
+            "{:?}",
+            check(&r, &plan, &net())
+        );
+        // Opened and closed again before the partition: not open during it.
+        r.transitions[1].0 = ms(1_960);
+        r.transitions[2].0 = ms(1_965);
+        assert!(opens(&check(&r, &plan, &net())));
+    }
+
     /// Recovery can fail: a partition ends at 1 s, yet every request fails
     /// until the end of the run at 12 s (the breaker closed throughout).
     #[test]
@@ -576,7 +813,7 @@ mod tests {
             r.ended_at.push((ms(1_000 + 100 * k), false));
         }
         r.transitions.push((ms(12_000), BreakerState::Closed));
-        let v = check(&r, &plan, (1, 5));
+        let v = check(&r, &plan, &net());
         assert!(
             v.iter().any(|v| v
                 .detail
@@ -586,7 +823,7 @@ mod tests {
 
         // One success within the round is recovery.
         r.ended_at[30].1 = true;
-        let v = check(&r, &plan, (1, 5));
+        let v = check(&r, &plan, &net());
         assert!(
             !v.iter().any(|v| v.detail.contains("no request succeeded")),
             "{v:?}"

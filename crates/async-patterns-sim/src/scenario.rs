@@ -153,6 +153,17 @@ pub struct Network {
 }
 
 impl Network {
+    /// The most a message can take one way: turmoil delivers on the tick,
+    /// so a message drawn at the maximum latency arrives on the tick at or
+    /// after it, which is at most [`max_latency`](Network::max_latency)
+    /// rounded up to the tick, plus one tick for a send made between two
+    /// (a bound for invariants: "the answer arrives within 4 trips").
+    pub fn longest_trip(&self) -> Duration {
+        let tick = self.tick.as_nanos().max(1);
+        let ticks = self.max_latency.as_nanos().div_ceil(tick) + 1;
+        Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
+    }
+
     /// One-way latencies drawn from `min_ms..=max_ms`, with the defaults
     /// otherwise.
     pub fn latency_ms(min_ms: u64, max_ms: u64) -> Self {
