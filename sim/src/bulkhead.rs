@@ -299,11 +299,13 @@ mod tests {
     /// A 0 ms fault late in the run is no fault: settling is still judged.
     #[test]
     fn a_zero_ms_fault_does_not_switch_off_settling() {
-        let mut r = Record::default();
-        r.ends = (0..REQUESTS)
-            .map(|id| (id, Duration::ZERO, End::Shed))
-            .collect();
-        r.limits = vec![(Duration::from_secs(6), 40)];
+        let r = Record {
+            ends: (0..REQUESTS)
+                .map(|id| (id, Duration::ZERO, End::Shed))
+                .collect(),
+            limits: vec![(Duration::from_secs(6), 40)],
+            ..Record::default()
+        };
         let plan = FaultPlan {
             faults: vec![Fault::new(FaultKind::Crash, "server", 7_000, 0)],
             sabotage: None,

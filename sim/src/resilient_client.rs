@@ -616,6 +616,8 @@ fn lanes(r: &Record) -> Vec<Lane> {
 }
 
 #[cfg(test)]
+// A test builds its record a field at a time, as the run would.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use async_patterns_sim::Fault;
