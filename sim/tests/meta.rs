@@ -323,6 +323,101 @@ fn output_paths_are_checked_before_the_run() {
     }
 }
 
+/// Outputs that cannot be written (a read-only file, /dev/full), or that
+/// are the plan being read, are refused before any run; a plan whose
+/// "sabotage" names none is refused naming the file and its field.
+#[test]
+fn unwritable_outputs_and_outputs_over_inputs_are_refused_first() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("careless");
+    let plan = dir.join("p.json");
+    std::fs::write(&plan, SABOTAGED_PLAN).unwrap();
+    let plan = plan.to_str().unwrap();
+    let locked = dir.join("locked.json");
+    std::fs::write(&locked, "keep me").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o444)).unwrap();
+    // As root a read-only file is still writable: then only /dev/full
+    // shows the check.
+    let read_only_refused = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&locked)
+        .is_err();
+    let locked = locked.to_str().unwrap();
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "replay", "pipeline", "--seed", "0", "--plan", plan, "--plot", plan,
+            ],
+            "is the --plan file it reads",
+        ),
+        (
+            vec![
+                "sweep",
+                "--scenario",
+                "pipeline",
+                "--seeds",
+                "1",
+                "--json",
+                "/dev/full",
+            ],
+            "--json /dev/full: cannot be written",
+        ),
+        (
+            vec!["replay", "pipeline", "--seed", "0", "--plot", "/dev/full"],
+            "--plot /dev/full: cannot be written",
+        ),
+    ];
+    if read_only_refused {
+        cases.push((
+            vec![
+                "sweep",
+                "--scenario",
+                "pipeline",
+                "--seeds",
+                "1",
+                "--json",
+                locked,
+            ],
+            "cannot be written",
+        ));
+    }
+    for (args, says) in cases {
+        let out = sim(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?} ran before failing");
+    }
+    assert_eq!(std::fs::read_to_string(plan).unwrap(), SABOTAGED_PLAN);
+    assert_eq!(std::fs::read_to_string(locked).unwrap(), "keep me");
+    // A plan file's own "sabotage" that names nothing: the file and the
+    // field are named, not a --sabotage the user never typed.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"faults":[],"sabotage":"nosuch"}"#).unwrap();
+    let out = sim(&[
+        "replay",
+        "pipeline",
+        "--seed",
+        "0",
+        "--plan",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: its \"sabotage\" names \"nosuch\", which no scenario declares",
+            bad.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(
+        dir.join("locked.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A sweep and a replay end with a one-line verdict.
 #[test]
 fn sweep_and_replay_end_with_a_verdict() {

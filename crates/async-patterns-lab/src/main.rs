@@ -352,16 +352,19 @@ fn writable(flag: &str, path: &Path) -> Result<(), String> {
     if path.is_dir() {
         return Err(bad("is a directory".into()));
     }
+    // Appending nothing changes no file, and still fails on a read-only
+    // one or a device that refuses writes (/dev/full).
+    use std::io::Write as _;
     let existed = path.exists();
-    std::fs::OpenOptions::new()
+    let probe = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
-        .map_err(|e| bad(format!("cannot be written: {e}")))?;
+        .and_then(|mut f| f.write(&[]).map(drop));
     if !existed {
         let _ = std::fs::remove_file(path);
     }
-    Ok(())
+    probe.map_err(|e| bad(format!("cannot be written: {e}")))
 }
 
 fn write_plot(report: &lab::LabReport, path: &Path) -> Result<(), String> {
@@ -381,6 +384,15 @@ fn write_json(report: &lab::LabReport, path: &Path) -> Result<(), String> {
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Plot { report, out } => {
+            if matches!(
+                (std::fs::canonicalize(&report), std::fs::canonicalize(&out)),
+                (Ok(a), Ok(b)) if a == b
+            ) {
+                return Err(format!(
+                    "--out {} is the report it plots: write the plot elsewhere",
+                    out.display()
+                ));
+            }
             writable("--out", &out)?;
             let text = std::fs::read_to_string(&report)
                 .map_err(|e| format!("{}: {e}", report.display()))?;

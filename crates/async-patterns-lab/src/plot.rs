@@ -115,30 +115,43 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
             .into_iter()
             .collect()
     };
+    // C / L is a limit only for an upstream that takes time: at L = 0
+    // there is none (and C / 0 is an infinite axis), so no limit line and
+    // no share of it.
     let latency = report.latency().as_secs_f64();
-    let limit: Vec<(f64, f64)> = [1.0, max_c].map(|c| (c, c / latency)).to_vec();
+    let has_limit = latency > 0.0 && latency.is_finite();
+    let limit: Vec<(f64, f64)> = if has_limit {
+        [1.0, max_c].map(|c| (c, c / latency)).to_vec()
+    } else {
+        Vec::new()
+    };
     let x = Axis::log(0.8, max_c * 1.25);
 
     let throughput = series(&|r| Some(r.client.requests_per_s), true);
-    let share = series(&|r| Some(100.0 * r.share_of_limit), false);
+    let share = series(&|r| has_limit.then_some(100.0 * r.share_of_limit), false);
     let p99 = series(&|r| r.client.latency.map(|p| p.p99_ms), false);
     let rss = series(&|r| Some(r.client.peak_rss_kib as f64 / 1024.0), false);
 
-    legend(&key, report)?;
+    legend(&key, report, has_limit)?;
+    let full = [(1.0, 100.0), (max_c, 100.0)];
     let share_axis = Axis::linear(0.0, bounds(&share, &[]).1.max(100.0) * 1.05);
     let panels = [
         Panel {
             caption: "throughput",
             unit: "requests/s",
             lines: &throughput,
-            limit: Some(&limit),
+            limit: has_limit.then_some(&limit[..]),
             y: Axis::fit(bounds(&throughput, &limit)),
         },
         Panel {
-            caption: "share of the physical limit C / L",
+            caption: if has_limit {
+                "share of the physical limit C / L"
+            } else {
+                "share of C / L: none (the upstream's latency L is 0)"
+            },
             unit: "% of C / L",
             lines: &share,
-            limit: Some(&[(1.0, 100.0), (max_c, 100.0)]),
+            limit: has_limit.then_some(&full[..]),
             y: share_axis,
         },
         Panel {
@@ -176,6 +189,7 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
 fn legend(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     report: &LabReport,
+    has_limit: bool,
 ) -> Fallible {
     let font = (FONT, 17).into_font().color(&BLACK);
     let mut entries: Vec<(String, Option<RGBColor>)> = Engine::ALL
@@ -189,7 +203,9 @@ fn legend(
             (name, Some(colour(e)))
         })
         .collect();
-    entries.push(("C / L, the physical limit".to_string(), None));
+    if has_limit {
+        entries.push(("C / L, the physical limit".to_string(), None));
+    }
     // Plotters' SVG backend cannot measure text: it writes size 17 as
     // 13.7 px, and sans-serif averages about 7.5 px a character there.
     let width = |s: &str| 30 + (s.chars().count() as i32 * 15) / 2;
@@ -226,7 +242,8 @@ fn bounds(lines: &[(Engine, Vec<(f64, f64)>)], extra: &[(f64, f64)]) -> (f64, f6
         .iter()
         .flat_map(|(_, p)| p.iter())
         .chain(extra)
-        .map(|(_, y)| *y);
+        .map(|(_, y)| *y)
+        .filter(|y| y.is_finite());
     let (lo, hi) = ys.fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(y), hi.max(y)));
     if lo > hi { (1.0, 10.0) } else { (lo, hi) }
 }
@@ -328,7 +345,12 @@ fn steps(from: f64) -> impl Iterator<Item = f64> {
 
 /// `m` times powers of ten (for each mantissa `m`) within `lo..=hi`.
 fn log_ticks(lo: f64, hi: f64, mantissas: &[f64]) -> Vec<f64> {
+    // f64 spans about 630 decades: anything wider is an axis over a zero
+    // or an infinity, which gets no ticks (not billions of them).
     let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    if !(lo > 0.0 && hi.is_finite()) || last.saturating_sub(first) > 700 {
+        return Vec::new();
+    }
     (first..=last)
         .flat_map(|e| mantissas.iter().map(move |m| round(m * 10f64.powi(e))))
         .filter(|t| *t >= lo * (1.0 - 1e-9) && *t <= hi * (1.0 + 1e-9))

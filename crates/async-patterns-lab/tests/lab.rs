@@ -481,6 +481,31 @@ fn output_paths_are_checked_before_the_run() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `lab plot r.json --out r.json` would write the plot over the report:
+/// refused, the report untouched; an output that refuses writes
+/// (/dev/full) is refused before anything is drawn.
+#[test]
+fn lab_plot_refuses_to_overwrite_its_report_and_unwritable_outputs() {
+    let dir = scratch("plot-over");
+    let report = dir.join("r.json");
+    let committed = include_str!("../lab.json");
+    std::fs::write(&report, committed).unwrap();
+    let path = report.to_str().unwrap();
+    let out = lab(&["plot", path, "--out", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is the report it plots"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), committed);
+    let out = lab(&["plot", path, "--out", "/dev/full"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--out /dev/full: cannot be written"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `lab plot` still reads the committed report (written before latencies
 /// could be null and errors had causes).
 #[test]

@@ -263,3 +263,31 @@ fn a_report_with_a_run_that_completed_nothing_still_plots() {
     let ink = total - count(&png, (255, 255, 255), 8, 0..png.height());
     assert!(ink > total / 50, "only {ink} of {total} pixels drawn");
 }
+
+/// An upstream of 0 ms latency has no C / L limit: the plot is drawn
+/// without one (and without a share of it), promptly. It once spun for
+/// over 20 minutes ticking an infinite axis.
+#[test]
+fn a_report_with_zero_upstream_latency_plots_without_a_limit() {
+    let mut report = small_report();
+    report.config.server.latency.mean = std::time::Duration::ZERO;
+    for r in &mut report.runs {
+        r.limit_per_s = f64::INFINITY;
+        r.share_of_limit = 0.0;
+    }
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(plot::svg(&report)));
+    let svg = wait
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the plot is drawn within 20 s, not spinning")
+        .expect("the report plots");
+    assert!(
+        svg.contains("share of C / L: none"),
+        "the panel says why it is empty"
+    );
+    assert!(
+        !svg.contains("C / L, the physical limit"),
+        "no limit in the legend"
+    );
+    assert!(svg.contains("requests/s"));
+}

@@ -420,7 +420,13 @@ impl Run<'_> {
             .filter(|i| self.infos[*i].sabotage(b).is_some())
             .collect();
         match (name, owners.as_slice()) {
-            (_, []) => Err(format!("no sabotage {b:?}; `list` names them")),
+            (_, []) if given_by == "--sabotage" => {
+                Err(format!("no sabotage {b:?}; `list` names them"))
+            }
+            (_, []) => Err(format!(
+                "{given_by} names {b:?}, which no scenario declares; `list` names the \
+                 sabotages, and --no-sabotage runs the plan without one"
+            )),
             (None, [one]) => Ok(*one),
             (None, _) => Err(format!(
                 "--sabotage {b} is declared by several scenarios; choose one with --scenario"
@@ -619,6 +625,7 @@ impl Run<'_> {
         let seed = run.seed;
         self.check_targets(i, seed)?;
         if let Some(path) = &plot {
+            not_the_input(path, "--plot", run.plan.as_deref())?;
             check_output(path, "--plot", true)?;
         }
         let checked =
@@ -845,7 +852,33 @@ fn check_output(path: &Path, what: &str, replace: bool) -> Result<(), String> {
             path.display()
         ));
     }
-    Ok(())
+    // Open it for writing without changing it (appending nothing): a
+    // read-only file, a folder without write permission, or a device that
+    // refuses writes (/dev/full) fails here, not after the run.
+    use std::io::Write as _;
+    let existed = path.exists();
+    let probe = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .and_then(|mut f| f.write(&[]).map(drop));
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    probe.map_err(|e| format!("{what} {}: cannot be written: {e}", path.display()))
+}
+
+/// Refuses an output that is the same file as the input `input` (a plot
+/// written over the plan it draws).
+fn not_the_input(output: &Path, what: &str, input: Option<&Path>) -> Result<(), String> {
+    let same = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
+    match input {
+        Some(input) if same(output, input) => Err(format!(
+            "{what} {} is the --plan file it reads: write the output elsewhere",
+            output.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The plan in `path`.
