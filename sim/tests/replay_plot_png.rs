@@ -16,7 +16,7 @@ fn every_scenarios_seed_4_replay_plot_reads_at_a_glance() {
         let info = s.info();
         let plan = info.swarm.plan(4);
         let out = s.run_plan(4, &plan).unwrap();
-        let svg = plot::replay_svg(&info.name, 4, &plan, &out.timeline);
+        let svg = plot::replay_svg(&info.name, 4, &plan, &out.timeline, &out.violations);
         let (png, has_fonts) = render(&svg, &format!("replay-{}", info.name));
         let total = (png.width() * png.height()) as usize;
         assert!(ink(&png) > total / 40, "{}: (nearly) blank", info.name);
@@ -57,7 +57,7 @@ fn the_resilient_clients_plot_shows_the_breakers_states_and_names_them() {
         .unwrap();
     let plan = s.info().swarm.plan(4);
     let out = s.run_plan(4, &plan).unwrap();
-    let svg = plot::replay_svg("resilient-client", 4, &plan, &out.timeline);
+    let svg = plot::replay_svg("resilient-client", 4, &plan, &out.timeline, &out.violations);
     let (png, _) = render(&svg, "replay-resilient-client-breaker");
     let legend = y_of(&svg, "breaker:");
     let key = legend as u32 - 14..legend as u32 + 4;

@@ -650,8 +650,11 @@ impl Run<'_> {
             out!("VIOLATION: {v}");
         }
         if let Some(path) = plot {
-            std::fs::write(&path, plot::replay_svg(name, seed, &plan, &out.timeline))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(
+                &path,
+                plot::replay_svg(name, seed, &plan, &out.timeline, &out.violations),
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
             out!("timeline: {}", path.display());
         }
         let under = under(plan.sabotage.as_deref());

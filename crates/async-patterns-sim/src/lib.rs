@@ -176,6 +176,7 @@
 
 pub mod cli;
 pub mod fault;
+pub mod net;
 pub mod plot;
 pub mod run;
 pub mod scenario;

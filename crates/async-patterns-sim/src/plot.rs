@@ -10,6 +10,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::trace::Violation;
+
 /// Colours used by the scenarios.
 pub const GREEN: &str = "#2e9e44";
 /// Failures, open breakers, partitions.
@@ -106,6 +108,15 @@ impl Timeline {
     /// `<title>`), with `footer` (say, the run's whole fault plan) wrapped
     /// in small monospace lines under the legend.
     pub fn svg_with_footer(&self, title: &str, footer: &str) -> String {
+        self.svg_marked(title, footer, &[])
+    }
+
+    /// As [`Timeline::svg_with_footer`], with each of `violations` marked:
+    /// one that names its instant as a dashed red line through every lane,
+    /// its invariant's name above the lanes (where it does not overlap the
+    /// one before), and every one, with its instant and detail, in a
+    /// "violations" list under the legend.
+    pub fn svg_marked(&self, title: &str, footer: &str, violations: &[Violation]) -> String {
         // Time runs to the last tick (plus a margin), or to the last span's
         // end if there are no ticks; longer spans are cut there.
         let last_point = self
@@ -118,7 +129,9 @@ impl Timeline {
             .iter()
             .flat_map(|l| l.spans.iter().map(|s| s.1))
             .max();
+        let last_mark = violations.iter().filter_map(|v| v.at).max();
         let end = last_point
+            .max(last_mark)
             .map(|t| t.mul_f64(1.05))
             .or(last_span)
             .unwrap_or(Duration::from_secs(1))
@@ -199,19 +212,35 @@ impl Timeline {
                         e > from && s < from + room
                     }) && from + room <= left + WIDTH
                 };
-                let at = if room <= b - a {
-                    Some(a + 4.0)
+                // Else just before it, where no span ends in its way;
+                // else cut to what fits inside (with "…"); a span too
+                // narrow for even that keeps its label in its tooltip.
+                let clear_before = |to: f64| {
+                    let from = to - room;
+                    from >= left
+                        && !lane.spans.iter().any(|(s, e, _, _)| {
+                            let (s, e) = (x(*s), x(*e));
+                            e > from && s < to
+                        })
+                };
+                let inside = ((b - a - 8.0) / (11.0 * 0.58)).floor() as usize;
+                let (at, text) = if room <= b - a {
+                    (Some(a + 4.0), label.clone())
                 } else if clear_after(b + 0.5) {
-                    Some(b + 4.0)
+                    (Some(b + 4.0), label.clone())
+                } else if clear_before(a - 0.5) {
+                    (Some(a - room + 4.0), label.clone())
+                } else if inside >= 4 {
+                    (Some(a + 4.0), fit(label, inside))
                 } else {
-                    None
+                    (None, String::new())
                 };
                 if let Some(at) = at {
                     let _ = write!(
                         body,
                         r##"<text x="{at:.1}" y="{}" font-size="11" fill="#111">{}</text>"##,
                         y + 20.0,
-                        escape(label)
+                        escape(&text)
                     );
                 }
             }
@@ -223,6 +252,33 @@ impl Timeline {
                     y + 6.0,
                     y + ROW - 8.0
                 );
+            }
+        }
+        // Violations with an instant: a dashed red line through the lanes,
+        // the invariant's name just above them where there is room.
+        let mut label_end = f64::MIN;
+        let mut marked: Vec<&Violation> = violations.iter().filter(|v| v.at.is_some()).collect();
+        marked.sort_by_key(|v| v.at);
+        for v in marked {
+            let at = x(v.at.unwrap_or_default());
+            let _ = write!(
+                body,
+                r#"<line x1="{at:.1}" x2="{at:.1}" y1="{}" y2="{}" stroke="{RED}" stroke-width="1.5" stroke-dasharray="4 3"><title>{}</title></line>"#,
+                TOP - 2.0,
+                lanes_bottom,
+                escape(&v.to_string())
+            );
+            let label = format!("✗ {}", v.invariant);
+            let width = text_width(&label, 11.0);
+            let from = (at - width / 2.0).max(left).min(left + WIDTH - width);
+            if from > label_end + 6.0 {
+                let _ = write!(
+                    body,
+                    r#"<text x="{from:.1}" y="{}" font-size="11" fill="{RED}">{}</text>"#,
+                    TOP - 5.0,
+                    escape(&label)
+                );
+                label_end = from + width;
             }
         }
         // The legend: one line per lane with a key, under the axis.
@@ -264,8 +320,31 @@ impl Timeline {
                 at += 20.0 + text_width(&meaning, TEXT_SIZE) + 18.0;
             }
         }
-        // The footer, wrapped.
+        // Every violation, in words, under the legend.
         let per_line = ((total_width - 20.0) / (MONO_SIZE * 0.61)) as usize;
+        if !violations.is_empty() {
+            y += 24.0;
+            let _ = write!(
+                body,
+                r#"<text x="10" y="{y}" fill="{RED}">violations ({}):</text>"#,
+                violations.len()
+            );
+            for v in violations {
+                let line = match v.at {
+                    Some(at) => format!("✗ at {at:?}: {}: {}", v.invariant, v.detail),
+                    None => format!("✗ {}: {}", v.invariant, v.detail),
+                };
+                for part in wrap(&line.replace('\n', " "), per_line.max(20)) {
+                    y += MONO_SIZE + 4.0;
+                    let _ = write!(
+                        body,
+                        r##"<text x="16" y="{y}" font-family="monospace" font-size="{MONO_SIZE}" fill="#a11">{}</text>"##,
+                        escape(&part)
+                    );
+                }
+            }
+        }
+        // The footer, wrapped.
         if !footer.is_empty() {
             y += 8.0;
         }
@@ -349,13 +428,15 @@ fn time_label(ms: u64, seconds: bool) -> String {
 }
 
 /// What `replay --plot` draws: `timeline` under a short title (scenario,
-/// seed, sabotage, the plan in a sentence, cut to fit), with the whole plan,
-/// as `--plan` reads it, in the footer.
+/// seed, sabotage, the plan in a sentence, cut to fit), the run's
+/// `violations` marked ([`Timeline::svg_marked`]), and the whole plan, as
+/// `--plan` reads it, in the footer.
 pub fn replay_svg(
     scenario: &str,
     seed: u64,
     plan: &crate::FaultPlan,
     timeline: &Timeline,
+    violations: &[Violation],
 ) -> String {
     let under = plan
         .sabotage
@@ -363,7 +444,7 @@ pub fn replay_svg(
         .map_or(String::new(), |b| format!(" under --sabotage {b}"));
     let title = format!("{scenario} seed {seed}{under}: {}", plan_summary(plan));
     let json = serde_json::to_string(plan).unwrap_or_else(|e| format!("(unprintable: {e})"));
-    timeline.svg_with_footer(&title, &format!("plan (for --plan): {json}"))
+    timeline.svg_marked(&title, &format!("plan (for --plan): {json}"), violations)
 }
 
 /// A one-line summary of `plan` for a title: how many faults, then each

@@ -428,8 +428,10 @@ fn step_with_faults(
             Ok(false) if trace.divergence().is_some() => return Vec::new(),
             Ok(false) => {}
             Err(e) => {
+                let e = e.to_string();
+                let named = crate::net::name_hosts_with(&e, |ip| sim.reverse_lookup(ip));
                 return vec![
-                    Violation::new("simulation", format!("failed: {e}")).at(sim.elapsed()),
+                    Violation::new("simulation", format!("failed: {named}")).at(sim.elapsed()),
                 ];
             }
         }

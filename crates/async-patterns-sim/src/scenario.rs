@@ -275,9 +275,14 @@ impl<R> Ctx<R> {
         }
     }
 
-    /// Logs `event` to the trace at virtual [`now`].
+    /// Logs `event` to the trace at virtual [`now`], with each simulated
+    /// host's address in it named ([`net::name_hosts`](crate::net::name_hosts):
+    /// a refused connection's `192.168.0.1:7001` reads
+    /// `server (192.168.0.1:7001)`).
     pub fn log(&self, event: impl AsRef<str>) {
-        self.inner.trace.log(now(), event);
+        self.inner
+            .trace
+            .log(now(), crate::net::name_hosts(event.as_ref()));
     }
 
     /// The trace (to hand to code that logs on its own).

@@ -747,3 +747,45 @@ fn scenario_names_are_unique_command_line_words() {
     assert_eq!(code(&[&Named("has space")]), bad);
     assert_eq!(code(&[&Named("")]), bad);
 }
+
+/// turmoil's refused connection reads as a bare address (`192.168.0.1:7`):
+/// the trace names the host beside it.
+#[test]
+fn a_refused_connection_names_the_host_in_the_trace() {
+    struct Refused;
+    impl Scenario for Refused {
+        type Record = ();
+        fn name(&self) -> &str {
+            "refused"
+        }
+        fn about(&self) -> &str {
+            "a client connects to a host that listens on nothing"
+        }
+        fn build(&self, ctx: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+            sim.host("server", || async {
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+            let ctx = ctx.clone();
+            sim.client("client", async move {
+                if let Err(e) = turmoil::net::TcpStream::connect(("server", 7)).await {
+                    ctx.log(format!("client: connect failed: {e}"));
+                }
+                Ok(())
+            });
+        }
+        fn check(&self, _: &RunInfo, _: &()) -> Vec<Violation> {
+            Vec::new()
+        }
+    }
+    let out = run(&Refused, 0, &FaultPlan::default()).unwrap();
+    let line = out
+        .trace
+        .iter()
+        .find(|l| l.contains("connect failed"))
+        .unwrap();
+    assert!(
+        line.ends_with("client: connect failed: server (192.168.0.1:7)"),
+        "{line}"
+    );
+}

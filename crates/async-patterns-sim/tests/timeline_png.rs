@@ -52,7 +52,7 @@ fn run() -> (FaultPlan, Timeline) {
 #[test]
 fn each_breaker_state_is_drawn_in_its_colour_with_a_legend_below_the_lanes() {
     let (plan, timeline) = run();
-    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline);
+    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline, &[]);
     let (png, has_fonts) = render(&svg, "timeline-states");
     let total = (png.width() * png.height()) as usize;
     assert!(ink(&png) > total / 40, "the timeline is (nearly) blank");
@@ -102,7 +102,7 @@ fn the_title_is_a_short_summary_that_fits_and_the_footer_holds_the_whole_plan() 
             300,
         ));
     }
-    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline);
+    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline, &[]);
     let texts = texts(&svg);
     let title = &texts[0].2;
     assert!(
@@ -160,4 +160,97 @@ fn time_ticks_fall_on_round_values() {
             .collect();
         assert_eq!(ticks.join(" "), want, "time running to {last:?}");
     }
+}
+
+/// A violation with an instant is a dashed red line through the lanes,
+/// named above them; every violation is listed, with its detail, under
+/// the legend.
+#[test]
+fn violations_are_marked_at_their_instant_and_listed() {
+    use async_patterns_sim::Violation;
+    let (plan, timeline) = run();
+    let violations = [
+        Violation::new("exactly-once", "order 7 stored twice").at(ms(4_000)),
+        Violation::new("closed at the end", "the breaker is open"),
+    ];
+    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline, &violations);
+    let texts = texts(&svg);
+    let label = texts
+        .iter()
+        .find(|(_, _, t)| t == "✗ exactly-once")
+        .expect("the invariant named at its mark");
+    assert!(label.1 < y_of(&svg, "breaker"), "named above the lanes");
+    assert!(texts.iter().any(|(_, _, t)| t == "violations (2):"));
+    assert!(
+        texts
+            .iter()
+            .any(|(_, _, t)| t == "✗ at 4s: exactly-once: order 7 stored twice")
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|(_, _, t)| t == "✗ closed at the end: the breaker is open")
+    );
+    // The mark: red through the lanes, in a thin column at 4 s. The crash
+    // lane is white at 4 s, so its red there is the mark's.
+    let (png, _) = render(&svg, "timeline-violations");
+    let crash = y_of(&svg, "crash server") as u32;
+    let reddish = |x: u32, y: u32| {
+        let p = png.pixel(x, y).unwrap();
+        let (r, g, b) = (
+            u16::from(p.red()),
+            u16::from(p.green()),
+            u16::from(p.blue()),
+        );
+        r > 200 && r > g + 50 && r > b + 50
+    };
+    let red_columns: Vec<u32> = (0..png.width())
+        .filter(|x| (crash - 14..crash + 4).filter(|y| reddish(*x, *y)).count() >= 6)
+        .collect();
+    let four = texts.iter().find(|t| t.2 == "4 s").expect("a 4 s tick").0;
+    assert!(
+        !red_columns.is_empty()
+            && red_columns.len() <= 3
+            && red_columns
+                .iter()
+                .all(|x| (f64::from(*x) - four).abs() < 3.0),
+        "one thin red mark at 4 s (x {four}), not {red_columns:?}"
+    );
+}
+
+/// A label too long for its span, hemmed in after it by the next span, is
+/// drawn before it, or cut to fit inside: it never just vanishes.
+#[test]
+fn span_labels_that_do_not_fit_move_or_shrink_instead_of_vanishing() {
+    let mut lane = Lane::new("phases");
+    lane.spans = vec![
+        (ms(0), ms(4_000), GREEN, "warm".into()),
+        // Narrow, hemmed in on both sides: cut to fit inside.
+        (
+            ms(4_000),
+            ms(4_900),
+            AMBER,
+            "a very long label for a short span".into(),
+        ),
+        (ms(4_900), ms(9_000), GREEN, "steady".into()),
+    ];
+    let mut free = Lane::new("free");
+    // A short span with room before it, none after.
+    free.spans = vec![
+        (ms(6_000), ms(6_200), AMBER, "spike at six".into()),
+        (ms(6_200), ms(9_000), GREEN, "after".into()),
+    ];
+    let svg = Timeline {
+        lanes: vec![lane, free],
+    }
+    .svg("labels");
+    render(&svg, "timeline-labels");
+    let texts: Vec<String> = texts(&svg).into_iter().map(|t| t.2).collect();
+    assert!(texts.iter().any(|t| t == "spike at six"), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("a very") && t.ends_with(" …")),
+        "{texts:?}"
+    );
 }
