@@ -1,10 +1,14 @@
-//! The simulated network's addresses in words a person reads.
+//! The simulated network: its addresses in words a person reads, and (with
+//! the `http` feature) [`http`], adapters that run your HTTP stack on it.
 //!
 //! turmoil gives each host an address (`192.168.0.1`, ...), and its errors
 //! name the address alone: a refused connection's error reads
 //! `192.168.0.1:7001`. [`name_hosts`] puts the host's name beside each
 //! address it finds (`server (192.168.0.1:7001)`); [`Ctx::log`](crate::Ctx::log)
 //! applies it to every event, so a trace says which host refused.
+
+#[cfg(feature = "http")]
+pub mod http;
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
