@@ -8,10 +8,12 @@
 //! 2. asks the [`CircuitBreaker`] for a permit: a refusal is not sent, and
 //!    is classified with `Decision::from(&refused)` (an open breaker: retry
 //!    no sooner than it half-opens);
-//! 3. opens a connection ([`Connect`]) and sends `POST /orders` with the
-//!    call's `Idempotency-Key` (the same on every attempt, so a retry after
-//!    a lost answer cannot store the order twice), under what is left of
-//!    the deadline, at most `attempt_timeout`;
+//! 3. sends `POST /orders` through hyper-util's pooled `Client` (any
+//!    connector: `HttpConnector` in production, the simulation's over
+//!    turmoil) with the call's `Idempotency-Key` (the same on every
+//!    attempt, so a retry after a lost answer cannot store the order
+//!    twice), under what is left of the deadline, at most
+//!    `attempt_timeout`;
 //! 4. tells the breaker how it went: `5xx`, a broken connection or a
 //!    timeout are failures; a `4xx` is the caller's mistake, not the
 //!    server's, and counts as a success.
@@ -38,10 +40,10 @@ use async_patterns::retry::{
 use async_patterns_tokio::TokioTimer;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::Connect;
 
-use crate::net::Connect;
 use crate::server::{IDEMPOTENCY_KEY, NewOrder};
 
 pub use async_patterns::retry::{GaveUp, RetryError};
@@ -130,6 +132,8 @@ pub enum ConfigError {
     Retry(retry::RetryConfigError),
     /// The retry budget.
     Budget(BudgetError),
+    /// The service's base URL.
+    Base(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -139,6 +143,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Breaker(e) => write!(f, "breaker: {e}"),
             ConfigError::Retry(e) => write!(f, "retry: {e}"),
             ConfigError::Budget(e) => write!(f, "retry budget: {e}"),
+            ConfigError::Base(e) => write!(f, "the service's base URL: {e}"),
         }
     }
 }
@@ -252,9 +257,11 @@ impl fmt::Display for ClientEvent<'_> {
 
 type ClientObserver = Box<dyn Fn(&ClientEvent<'_>) + Send + Sync>;
 
-/// The orders client over a connector (see the [module docs](self)).
+/// The orders client over hyper-util's `Client` with connector `C` (see the
+/// [module docs](self)).
 pub struct OrdersClient<C> {
-    connect: C,
+    http: Client<C, Full<Bytes>>,
+    orders: Uri,
     config: ClientConfig,
     timer: TokioTimer,
     limiter: RateLimiter<TokioTimer>,
@@ -263,10 +270,19 @@ pub struct OrdersClient<C> {
     observer: Arc<OnceLock<ClientObserver>>,
 }
 
-impl<C: Connect> OrdersClient<C> {
-    /// A client that connects with `connect`. Call it inside a tokio
-    /// runtime with time enabled (its clock is tokio's).
-    pub fn new(connect: C, config: ClientConfig) -> Result<Self, ConfigError> {
+impl<C: Connect + Clone + Send + Sync + 'static> OrdersClient<C> {
+    /// A client of the service at `base` (`http://orders.internal:8080`)
+    /// that sends through `http`: hyper-util's `Client`, whatever its
+    /// connector. Call it inside a tokio runtime with time enabled (its
+    /// clock is tokio's).
+    pub fn new(
+        http: Client<C, Full<Bytes>>,
+        base: &str,
+        config: ClientConfig,
+    ) -> Result<Self, ConfigError> {
+        let orders: Uri = format!("{}/orders", base.trim_end_matches('/'))
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| ConfigError::Base(e.to_string()))?;
         let timer = TokioTimer::new();
         let (rate, burst) = config.rate;
         let quota = Quota::per_second(rate)
@@ -305,7 +321,8 @@ impl<C: Connect> OrdersClient<C> {
             .with_id(config.id)
             .with_budget(Arc::new(budget));
         Ok(OrdersClient {
-            connect,
+            http,
+            orders,
             config,
             timer,
             limiter: RateLimiter::new(quota, timer),
@@ -421,31 +438,26 @@ impl<C: Connect> OrdersClient<C> {
         result
     }
 
-    /// One HTTP exchange on a fresh connection: the order's id and whether
-    /// this request created it.
+    /// One HTTP exchange (on a pooled connection, or a new one): the
+    /// order's id and whether this request created it.
     async fn exchange(&self, key: &str, body: Bytes) -> Result<(u64, bool), AttemptError> {
-        let broken = |e: &dyn fmt::Display| AttemptError::Connection(e.to_string());
-        let stream = self.connect.connect().await.map_err(|e| broken(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| broken(&e))?;
-        let request = Request::post("/orders")
-            .header(hyper::header::HOST, "orders")
+        let request = Request::post(self.orders.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::CONNECTION, "close")
             .header(IDEMPOTENCY_KEY, key)
             .body(Full::new(body))
-            .map_err(|e| broken(&e))?;
-        let exchange = async move {
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, body))
-        };
-        // The connection is driven in this task, beside the exchange (no
-        // spawned task outlives the attempt: a timeout drops both).
-        let (_, answer) = futures_util::future::join(connection, exchange).await;
-        let (status, body) = answer.map_err(|e| broken(&e))?;
+            .map_err(|e| AttemptError::Connection(chain(&e)))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| AttemptError::Connection(chain(&e)))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| AttemptError::Connection(chain(&e)))?
+            .to_bytes();
         match status {
             StatusCode::CREATED | StatusCode::OK => {
                 let placed: crate::server::Placed = serde_json::from_slice(&body)
@@ -473,4 +485,16 @@ impl<C> fmt::Debug for OrdersClient<C> {
             .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
+}
+
+/// An error and its causes, in one line (hyper-util's own `Display` says
+/// only "client error (Connect)").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text += &format!(": {c}");
+        cause = c.source();
+    }
+    text
 }

@@ -9,12 +9,15 @@
 //!
 //! # The recipe: code a simulation can run
 //!
-//! 1. **The network is a parameter.** The server takes any [`net::Accept`]
-//!    (a source of streams), the client any [`net::Connect`] (a way to open
-//!    one); both hand out any tokio `AsyncRead + AsyncWrite` stream, and
-//!    hyper speaks HTTP over it through `TokioIo`. Production passes
-//!    tokio's `TcpListener` and [`net::TcpConnect`]; the simulation
-//!    implements the two traits on turmoil's `net` types ([`sim`]).
+//! 1. **Your HTTP stack, unchanged.** The server is an axum `Router`
+//!    ([`server::OrdersServer::router`]): production serves it with
+//!    `axum::serve`, the simulation with
+//!    `async_patterns_sim::net::http::serve_local`. The client sends
+//!    through hyper-util's pooled `Client`, whatever its connector
+//!    ([`client::OrdersClient::new`]): `HttpConnector` in production,
+//!    `async_patterns_sim::net::http::client()` over turmoil in the
+//!    simulation. No trait of our own, no `cfg`: one `cargo test` builds
+//!    and runs both paths (`tests/sim.rs`, `tests/loopback.rs`).
 //! 2. **Time is tokio's.** The client's patterns run on
 //!    `async_patterns_tokio::TokioTimer`, the server sleeps with
 //!    `tokio::time`: real time in production, turmoil's virtual time in the
@@ -29,12 +32,12 @@
 //!    clone of its [`server::OrderStore`]; the simulation creates the store
 //!    outside the host, so a crash loses connections and requests in
 //!    flight but not the orders, as with a real database.
-//! 5. **Spawning is a parameter too.** The server hands each connection
-//!    to a `hyper::rt::Executor`: `TokioExecutor` in production,
-//!    [`sim::SpawnLocal`] in the simulation, because a crashed host's
-//!    `tokio::spawn`ed tasks are dropped in an order that depends on the
-//!    whole process (see [`sim::SpawnLocal`]). The client drives its
-//!    connection inside the call, so nothing it starts outlives a timeout.
+//! 5. **Spawning stays on the host.** In the simulation every task is a
+//!    `spawn_local` on the host's `LocalSet` (serve_local's connections,
+//!    the client's pooled connections through `SpawnLocal`, the scenario's
+//!    own calls): a crashed host's `tokio::spawn`ed tasks are dropped in an
+//!    order set by the whole process, and a parallel sweep then replays
+//!    some seeds differently.
 //! 6. **Behaviour is observable.** Server and client report what they do
 //!    to an observer ([`server::ServerEvent`], [`client::ClientEvent`]):
 //!    logs in production, the trace and the invariants' record in the
@@ -42,21 +45,7 @@
 //! 7. **Bugs can be planted.** [`client::Sabotage`] switches on a
 //!    deliberately broken behaviour; the scenario turns it on under
 //!    `--sabotage`, and the meta-test shows the invariants catch it.
-//!
-//! # Why a trait, and not turmoil's types under a `cfg`
-//!
-//! turmoil's own examples swap `tokio::net` for `turmoil::net` with a
-//! `cfg` (or a feature). Then the production build and the simulation
-//! build are two different programs, and the one `cargo test` builds is
-//! the simulation: the real-network path is compiled only when someone
-//! builds without the flag, and a CI that runs `cargo test` never runs it.
-//! With the traits, one `cargo test` compiles and tests both: the
-//! simulation (`tests/sim.rs`) and the same server and client on real
-//! loopback TCP (`tests/loopback.rs`). The cost is two small traits and
-//! one generic parameter each; hyper is already generic over its stream,
-//! so nothing else changes.
 
 pub mod client;
-pub mod net;
 pub mod server;
 pub mod sim;

@@ -1,5 +1,7 @@
-//! The orders service: `POST /orders` over HTTP/1.1 (hyper), idempotent by
-//! the `Idempotency-Key` header.
+//! The orders service: `POST /orders` as an axum [`Router`]
+//! ([`OrdersServer::router`]), idempotent by the `Idempotency-Key` header.
+//! Production serves the router with `axum::serve`; the simulation serves
+//! the same router with `async_patterns_sim::net::http::serve_local`.
 //!
 //! | request | answer |
 //! |---|---|
@@ -16,25 +18,19 @@
 //! "database" that survives its crash.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_patterns::rng::SplitMix64;
+use axum::Router;
+use axum::routing::any;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
-use hyper::rt::Executor;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-
-use crate::net::Accept;
 
 /// The header that makes a `POST /orders` idempotent.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -215,10 +211,6 @@ impl fmt::Display for ServerEvent<'_> {
 
 type ServerObserver = Box<dyn Fn(&ServerEvent<'_>) + Send + Sync>;
 
-/// One connection being served: what [`OrdersServer::serve`] hands its
-/// executor.
-pub type Connection = Pin<Box<dyn Future<Output = ()> + Send>>;
-
 /// The orders service over a store.
 pub struct OrdersServer<S> {
     store: S,
@@ -248,30 +240,19 @@ impl<S: OrderStore> OrdersServer<S> {
         self
     }
 
-    /// Serves every connection `listener` accepts, each run by `executor`
-    /// (production: hyper-util's `TokioExecutor`, one tokio task a
-    /// connection), until accepting fails (that error is returned).
-    pub async fn serve(
-        self,
-        mut listener: impl Accept,
-        executor: impl Executor<Connection>,
-    ) -> io::Result<()> {
+    /// The service as an axum [`Router`]: `/orders`, every method (a
+    /// method other than `POST` is answered `405` by [`handle`](Self::handle),
+    /// which tells the observer), and every other path `404` the same way.
+    /// Serve it as any router is served.
+    pub fn router(self) -> Router {
         let server = Arc::new(self);
-        loop {
-            let stream = listener.accept().await?;
+        let answer = move |request: axum::extract::Request| {
             let server = server.clone();
-            executor.execute(Box::pin(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let server = server.clone();
-                    async move { Ok::<_, Infallible>(server.handle(request).await) }
-                });
-                // A connection that breaks mid-request is the client's
-                // problem (it retries); there is nothing to report here.
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            }));
-        }
+            async move { server.handle(request).await }
+        };
+        Router::new()
+            .route("/orders", any(answer.clone()))
+            .fallback(answer)
     }
 
     /// Answers one request (see the [module docs](self) for the table).

@@ -25,16 +25,14 @@
 //! `retry-without-idempotency-key`, `no-deadline`, `bypass-open-breaker`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_patterns::circuit_breaker::BreakerState;
+use async_patterns_sim::net::http::{client as http_client, serve_local};
 use async_patterns_sim::{Ctx, RunInfo, Sabotage, Scenario, Targets, Violation, now};
 
 use crate::client::{self, ClientConfig, ClientEvent, OrdersClient, Placed};
-use crate::net::{Accept, Connect};
 use crate::server::{MemoryStore, NewOrder, OrdersServer, ServerConfig, ServerEvent};
 
 /// Logical orders per run.
@@ -44,62 +42,6 @@ pub const PORT: u16 = 8080;
 /// How far past its deadline a call may end: the simulation's clock moves
 /// in 2 ms ticks, so a timer fires up to a tick late; two ticks.
 pub const SLACK: Duration = Duration::from_millis(4);
-
-/// turmoil's TCP listener is an [`Accept`]: the server runs on it unchanged.
-impl Accept for turmoil::net::TcpListener {
-    type Stream = turmoil::net::TcpStream;
-
-    async fn accept(&mut self) -> io::Result<turmoil::net::TcpStream> {
-        let (stream, _) = turmoil::net::TcpListener::accept(self).await?;
-        Ok(stream)
-    }
-}
-
-/// Connects to a simulated host over turmoil's TCP: the client's
-/// [`Connect`] in the simulation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimConnect {
-    host: String,
-    port: u16,
-}
-
-impl SimConnect {
-    /// Connects to `host`:`port` in the simulation.
-    pub fn new(host: impl Into<String>, port: u16) -> Self {
-        SimConnect {
-            host: host.into(),
-            port,
-        }
-    }
-}
-
-impl Connect for SimConnect {
-    type Stream = turmoil::net::TcpStream;
-
-    async fn connect(&self) -> io::Result<turmoil::net::TcpStream> {
-        turmoil::net::TcpStream::connect((self.host.as_str(), self.port)).await
-    }
-}
-
-/// Runs each server connection as a task of the host's `LocalSet`
-/// (`spawn_local`) instead of a plain `tokio::spawn`.
-///
-/// Why: when turmoil crashes a host it drops the host's tasks, and each
-/// dropped connection sends a FIN or RST whose latency is drawn from the
-/// simulation's RNG, in drop order. tokio drops `tokio::spawn`ed tasks in
-/// an order set by its task ids, which are counted across the whole process
-/// (so by every simulation running beside this one in a parallel sweep);
-/// a `LocalSet` drops its tasks in the order they were spawned. With
-/// `tokio::spawn` here, about 1 seed in 100 of a 500-seed sweep replayed
-/// differently.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SpawnLocal;
-
-impl<F: Future<Output = ()> + 'static> hyper::rt::Executor<F> for SpawnLocal {
-    fn execute(&self, future: F) {
-        tokio::task::spawn_local(future);
-    }
-}
 
 /// The orders scenario (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default)]
@@ -182,15 +124,17 @@ impl Scenario for Orders {
                     work: (Duration::from_millis(2), Duration::from_millis(40)),
                     seed: server_seed,
                 };
-                OrdersServer::new(store, config)
+                let router = OrdersServer::new(store, config)
                     .with_observer(move |event| {
                         if let ServerEvent::Stored { id, .. } = event {
                             ctx.record().stored_at.insert(*id, now());
                         }
                         ctx.log(format!("server: {event}"));
                     })
-                    .serve(listener, SpawnLocal)
-                    .await?;
+                    .router();
+                // The production router, served on turmoil's listener with
+                // each connection on the host's LocalSet.
+                serve_local(listener, router).await?;
                 Ok(())
             }
         });
@@ -204,7 +148,9 @@ impl Scenario for Orders {
                 bypass_open_breaker: ctx.sabotaged("bypass-open-breaker"),
             };
             let watch = ctx.clone();
-            let client = OrdersClient::new(SimConnect::new("server", PORT), config)?
+            // hyper-util's Client, as in production, over turmoil's TCP.
+            let base = format!("http://server:{PORT}");
+            let client = OrdersClient::new(http_client(), &base, config)?
                 .with_observer(move |event| observe(&watch, event));
             let client = Arc::new(client);
             let mut gaps = ctx.rng(1);
@@ -226,7 +172,7 @@ impl Scenario for Orders {
                 );
                 let (client, ctx) = (client.clone(), ctx.clone());
                 // On the host's LocalSet, like the server's connections
-                // (see `SpawnLocal`).
+                // (determinism rule 7).
                 calls.push(tokio::task::spawn_local(async move {
                     let result = client.place(&key, &order).await;
                     let result = match result {

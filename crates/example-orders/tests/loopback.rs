@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use example_orders::client::{ClientConfig, OrdersClient};
-use example_orders::net::TcpConnect;
 use example_orders::server::{MemoryStore, NewOrder, OrdersServer, ServerConfig};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 /// Fails the test, rather than hanging it, if the exchange never ends.
@@ -18,16 +18,16 @@ async fn orders_are_placed_once_over_loopback() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let store = MemoryStore::new();
-    let server = tokio::spawn(
-        OrdersServer::new(store.clone(), ServerConfig::reliable())
-            .serve(listener, TokioExecutor::new()),
-    );
+    let router = OrdersServer::new(store.clone(), ServerConfig::reliable()).router();
+    // The production path: axum::serve and hyper-util's HttpConnector.
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
     // Production seeds its jitter from entropy; a generous deadline, since
     // a busy machine's loopback is no simulation.
     let mut config = ClientConfig::new(async_patterns_tokio::entropy_seed());
     config.deadline = Duration::from_secs(10);
     config.attempt_timeout = Duration::from_secs(5);
-    let client = OrdersClient::new(TcpConnect::new(addr.to_string()), config).unwrap();
+    let http = Client::builder(TokioExecutor::new()).build_http();
+    let client = OrdersClient::new(http, &format!("http://{addr}"), config).unwrap();
     let work = async {
         let mut ids = Vec::new();
         for i in 0..5u32 {

@@ -129,8 +129,13 @@ impl tower_service::Service<http::Uri> for Connector {
             let port = uri.port_u16().unwrap_or(80);
             let stream = turmoil::net::TcpStream::connect((host.as_str(), port))
                 .await
+                // turmoil's error says only the address: say the host, and
+                // what happened.
                 .map_err(|e| {
-                    io::Error::new(e.kind(), format!("connecting to {host}:{port}: {e}"))
+                    io::Error::new(
+                        e.kind(),
+                        format!("connecting to {host}:{port}: {}", e.kind()),
+                    )
                 })?;
             Ok(SimStream(TokioIo::new(stream)))
         })
