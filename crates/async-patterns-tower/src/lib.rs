@@ -75,6 +75,7 @@ pub mod concurrency;
 mod error;
 mod future;
 pub mod rate_limit;
+pub mod respond;
 pub mod retry;
 pub mod shed;
 pub mod timeout;
@@ -86,8 +87,9 @@ pub use error::{BoxError, Error};
 pub use future::{ClassifiedFuture, Report, ResponseFuture};
 pub use rate_limit::{KeyedRateLimit, KeyedRateLimitLayer, RateLimit, RateLimitLayer};
 pub use retry::{
-    CloneHttpRequest, CloneRequest, Retry, RetryClassify, RetryErrors, RetryFuture, RetryHttp,
-    RetryLayer, RetryRequest, retry_after,
+    CloneHttpRequest, CloneRequest, IDEMPOTENCY_KEY, Idempotent, Retry, RetryClassify, RetryErrors,
+    RetryFuture, RetryHttp, RetryLayer, RetryRequest, http_decision, http_not_taken,
+    http_replayable, retry_after,
 };
 pub use shed::{LoadShed, LoadShedLayer};
 pub use timeout::{DeadlineLayer, DeadlineService, Timeout, TimeoutFuture, TimeoutLayer};

@@ -2,6 +2,27 @@
 //! seeded jitter) and an optional shared [`RetryBudget`], sleeping on the
 //! injected [`Timer`].
 //!
+//! # Which requests are retried (HTTP: the idempotency rule)
+//!
+//! A retry after an outcome that **may already have taken effect** repeats
+//! the request's effect: a `POST` that timed out may have charged the card.
+//! So [`RetryLayer::http`] retries such an outcome only for a request that
+//! is safe to repeat ([`RetryRequest::replayable`], decided by
+//! [`CloneHttpRequest`]):
+//!
+//! | the request | after "may have taken effect": a timeout ([`Error::Elapsed`]), an inner error (a connection lost after sending), a `502`/`504`, a `429`/`503` without `Retry-After` | after "did not happen": our breaker open ([`Error::Refused`]), our limiter ([`Error::RateLimited`]), our shed ([`Error::Overloaded`]), a `429`/`503` with `Retry-After` |
+//! |---|---|---|
+//! | `GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`, `DELETE` (idempotent, RFC 9110 §9.2.2) | retried | retried |
+//! | `POST`, `PATCH`, ... with an `Idempotency-Key` header | retried (the server answers a repeat with the first answer) | retried |
+//! | `POST`, `PATCH`, ... with [`Idempotent`] in its extensions (your say-so, per request) | retried | retried |
+//! | any other `POST`, `PATCH`, ... | **not retried**: the outcome is returned | retried |
+//!
+//! The classifier says which outcomes may have taken effect
+//! ([`RetryClassify::may_have_applied`]); the request hook says which
+//! requests may be repeated. [`RetryLayer::new`] (any request type, copied
+//! with `Clone`) treats every request as safe to repeat: it has no way to
+//! know; give it a [`RetryRequest`] of your own to say otherwise.
+//!
 //! It makes the decisions the core's [`Retrier`](async_patterns::Retrier)
 //! makes, in the same order, per logical call (proptest
 //! `layer_decides_as_the_core_retrier`, `tests/retry.rs`):
@@ -107,6 +128,15 @@ const PHI: u64 = 0x9E37_79B9_7F4A_7C15;
 pub trait RetryClassify<Res> {
     /// The decision for this attempt's result.
     fn decide(&self, result: &Result<Res, Error>, clock: &dyn Clock) -> Decision;
+
+    /// Whether the attempt may have taken effect (so repeating it would
+    /// repeat its effect, unless the request is
+    /// [`replayable`](RetryRequest::replayable)). By default: yes, except
+    /// for a refusal by one of our own layers ([`Error::is_refusal`]: the
+    /// call was never made).
+    fn may_have_applied(&self, result: &Result<Res, Error>) -> bool {
+        !matches!(result, Err(e) if e.is_refusal())
+    }
 }
 
 impl<Res, F: Fn(&Result<Res, Error>, &dyn Clock) -> Decision> RetryClassify<Res> for F {
@@ -134,22 +164,63 @@ impl<Res> RetryClassify<Res> for RetryErrors {
 /// For HTTP: [`RetryErrors`] for errors, and a 429, 502, 503 or 504
 /// response is retried, not before its `Retry-After` when it has one in
 /// the delta-seconds form (an HTTP-date is ignored: the policy's delay).
+/// A 429 or 503 *with* `Retry-After` is the server saying it did not take
+/// the request: safe to retry for any method; every other retried outcome
+/// may have taken effect (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RetryHttp;
 
 impl<B> RetryClassify<http::Response<B>> for RetryHttp {
+    fn may_have_applied(&self, result: &Result<http::Response<B>, Error>) -> bool {
+        match result {
+            Err(e) => !e.is_refusal(),
+            Ok(response) => !http_not_taken(response.status(), response.headers()),
+        }
+    }
+
     fn decide(&self, result: &Result<http::Response<B>, Error>, clock: &dyn Clock) -> Decision {
         match result {
             Err(e) => e.retry_decision(),
-            Ok(response) => match response.status().as_u16() {
-                429 | 502 | 503 | 504 => retry_after(response.headers())
-                    .map_or(Decision::Retry, |d| {
-                        Decision::RetryAfter(clock.now().saturating_add(d))
-                    }),
-                _ => Decision::Stop,
-            },
+            Ok(response) => http_decision(response.status(), response.headers(), clock),
         }
     }
+}
+
+/// The retry decision for an HTTP response, the rule [`RetryHttp`] (and
+/// `async-patterns-reqwest`) apply: a 429, 502, 503 or 504 is retried, not
+/// before its `Retry-After` (delta seconds, read on `clock`); anything
+/// else is final.
+pub fn http_decision(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    clock: &dyn Clock,
+) -> Decision {
+    match status.as_u16() {
+        429 | 502 | 503 | 504 => retry_after(headers).map_or(Decision::Retry, |d| {
+            Decision::RetryAfter(clock.now().saturating_add(d))
+        }),
+        _ => Decision::Stop,
+    }
+}
+
+/// Whether an HTTP response says the server did not take the request: a
+/// 429 or 503 with `Retry-After`. Safe to retry whatever the method.
+pub fn http_not_taken(status: http::StatusCode, headers: &http::HeaderMap) -> bool {
+    matches!(status.as_u16(), 429 | 503) && retry_after(headers).is_some()
+}
+
+/// Whether an HTTP request may be repeated after an outcome that may have
+/// taken effect: an idempotent method (RFC 9110 §9.2.2: `GET`, `HEAD`,
+/// `OPTIONS`, `TRACE`, `PUT`, `DELETE`), an `Idempotency-Key` header, or
+/// the caller's say-so (`marked`: [`Idempotent`] in the request's
+/// extensions).
+pub fn http_replayable(method: &http::Method, headers: &http::HeaderMap, marked: bool) -> bool {
+    use http::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) || headers.contains_key(IDEMPOTENCY_KEY)
+        || marked
 }
 
 /// A `Retry-After` header in seconds.
@@ -176,7 +247,30 @@ pub trait RetryRequest<Req> {
     fn deadline(&self, _req: &Req) -> Option<Deadline> {
         None
     }
+
+    /// Whether the request may be repeated after an outcome that may have
+    /// taken effect ([`RetryClassify::may_have_applied`]). By default: yes
+    /// (nothing is known of the request); [`CloneHttpRequest`] answers by
+    /// the idempotency rule of the [module docs](self).
+    fn replayable(&self, _req: &Req) -> bool {
+        true
+    }
 }
+
+/// Put in an `http::Request`'s extensions, it says that repeating the
+/// request is safe even though its method is not idempotent (your say-so,
+/// per request): [`RetryLayer::http`] then retries it after a timeout too.
+///
+/// ```
+/// let mut req = http::Request::post("/charges").body(()).unwrap();
+/// req.extensions_mut().insert(async_patterns_tower::Idempotent);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Idempotent;
+
+/// The header that makes a non-idempotent request safe to repeat: the
+/// server answers a repeat of a key with the first answer.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Copies requests with `Clone`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -208,6 +302,16 @@ impl<B: Clone> RetryRequest<http::Request<B>> for CloneHttpRequest {
 
     fn deadline(&self, req: &http::Request<B>) -> Option<Deadline> {
         req.extensions().get::<Deadline>().copied()
+    }
+
+    /// [`http_replayable`]: an idempotent method, an `Idempotency-Key`
+    /// header, or [`Idempotent`] in the extensions.
+    fn replayable(&self, req: &http::Request<B>) -> bool {
+        http_replayable(
+            req.method(),
+            req.headers(),
+            req.extensions().get::<Idempotent>().is_some(),
+        )
     }
 }
 
@@ -413,6 +517,7 @@ where
         } else {
             None
         };
+        let replayable = copy.is_some() && c.request.replayable(&req);
         let (fut, service) = match copy {
             // A retry may follow: the readied service makes this attempt
             // and is kept for the retries; this one gets a fresh clone.
@@ -432,6 +537,7 @@ where
             deadline,
             key,
             schedule: None,
+            replayable,
         }
     }
 }
@@ -462,6 +568,9 @@ pin_project! {
         deadline: Option<Instant>,
         key: u64,
         schedule: Option<Schedule>,
+        // Whether the request may be repeated after an outcome that may
+        // have taken effect.
+        replayable: bool,
     }
 }
 
@@ -509,6 +618,10 @@ where
     let c = &**this.config;
     let decision = c.classify.decide(&out, &c.timer);
     if decision == Decision::Stop || *this.number >= c.policy.max_attempts() {
+        return Some(out);
+    }
+    if !*this.replayable && c.classify.may_have_applied(&out) {
+        // Repeating it could repeat what it did (a POST after a timeout).
         return Some(out);
     }
     schedule_retry(this, out, decision)

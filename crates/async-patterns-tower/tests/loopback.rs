@@ -11,8 +11,9 @@ use async_patterns::{
     AdaptiveConfig, AdaptiveLimit, BreakerConfig, BreakerState, CircuitBreaker, Jitter, RetryPolicy,
 };
 use async_patterns_tokio::TokioTimer;
+use async_patterns_tower::respond::handle_error;
 use async_patterns_tower::{
-    BreakerLayer, ConcurrencyLimitLayer, DeadlineLayer, Error, LoadShedLayer, RetryLayer,
+    BreakerLayer, ConcurrencyLimitLayer, DeadlineLayer, LoadShedLayer, RetryLayer,
     ServerErrorsFail, TimeoutLayer,
 };
 use axum::error_handling::HandleErrorLayer;
@@ -25,20 +26,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Notify;
 use tower::{ServiceBuilder, ServiceExt};
-
-/// Our errors as statuses: a shed or refused call is 503 with a
-/// Retry-After, a timeout 504.
-async fn status_of(e: Error) -> impl IntoResponse {
-    match e {
-        Error::Overloaded(_) | Error::Refused(_) | Error::RateLimited(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, HeaderValue::from_static("0"))],
-        )
-            .into_response(),
-        Error::Elapsed(_) => StatusCode::GATEWAY_TIMEOUT.into_response(),
-        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
 
 #[test]
 fn axum_server_and_hyper_client_through_the_layers() {
@@ -95,7 +82,9 @@ async fn scenario() {
         )
         .layer(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(status_of))
+                // Our errors as a server answers them (`respond`): a shed
+                // call is 503 with Retry-After, a timeout 504.
+                .layer(HandleErrorLayer::new(handle_error(timer)))
                 .layer(LoadShedLayer::new(limit.clone()).classify(ServerErrorsFail))
                 .layer(ConcurrencyLimitLayer::new(1).unwrap().reject_when_full())
                 .layer(TimeoutLayer::new(Duration::from_secs(10), timer)),
@@ -155,6 +144,7 @@ async fn scenario() {
     entered.notified().await;
     let shed = hyper.clone().oneshot(get("/ok")).await.unwrap();
     assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
     release.notify_one();
     let resp = blocked.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);

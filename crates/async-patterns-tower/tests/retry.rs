@@ -2,7 +2,7 @@
 //! when a retry may follow, deadlines.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -313,4 +313,182 @@ async fn the_policys_max_elapsed_bounds_the_layer() {
         assert_eq!(started.elapsed(), Duration::from_millis(200));
     })
     .await
+}
+
+/// A card charged three times: `RetryLayer::http` retried a POST after a
+/// timeout. A timeout may come after the server took the request, so a
+/// POST is retried only with an Idempotency-Key or the caller's say-so; an
+/// idempotent method is retried as before. (Seen failing before the rule:
+/// 3 charges.)
+#[tokio::test(start_paused = true)]
+async fn a_post_is_retried_after_a_timeout_only_when_it_is_safe_to_repeat() {
+    hang_guard(a_post_is_retried_after_a_timeout_only_when_it_is_safe_to_repeat_body()).await
+}
+
+async fn a_post_is_retried_after_a_timeout_only_when_it_is_safe_to_repeat_body() {
+    use async_patterns_tower::{IDEMPOTENCY_KEY, Idempotent, TimeoutLayer};
+    let timer = TokioTimer::new();
+    let charges = Arc::new(AtomicU32::new(0));
+    let c = charges.clone();
+    // The upstream takes every request and never answers in time.
+    let svc = tower::ServiceBuilder::new()
+        .layer(RetryLayer::http(http_policy(), timer))
+        .layer(TimeoutLayer::new(Duration::from_millis(100), timer))
+        .service(tower::service_fn(move |_: http::Request<String>| {
+            c.fetch_add(1, Ordering::Relaxed);
+            std::future::pending::<Result<http::Response<()>, BoxError>>()
+        }));
+    let send = |req: http::Request<String>| {
+        let svc = svc.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), svc.oneshot(req))
+                .await
+                .expect("no hang")
+        }
+    };
+    let post = || {
+        http::Request::post("/charges")
+            .body("card".to_owned())
+            .unwrap()
+    };
+    assert!(matches!(send(post()).await, Err(Error::Elapsed(_))));
+    assert_eq!(
+        charges.swap(0, Ordering::Relaxed),
+        1,
+        "a plain POST: charged once"
+    );
+    let mut keyed = post();
+    keyed
+        .headers_mut()
+        .insert(IDEMPOTENCY_KEY, "charge-7".parse().unwrap());
+    let _ = send(keyed).await;
+    assert_eq!(
+        charges.swap(0, Ordering::Relaxed),
+        3,
+        "with an Idempotency-Key"
+    );
+    let mut marked = post();
+    marked.extensions_mut().insert(Idempotent);
+    let _ = send(marked).await;
+    assert_eq!(
+        charges.swap(0, Ordering::Relaxed),
+        3,
+        "with the caller's say-so"
+    );
+    for method in [http::Method::GET, http::Method::PUT, http::Method::DELETE] {
+        let mut req = post();
+        *req.method_mut() = method.clone();
+        let _ = send(req).await;
+        assert_eq!(
+            charges.swap(0, Ordering::Relaxed),
+            3,
+            "{method} is idempotent"
+        );
+    }
+}
+
+/// Which answers to a POST are retried: a 429 / 503 with Retry-After (the
+/// server did not take it) and a refusal by our own layers (never sent)
+/// are; a 502, a 504 and a 503 without Retry-After (it may have been
+/// taken) are not.
+#[tokio::test(start_paused = true)]
+async fn a_post_is_retried_when_it_was_not_taken() {
+    hang_guard(a_post_is_retried_when_it_was_not_taken_body()).await
+}
+
+async fn a_post_is_retried_when_it_was_not_taken_body() {
+    use async_patterns::Overloaded;
+    // The first answer, then 200s; how many calls a POST got.
+    async fn calls(first: Result<(u16, Option<&'static str>), Error>) -> u32 {
+        let timer = TokioTimer::new();
+        let n = Arc::new(AtomicU32::new(0));
+        let (c, first) = (n.clone(), Arc::new(Mutex::new(Some(first))));
+        let svc = RetryLayer::http(http_policy(), timer).layer(tower::service_fn(
+            move |_: http::Request<String>| {
+                c.fetch_add(1, Ordering::Relaxed);
+                let out = match first.lock().unwrap().take() {
+                    Some(Err(e)) => Err(e),
+                    Some(Ok((status, retry_after))) => {
+                        let mut r = http::Response::new(());
+                        *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        if let Some(s) = retry_after {
+                            r.headers_mut()
+                                .insert(http::header::RETRY_AFTER, s.parse().unwrap());
+                        }
+                        Ok(r)
+                    }
+                    None => Ok(http::Response::new(())),
+                };
+                std::future::ready(out)
+            },
+        ));
+        let req = http::Request::post("/orders").body(String::new()).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(req))
+            .await
+            .expect("no hang");
+        n.load(Ordering::Relaxed)
+    }
+    assert_eq!(calls(Ok((503, Some("1")))).await, 2);
+    assert_eq!(calls(Ok((429, Some("0")))).await, 2);
+    assert_eq!(
+        calls(Err(Error::Overloaded(Overloaded { limit: 4 }))).await,
+        2
+    );
+    assert_eq!(calls(Ok((503, None))).await, 1);
+    assert_eq!(calls(Ok((502, None))).await, 1);
+    assert_eq!(calls(Ok((504, Some("1")))).await, 1);
+    assert_eq!(calls(Err(Error::Inner("connection reset".into()))).await, 1);
+}
+
+/// The error responses a server stack gives (`respond`): statuses and a
+/// Retry-After of whole seconds, rounded up, never 0.
+#[test]
+fn errors_become_the_http_answers_a_client_can_act_on() {
+    use async_patterns::{
+        AcquireError, Deadline, Elapsed, ManualClock, Overloaded, Quota, RateLimiter, Refused,
+    };
+    use async_patterns_tower::respond::error_response;
+    let clock = ManualClock::new();
+    let answer = |e: Error| {
+        let r = error_response(&e, &clock);
+        let retry_after = r
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), retry_after)
+    };
+    let limiter = RateLimiter::new(Quota::per_second(1).unwrap(), clock.clone());
+    limiter.check().unwrap();
+    let not_until = limiter.check().unwrap_err();
+    clock.advance(Duration::from_millis(200)); // 0.8 s left: rounds up to 1
+    assert_eq!(
+        answer(Error::RateLimited(not_until)),
+        (429, Some("1".into()))
+    );
+    let until = clock.now().saturating_add(Duration::from_millis(2_500));
+    assert_eq!(
+        answer(Error::Refused(Refused::Open(until))),
+        (503, Some("3".into()))
+    );
+    assert_eq!(
+        answer(Error::Refused(Refused::ProbesBusy)),
+        (503, Some("1".into()))
+    );
+    assert_eq!(
+        answer(Error::Overloaded(Overloaded { limit: 8 })),
+        (503, Some("1".into()))
+    );
+    let elapsed = Elapsed {
+        deadline: Deadline::at(clock.now()),
+    };
+    assert_eq!(answer(Error::Elapsed(elapsed)), (504, None));
+    assert_eq!(answer(Error::Acquire(AcquireError::Closed)), (503, None));
+    assert_eq!(answer(Error::Inner("boom".into())), (500, None));
+    // A refusal whose instant has passed still says 1, not 0.
+    let past = clock.now();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        answer(Error::Refused(Refused::Open(past))),
+        (503, Some("1".into()))
+    );
 }
