@@ -517,7 +517,6 @@ where
         } else {
             None
         };
-        let replayable = copy.is_some() && c.request.replayable(&req);
         let (fut, service) = match copy {
             // A retry may follow: the readied service makes this attempt
             // and is kept for the retries; this one gets a fresh clone.
@@ -537,7 +536,6 @@ where
             deadline,
             key,
             schedule: None,
-            replayable,
         }
     }
 }
@@ -568,9 +566,6 @@ pin_project! {
         deadline: Option<Instant>,
         key: u64,
         schedule: Option<Schedule>,
-        // Whether the request may be repeated after an outcome that may
-        // have taken effect.
-        replayable: bool,
     }
 }
 
@@ -610,6 +605,7 @@ where
     S: Service<Req>,
     T: Timer,
     K: RetryClassify<S::Response>,
+    R: RetryRequest<Req>,
 {
     if this.request.is_none() {
         // No copy: this was the last attempt allowed.
@@ -620,8 +616,15 @@ where
     if decision == Decision::Stop || *this.number >= c.policy.max_attempts() {
         return Some(out);
     }
-    if !*this.replayable && c.classify.may_have_applied(&out) {
-        // Repeating it could repeat what it did (a POST after a timeout).
+    // Repeating it could repeat what it did (a POST after a timeout). Asked
+    // of the copy (the same method, headers and extensions), and only on
+    // this path: a success pays nothing for the rule.
+    if c.classify.may_have_applied(&out)
+        && !this
+            .request
+            .as_ref()
+            .is_some_and(|copy| c.request.replayable(copy))
+    {
         return Some(out);
     }
     schedule_retry(this, out, decision)
