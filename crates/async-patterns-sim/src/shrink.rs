@@ -25,17 +25,21 @@
 //! 3. **Trim**: each fault's length is bisected with its start fixed (the
 //!    shortest that still fails), then its start with its end fixed (the
 //!    latest): a partition kept at 2,000 ms where 400 ms fails comes out
-//!    near 400 ms, not at the 500 ms halving would stop at.
+//!    near 400 ms, not at the 500 ms halving would stop at. Bisection
+//!    assumes that a fault that fails fails longer too, and a run need not
+//!    (a breaker trips on the third failure in a row, wherever the window
+//!    falls), so each fault then also tries half its length, a quarter, ...
+//!    and half its start instant (its length kept).
 //! 4. If trimming changed anything, back to 2.
 //!
 //! Every step taken makes the plan smaller in one stated order: fewer
-//! faults first, then fewer faulted milliseconds (the sum of the lengths).
-//! Both are natural numbers, so the shrink always ends. It ends after a
-//! drop pass that removed nothing, so the result is **1-minimal**: removing
-//! any one of its faults, wherever it stands, stops the kept failure (on
-//! this seed). Bisection assumes that a longer fault fails whenever a
-//! shorter one does; where that is not so it still returns a failing plan,
-//! only not the shortest.
+//! faults first, then fewer faulted milliseconds (the sum of the lengths),
+//! then earlier starts (the sum of the start instants). All three are
+//! natural numbers, so the shrink always ends. It ends after a drop pass
+//! that removed nothing, so the result is **1-minimal**: removing any one
+//! of its faults, wherever it stands, stops the kept failure (on this
+//! seed). Where failing is not monotone in a fault's length, the result is
+//! a failing plan, not always the shortest one.
 //!
 //! A regression is a plan file named `SCENARIO-seed-SEED.json` (the format
 //! `replay --plan` reads) in a folder that `cargo test` replays with
@@ -230,7 +234,7 @@ pub fn shrink_keeping(
             }
         }
         // 3. Trim each fault: its length (start fixed), then its start (end
-        // fixed).
+        // fixed), then the halving ladder and an earlier start.
         let mut trimmed = false;
         for i in 0..best.faults.len() {
             // `best` with fault i moved to `at_ms` for `for_ms`.
@@ -261,6 +265,26 @@ pub fn shrink_keeping(
             ) {
                 (best, violations, trimmed) = (with(&best, at, end - at), v, true);
             }
+            // Bisection assumes that what fails longer fails shorter, and a
+            // run need not: a ladder of lengths it may have skipped (1, 2,
+            // 4, ... ms, the shortest failing one kept), then of earlier
+            // starts (0, then ..., a quarter, half the instant, the length
+            // kept), which may let the next round cut more.
+            let f = best.faults[i].clone();
+            let shorter = ladder(f.for_ms)
+                .into_iter()
+                .find_map(|len| fails(&with(&best, f.at_ms, len)).map(|v| (len, v)));
+            if let Some((len, v)) = shorter {
+                (best, violations, trimmed) = (with(&best, f.at_ms, len), v, true);
+            }
+            let f = best.faults[i].clone();
+            let earlier = std::iter::once(0)
+                .chain(ladder(f.at_ms))
+                .filter(|at| *at < f.at_ms)
+                .find_map(|at| fails(&with(&best, at, f.for_ms)).map(|v| (at, v)));
+            if let Some((at, v)) = earlier {
+                (best, violations, trimmed) = (with(&best, at, f.for_ms), v, true);
+            }
         }
         if !trimmed {
             break;
@@ -272,6 +296,17 @@ pub fn shrink_keeping(
         kept: required.iter().map(Key::to_string).collect(),
         runs,
     })
+}
+
+/// `x` halved again and again (x/2, x/4, ... 1), ascending, without
+/// repeats: the values a halving shrinker would try.
+fn ladder(x: u64) -> Vec<u64> {
+    let mut steps: Vec<u64> = std::iter::successors(Some(x / 2), |v| (*v > 1).then(|| v / 2))
+        .filter(|v| *v > 0)
+        .collect();
+    steps.reverse();
+    steps.dedup();
+    steps
 }
 
 /// Binary search over `lo..=hi` for the smallest (`lowest`) or largest
@@ -400,6 +435,14 @@ mod tests {
         assert_eq!(bisect(5, 10, |x| (x == 5).then_some(()), false), None);
         // One value: nothing to search.
         assert_eq!(bisect(7, 7, |_| Some(()), true), None);
+    }
+
+    #[test]
+    fn the_ladder_halves_down_to_one_ascending() {
+        assert_eq!(ladder(1_000), [1, 3, 7, 15, 31, 62, 125, 250, 500]);
+        assert_eq!(ladder(2), [1]);
+        assert!(ladder(1).is_empty() && ladder(0).is_empty());
+        assert_eq!(ladder(u64::MAX).len(), 63);
     }
 
     #[test]

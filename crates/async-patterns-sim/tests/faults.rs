@@ -605,11 +605,14 @@ fn check_seeds_reports_the_shrunk_plan_and_the_replay_line() {
     assert!(err.starts_with("fragile: "), "{err}");
     assert!(err.contains("short partitions only: "), "{err}");
     // Shrunk to the one partition, its length bisected down to the
-    // shortest that fails, 301 ms (halving stopped anywhere in 301-600).
+    // shortest that fails, 301 ms (halving stopped anywhere in 301-600),
+    // and its start moved to 0.
     assert!(
         err.contains("shrunk from 7 faults (9570 ms faulted) to 1 (301 ms) in ")
             && err.contains("still breaking short partitions only:")
-            && err.contains(r#"plan: {"faults":[{"kind":"partition","target":"x<->y","at_ms":1911,"for_ms":301}]}"#),
+            && err.contains(
+                r#"plan: {"faults":[{"kind":"partition","target":"x<->y","at_ms":0,"for_ms":301}]}"#
+            ),
         "{err}"
     );
     let line = err.lines().last().unwrap().trim();
