@@ -1,5 +1,23 @@
 //! For `cargo test`: check a range of seeds, replay a regressions folder.
 //!
+//! **`cargo test` builds unoptimized, and simulations then run many times
+//! slower** (32 seeds run twice: 25.7 s in a debug build, under 1 s in
+//! release, for a user's service). Nearly all the time is turmoil's and
+//! tokio's; put these lines in your *workspace root* `Cargo.toml` (cargo
+//! ignores profiles anywhere else) to optimize just those two:
+//!
+//! ```toml
+//! [profile.dev.package.turmoil]
+//! opt-level = 2
+//!
+//! [profile.dev.package.tokio]
+//! opt-level = 2
+//! ```
+//!
+//! (`package."*"` optimizes every dependency, at a much higher build cost,
+//! and never reaches your own workspace members, which you name one by
+//! one.)
+//!
 //! ```
 //! # use async_patterns_sim::{Ctx, RunInfo, Scenario, Violation};
 //! # struct Idle;
@@ -33,6 +51,10 @@ use crate::sweep::{SeedRecord, replay_line, sweep};
 /// Checks `seeds` of `scenario` (each run twice) and panics on the first
 /// failing one: see [`Checker::seeds`]. Its replay line names
 /// `YOUR-SIM-BINARY`: with [`Checker::replay_command`] it names yours.
+///
+/// Slow under `cargo test`? A debug build runs turmoil and tokio
+/// unoptimized: see the [module docs](self) for the two profile lines that
+/// fix it.
 #[track_caller]
 pub fn check_seeds(scenario: &dyn AnyScenario, seeds: impl IntoIterator<Item = u64>) {
     Checker::new(scenario).seeds(seeds);
