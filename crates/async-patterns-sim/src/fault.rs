@@ -1120,14 +1120,19 @@ mod tests {
         faults
     }
 
-    #[test]
-    fn default_settings_draw_exactly_the_classic_plans() {
-        let targets = Targets::new()
+    /// 3 links and 2 hosts: a menu of 20.
+    fn three_links_two_hosts() -> Targets {
+        Targets::new()
             .link("a", "b")
             .link("b", "c")
             .link("a", "c")
             .host("b", "x")
-            .host("c", "y");
+            .host("c", "y")
+    }
+
+    #[test]
+    fn default_settings_draw_exactly_the_classic_plans() {
+        let targets = three_links_two_hosts();
         let swarm = Swarm::over(&targets);
         assert_eq!(swarm.menu().len(), 20);
         for seed in 0..2_000 {
@@ -1153,12 +1158,7 @@ mod tests {
 
     #[test]
     fn density_settings_thin_the_plans_as_they_say() {
-        let targets = Targets::new()
-            .link("a", "b")
-            .link("b", "c")
-            .link("a", "c")
-            .host("b", "x")
-            .host("c", "y");
+        let targets = three_links_two_hosts();
         let seeds = 0..2_000u64;
         let count = |s: &Swarm, kind: Option<FaultKind>| -> usize {
             seeds
