@@ -3,11 +3,15 @@
 //! `Cargo.lock`, the compiler's version and the profile; never a hash of
 //! the executable (every job of a CI matrix builds its own).
 //!
-//! The workspace is the nearest folder above this crate, or else above the
-//! build's output folder, that holds a `Cargo.lock` (a dependency from a
-//! registry sits outside the user's workspace; its target folder usually
-//! does not). `ASYNC_PATTERNS_SIM_BUILD_ID` set at build time replaces the
-//! whole id.
+//! The workspace is the one being built: the nearest folder above the
+//! build's output folder (`target/` sits in the workspace that builds it)
+//! that holds a `Cargo.lock`, or else above this crate. So a user who
+//! depends on this crate by path or from a registry gets the id of their
+//! own commit and lock file, not ours. (With `CARGO_TARGET_DIR` outside the
+//! workspace the fallback finds this crate's workspace: set
+//! `ASYNC_PATTERNS_SIM_BUILD_ID` at build time to name the build yourself;
+//! it replaces the whole id.) Behaviour that changed without a commit is
+//! caught by the sweep record's probe (`sweep::SweepHeader::probes`).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -18,7 +22,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=ASYNC_PATTERNS_SIM_BUILD_ID");
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
-    let root = workspace(&manifest).or_else(|| workspace(&out));
+    let root = workspace(&out).or_else(|| workspace(&manifest));
 
     let lock = root.as_ref().and_then(|r| {
         let file = r.join("Cargo.lock");

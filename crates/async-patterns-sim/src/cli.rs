@@ -70,7 +70,7 @@ use crate::run::run_checked;
 use crate::scenario::{AnyScenario, Info};
 use crate::shrink::{Keep, ShrinkError, regression_file, shrink_keeping};
 use crate::sweep::{
-    Build, FORMAT_VERSION, SeedRecord, SweepHeader, merge, read_sweep, replay_line, report,
+    Build, FORMAT_VERSION, Probe, SeedRecord, SweepHeader, merge, read_sweep, replay_line, report,
     shard_seeds, sweep, write_sweep,
 };
 
@@ -540,6 +540,7 @@ impl Run<'_> {
                     sabotage: sabotage.clone(),
                     runs: if once { 1 } else { 2 },
                     swarm: density.flags(),
+                    probes: Vec::new(),
                 };
                 self.sweep(&chosen, &picked, &header, &density, json.as_deref())
             }
@@ -631,6 +632,15 @@ impl Run<'_> {
         let checked =
             run_checked(self.app.scenarios[i], seed, &plan, twice).map_err(|e| e.to_string())?;
         let out = checked.outcome;
+        // The plot first: a reader that closes stdout early (`--trace |
+        // head`) must not cost the file.
+        if let Some(path) = &plot {
+            std::fs::write(
+                path,
+                plot::replay_svg(name, seed, &plan, &out.timeline, &out.violations),
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
         if trace {
             for e in &out.trace {
                 out!("{e}");
@@ -650,11 +660,6 @@ impl Run<'_> {
             out!("VIOLATION: {v}");
         }
         if let Some(path) = plot {
-            std::fs::write(
-                &path,
-                plot::replay_svg(name, seed, &plan, &out.timeline, &out.violations),
-            )
-            .map_err(|e| format!("{}: {e}", path.display()))?;
             out!("timeline: {}", path.display());
         }
         let under = under(plan.sabotage.as_deref());
@@ -703,10 +708,31 @@ impl Run<'_> {
                 }
             })?;
         }
+        if out.is_none() {
+            // Said before the work, not after it.
+            out!(
+                "note: a plan shrunk under --sabotage is printed, not saved (it is no \
+                 regression); --out FILE saves it"
+            );
+        }
         let keep = invariant.map_or(Keep::Original, Keep::Invariant);
         let small = match shrink_keeping(self.app.scenarios[i], seed, &plan, &keep) {
             Ok(small) => small,
             Err(ShrinkError::Passes) => {
+                // One run passes; two may still differ, which is a failure
+                // shrinking cannot work on (each step is one run).
+                let twice = run_checked(self.app.scenarios[i], seed, &plan, true)
+                    .map_err(|e| e.to_string())?;
+                if let Some(d) = &twice.divergence {
+                    out!(
+                        "{name} seed {seed} breaks no invariant in one run, but two runs differ: {d}"
+                    );
+                    out!(
+                        "FAIL: {name} seed {seed} is nondeterministic: nothing to shrink \
+                         (shrinking compares single runs); `replay {name} --seed {seed} --twice` shows it"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
                 out!(
                     "{name} seed {seed} breaks no invariant under {}: nothing to shrink",
                     to_json(&plan)?
@@ -749,7 +775,7 @@ impl Run<'_> {
             }
             None => out!(
                 "not saved: a plan shrunk under --sabotage is no regression \
-                 (the regressions must replay clean); --out FILE saves it"
+                 (the regressions must replay clean); --out FILE saves it, or copy the plan above"
             ),
         }
         out!(
@@ -768,6 +794,7 @@ impl Run<'_> {
         density: &Density,
         json: Option<&Path>,
     ) -> Result<ExitCode, String> {
+        let mut header = header.clone();
         let bar = ProgressBar::new(seeds.len() as u64 * chosen.len() as u64);
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {msg} ({eta} left)")
@@ -795,11 +822,30 @@ impl Run<'_> {
             .map_err(|e| e.to_string())?;
             let secs = started.elapsed().as_secs_f64();
             speeds.push(format!("{name} {:.0}", seeds.len() as f64 / secs.max(1e-9)));
+            if json.is_some() {
+                // The probe: the sweep's first seed, which every shard
+                // traces the same way if it runs the same code.
+                let trace_hash = match mine.iter().find(|r| r.seed == header.from) {
+                    Some(r) => r.trace_hash.clone(),
+                    None => {
+                        let mut plan = swarm.plan(header.from);
+                        plan.sabotage = header.sabotage.clone();
+                        let out = run_checked(self.app.scenarios[i], header.from, &plan, false)
+                            .map_err(|e| e.to_string())?;
+                        format!("{:016x}", out.outcome.trace_hash)
+                    }
+                };
+                header.probes.push(Probe {
+                    scenario: name.clone(),
+                    seed: header.from,
+                    trace_hash,
+                });
+            }
             records.extend(mine);
         }
         bar.finish_and_clear();
         if let Some(path) = json {
-            std::fs::write(path, write_sweep(header, &records))
+            std::fs::write(path, write_sweep(&header, &records))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         // Speed goes to stderr: stdout is the same for one sweep and for a

@@ -117,25 +117,23 @@ impl Timeline {
     /// one before), and every one, with its instant and detail, in a
     /// "violations" list under the legend.
     pub fn svg_marked(&self, title: &str, footer: &str, violations: &[Violation]) -> String {
-        // Time runs to the last tick (plus a margin), or to the last span's
-        // end if there are no ticks; longer spans are cut there.
-        let last_point = self
-            .lanes
-            .iter()
-            .flat_map(|l| l.points.iter().map(|p| p.0))
+        // Time runs past the last thing that happens: a tick, a violation,
+        // a span's start (plus a margin), and every span's end unless that
+        // is far beyond the rest (a fault "for ever" is cut at the edge).
+        let instants = (self.lanes.iter())
+            .flat_map(|l| (l.points.iter().map(|p| p.0)).chain(l.spans.iter().map(|s| s.0)))
+            .chain(violations.iter().filter_map(|v| v.at))
             .max();
-        let last_span = self
-            .lanes
-            .iter()
-            .flat_map(|l| l.spans.iter().map(|s| s.1))
-            .max();
-        let last_mark = violations.iter().filter_map(|v| v.at).max();
-        let end = last_point
-            .max(last_mark)
-            .map(|t| t.mul_f64(1.05))
-            .or(last_span)
-            .unwrap_or(Duration::from_secs(1))
-            .max(Duration::from_millis(1));
+        let ends = self.lanes.iter().flat_map(|l| l.spans.iter().map(|s| s.1));
+        let end = match instants {
+            Some(t) => {
+                let far = t.saturating_mul(10).max(Duration::from_secs(1));
+                let last_end = ends.filter(|e| *e <= far).max().unwrap_or_default();
+                t.mul_f64(1.05).max(last_end)
+            }
+            None => ends.max().unwrap_or(Duration::from_secs(1)),
+        }
+        .max(Duration::from_millis(1));
         // The names column is as wide as the longest name.
         let left = (self.lanes.iter())
             .map(|l| text_width(&l.name, TEXT_SIZE))

@@ -19,10 +19,12 @@
 //!
 //! # How, and why it ends
 //!
-//! 1. Faults of 0 ms are removed first: they are no faults.
-//! 2. **Drop**: each fault in turn is removed if the plan still fails
-//!    without it; passes repeat until one removes nothing.
-//! 3. **Trim**: each fault's length is bisected with its start fixed (the
+//! 1. **Drop**: each fault in turn is removed if the plan still fails
+//!    without it; passes repeat until one removes nothing. A fault of 0 ms
+//!    is no fault, so the first pass drops it (unless a check reads the
+//!    plan and needs it there), and trimming never makes one: lengths go
+//!    down to 1 ms, not 0.
+//! 2. **Trim**: each fault's length is bisected with its start fixed (the
 //!    shortest that still fails), then its start with its end fixed (the
 //!    latest): a partition kept at 2,000 ms where 400 ms fails comes out
 //!    near 400 ms, not at the 500 ms halving would stop at. Bisection
@@ -30,7 +32,7 @@
 //!    (a breaker trips on the third failure in a row, wherever the window
 //!    falls), so each fault then also tries half its length, a quarter, ...
 //!    and half its start instant (its length kept).
-//! 4. If trimming changed anything, back to 2.
+//! 3. If trimming changed anything, back to 1.
 //!
 //! Every step taken makes the plan smaller in one stated order: fewer
 //! faults first, then fewer faulted milliseconds (the sum of the lengths),
@@ -206,16 +208,9 @@ pub fn shrink_keeping(
     };
     let mut best = plan.clone();
     let mut violations = first;
-    // 1. Faults of 0 ms are no faults.
-    if best.faults.iter().any(|f| f.for_ms == 0) {
-        let mut real = best.clone();
-        real.faults.retain(|f| f.for_ms > 0);
-        if let Some(v) = fails(&real) {
-            (best, violations) = (real, v);
-        }
-    }
     loop {
-        // 2. Drop, pass after pass, until a pass drops nothing.
+        // 1. Drop, pass after pass, until a pass drops nothing (a 0 ms
+        // fault, no fault at all, goes in the first).
         loop {
             let mut dropped = false;
             let mut i = 0;
@@ -233,7 +228,7 @@ pub fn shrink_keeping(
                 break;
             }
         }
-        // 3. Trim each fault: its length (start fixed), then its start (end
+        // 2. Trim each fault: its length (start fixed), then its start (end
         // fixed), then the halving ladder and an earlier start.
         let mut trimmed = false;
         for i in 0..best.faults.len() {

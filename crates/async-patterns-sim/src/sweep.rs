@@ -187,6 +187,23 @@ pub struct SweepHeader {
     /// The plan-drawing flags given (`--keep 1/4 --max-faults 3`...), empty
     /// for the scenarios' own swarms: replay lines repeat them.
     pub swarm: String,
+    /// Each scenario's trace hash for the sweep's first seed (`from`),
+    /// whatever the shard: shards whose code behaves differently (a change
+    /// not committed, so not in the build id) disagree here, and `merge`
+    /// refuses them.
+    pub probes: Vec<Probe>,
+}
+
+/// One scenario's trace hash for a fixed seed: see [`SweepHeader::probes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// The scenario.
+    pub scenario: String,
+    /// The seed (the sweep's `from`).
+    pub seed: u64,
+    /// Its first run's trace hash, in hex.
+    pub trace_hash: String,
 }
 
 impl SweepHeader {
@@ -310,6 +327,16 @@ pub enum MergeError {
         /// Another, and its build.
         other: Box<(String, Build)>,
     },
+    /// Files whose code behaves differently: the same scenario and seed
+    /// gave different traces (a change the build id does not see).
+    DifferentBehaviour {
+        /// The scenario.
+        scenario: String,
+        /// The seed.
+        seed: u64,
+        /// One file and its trace hash, and another and its.
+        files: Box<[(String, String); 2]>,
+    },
     /// Files of different sweeps (seed ranges, shard counts, scenarios,
     /// sabotages or plan flags).
     DifferentSweeps {
@@ -374,6 +401,20 @@ impl std::fmt::Display for MergeError {
                  {} ({}) and {} ({}); run every shard from one commit, lock file, compiler and profile",
                 one.0, other.0, one.1.id, one.1.about, other.1.id, other.1.about
             ),
+            MergeError::DifferentBehaviour {
+                scenario,
+                seed,
+                files,
+            } => {
+                let [one, other] = &**files;
+                write!(
+                    f,
+                    "{} and {} ran different code: {scenario} seed {seed} traced {} in one and {} \
+                     in the other (a change the build id does not see, such as one not \
+                     committed); run every shard from the same code",
+                    one.0, other.0, one.1, other.1
+                )
+            }
             MergeError::DifferentSweeps { one, other } => write!(
                 f,
                 "not shards of one sweep: {} ran {}, {} ran {}",
@@ -491,6 +532,20 @@ pub fn merge(
                 one: (first.name.clone(), whole.describe()),
                 other: (f.name.clone(), h.describe()),
             });
+        }
+        for p in &h.probes {
+            if let Some(q) = whole.probes.iter().find(|q| {
+                q.scenario == p.scenario && q.seed == p.seed && q.trace_hash != p.trace_hash
+            }) {
+                return Err(MergeError::DifferentBehaviour {
+                    scenario: p.scenario.clone(),
+                    seed: p.seed,
+                    files: Box::new([
+                        (first.name.clone(), q.trace_hash.clone()),
+                        (f.name.clone(), p.trace_hash.clone()),
+                    ]),
+                });
+            }
         }
         let k = h.shard[0];
         let slot = k
@@ -633,18 +688,18 @@ pub fn report(records: &[SeedRecord], replay: &str, flags: &str) -> String {
         for v in &r.violations {
             let _ = writeln!(out, "  {v}");
         }
-        let _ = writeln!(
-            out,
-            "  replay: {}",
-            replay_line(
-                replay,
-                &r.scenario,
-                r.seed,
-                r.plan.sabotage.as_deref(),
-                None,
-                flags
-            )
+        let line = replay_line(
+            replay,
+            &r.scenario,
+            r.seed,
+            r.plan.sabotage.as_deref(),
+            None,
+            flags,
         );
+        // One run of a nondeterministic seed may well pass: its replay runs
+        // it twice, and shows where the runs differ.
+        let line = if r.deterministic { line } else { twice(&line) };
+        let _ = writeln!(out, "  replay: {line}");
     }
     let sabotages: BTreeSet<&str> = records
         .iter()
@@ -700,6 +755,14 @@ pub fn replay_line(
         line += &format!(" --plan {}", p.display());
     }
     line + " --trace"
+}
+
+/// A replay line that runs the seed twice (`--twice`, before `--trace`).
+pub fn twice(line: &str) -> String {
+    match line.strip_suffix(" --trace") {
+        Some(head) => format!("{head} --twice --trace"),
+        None => format!("{line} --twice"),
+    }
 }
 
 #[cfg(test)]
@@ -771,6 +834,14 @@ mod tests {
             sabotage: None,
             runs: 2,
             swarm: String::new(),
+            probes: scenarios
+                .iter()
+                .map(|s| Probe {
+                    scenario: s.to_string(),
+                    seed: 0,
+                    trace_hash: "00000000000000ab".into(),
+                })
+                .collect(),
         }
     }
 
@@ -921,6 +992,18 @@ mod tests {
             merge(&order, mixed),
             Err(MergeError::DifferentBuilds { .. })
         ));
+        // The same build id, but the code behaves differently (a change
+        // not committed): the probe's trace differs.
+        let mut changed = shard("2.json", &["a", "b"], 8, 2, 3);
+        changed.header.probes[1].trace_hash = "00000000000000cd".into();
+        let mut mixed: Vec<SweepFile> = files().filter(|f| f.header.shard[0] != 2).collect();
+        mixed.push(changed);
+        assert_eq!(
+            merge(&order, mixed).unwrap_err().to_string(),
+            "1.json and 2.json ran different code: b seed 0 traced 00000000000000ab in one and \
+             00000000000000cd in the other (a change the build id does not see, such as one not \
+             committed); run every shard from the same code"
+        );
         // A truncated file, and one with a seed it should not hold.
         let mut cut: Vec<SweepFile> = files().collect();
         cut[1].records.pop();
@@ -964,6 +1047,10 @@ mod tests {
         assert!(r.failed());
         let text = report(&[r], "x", "");
         assert!(text.contains("FAILED a seed 1:"), "{text}");
+        assert!(
+            text.contains("replay: x replay a --seed 1 --twice --trace"),
+            "one run of it may pass: {text}"
+        );
         assert!(
             text.ends_with("FAIL: 1 of 1 seeds failing (0 with violations, 1 nondeterministic)\n"),
             "{text}"

@@ -172,15 +172,19 @@ impl<'a> Checker<'a> {
                 }
                 (small.plan, file)
             }
-            // Only a nondeterministic seed fails the sweep and not a run.
+            // Only a nondeterministic seed fails the sweep and not a run:
+            // nothing to shrink, and a single replay may pass.
             Err(_) => (first.plan.clone(), None),
         };
         let json = serde_json::to_string(&plan).unwrap_or_default();
         message += &format!("  plan: {json}\n");
-        message += &format!(
-            "  replay: {}",
-            replay_line(&self.replay, &name, first.seed, None, file.as_deref(), "")
-        );
+        let line = replay_line(&self.replay, &name, first.seed, None, file.as_deref(), "");
+        let line = if first.deterministic {
+            line
+        } else {
+            crate::sweep::twice(&line)
+        };
+        message += &format!("  replay: {line}");
         Err(message)
     }
 

@@ -150,4 +150,21 @@ fn replay_twice_shows_the_divergence() {
     let (code, text) = sim("replay hashy --seed 3");
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("ran twice"), "{text}");
+    // Shrinking works on single runs, which pass: it says so, and fails.
+    let out = std::env::temp_dir().join(format!("hashy-{}.json", std::process::id()));
+    let (code, text) = sim(&format!("shrink hashy --seed 3 --out {}", out.display()));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("breaks no invariant in one run, but two runs differ")
+            && text.contains("FAIL: hashy seed 3 is nondeterministic: nothing to shrink"),
+        "{text}"
+    );
+    assert!(!out.exists(), "nothing saved");
+    // A sweep's replay line for it runs it twice.
+    let (code, text) = sim("sweep --seeds 1 --from 3");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("replay: sim replay hashy --seed 3 --twice --trace"),
+        "{text}"
+    );
 }

@@ -336,3 +336,120 @@ fn the_checker_names_what_it_kept_and_can_keep_one_invariant() {
         .unwrap_err();
     assert!(err.contains(&format!("still breaking {HICCUP}:")), "{err}");
 }
+
+/// Every run a shrink reports is a run the scenario made: the count is
+/// exact (the check counts its own calls).
+#[test]
+fn a_shrink_counts_its_runs() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CHECKS: AtomicUsize = AtomicUsize::new(0);
+    struct Counted;
+    impl Scenario for Counted {
+        type Record = ();
+        fn name(&self) -> &str {
+            "counted"
+        }
+        fn about(&self) -> &str {
+            ""
+        }
+        fn targets(&self) -> Targets {
+            Ledger { panics: false }.targets()
+        }
+        fn build(&self, ctx: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+            Ledger { panics: false }.build(ctx, sim)
+        }
+        fn check(&self, run: &RunInfo, r: &()) -> Vec<Violation> {
+            CHECKS.fetch_add(1, Ordering::Relaxed);
+            Ledger { panics: false }.check(run, r)
+        }
+    }
+    let out = shrink_keeping(
+        &Counted,
+        0,
+        &plan(vec![fault(FaultKind::Hold, 10, 0), needed()]),
+        &Keep::Original,
+    )
+    .unwrap();
+    assert_eq!(out.runs, CHECKS.load(Ordering::Relaxed));
+    assert!(out.runs > 10, "{} runs", out.runs);
+}
+
+/// A failure that needs a longer fault the later it starts (at least
+/// `at/10 + 100` ms): the first round moves the fault to 0 ms, and only a
+/// second round can then shorten it to 100 ms. A shrink that stops after
+/// one round that changed something keeps 200 ms.
+struct Drift;
+
+impl Scenario for Drift {
+    type Record = ();
+    fn name(&self) -> &str {
+        "drift"
+    }
+    fn about(&self) -> &str {
+        "fails by reading its plan"
+    }
+    fn targets(&self) -> Targets {
+        Ledger { panics: false }.targets()
+    }
+    fn build(&self, ctx: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+        Ledger { panics: false }.build(ctx, sim)
+    }
+    fn check(&self, run: &RunInfo, _: &()) -> Vec<Violation> {
+        run.plan
+            .of(FaultKind::Partition)
+            .filter(|f| f.for_ms >= f.at_ms / 10 + 100)
+            .map(|f| Violation::new("drift", format!("{} ms at {}", f.for_ms, f.at_ms)))
+            .collect()
+    }
+}
+
+#[test]
+fn rounds_repeat_until_nothing_changes() {
+    let out = shrink_keeping(
+        &Drift,
+        0,
+        &plan(vec![fault(FaultKind::Partition, 1_000, 900)]),
+        &Keep::Original,
+    )
+    .unwrap();
+    let f = &out.plan.faults[0];
+    assert_eq!((f.at_ms, f.for_ms), (0, 100), "{out:?}");
+}
+
+/// A check that reads the plan may count a fault of any length, even 0:
+/// the shrinker still never makes a 0 ms fault (lengths stop at 1) nor
+/// searches starts past the fault's end.
+#[test]
+fn trimming_never_makes_a_zero_ms_fault() {
+    struct AnyHold;
+    impl Scenario for AnyHold {
+        type Record = ();
+        fn name(&self) -> &str {
+            "any-hold"
+        }
+        fn about(&self) -> &str {
+            ""
+        }
+        fn targets(&self) -> Targets {
+            Ledger { panics: false }.targets()
+        }
+        fn build(&self, ctx: &Ctx<()>, sim: &mut turmoil::Sim<'_>) {
+            Ledger { panics: false }.build(ctx, sim)
+        }
+        fn check(&self, run: &RunInfo, _: &()) -> Vec<Violation> {
+            run.plan
+                .of(FaultKind::Hold)
+                .map(|_| Violation::new("no hold", "a hold"))
+                .collect()
+        }
+    }
+    let out = shrink_keeping(
+        &AnyHold,
+        0,
+        &plan(vec![fault(FaultKind::Hold, 100, 100)]),
+        &Keep::Original,
+    )
+    .unwrap();
+    let f = &out.plan.faults[0];
+    assert_eq!((f.at_ms, f.for_ms), (0, 1), "{out:?}");
+}

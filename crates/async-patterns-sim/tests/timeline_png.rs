@@ -254,3 +254,42 @@ fn span_labels_that_do_not_fit_move_or_shrink_instead_of_vanishing() {
         "{texts:?}"
     );
 }
+
+/// After a shrink the only fault may come after the violation (a crash at
+/// 53 ms, a violation blamed on 32 ms): time must run past the fault, not
+/// stop at the violation with the fault pinned to the right edge.
+#[test]
+fn time_runs_past_a_fault_that_starts_after_the_last_event() {
+    use async_patterns_sim::Violation;
+    let plan = FaultPlan {
+        faults: vec![Fault::new(FaultKind::Crash, "server", 53, 1)],
+        sabotage: None,
+    };
+    let timeline = Timeline {
+        lanes: plot::fault_lanes(&plan),
+    };
+    let v = [Violation::new("lost", "a write").at(ms(32))];
+    let svg = plot::replay_svg("s", 0, &plan, &timeline, &v);
+    let ticks: Vec<String> = texts(&svg)
+        .into_iter()
+        .filter(|t| t.2.ends_with(" ms"))
+        .map(|t| t.2)
+        .collect();
+    assert!(ticks.iter().any(|t| t == "50 ms"), "{ticks:?}");
+    // The crash's bar is drawn at its time, not pinned to the axis's end
+    // (the right margin is 30 px; pinned, the bar sat at width - 30).
+    let x: f64 = svg
+        .split(r##"fill="#777""##)
+        .next()
+        .and_then(|head| head.rsplit("<rect x=\"").next())
+        .and_then(|tail| tail.split('"').next())
+        .and_then(|x| x.parse().ok())
+        .expect("the crash's bar");
+    let width: f64 = svg
+        .split("width=\"")
+        .nth(1)
+        .and_then(|w| w.split('"').next())
+        .and_then(|w| w.parse().ok())
+        .unwrap();
+    assert!(x < width - 45.0, "the bar at {x} of {width}");
+}

@@ -100,15 +100,20 @@ impl fmt::Display for Error {
     }
 }
 
+/// Transparent: [`Display`](fmt::Display) is the wrapped error's, and
+/// [`source`](std::error::Error::source) is *its* source, so walking the
+/// chain (`anyhow`'s `{:#}`, a log's cause list) names each cause once:
+/// `client error (Connect): connecting to server:8080: connection refused`,
+/// not the first twice.
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Overloaded(e) => Some(e),
-            Error::Refused(e) => Some(e),
-            Error::RateLimited(e) => Some(e),
-            Error::Elapsed(e) => Some(e),
-            Error::Acquire(e) => Some(e),
-            Error::Inner(e) => Some(&**e),
+            Error::Overloaded(e) => e.source(),
+            Error::Refused(e) => e.source(),
+            Error::RateLimited(e) => e.source(),
+            Error::Elapsed(e) => e.source(),
+            Error::Acquire(e) => e.source(),
+            Error::Inner(e) => e.source(),
         }
     }
 }

@@ -492,3 +492,37 @@ fn errors_become_the_http_answers_a_client_can_act_on() {
         (503, Some("1".into()))
     );
 }
+
+/// Walking an inner error's chain names each cause once: our `Error` is
+/// transparent (its Display is the inner error's, its source the inner
+/// error's source), so `client error (Connect)` is not printed twice.
+#[test]
+fn an_inner_errors_chain_names_each_cause_once() {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let cause = std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "connecting to server:8080: connection refused",
+    );
+    let e = Error::from_inner(Outer(cause));
+    let mut chain = vec![e.to_string()];
+    let mut next = std::error::Error::source(&e);
+    while let Some(c) = next {
+        chain.push(c.to_string());
+        next = c.source();
+    }
+    assert_eq!(
+        chain.join(": "),
+        "client error (Connect): connecting to server:8080: connection refused"
+    );
+}
