@@ -453,3 +453,39 @@ fn trimming_never_makes_a_zero_ms_fault() {
     let f = &out.plan.faults[0];
     assert_eq!((f.at_ms, f.for_ms), (0, 1), "{out:?}");
 }
+
+/// `Checker::keep_invariant`: the seed reported is the first that breaks
+/// the named invariant (not merely the first that fails), and when no seed
+/// breaks it the first failing seed is shrunk keeping what it broke.
+#[test]
+fn the_checker_reports_the_first_seed_that_breaks_the_kept_invariant() {
+    let s = Ledger { panics: false };
+    let breaks = |seed: u64, name: &str| {
+        run(&s, seed, &s.swarm().plan(seed))
+            .unwrap()
+            .violations
+            .iter()
+            .any(|v| v.invariant == name)
+    };
+    let first_lost = (0..64).find(|seed| breaks(*seed, LOST)).expect("a seed loses a write");
+    let first_slow = (0..64).find(|seed| breaks(*seed, SLOW)).expect("a slow seed");
+    assert!(first_slow < first_lost, "the test needs a slow seed first");
+    let err = Checker::new(&s)
+        .keep_invariant(LOST)
+        .try_seeds(0..64)
+        .unwrap_err();
+    assert!(
+        err.contains(&format!("the first, seed {first_lost}:")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("still breaking {LOST}:")), "{err}");
+    // Named but never broken: the first failing seed, shrunk as usual.
+    let err = Checker::new(&s)
+        .keep_invariant("no such invariant")
+        .try_seeds(0..64)
+        .unwrap_err();
+    assert!(
+        err.contains(&format!("the first, seed {first_slow}:")) && err.contains("shrunk from "),
+        "{err}"
+    );
+}
