@@ -664,12 +664,13 @@ impl Chance {
         if of == 0 {
             return false;
         }
+        // p/q need not be in lowest terms: the draw maps a uniform 64-bit
+        // value x to floor(x·q / 2^64), and that is at least q - p exactly
+        // when x·q / 2^64 is, which scaling p and q alike leaves as it is.
         let (p, q) = (
             u64::from(self.num) * u64::from(weight),
             u64::from(self.den) * u64::from(of),
         );
-        let g = gcd64(p, q);
-        let (p, q) = (p / g, q / g);
         rng.between(0, q - 1) >= q - p
     }
 }
@@ -703,14 +704,6 @@ const fn gcd(a: u32, b: u32) -> u32 {
         (a, b) = (b, a % b);
     }
     if a == 0 { 1 } else { a }
-}
-
-fn gcd64(a: u64, b: u64) -> u64 {
-    let (mut a, mut b) = (a, b);
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a.max(1)
 }
 
 /// How plans are drawn from a seed, swarm style. Each entry of the menu (a
@@ -1178,6 +1171,10 @@ mod tests {
         assert_eq!(count(&base.clone().keep(Chance::NEVER), None), 0);
         // A cap: never more, and the plan is a subset of the uncapped one.
         let capped = base.clone().max_faults(3);
+        assert_eq!(
+            (capped.max_faults_per_plan(), base.max_faults_per_plan()),
+            (Some(3), None)
+        );
         for seed in 0..300 {
             let (c, full) = (capped.plan(seed), base.plan(seed));
             assert_eq!(c.faults.len(), full.faults.len().min(3));
@@ -1231,6 +1228,26 @@ mod tests {
             kinds_seen.get(&1).copied().unwrap_or(0) > 30,
             "{kinds_seen:?}"
         );
+        // Most seeds somewhere between.
+        assert!(
+            (2..=5)
+                .map(|k| kinds_seen.get(&k).copied().unwrap_or(0))
+                .sum::<u32>()
+                > 300,
+            "{kinds_seen:?}"
+        );
+        assert!(subsets.has_kind_subsets() && !base.has_kind_subsets());
+        // A menu of one kind: that kind is always on (drawn, or else the
+        // one kind left), so subsets change no plan.
+        let one_kind = Swarm::new(
+            ["a<->b", "b<->c", "a<->c"]
+                .map(|t| (FaultKind::Partition, t.to_string()))
+                .to_vec(),
+        );
+        let with_subsets = one_kind.clone().kind_subsets(true);
+        for seed in 0..200 {
+            assert_eq!(with_subsets.plan(seed), one_kind.plan(seed), "seed {seed}");
+        }
         // Windows given the wrong way round are swapped.
         let w = base.clone().starts_within(900, 100).lasts_within(50, 10);
         assert_eq!((w.start_ms(), w.length_ms()), ((100, 900), (10, 50)));
@@ -1239,6 +1256,8 @@ mod tests {
     #[test]
     fn chances_are_exact_fractions_and_bad_ones_are_named() {
         assert_eq!(Chance::new(6, 9), Chance::new(2, 3));
+        let c = Chance::new(6, 9).unwrap();
+        assert_eq!((c.num(), c.den(), c.to_string()), (2, 3, "2/3".to_string()));
         assert_eq!(Chance::percent(100), Ok(Chance::ALWAYS));
         assert_eq!(Chance::new(0, 7), Ok(Chance::NEVER));
         assert_eq!(
@@ -1284,5 +1303,28 @@ mod tests {
         assert!(one_way.hits("client") && one_way.hits("server") && !one_way.hits("db"));
         assert!(one_way.on_link("client", "server") && !one_way.on_link("server", "db"));
         assert_eq!(plan.last_end(), ms(200));
+        // A 0 ms fault later still is no fault.
+        let mut later = plan.clone();
+        later
+            .faults
+            .push(Fault::new(FaultKind::Crash, "server", 900, 0));
+        assert_eq!(later.last_end(), ms(200));
+        assert_eq!(later.faulted_ms(), 100);
+    }
+
+    #[test]
+    fn kinds_parse_by_their_plan_names() {
+        for kind in FaultKind::ALL {
+            assert_eq!(kind.name().parse::<FaultKind>(), Ok(kind));
+            assert_eq!(format!(" {} ", kind.name()).parse::<FaultKind>(), Ok(kind));
+        }
+        assert_eq!(
+            "flood".parse::<FaultKind>(),
+            Err(
+                "no fault kind \"flood\"; the kinds: partition, hold, crash, loss, \
+                 partition_oneway, latency"
+                    .to_string()
+            )
+        );
     }
 }

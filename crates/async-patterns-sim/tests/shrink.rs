@@ -467,8 +467,12 @@ fn the_checker_reports_the_first_seed_that_breaks_the_kept_invariant() {
             .iter()
             .any(|v| v.invariant == name)
     };
-    let first_lost = (0..64).find(|seed| breaks(*seed, LOST)).expect("a seed loses a write");
-    let first_slow = (0..64).find(|seed| breaks(*seed, SLOW)).expect("a slow seed");
+    let first_lost = (0..64)
+        .find(|seed| breaks(*seed, LOST))
+        .expect("a seed loses a write");
+    let first_slow = (0..64)
+        .find(|seed| breaks(*seed, SLOW))
+        .expect("a slow seed");
     assert!(first_slow < first_lost, "the test needs a slow seed first");
     let err = Checker::new(&s)
         .keep_invariant(LOST)

@@ -34,16 +34,9 @@ pub fn name_hosts(text: &str) -> Cow<'_, str> {
 /// As [`name_hosts`], looking names up with `lookup` (a simulation's
 /// `Sim::reverse_lookup`, from outside its hosts).
 pub fn name_hosts_with(text: &str, lookup: impl Fn(IpAddr) -> Option<String>) -> Cow<'_, str> {
-    // Most events hold no address: a quick look before the real one.
-    if !text
-        .as_bytes()
-        .windows(2)
-        .any(|w| w[0].is_ascii_digit() && w[1] == b'.')
-    {
-        return Cow::Borrowed(text);
-    }
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len() + 16);
+    // Allocated only when an address is named (most events hold none).
+    let mut out = String::new();
     let (mut i, mut copied) = (0, 0);
     while i < bytes.len() {
         let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.');
