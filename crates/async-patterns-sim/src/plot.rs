@@ -382,7 +382,7 @@ fn fit(text: &str, max: usize) -> String {
         Some(i) if i > max / 2 => &cut[..i + 1],
         _ => &cut[..],
     };
-    format!("{cut} …")
+    format!("{} …", cut.trim_end())
 }
 
 /// `text` in lines of at most `width` characters, broken after a comma or

@@ -245,14 +245,57 @@ fn span_labels_that_do_not_fit_move_or_shrink_instead_of_vanishing() {
     }
     .svg("labels");
     render(&svg, "timeline-labels");
-    let texts: Vec<String> = texts(&svg).into_iter().map(|t| t.2).collect();
-    assert!(texts.iter().any(|t| t == "spike at six"), "{texts:?}");
+    // The labels drawn in the lanes (the legend under the axis names the
+    // spans too, so it is left out).
+    let axis = y_of(&svg, "0");
+    let in_lanes: Vec<(f64, String)> = texts(&svg)
+        .into_iter()
+        .filter(|t| t.1 < axis)
+        .map(|t| (t.0, t.2))
+        .collect();
+    let tick = |label: &str| {
+        texts(&svg)
+            .into_iter()
+            .find(|t| t.1 == axis && t.2 == label)
+            .map(|t| t.0)
+            .unwrap()
+    };
+    let spike = in_lanes
+        .iter()
+        .find(|t| t.1 == "spike at six")
+        .map(|t| t.0)
+        .unwrap_or_else(|| panic!("not drawn in its lane: {in_lanes:?}"));
+    assert!(spike < tick("6 s") - 40.0, "drawn before its span: {spike}");
+    let cut = in_lanes
+        .iter()
+        .find(|t| t.1.starts_with("a very") && t.1.ends_with(" …"))
+        .unwrap_or_else(|| panic!("{in_lanes:?}"));
     assert!(
-        texts
-            .iter()
-            .any(|t| t.starts_with("a very") && t.ends_with(" …")),
-        "{texts:?}"
+        cut.0 > tick("4 s") && cut.0 < tick("5 s"),
+        "cut to fit inside its span: {cut:?}"
     );
+}
+
+/// A fault "for ever" does not stretch time to its end: the axis ends a
+/// little after the last event, and the span is cut there.
+#[test]
+fn a_span_for_ever_is_cut_at_the_edge() {
+    let mut lane = Lane::new("crash");
+    lane.spans = vec![(
+        ms(2_000),
+        Duration::from_millis(u64::MAX),
+        RED,
+        "from 2000 ms".into(),
+    )];
+    lane.points = vec![(ms(10_000), BLUE)];
+    let svg = Timeline { lanes: vec![lane] }.svg("for ever");
+    let axis = y_of(&svg, "0");
+    let ticks: Vec<String> = texts(&svg)
+        .into_iter()
+        .filter(|t| t.1 == axis)
+        .map(|t| t.2)
+        .collect();
+    assert_eq!(ticks.last().map(String::as_str), Some("10 s"), "{ticks:?}");
 }
 
 /// After a shrink the only fault may come after the violation (a crash at

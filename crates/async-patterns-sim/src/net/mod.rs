@@ -69,7 +69,9 @@ pub fn name_hosts_with(text: &str, lookup: impl Fn(IpAddr) -> Option<String>) ->
                 (i, copied) = (end, end);
                 continue;
             }
-            i = ip_end.max(i + 1);
+            // Not a host's address: past it (it holds at least the digit
+            // at i).
+            i = ip_end;
             continue;
         }
         i += 1;
@@ -109,6 +111,7 @@ mod tests {
             "version 1.2.3.4 of a host we do not know: 10.0.0.1:80",
             "1.5 s, 2.25 ms",
             "x192.168.0.1",
+            "v.192.168.0.1",
             "192.168.0.1.5",
             "",
         ] {
