@@ -407,3 +407,23 @@ impl<S: Scenario> AnyScenario for S {
         crate::run::missing_targets(self, seed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_trip_is_the_maximum_latency_on_the_tick_plus_one() {
+        let ms = Duration::from_millis;
+        // 5 ms on a 2 ms tick: delivered by the third tick, and a send
+        // made between ticks may wait one more.
+        assert_eq!(Network::latency_ms(1, 5).longest_trip(), ms(8));
+        assert_eq!(Network::latency_ms(1, 6).longest_trip(), ms(8));
+        assert_eq!(Network::latency_ms(1, 1).longest_trip(), ms(4));
+        let coarse = Network {
+            tick: ms(10),
+            ..Network::latency_ms(1, 25)
+        };
+        assert_eq!(coarse.longest_trip(), ms(40));
+    }
+}

@@ -834,12 +834,14 @@ mod tests {
             sabotage: None,
             runs: 2,
             swarm: String::new(),
+            // A different hash for each scenario: probes compare only
+            // scenario with scenario.
             probes: scenarios
                 .iter()
                 .map(|s| Probe {
                     scenario: s.to_string(),
                     seed: 0,
-                    trace_hash: "00000000000000ab".into(),
+                    trace_hash: format!("{:0>16}", s),
                 })
                 .collect(),
         }
@@ -996,11 +998,12 @@ mod tests {
         // not committed): the probe's trace differs.
         let mut changed = shard("2.json", &["a", "b"], 8, 2, 3);
         changed.header.probes[1].trace_hash = "00000000000000cd".into();
+        // (b's probe in the other files is "000000000000000b".)
         let mut mixed: Vec<SweepFile> = files().filter(|f| f.header.shard[0] != 2).collect();
         mixed.push(changed);
         assert_eq!(
             merge(&order, mixed).unwrap_err().to_string(),
-            "1.json and 2.json ran different code: b seed 0 traced 00000000000000ab in one and \
+            "1.json and 2.json ran different code: b seed 0 traced 000000000000000b in one and \
              00000000000000cd in the other (a change the build id does not see, such as one not \
              committed); run every shard from the same code"
         );

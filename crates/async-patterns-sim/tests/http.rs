@@ -211,3 +211,56 @@ fn a_connect_error_names_the_host() {
     let out = run(&Nobody, 0, &FaultPlan::default()).unwrap();
     assert!(out.violations.is_empty(), "{:?}", out.violations);
 }
+
+/// `Connector`'s stream as hyper drives it: what the client writes arrives,
+/// its shutdown reaches the server as the end of the stream (a server that
+/// reads to the end answers only then), and the answer comes back.
+#[test]
+fn a_connected_stream_carries_bytes_both_ways_and_its_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::Service;
+    struct Echo;
+    impl Scenario for Echo {
+        type Record = Vec<String>;
+        fn name(&self) -> &str {
+            "echo-to-end"
+        }
+        fn about(&self) -> &str {
+            ""
+        }
+        fn build(&self, ctx: &Ctx<Vec<String>>, sim: &mut turmoil::Sim<'_>) {
+            sim.host("server", || async {
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 7)).await?;
+                let (mut s, _) = listener.accept().await?;
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).await?;
+                s.write_all(&got).await?;
+                Ok(())
+            });
+            let ctx = ctx.clone();
+            sim.client("client", async move {
+                let stream = async_patterns_sim::net::http::Connector
+                    .call("http://server:7/".parse().unwrap())
+                    .await?;
+                let mut io = hyper_util::rt::TokioIo::new(stream);
+                io.write_all(b"ping").await?;
+                io.flush().await?;
+                io.shutdown().await?;
+                let mut back = Vec::new();
+                io.read_to_end(&mut back).await?;
+                ctx.record()
+                    .push(String::from_utf8_lossy(&back).into_owned());
+                Ok(())
+            });
+        }
+        fn check(&self, _: &RunInfo, r: &Vec<String>) -> Vec<Violation> {
+            if *r == ["ping"] {
+                Vec::new()
+            } else {
+                vec![Violation::new("echoed", format!("{r:?}"))]
+            }
+        }
+    }
+    let out = run(&Echo, 0, &FaultPlan::default()).unwrap();
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+}

@@ -336,3 +336,41 @@ fn time_runs_past_a_fault_that_starts_after_the_last_event() {
         .unwrap();
     assert!(x < width - 45.0, "the bar at {x} of {width}");
 }
+
+/// Marks close together each get their line; a name that would overlap the
+/// one before is left to the list; a name is centred on its mark; the list
+/// under the legend runs down the page, one line a violation.
+#[test]
+fn violation_names_sit_on_their_marks_and_never_overlap() {
+    use async_patterns_sim::Violation;
+    let (plan, timeline) = run();
+    let violations = [
+        Violation::new("first", "a").at(ms(4_000)),
+        Violation::new("second", "b").at(ms(4_050)),
+        Violation::new("third", "c").at(ms(12_000)),
+    ];
+    let svg = plot::replay_svg("resilient-client", 4, &plan, &timeline, &violations);
+    assert_eq!(
+        svg.matches(r#"stroke-dasharray="4 3""#).count(),
+        3,
+        "a line each"
+    );
+    let texts = texts(&svg);
+    let named = |n: &str| texts.iter().find(|t| t.2 == format!("✗ {n}")).map(|t| t.0);
+    assert!(named("first").is_some() && named("third").is_some());
+    assert_eq!(named("second"), None, "it would overlap \"first\"");
+    // Centred on its mark: the mark at 12 s, between the 12 s tick's x
+    // and the name's start, about half the name's width.
+    let tick = texts.iter().find(|t| t.2 == "12 s").unwrap().0;
+    let third = named("third").unwrap();
+    assert!(third < tick && tick - third < 40.0, "{third} vs {tick}");
+    let listed: Vec<f64> = texts
+        .iter()
+        .filter(|t| t.2.starts_with("✗ at "))
+        .map(|t| t.1)
+        .collect();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.windows(2).all(|w| w[1] > w[0] + 10.0), "{listed:?}");
+    let header = texts.iter().find(|t| t.2 == "violations (3):").unwrap().1;
+    assert!(listed[0] > header, "the list under its header");
+}
