@@ -484,6 +484,12 @@ fn errors_become_the_http_answers_a_client_can_act_on() {
     assert_eq!(answer(Error::Elapsed(elapsed)), (504, None));
     assert_eq!(answer(Error::Acquire(AcquireError::Closed)), (503, None));
     assert_eq!(answer(Error::Inner("boom".into())), (500, None));
+    // Exactly two seconds is 2, not 3.
+    let two = clock.now().saturating_add(Duration::from_secs(2));
+    assert_eq!(
+        answer(Error::Refused(Refused::Open(two))),
+        (503, Some("2".into()))
+    );
     // A refusal whose instant has passed still says 1, not 0.
     let past = clock.now();
     clock.advance(Duration::from_secs(1));
@@ -525,4 +531,48 @@ fn an_inner_errors_chain_names_each_cause_once() {
         chain.join(": "),
         "client error (Connect): connecting to server:8080: connection refused"
     );
+}
+
+/// The default `may_have_applied` (any classifier that does not say): a
+/// refusal by our own layers did not happen, anything else may have. Seen
+/// through a request hook that says nothing may be repeated.
+#[tokio::test(start_paused = true)]
+async fn by_default_only_our_refusals_did_not_happen() {
+    hang_guard(by_default_only_our_refusals_did_not_happen_body()).await
+}
+
+async fn by_default_only_our_refusals_did_not_happen_body() {
+    use async_patterns::Overloaded;
+    use async_patterns_tower::RetryRequest;
+    #[derive(Clone)]
+    struct NeverRepeat;
+    impl RetryRequest<u32> for NeverRepeat {
+        fn clone_request(&self, req: &u32) -> Option<u32> {
+            Some(*req)
+        }
+        fn replayable(&self, _: &u32) -> bool {
+            false
+        }
+    }
+    async fn calls(first: Error) -> u32 {
+        let timer = TokioTimer::new();
+        let n = Arc::new(AtomicU32::new(0));
+        let (c, first) = (n.clone(), Arc::new(Mutex::new(Some(first))));
+        let svc = RetryLayer::new(http_policy(), timer)
+            .requests(NeverRepeat)
+            .layer(tower::service_fn(move |x: u32| {
+                c.fetch_add(1, Ordering::Relaxed);
+                let out = match first.lock().unwrap().take() {
+                    Some(e) => Err(e),
+                    None => Ok(x),
+                };
+                std::future::ready(out)
+            }));
+        let _ = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(7))
+            .await
+            .expect("no hang");
+        n.load(Ordering::Relaxed)
+    }
+    assert_eq!(calls(Error::Overloaded(Overloaded { limit: 1 })).await, 2);
+    assert_eq!(calls(Error::Inner("reset".into())).await, 1);
 }
