@@ -130,11 +130,10 @@ fn classify(out: &Result<Response>, clock: &dyn Clock) -> (Decision, bool) {
             (None, Error::Middleware(_)) => (Decision::Stop, true),
             // Never connected: nothing was sent.
             (None, Error::Reqwest(e)) if e.is_connect() => (Decision::Retry, false),
-            // A request that cannot be built or a body that cannot be
-            // decoded fails the same way again.
-            (None, Error::Reqwest(e)) if e.is_builder() || e.is_decode() || e.is_redirect() => {
-                (Decision::Stop, true)
-            }
+            // Too many redirects fails the same way again. (A request that
+            // cannot be built never reaches middleware; a body is decoded
+            // after it.)
+            (None, Error::Reqwest(e)) if e.is_redirect() => (Decision::Stop, true),
             (None, Error::Reqwest(_)) => (Decision::Retry, true),
         },
     }
