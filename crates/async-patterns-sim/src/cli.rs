@@ -196,8 +196,9 @@ enum Command {
         /// (implies its scenario).
         #[arg(long)]
         sabotage: Option<String>,
-        /// Also write one JSON record per seed (plan, trace hash,
-        /// violations, latency histogram) to FILE, for `merge`.
+        /// Also write the sweep's record to FILE, for `merge`: a header line
+        /// (version, build, seed range, shard, probes), then one JSON line
+        /// per seed (plan, trace hash, violations, latency histogram).
         #[arg(long)]
         json: Option<PathBuf>,
         /// Run each seed once, skipping the determinism check (faster).

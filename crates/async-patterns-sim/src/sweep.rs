@@ -1,6 +1,8 @@
-//! Sweeps: many seeds on every core, one JSON record per seed, and the
-//! report (table, failures with their replay lines, verdict) that a sweep
-//! and a merge of sharded sweeps both print.
+//! Sweeps: many seeds on every core; the versioned JSON record a sweep
+//! writes (a header, then one line per seed) and the checks that let
+//! `merge` put shards together only when they are one sweep of one build;
+//! and the report (table, failures with their replay lines, verdict) that
+//! a sweep and a merge of its shards both print.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
