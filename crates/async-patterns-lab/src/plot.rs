@@ -118,17 +118,12 @@ fn draw(report: &LabReport, out: &mut String) -> Fallible {
     // C / L is a limit only for an upstream that takes time: at L = 0
     // there is none (and C / 0 is an infinite axis), so no limit line and
     // no share of it.
-    let latency = report.latency().as_secs_f64();
-    let has_limit = latency > 0.0 && latency.is_finite();
-    let limit: Vec<(f64, f64)> = if has_limit {
-        [1.0, max_c].map(|c| (c, c / latency)).to_vec()
-    } else {
-        Vec::new()
-    };
+    let limit = limit_line(report.latency().as_secs_f64(), max_c);
+    let has_limit = !limit.is_empty();
     let x = Axis::log(0.8, max_c * 1.25);
 
     let throughput = series(&|r| Some(r.client.requests_per_s), true);
-    let share = series(&|r| has_limit.then_some(100.0 * r.share_of_limit), false);
+    let share = series(&|r| has_limit.then_some(percent(r.share_of_limit)), false);
     let p99 = series(&|r| r.client.latency.map(|p| p.p99_ms), false);
     let rss = series(&|r| Some(r.client.peak_rss_kib as f64 / 1024.0), false);
 
@@ -343,14 +338,31 @@ fn steps(from: f64) -> impl Iterator<Item = f64> {
         .filter(move |s| *s >= from * (1.0 - 1e-9))
 }
 
+/// The physical limit C / L from C = 1 to `max_c`, for an upstream of
+/// `latency_s` seconds; none at L = 0 (C / 0 is no limit, and an infinite
+/// axis).
+fn limit_line(latency_s: f64, max_c: f64) -> Vec<(f64, f64)> {
+    if latency_s > 0.0 && latency_s.is_finite() {
+        [1.0, max_c].map(|c| (c, c / latency_s)).to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+/// A share as a percentage.
+fn percent(share: f64) -> f64 {
+    100.0 * share
+}
+
 /// `m` times powers of ten (for each mantissa `m`) within `lo..=hi`.
 fn log_ticks(lo: f64, hi: f64, mantissas: &[f64]) -> Vec<f64> {
-    // f64 spans about 630 decades: anything wider is an axis over a zero
-    // or an infinity, which gets no ticks (not billions of them).
-    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-    if !(lo > 0.0 && hi.is_finite()) || last.saturating_sub(first) > 700 {
+    // An axis over a zero or an infinity gets no ticks (its decades would
+    // be counted from i32::MIN or to i32::MAX); finite positive bounds span
+    // at most some 630 decades.
+    if !(lo > 0.0 && hi.is_finite()) {
         return Vec::new();
     }
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     (first..=last)
         .flat_map(|e| mantissas.iter().map(move |m| round(m * 10f64.powi(e))))
         .filter(|t| *t >= lo * (1.0 - 1e-9) && *t <= hi * (1.0 + 1e-9))
@@ -483,6 +495,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_limit_is_c_over_l_and_there_is_none_at_zero_latency() {
+        assert_eq!(limit_line(0.05, 20.0), [(1.0, 20.0), (20.0, 400.0)]);
+        assert!(limit_line(0.0, 20.0).is_empty());
+        assert!(limit_line(f64::INFINITY, 20.0).is_empty());
+        assert_eq!(percent(0.5), 50.0);
+    }
+
+    #[test]
+    fn log_ticks_refuse_a_zero_or_an_infinite_end() {
+        assert!(log_ticks(0.0, 10.0, &[1.0]).is_empty());
+        assert!(log_ticks(1.0, f64::INFINITY, &[1.0]).is_empty());
+        assert_eq!(log_ticks(1.0, 100.0, &[1.0]), [1.0, 10.0, 100.0]);
+        // Six hundred decades, each a tick (a few lost to rounding at the
+        // extremes).
+        assert!(log_ticks(1e-300, 1e300, &[1.0]).len() > 590);
+    }
 
     #[test]
     fn values_within_a_decade_get_a_linear_axis_with_round_ticks() {
