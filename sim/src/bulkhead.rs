@@ -237,7 +237,8 @@ fn check(r: &Record, plan: &FaultPlan) -> Vec<Violation> {
     // Settling is judged only on runs without faults in the second half.
     let run_end = SPACING * REQUESTS as u32;
     let half = run_end / 2;
-    let quiet = plan.last_end() < half;
+    // (A fault that ends at `half` is off for all of it.)
+    let quiet = plan.last_end() <= half;
     if quiet {
         // The limit in force at each 10 ms of the second half.
         let mut samples: Vec<u32> = (0..)
@@ -294,6 +295,33 @@ mod tests {
             &check(&r, &FaultPlan::default()),
             "in flight within the limit"
         ));
+    }
+
+    /// A fault that ends exactly as the second half begins leaves it quiet:
+    /// settling is judged; one that ends a millisecond later does not.
+    #[test]
+    fn settling_is_judged_when_the_last_fault_ends_by_half_time() {
+        let judged = |end_ms: u64| {
+            let r = Record {
+                ends: (0..REQUESTS)
+                    .map(|id| (id, Duration::ZERO, End::Shed))
+                    .collect(),
+                limits: vec![(Duration::from_secs(6), 40)],
+                ..Record::default()
+            };
+            let plan = FaultPlan {
+                faults: vec![Fault::new(
+                    FaultKind::Crash,
+                    "server",
+                    1_000,
+                    end_ms - 1_000,
+                )],
+                sabotage: None,
+            };
+            broken(&check(&r, &plan), "settles near capacity")
+        };
+        assert!(judged(6_000));
+        assert!(!judged(6_001));
     }
 
     /// A 0 ms fault late in the run is no fault: settling is still judged.

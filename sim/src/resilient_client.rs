@@ -733,6 +733,101 @@ mod tests {
         ));
     }
 
+    /// The server-side slack is exactly three trips' spread: with latencies
+    /// of 1-5 ms on the 2 ms tick (the longest trip 8 ms), 21 ms. Four
+    /// arrivals over 79 ms fit (3 + one interval of 100 ms), over 78 ms
+    /// they do not.
+    #[test]
+    fn the_arrival_slack_is_three_trips_spread() {
+        let arrivals = |span: u64| {
+            let mut r = Record::default();
+            r.arrivals = vec![ms(1_000), ms(1_000), ms(1_000), ms(1_000 + span)];
+            check(&r, &FaultPlan::default(), &net())
+        };
+        assert!(!broken(&arrivals(79), "arrival rate within the quota"));
+        assert!(broken(&arrivals(78), "arrival rate within the quota"));
+    }
+
+    /// What a hold or a latency fault bunches is left out for three trips
+    /// after it ends (at the slower of the fault's and the network's
+    /// latency, plus a tick), and not longer.
+    #[test]
+    fn bunched_arrivals_are_left_out_for_three_trips_and_no_more() {
+        let bunch = |kind: FaultKind, after_end: u64| {
+            let mut plan = FaultPlan::default();
+            let mut f = Fault::new(kind, "client<->server", 1_000, 1_000);
+            if kind == FaultKind::Latency {
+                f.latency_ms = Some(30);
+            }
+            plan.faults.push(f);
+            let mut r = Record::default();
+            let t = 2_000 + after_end;
+            r.arrivals = vec![ms(t), ms(t), ms(t), ms(t), ms(t)];
+            broken(&check(&r, &plan, &net()), "arrival rate within the quota")
+        };
+        // A hold: three longest trips, 24 ms.
+        assert!(!bunch(FaultKind::Hold, 24));
+        assert!(bunch(FaultKind::Hold, 25));
+        // A latency fault of 30 ms: 3 x 30 ms and a tick, 92 ms.
+        assert!(!bunch(FaultKind::Latency, 92));
+        assert!(bunch(FaultKind::Latency, 93));
+    }
+
+    /// A stretch not open of exactly the allowance (1.2 s) is allowed, a
+    /// millisecond more is not; a long partition that ends after the
+    /// workload is not judged.
+    #[test]
+    fn a_partition_is_judged_to_the_millisecond_and_only_during_the_workload() {
+        let closed_through = |plan: &FaultPlan| {
+            let mut r = Record::default();
+            r.transitions = vec![(ms(100), BreakerState::Closed)];
+            broken(&check(&r, plan, &net()), "opens during a long partition")
+        };
+        assert!(!closed_through(&partition(2_000, 1_200)));
+        assert!(closed_through(&partition(2_000, 1_201)));
+        // Inside a longer partition, a stretch of exactly 1.2 s before the
+        // breaker opens is allowed, 1,201 ms is not.
+        let opens_at = |at: u64| {
+            let mut r = Record::default();
+            r.transitions = vec![
+                (ms(100), BreakerState::Closed),
+                (ms(at), open_until(at + 500)),
+            ];
+            broken(
+                &check(&r, &partition(2_000, 2_000), &net()),
+                "opens during a long partition",
+            )
+        };
+        assert!(!opens_at(3_200));
+        assert!(opens_at(3_201));
+        // The workload ends at 8 s: a partition past it is not judged.
+        assert!(!closed_through(&partition(7_000, 1_300)));
+        assert!(closed_through(&partition(6_600, 1_300)));
+    }
+
+    /// A server error explains a failed probe only if it came between the
+    /// probe's half-open and the reopening.
+    #[test]
+    fn a_server_error_elsewhere_explains_no_failed_probe() {
+        let plan = partition(500, 500);
+        let mut r = Record::default();
+        r.transitions = vec![(ms(700), open_until(1_200))];
+        for (half, open) in [(1_200, 1_400), (1_500, 2_600), (2_700, 4_800)] {
+            r.transitions.push((ms(half), HALF_OPEN));
+            r.transitions.push((ms(open), open_until(open + 2_000)));
+        }
+        r.transitions.push((ms(8_800), HALF_OPEN));
+        r.transitions.push((ms(8_900), BreakerState::Closed));
+        for k in 0..79 {
+            r.ended_at.push((ms(1_000 + 100 * k), false));
+        }
+        r.ended_at.push((ms(8_900), true));
+        // Server errors, but none inside a probe's window.
+        r.server_errors = vec![ms(1_100), ms(1_450), ms(2_650)];
+        let v = check(&r, &plan, &net());
+        assert!(broken(&v, "closes after the last fault"), "{v:?}");
+    }
+
     /// Arrivals bunched by the end of a slow-link fault are the network's
     /// doing, not the client's.
     #[test]
