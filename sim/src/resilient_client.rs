@@ -805,6 +805,25 @@ mod tests {
         assert!(closed_through(&partition(6_600, 1_300)));
     }
 
+    /// A recovery round is the longest cool-down, an attempt timeout and a
+    /// retry's longest wait: 4.6 s. A first success exactly that long
+    /// after the last fault is recovery; a millisecond later is not.
+    #[test]
+    fn requests_recover_within_one_round_to_the_millisecond() {
+        let first_success = |at: u64| {
+            let mut r = Record::default();
+            for k in 0..110 {
+                let t = 1_000 + 100 * k;
+                r.ended_at.push((ms(t), false));
+            }
+            r.ended_at.push((ms(at), true));
+            r.transitions.push((ms(12_000), BreakerState::Closed));
+            broken(&check(&r, &partition(500, 500), &net()), "requests recover")
+        };
+        assert!(!first_success(5_600));
+        assert!(first_success(5_601));
+    }
+
     /// A server error explains a failed probe only if it came between the
     /// probe's half-open and the reopening.
     #[test]

@@ -340,3 +340,67 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration) -> Vec<Violation> {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_patterns_sim::Network;
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// A run as it should go: 6 s in sequence, 2 s through gather, 4 s
+    /// with the blocking call and its two stalls named, every call once.
+    fn good() -> Record {
+        let mut r = Record::default();
+        r.phases = vec![
+            ("sequential", ms(0), ms(6_000)),
+            ("parallel", ms(6_000), ms(8_000)),
+            ("blocking", ms(8_000), ms(12_000)),
+        ];
+        for phase in ["sequential", "parallel", "blocking"] {
+            for u in 0..3 {
+                r.calls.push((phase, u, true));
+            }
+        }
+        for u in 1..3 {
+            r.stalls.push(("blocking", u, WORK, Some(BLOCKER)));
+        }
+        r
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            seed: 0,
+            plan: FaultPlan::default(),
+            network: Network::default(),
+        }
+    }
+
+    /// The scenario's own check, at its edge: the network allows four
+    /// longest trips (4 x 12 ms on the default network) past 2 s, and not
+    /// a millisecond more.
+    #[test]
+    fn the_gather_may_take_four_trips_past_two_seconds_and_no_more() {
+        let s = SequentialParallel;
+        assert_eq!(s.check(&info(), &good()), vec![]);
+        let mut late = good();
+        late.phases[1].2 = ms(8_048);
+        assert_eq!(s.check(&info(), &late), vec![]);
+        late.phases[1].2 = ms(8_049);
+        let v = s.check(&info(), &late);
+        assert!(
+            v.iter().any(|v| v.invariant == "2 s through gather"),
+            "{v:?}"
+        );
+        let mut stray = good();
+        stray.stalls.push(("parallel", 2, ms(30), None));
+        let v = s.check(&info(), &stray);
+        assert!(
+            v.iter()
+                .any(|v| v.invariant == "stalls only from a blocking call"),
+            "{v:?}"
+        );
+    }
+}
