@@ -342,6 +342,8 @@ fn check(r: &Record, plan: &FaultPlan, slack: Duration) -> Vec<Violation> {
 }
 
 #[cfg(test)]
+// A test builds its record a field at a time, as the run would.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use async_patterns_sim::Network;
