@@ -304,6 +304,7 @@ impl<C: Clock> AdaptiveLimit<C> {
         {
             let mut state = lock(&self.state);
             if state.in_flight >= state.limit {
+                async_patterns_assert::reachable!(crate::points::ADAPTIVE_SHED);
                 emit!(
                     target: "async_patterns::adaptive",
                     tracing::Level::DEBUG,

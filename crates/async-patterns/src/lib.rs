@@ -50,6 +50,7 @@ pub mod fan_out;
 mod millionths;
 mod permit;
 pub mod pipeline;
+pub mod points;
 pub mod rate_limiter;
 pub mod retry;
 pub mod rng;

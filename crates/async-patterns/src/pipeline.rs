@@ -198,6 +198,7 @@ where
                 (Err(_), OnError::Skip) => report.skipped += 1,
                 (Err(e), OnError::DeadLetter(sink)) => {
                     report.dead_lettered += 1;
+                    async_patterns_assert::reachable!(crate::points::DEAD_LETTER);
                     emit!(
                         target: "async_patterns::pipeline",
                         tracing::Level::WARN,

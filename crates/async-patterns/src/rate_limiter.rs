@@ -248,6 +248,7 @@ impl std::error::Error for CheckError {}
 #[inline(always)]
 pub(crate) fn refused(answer: Result<(), NotUntil>) -> Result<(), NotUntil> {
     if let Err(_not_until) = &answer {
+        async_patterns_assert::reachable!(crate::points::LIMITER_REFUSED);
         emit!(
             target: "async_patterns::rate_limiter",
             tracing::Level::DEBUG,

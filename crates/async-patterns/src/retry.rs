@@ -400,6 +400,7 @@ impl<T: Timer> Retrier<T> {
                 None
             };
             if let Some(gave_up) = gave_up {
+                async_patterns_assert::reachable!(crate::points::RETRY_GAVE_UP);
                 emit!(
                     target: "async_patterns::retry",
                     tracing::Level::DEBUG,

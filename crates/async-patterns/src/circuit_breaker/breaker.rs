@@ -225,7 +225,13 @@ impl<C: Clock> CircuitBreaker<C> {
     #[inline(never)]
     pub(super) fn try_acquire_locked(&self) -> Result<(u64, Instant), Refused> {
         let now = self.clock.now();
-        let (generation, transition) = self.with_policy(now, |policy| policy.try_admit(now))?;
+        let (generation, transition) = self
+            .with_policy(now, |policy| policy.try_admit(now))
+            .inspect_err(|r| {
+                if *r == Refused::ProbesBusy {
+                    async_patterns_assert::reachable!(crate::points::BREAKER_PROBE_REFUSED);
+                }
+            })?;
         self.notify(transition);
         Ok((generation & GENERATION_MASK, now))
     }
@@ -364,6 +370,15 @@ impl<C: Clock> CircuitBreaker<C> {
 
     pub(super) fn notify(&self, transition: Option<Transition>) {
         let Some(t) = transition else { return };
+        match (t.from, t.to) {
+            (_, BreakerState::Open { .. }) => {
+                async_patterns_assert::reachable!(crate::points::BREAKER_OPENED)
+            }
+            (BreakerState::HalfOpen { .. }, BreakerState::Closed) => {
+                async_patterns_assert::reachable!(crate::points::BREAKER_CLOSED_AGAIN)
+            }
+            _ => {}
+        }
         emit!(
             target: "async_patterns::circuit_breaker",
             tracing::Level::INFO,

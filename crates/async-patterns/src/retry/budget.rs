@@ -112,6 +112,7 @@ impl RetryBudget {
         window.current(now);
         let (allowed, used) = self.totals(&window);
         if used >= allowed {
+            async_patterns_assert::reachable!(crate::points::RETRY_BUDGET_EXHAUSTED);
             emit!(
                 target: "async_patterns::retry",
                 tracing::Level::WARN,

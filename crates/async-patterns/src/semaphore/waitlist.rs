@@ -376,6 +376,9 @@ impl Waiter {
                 // Already returned when it failed.
                 Status::Failed(_) => 0,
             };
+            if returned > 0 {
+                async_patterns_assert::reachable!(crate::points::PERMIT_RETURNED_ON_CANCEL);
+            }
             // Also with 0: keeps QUEUED exact if we were the last waiter.
             sem.release_locked(&mut list, returned, &mut wakes);
         }

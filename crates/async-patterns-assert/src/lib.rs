@@ -1,0 +1,291 @@
+//! Assertions that a simulation sweep counts: *always*, *sometimes*,
+//! *reachable* and *unreachable* points in service code, in the spirit of
+//! Antithesis' SDK and FoundationDB's code probes.
+//!
+//! ```
+//! use async_patterns_assert as point;
+//!
+//! fn store(queue: &mut Vec<u32>, capacity: usize, item: u32) -> Result<(), u32> {
+//!     if queue.len() == capacity {
+//!         point::reachable!("store full");
+//!         return Err(item);
+//!     }
+//!     queue.push(item);
+//!     point::always!("store within capacity", queue.len() <= capacity, "{} items", queue.len());
+//!     point::sometimes!("store more than half full", queue.len() * 2 > capacity);
+//!     Ok(())
+//! }
+//! # store(&mut Vec::new(), 1, 7).unwrap();
+//! ```
+//!
+//! | macro | the point holds when | a sweep fails when |
+//! |---|---|---|
+//! | [`always!`]`(name, cond)` | `cond` is true every time it is evaluated | it is false once, or no seed evaluated it |
+//! | [`sometimes!`]`(name, cond)` | `cond` is true at least once | no seed saw it true |
+//! | [`reachable!`]`(name)` | the line runs at least once | no seed ran it |
+//! | [`unreachable!`]`(name)` | the line never runs | a seed ran it |
+//!
+//! The *name* is the point's identity: stable, unique within a scenario,
+//! and the one the scenario declares in its catalogue (a point a scenario
+//! does not declare counts for nothing there, so a sweep knows in advance
+//! which points it must reach). A detail message (`format!` arguments after
+//! the condition) says what was seen when an `always` fails or an
+//! `unreachable` runs.
+//!
+//! **Cost.** Nothing listens in a production build: each macro is then one
+//! relaxed load of a global counter and a branch not taken, and its
+//! condition and message are **not evaluated** (as `debug_assert!`, so a
+//! condition must have no side effects). A simulation installs a
+//! [`Listener`] on the thread that runs it ([`listen`]) and sees every point
+//! that thread reaches.
+
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What a point asserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// True every time it is evaluated, and evaluated at least once.
+    Always,
+    /// True at least once.
+    Sometimes,
+    /// Reached at least once.
+    Reachable,
+    /// Never reached.
+    Unreachable,
+}
+
+impl Kind {
+    /// Its name in lower case (`"always"`...), as the catalogue prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Always => "always",
+            Kind::Sometimes => "sometimes",
+            Kind::Reachable => "reachable",
+            Kind::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whoever counts the points reached on one thread (the simulation).
+pub trait Listener {
+    /// A point was reached: `holds` is its condition (`true` for
+    /// `reachable`, `unreachable` and a `sometimes` seen true), `detail`
+    /// the message given with it (empty if none).
+    fn hit(&self, kind: Kind, name: &'static str, holds: bool, detail: fmt::Arguments<'_>);
+}
+
+/// How many threads have a listener installed: zero in production, so
+/// every macro stops at one load of it.
+static LISTENING: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static LISTENER: RefCell<Option<Rc<dyn Listener>>> = const { RefCell::new(None) };
+}
+
+/// Whether any thread listens (the macros' one branch). Cheap: a relaxed
+/// load.
+#[inline(always)]
+pub fn listening() -> bool {
+    LISTENING.load(Ordering::Relaxed) != 0
+}
+
+/// Hands a reached point to this thread's listener, if it has one (the
+/// macros call it only when [`listening`]).
+#[cold]
+#[inline(never)]
+pub fn report(kind: Kind, name: &'static str, holds: bool, detail: fmt::Arguments<'_>) {
+    // Cloned out of the cell, so that a listener reporting a point of its
+    // own does not find the cell borrowed.
+    let listener = LISTENER.with(|l| l.borrow().clone());
+    if let Some(listener) = listener {
+        listener.hit(kind, name, holds, detail);
+    }
+}
+
+/// Installs `listener` on this thread until the guard is dropped (the
+/// listener before it, if any, comes back then).
+pub fn listen(listener: Rc<dyn Listener>) -> Listening {
+    let before = LISTENER.with(|l| l.borrow_mut().replace(listener));
+    LISTENING.fetch_add(1, Ordering::Relaxed);
+    Listening {
+        before,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// A listener installed on this thread: see [`listen`].
+#[must_use = "the listener is removed when this is dropped"]
+pub struct Listening {
+    before: Option<Rc<dyn Listener>>,
+    _not_send: std::marker::PhantomData<Rc<()>>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let before = self.before.take();
+        LISTENER.with(|l| *l.borrow_mut() = before);
+        LISTENING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Listening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Listening")
+    }
+}
+
+/// `always!(name, condition)`, or with a detail:
+/// `always!(name, condition, "format {}", args)`: the condition must hold
+/// every time it is evaluated (and it must be evaluated in some seed).
+/// Evaluated only while a simulation listens.
+#[macro_export]
+macro_rules! always {
+    ($name:expr, $cond:expr $(,)?) => {
+        $crate::always!($name, $cond, "")
+    };
+    ($name:expr, $cond:expr, $($detail:tt)+) => {
+        if $crate::listening() {
+            let holds: bool = $cond;
+            $crate::report($crate::Kind::Always, $name, holds, ::core::format_args!($($detail)+));
+        }
+    };
+}
+
+/// `sometimes!(name, condition)`: the condition must be true in at least
+/// one seed of a sweep. Evaluated only while a simulation listens.
+#[macro_export]
+macro_rules! sometimes {
+    ($name:expr, $cond:expr $(,)?) => {
+        $crate::sometimes!($name, $cond, "")
+    };
+    ($name:expr, $cond:expr, $($detail:tt)+) => {
+        if $crate::listening() {
+            let holds: bool = $cond;
+            $crate::report($crate::Kind::Sometimes, $name, holds, ::core::format_args!($($detail)+));
+        }
+    };
+}
+
+/// `reachable!(name)`: some seed of a sweep must run this line.
+#[macro_export]
+macro_rules! reachable {
+    ($name:expr $(,)?) => {
+        $crate::reachable!($name, "")
+    };
+    ($name:expr, $($detail:tt)+) => {
+        if $crate::listening() {
+            $crate::report($crate::Kind::Reachable, $name, true, ::core::format_args!($($detail)+));
+        }
+    };
+}
+
+/// `unreachable!(name)`, or with a detail: no seed may run this line (it
+/// does not panic: the run reports a violation named `name`). Call it by
+/// its path (`point::unreachable!`): the standard `unreachable!` panics.
+#[macro_export]
+macro_rules! unreachable {
+    ($name:expr $(,)?) => {
+        $crate::unreachable!($name, "")
+    };
+    ($name:expr, $($detail:tt)+) => {
+        if $crate::listening() {
+            $crate::report($crate::Kind::Unreachable, $name, true, ::core::format_args!($($detail)+));
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[derive(Default)]
+    struct Log(RefCell<Vec<(Kind, &'static str, bool, String)>>);
+
+    impl Listener for Log {
+        fn hit(&self, kind: Kind, name: &'static str, holds: bool, detail: fmt::Arguments<'_>) {
+            self.0
+                .borrow_mut()
+                .push((kind, name, holds, detail.to_string()));
+        }
+    }
+
+    #[test]
+    fn a_listener_sees_each_point_with_its_condition_and_detail() {
+        let log = Rc::new(Log::default());
+        let guard = listen(log.clone());
+        let x = 3;
+        always!("a", x > 2);
+        always!("b", x > 5, "x is {x}");
+        sometimes!("c", x == 4);
+        reachable!("d");
+        crate::unreachable!("e", "x = {}", x);
+        drop(guard);
+        always!("after", false);
+        assert_eq!(
+            *log.0.borrow(),
+            vec![
+                (Kind::Always, "a", true, String::new()),
+                (Kind::Always, "b", false, "x is 3".to_string()),
+                (Kind::Sometimes, "c", false, String::new()),
+                (Kind::Reachable, "d", true, String::new()),
+                (Kind::Unreachable, "e", true, "x = 3".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_is_evaluated_while_nobody_listens() {
+        // Another test's listener may be installed on its own thread: this
+        // thread has none, so nothing is reported here either way; with no
+        // listener anywhere the condition is not even evaluated.
+        let evaluated = Cell::new(0);
+        let cond = || {
+            evaluated.set(evaluated.get() + 1);
+            true
+        };
+        always!("x", cond());
+        assert!(evaluated.get() <= 1);
+        if !listening() {
+            assert_eq!(evaluated.get(), 0);
+        }
+    }
+
+    #[test]
+    fn guards_nest_and_restore_the_listener_before() {
+        let outer = Rc::new(Log::default());
+        let inner = Rc::new(Log::default());
+        let g1 = listen(outer.clone());
+        {
+            let _g2 = listen(inner.clone());
+            reachable!("in");
+        }
+        reachable!("out");
+        drop(g1);
+        assert_eq!(inner.0.borrow().len(), 1);
+        assert_eq!(outer.0.borrow()[0].1, "out");
+    }
+
+    #[test]
+    fn kinds_print_in_lower_case() {
+        let all = [
+            Kind::Always,
+            Kind::Sometimes,
+            Kind::Reachable,
+            Kind::Unreachable,
+        ];
+        let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["always", "sometimes", "reachable", "unreachable"]);
+    }
+}
