@@ -50,6 +50,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::assert::check_catalogue;
+use crate::coverage::{Catalogue, Judge, coverage};
 use crate::fault::{Chance, FaultKind, FaultPlan, Swarm};
 
 /// Prints a line to stdout; a closed pipe (`sim replay … --trace | head`)
@@ -70,8 +72,8 @@ use crate::run::run_checked;
 use crate::scenario::{AnyScenario, Info};
 use crate::shrink::{Keep, ShrinkError, regression_file, shrink_keeping};
 use crate::sweep::{
-    Build, FORMAT_VERSION, Probe, SeedRecord, SweepHeader, merge, read_sweep, replay_line, report,
-    shard_seeds, sweep, write_sweep,
+    Build, FORMAT_VERSION, Probe, SeedRecord, SweepHeader, fails, merge, read_sweep, replay_line,
+    report, shard_seeds, sweep, write_sweep,
 };
 
 /// Runs the command line over `scenarios`, with the defaults of [`App`].
@@ -206,6 +208,11 @@ enum Command {
         once: bool,
         #[command(flatten)]
         density: Density,
+        /// A declared point that no seed reached: `fail` the sweep, or
+        /// `warn` and pass. A shard (--shard K/N, N > 1) only reports it:
+        /// `merge` judges the whole sweep.
+        #[arg(long, value_enum, default_value_t = OnUnreached::Fail)]
+        coverage: OnUnreached,
     },
     /// Re-run one seed exactly.
     Replay {
@@ -249,7 +256,30 @@ enum Command {
         /// The files `sweep --json` wrote.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// A declared point that no seed of the whole sweep reached: `fail`
+        /// or `warn`.
+        #[arg(long, value_enum, default_value_t = OnUnreached::Fail)]
+        coverage: OnUnreached,
     },
+}
+
+/// What a declared point never reached does to a sweep.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum OnUnreached {
+    /// The sweep fails.
+    Fail,
+    /// The sweep reports it, and may pass.
+    Warn,
+}
+
+impl OnUnreached {
+    fn judge(self, shard: (u64, u64)) -> Judge {
+        match self {
+            _ if shard.1 > 1 => Judge::Shard,
+            OnUnreached::Fail => Judge::Fail,
+            OnUnreached::Warn => Judge::Warn,
+        }
+    }
 }
 
 /// One run: a scenario, a seed, the seed's plan or a given one, and maybe a
@@ -521,6 +551,7 @@ impl Run<'_> {
                 json,
                 once,
                 density,
+                coverage,
             } => {
                 let chosen = match (scenario.as_deref(), sabotage.as_deref()) {
                     (None, None) => (0..self.infos.len()).collect(),
@@ -542,10 +573,12 @@ impl Run<'_> {
                     runs: if once { 1 } else { 2 },
                     swarm: density.flags(),
                     probes: Vec::new(),
+                    catalogue: chosen.iter().map(|i| self.catalogue(*i)).collect(),
                 };
-                self.sweep(&chosen, &picked, &header, &density, json.as_deref())
+                let judge = coverage.judge(shard);
+                self.sweep(&chosen, &picked, &header, &density, json.as_deref(), judge)
             }
-            Command::Merge { files } => {
+            Command::Merge { files, coverage } => {
                 let mut read = Vec::new();
                 for file in &files {
                     let text = std::fs::read_to_string(file)
@@ -557,7 +590,7 @@ impl Run<'_> {
                 }
                 let order: Vec<String> = self.infos.iter().map(|s| s.name.clone()).collect();
                 let (whole, records) = merge(&order, read).map_err(|e| e.to_string())?;
-                self.verdict(&records, &whole.swarm)
+                self.verdict(&records, &whole, coverage.judge((1, 1)))
             }
         }
     }
@@ -576,6 +609,9 @@ impl Run<'_> {
             }
             for (host, survives) in s.targets.hosts() {
                 out!("{:<w$}crashable host {host}: {survives}", "");
+            }
+            for p in &s.points {
+                out!("{:<w$}point: {p}", "");
             }
         }
         let sabotages: Vec<(&str, &str, &str)> = self
@@ -597,6 +633,14 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Scenario `i`'s declared points, for a sweep file's header.
+    fn catalogue(&self, i: usize) -> Catalogue {
+        Catalogue {
+            scenario: self.infos[i].name.clone(),
+            points: self.infos[i].points.clone(),
+        }
     }
 
     /// A declared target that scenario `i`'s build never makes is the
@@ -794,6 +838,7 @@ impl Run<'_> {
         header: &SweepHeader,
         density: &Density,
         json: Option<&Path>,
+        judge: Judge,
     ) -> Result<ExitCode, String> {
         let mut header = header.clone();
         let bar = ProgressBar::new(seeds.len() as u64 * chosen.len() as u64);
@@ -803,6 +848,8 @@ impl Run<'_> {
         );
         for &i in chosen {
             self.check_targets(i, seeds.first().copied().unwrap_or(0))?;
+            check_catalogue(&self.infos[i].points)
+                .map_err(|e| format!("{}: {e} (no seed was run)", self.infos[i].name))?;
         }
         let twice = header.runs >= 2;
         let mut records: Vec<SeedRecord> = Vec::new();
@@ -860,13 +907,20 @@ impl Run<'_> {
             },
             speeds.join(", ")
         );
-        self.verdict(&records, &header.swarm)
+        self.verdict(&records, &header, judge)
     }
 
     /// Prints the report and returns its exit code.
-    fn verdict(&self, records: &[SeedRecord], flags: &str) -> Result<ExitCode, String> {
-        out!("{}", report(records, &self.prefix, flags).trim_end());
-        Ok(if records.iter().any(SeedRecord::failed) {
+    fn verdict(
+        &self,
+        records: &[SeedRecord],
+        header: &SweepHeader,
+        judge: Judge,
+    ) -> Result<ExitCode, String> {
+        let reached = coverage(&header.catalogue, records);
+        let text = report(records, &self.prefix, &header.swarm, &reached, judge);
+        out!("{}", text.trim_end());
+        Ok(if fails(records, &reached, judge) {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

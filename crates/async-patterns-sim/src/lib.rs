@@ -204,7 +204,9 @@
 //!
 //! [turmoil]: https://docs.rs/turmoil
 
+pub mod assert;
 pub mod cli;
+pub mod coverage;
 pub mod fault;
 pub mod net;
 pub mod plot;
@@ -215,6 +217,7 @@ pub mod sweep;
 pub mod testing;
 pub mod trace;
 
+pub use assert::{Point, point};
 pub use fault::{Fault, FaultKind, FaultPlan, PlanError, Sabotage, Swarm, Targets};
 pub use run::{Outcome, run, run_checked};
 pub use scenario::{AnyScenario, Ctx, Info, Network, RunInfo, Scenario, now};

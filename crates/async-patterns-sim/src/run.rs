@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::assert::{RunPoints, check_catalogue, point};
 use crate::fault::{DEFAULT_LATENCY_MS, DEFAULT_LOSS_PERCENT};
 use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Resolved, Targets};
 use crate::plot::{Lane, Timeline, fault_lanes};
@@ -28,6 +30,9 @@ pub struct Outcome {
     pub faults: usize,
     /// What changed over time, for `replay --plot`.
     pub timeline: Timeline,
+    /// The declared points the run reached, in the scenario's order (see
+    /// [`assert`](crate::assert)).
+    pub points: Vec<String>,
 }
 
 impl Outcome {
@@ -47,6 +52,7 @@ impl Outcome {
             latencies,
             faults: plan.faults.len(),
             timeline: Timeline { lanes: timeline },
+            points: Vec::new(),
         }
     }
 }
@@ -110,6 +116,19 @@ fn run_traced<S: Scenario + ?Sized>(
     let sabotages = scenario.sabotages();
     let resolved = plan.resolve(&targets, &sabotages)?;
     let network = scenario.network(seed);
+    let declared = scenario.points();
+    if let Err(e) = check_catalogue(&declared) {
+        // The scenario's bug, the same for every seed: the command line
+        // says it once before any run; a run says it as a violation.
+        let v = Violation::new("declared points", e.to_string());
+        return Ok(Outcome::new(
+            plan,
+            Vec::new(),
+            vec![v],
+            Vec::new(),
+            Vec::new(),
+        ));
+    }
     if network.tick.is_zero() || network.duration.is_zero() {
         // A zero tick never reaches the end: a hang, not a run.
         let v = Violation::new(
@@ -128,6 +147,10 @@ fn run_traced<S: Scenario + ?Sized>(
         ));
     }
     let _quiet = InRun::enter();
+    // Every host of the run polls on this thread: the points it reaches
+    // are this run's, until the guard goes.
+    let points = Rc::new(RunPoints::new(declared));
+    let listening = point::listen(points.clone());
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         let info = RunInfo {
             seed,
@@ -161,6 +184,8 @@ fn run_traced<S: Scenario + ?Sized>(
         // record is of half a run.
         if ctx.trace().divergence().is_none() {
             violations.extend(scenario.check(&info, &record));
+            // After the check: a point it marks counts too.
+            violations.extend(points.violations());
         }
         let lanes = scenario.lanes(&info, &record);
         drop(record);
@@ -171,9 +196,12 @@ fn run_traced<S: Scenario + ?Sized>(
             lanes,
         )
     }));
+    drop(listening);
     Ok(match attempt {
         Ok((trace, violations, latencies, lanes)) => {
-            Outcome::new(plan, trace, violations, latencies, lanes)
+            let mut out = Outcome::new(plan, trace, violations, latencies, lanes);
+            out.points = points.reached();
+            out
         }
         Err(panic) => {
             let msg = panic

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_patterns::rng::SplitMix64;
 
+use crate::assert::Point;
 use crate::fault::{FaultPlan, PlanError, Sabotage, Swarm, Targets};
 use crate::plot::Lane;
 use crate::run::Outcome;
@@ -106,6 +107,18 @@ pub trait Scenario: Send + Sync + 'static {
     /// The deliberately broken versions of its code it can run (default:
     /// none), for the meta-test: each must make some seed fail.
     fn sabotages(&self) -> Vec<Sabotage> {
+        Vec::new()
+    }
+
+    /// The points a sweep must count (default: none): each named as the
+    /// macro that marks it names it ([`point`](crate::point)), or one of
+    /// the core's ([`async_patterns::points`]). Declared before anything
+    /// runs, so a point no seed reached is visible: a sweep reports how
+    /// many seeds reached each, and fails when one that must be reached
+    /// never was. A point not listed here counts for nothing, and no point
+    /// should spell out a sabotage's condition (it would be found by being
+    /// told where to look).
+    fn points(&self) -> Vec<Point> {
         Vec::new()
     }
 
@@ -342,6 +355,8 @@ pub struct Info {
     pub swarm: Swarm,
     /// Its sabotages.
     pub sabotages: Vec<Sabotage>,
+    /// The points it declares.
+    pub points: Vec<Point>,
 }
 
 impl Info {
@@ -387,6 +402,7 @@ impl<S: Scenario> AnyScenario for S {
             targets: self.targets(),
             swarm: self.swarm(),
             sabotages: self.sabotages(),
+            points: self.points(),
         }
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_patterns_stats::LatencyRecorder;
 use serde::{Deserialize, Serialize};
 
+use crate::coverage::{Catalogue, Coverage, Judge, coverage};
 use crate::fault::{FaultPlan, PlanError, Swarm};
 use crate::run::run_checked;
 use crate::scenario::AnyScenario;
@@ -40,6 +41,9 @@ pub struct SeedRecord {
     /// The successful requests' latencies: `[nanoseconds, how many]`,
     /// ascending (exact, so merged shards summarise as one sweep does).
     pub latencies_ns: Vec<(u64, u64)>,
+    /// The scenario's declared points the seed reached (its first run),
+    /// in declaration order: what [`coverage`](crate::coverage) counts.
+    pub points: Vec<String>,
 }
 
 impl SeedRecord {
@@ -120,11 +124,12 @@ fn record_of(scenario: &str, seed: u64, plan: FaultPlan, c: &crate::run::Checked
         deterministic: c.deterministic(),
         violations: c.outcome.violations.clone(),
         latencies_ns: histogram,
+        points: c.outcome.points.clone(),
     }
 }
 
 /// The version of the `sweep --json` format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One line of a `sweep --json` file: an object with one key naming its
 /// kind. The first line is the [`SweepHeader`] (`{"sweep": {...}}`), then
@@ -138,6 +143,9 @@ pub enum Line {
     Sweep(SweepHeader),
     /// One seed's record.
     Seed(SeedRecord),
+    /// One scenario's coverage, after the records (for a reader: `merge`
+    /// counts it again from the records).
+    Coverage(Coverage),
 }
 
 /// The build a record was made by: trace hashes are comparable only
@@ -194,6 +202,9 @@ pub struct SweepHeader {
     /// not committed, so not in the build id) disagree here, and `merge`
     /// refuses them.
     pub probes: Vec<Probe>,
+    /// Each scenario's declared points: what coverage is counted against,
+    /// so `merge` knows a point that no shard reached.
+    pub catalogue: Vec<Catalogue>,
 }
 
 /// One scenario's trace hash for a fixed seed: see [`SweepHeader::probes`].
@@ -235,6 +246,7 @@ impl SweepHeader {
             self.shard[1],
             &self.sabotage,
             &self.swarm,
+            &self.catalogue,
         ) == (
             &other.scenarios,
             other.from,
@@ -242,6 +254,7 @@ impl SweepHeader {
             other.shard[1],
             &other.sabotage,
             &other.swarm,
+            &other.catalogue,
         )
     }
 }
@@ -340,7 +353,7 @@ pub enum MergeError {
         files: Box<[(String, String); 2]>,
     },
     /// Files of different sweeps (seed ranges, shard counts, scenarios,
-    /// sabotages or plan flags).
+    /// sabotages, plan flags or declared points).
     DifferentSweeps {
         /// One file, and its sweep.
         one: (String, String),
@@ -455,6 +468,10 @@ pub fn write_sweep(header: &SweepHeader, records: &[SeedRecord]) -> String {
         text += &serde_json::to_string(&Line::Seed(r.clone())).unwrap_or_default();
         text.push('\n');
     }
+    for c in coverage(&header.catalogue, records) {
+        text += &serde_json::to_string(&Line::Coverage(c)).unwrap_or_default();
+        text.push('\n');
+    }
     text
 }
 
@@ -497,6 +514,8 @@ pub fn read_sweep(name: &str, text: &str) -> Result<SweepFile, MergeError> {
     for (i, l) in lines {
         match serde_json::from_str(l).map_err(|e| bad(i, e.to_string()))? {
             Line::Seed(r) => records.push(r),
+            // Counted again from the records by whoever reads them.
+            Line::Coverage(_) => {}
             Line::Sweep(_) => return Err(bad(i, "a second sweep header".into())),
         }
     }
@@ -638,8 +657,16 @@ fn check_records(f: &SweepFile) -> Result<(), MergeError> {
 /// The report of a sweep (or a merge): the table, each failure with its
 /// replay line, and the verdict. `replay` is the command prefix that runs
 /// the user's binary (`cargo run -p sim --release --`); `flags`, the
-/// plan-drawing flags the sweep was given, which replay lines repeat.
-pub fn report(records: &[SeedRecord], replay: &str, flags: &str) -> String {
+/// plan-drawing flags the sweep was given, which replay lines repeat;
+/// `coverage` and `judge`, what the sweep reached of the scenarios'
+/// declared points and how a point never reached counts.
+pub fn report(
+    records: &[SeedRecord],
+    replay: &str,
+    flags: &str,
+    coverage: &[Coverage],
+    judge: Judge,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -713,6 +740,7 @@ pub fn report(records: &[SeedRecord], replay: &str, flags: &str) -> String {
         let names: Vec<&str> = sabotages.into_iter().collect();
         format!(" under --sabotage {}", names.join(", "))
     };
+    out += &crate::coverage::report(coverage, judge);
     let failing = records.iter().filter(|r| r.failed()).count();
     let total = records.len();
     if failing == 0 {
@@ -721,7 +749,16 @@ pub fn report(records: &[SeedRecord], replay: &str, flags: &str) -> String {
         } else {
             "determinism not checked"
         };
-        let _ = writeln!(out, "\nPASS: {total} seeds{under}, 0 violations, {checked}");
+        let unreached: usize = coverage.iter().map(|c| c.unreached().count()).sum();
+        if crate::coverage::fails(coverage, judge) {
+            let _ = writeln!(
+                out,
+                "\nFAIL: {total} seeds{under}, 0 violations, {checked}, but {unreached} declared \
+                 point(s) never reached"
+            );
+        } else {
+            let _ = writeln!(out, "\nPASS: {total} seeds{under}, 0 violations, {checked}");
+        }
     } else {
         let violating = records
             .iter()
@@ -734,6 +771,13 @@ pub fn report(records: &[SeedRecord], replay: &str, flags: &str) -> String {
         );
     }
     out
+}
+
+/// Whether a sweep (or a merge) with these records and this coverage
+/// fails: a failing seed, or a declared point never reached when `judge`
+/// says that fails.
+pub fn fails(records: &[SeedRecord], coverage: &[Coverage], judge: Judge) -> bool {
+    records.iter().any(SeedRecord::failed) || crate::coverage::fails(coverage, judge)
 }
 
 /// The command that replays one run exactly (`flags`: the plan-drawing
@@ -785,6 +829,7 @@ mod tests {
                 .collect(),
             faults: 0,
             timeline: Timeline::default(),
+            points: Vec::new(),
         }
     }
 
@@ -846,6 +891,7 @@ mod tests {
                     trace_hash: format!("{:0>16}", s),
                 })
                 .collect(),
+            catalogue: Vec::new(),
         }
     }
 
@@ -873,7 +919,7 @@ mod tests {
             &[record("s", 0, &[1], vec![]), record("s", 1, &[], vec![])],
         );
         assert!(
-            text.starts_with(r#"{"sweep":{"version":1,"build":{"id":""#),
+            text.starts_with(r#"{"sweep":{"version":2,"build":{"id":""#),
             "{text}"
         );
         assert!(
@@ -905,10 +951,10 @@ mod tests {
                 })
             );
         }
-        let newer = text.replacen(r#""version":1"#, r#""version":2,"coverage":{}"#, 1);
+        let newer = text.replacen(r#""version":2"#, r#""version":3,"coverage":{}"#, 1);
         assert_eq!(
             read_sweep("f.json", &newer).unwrap_err().to_string(),
-            "f.json: format version 2; this build reads version 1"
+            "f.json: format version 3; this build reads version 2"
         );
         let first = text.lines().next().unwrap();
         assert!(read_sweep("f.json", &format!("{first}\n{first}\n")).is_err());
@@ -947,6 +993,72 @@ mod tests {
             shard_seeds(0, 2 * MAX_SEEDS, (2, 2)).unwrap().len() as u64,
             MAX_SEEDS
         );
+    }
+
+    #[test]
+    fn shards_merge_to_the_coverage_of_one_sweep() {
+        use crate::assert::Point;
+        let catalogue = vec![Catalogue {
+            scenario: "s".into(),
+            points: vec![
+                Point::reachable("odd", "an odd seed"),
+                Point::reachable("seven", "seed 7"),
+                Point::sometimes("never", "no seed"),
+            ],
+        }];
+        let reached = |seed: u64| {
+            let mut r = record("s", seed, &[], vec![]);
+            if seed % 2 == 1 {
+                r.points.push("odd".into());
+            }
+            if seed == 7 {
+                r.points.push("seven".into());
+            }
+            r
+        };
+        let mut whole = header(&["s"], 10, [1, 1]);
+        whole.catalogue = catalogue.clone();
+        let single: Vec<SeedRecord> = (0..10).map(reached).collect();
+        let one = coverage(&catalogue, &single);
+        assert_eq!(
+            one[0].points.iter().map(|r| r.seeds).collect::<Vec<_>>(),
+            [5, 1, 0]
+        );
+        let files: Vec<SweepFile> = (1..=3)
+            .map(|k| {
+                let mut h = header(&["s"], 10, [k, 3]);
+                h.catalogue = catalogue.clone();
+                let mine: Vec<SeedRecord> = shard_seeds(0, 10, (k, 3))
+                    .unwrap()
+                    .into_iter()
+                    .map(reached)
+                    .collect();
+                let text = write_sweep(&h, &mine);
+                // The file says its own coverage on its last line.
+                assert!(
+                    text.lines()
+                        .last()
+                        .unwrap()
+                        .starts_with(r#"{"coverage":{"scenario":"s""#)
+                );
+                read_sweep(&format!("{k}.json"), &text).unwrap()
+            })
+            .collect();
+        // Shard 1 holds seeds 0, 3, 6, 9: never seed 7.
+        assert_eq!(
+            coverage(&catalogue, &files[0].records)[0].points[1].seeds,
+            0
+        );
+        let (merged, records) = merge(&["s".into()], files.clone()).unwrap();
+        assert_eq!(coverage(&merged.catalogue, &records), one);
+        assert!(fails(&records, &one, Judge::Fail));
+        // A shard declaring other points is of another sweep.
+        let mut other = files;
+        other[2].header.catalogue[0].points.pop();
+        assert!(matches!(
+            merge(&["s".into()], other),
+            Err(MergeError::DifferentSweeps { .. })
+        ));
     }
 
     #[test]
@@ -1050,7 +1162,7 @@ mod tests {
         assert!(!r.failed());
         r.deterministic = false;
         assert!(r.failed());
-        let text = report(&[r], "x", "");
+        let text = report(&[r], "x", "", &[], Judge::Fail);
         assert!(text.contains("FAILED a seed 1:"), "{text}");
         assert!(
             text.contains("replay: x replay a --seed 1 --twice --trace"),
@@ -1084,7 +1196,7 @@ mod tests {
             flaky,
             record("b", 1, &[], vec![]),
         ];
-        let text = report(&records, "my-sim", "");
+        let text = report(&records, "my-sim", "", &[], Judge::Fail);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[2], "| a | 4 | 3 | 20.0ms | 30.0ms | 1 |", "{text}");
         assert_eq!(lines[3], "| b | 1 | 0 | n/a | n/a | 0 |", "{text}");
@@ -1109,13 +1221,16 @@ mod tests {
         );
         let clean = vec![record("a", 1, &[20], vec![])];
         assert_eq!(
-            report(&clean, "x", "").lines().last().unwrap(),
+            report(&clean, "x", "", &[], Judge::Fail)
+                .lines()
+                .last()
+                .unwrap(),
             "PASS: 1 seeds, 0 violations, traces deterministic"
         );
         let mut once = record("a", 1, &[], vec![]);
         once.runs = 1;
         once.plan.sabotage = Some("bug".into());
-        let text = report(&[once], "x", "");
+        let text = report(&[once], "x", "", &[], Judge::Fail);
         assert!(
             text.contains("(seeds run once: their determinism was not checked)"),
             "{text}"
@@ -1127,7 +1242,7 @@ mod tests {
         let mut failing = record("a", 7, &[], v());
         failing.plan.sabotage = Some("bug".into());
         assert!(
-            report(&[failing], "x", "--max-faults 2")
+            report(&[failing], "x", "--max-faults 2", &[], Judge::Fail)
                 .contains("replay: x replay a --seed 7 --max-faults 2 --sabotage bug --trace")
         );
     }

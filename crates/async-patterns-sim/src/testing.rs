@@ -43,6 +43,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::coverage::{Catalogue, Judge, coverage};
 use crate::fault::FaultPlan;
 use crate::scenario::AnyScenario;
 use crate::shrink::{Keep, regression_file, shrink_keeping};
@@ -67,6 +68,7 @@ pub struct Checker<'a> {
     twice: bool,
     sabotage: Option<String>,
     keep: Keep,
+    unreached: Judge,
 }
 
 impl<'a> Checker<'a> {
@@ -79,6 +81,7 @@ impl<'a> Checker<'a> {
             twice: true,
             sabotage: None,
             keep: Keep::Original,
+            unreached: Judge::Fail,
         }
     }
 
@@ -103,6 +106,16 @@ impl<'a> Checker<'a> {
     #[must_use]
     pub fn sabotage(mut self, name: impl Into<String>) -> Self {
         self.sabotage = Some(name.into());
+        self
+    }
+
+    /// Passes even when a declared point (see
+    /// [`Scenario::points`](crate::Scenario::points)) was reached by none
+    /// of the seeds (by default that fails, as a sweep does: a test that
+    /// never reached the point proves nothing about it).
+    #[must_use]
+    pub fn allow_unreached(mut self) -> Self {
+        self.unreached = Judge::Warn;
         self
     }
 
@@ -137,7 +150,7 @@ impl<'a> Checker<'a> {
             Keep::Invariant(name) => r.violations.iter().any(|v| v.invariant == *name),
         };
         let Some(first) = failing.iter().find(breaks).or(failing.first()) else {
-            return Ok(());
+            return self.judge_coverage(&records);
         };
         let mut message = format!(
             "{name}: {} of {} seeds fail; the first, seed {}:\n",
@@ -185,6 +198,29 @@ impl<'a> Checker<'a> {
             crate::sweep::twice(&line)
         };
         message += &format!("  replay: {line}");
+        Err(message)
+    }
+
+    /// A declared point no seed reached fails, unless allowed.
+    fn judge_coverage(&self, records: &[SeedRecord]) -> Result<(), String> {
+        let info = self.scenario.info();
+        let catalogue = Catalogue {
+            scenario: info.name.clone(),
+            points: info.points,
+        };
+        let reached = coverage(std::slice::from_ref(&catalogue), records);
+        if !crate::coverage::fails(&reached, self.unreached) {
+            return Ok(());
+        }
+        let mut message = format!(
+            "{}: {} seeds pass, but some declared points were never reached:\n",
+            info.name,
+            records.len()
+        );
+        for r in reached.iter().flat_map(|c| c.unreached()) {
+            message += &format!("  {}\n", r.point);
+        }
+        message += "  (run more seeds or denser plans, or Checker::allow_unreached)";
         Err(message)
     }
 
