@@ -27,7 +27,8 @@ use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::Semaphore;
 use async_patterns_sim::plot::{AMBER, GREEN, Lane, RED};
 use async_patterns_sim::{
-    Ctx, FaultPlan, Network, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+    Ctx, FaultPlan, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+    point,
 };
 use async_patterns_tokio::TokioTimer;
 
@@ -69,6 +70,11 @@ pub struct Record {
     max_in_flight: [usize; 3],
 }
 
+/// Points: a call cut off with its permit in hand (what the permits must
+/// survive), and an answer with a part missing.
+const CUT_OFF: &str = "call cut off";
+const PARTIAL: &str = "partial answer";
+
 impl Scenario for Aggregator {
     type Record = Record;
 
@@ -81,6 +87,16 @@ impl Scenario for Aggregator {
          a latency spike and a crash: answers within the deadline, partial exactly when a part is missing, \
          no invented parts, <= L calls in flight per upstream, parts missing only under a fault on their upstream, \
          one answer per request"
+    }
+
+    fn points(&self) -> Vec<Point> {
+        vec![
+            Point::sometimes(
+                CUT_OFF,
+                "an upstream call was cut off by its timeout, permit in hand",
+            ),
+            Point::sometimes(PARTIAL, "an answer went out with a part missing"),
+        ]
     }
 
     fn targets(&self) -> Targets {
@@ -165,6 +181,7 @@ impl Scenario for Aggregator {
                             let got =
                                 timeout_at(&timer, call_deadline, call(UPSTREAMS[u], id)).await;
                             in_flight.lock().unwrap()[u] -= 1;
+                            point::sometimes!(CUT_OFF, got.is_err());
                             if got.is_err() && leaks {
                                 permit.forget(); // a cut-off call keeps its permit for ever
                             }
@@ -180,6 +197,7 @@ impl Scenario for Aggregator {
                     .await;
                     let present: [bool; 3] = std::array::from_fn(|u| matches!(parts[u], Ok(true)));
                     let partial = present.contains(&false);
+                    point::sometimes!(PARTIAL, partial);
                     let took = now() - start;
                     {
                         let mut r = ctx.record();

@@ -23,7 +23,7 @@ use async_patterns::adaptive::{AdaptiveConfig, AdaptiveLimit};
 use async_patterns::deadline;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane, RED};
 use async_patterns_sim::{
-    Ctx, FaultPlan, Network, RunInfo, Scenario, Swarm, Targets, Violation, now,
+    Ctx, FaultPlan, Network, Point, RunInfo, Scenario, Swarm, Targets, Violation, now,
 };
 use async_patterns_tokio::TokioTimer;
 
@@ -77,6 +77,13 @@ impl Scenario for Bulkhead {
         "an AIMD concurrency limit in front of a server whose latency grows with load: server in-flight \
          within the limit, overload shed at once (exactly one end per request), the limit settles near \
          the server's capacity"
+    }
+
+    fn points(&self) -> Vec<Point> {
+        vec![Point::reachable(
+            async_patterns::points::ADAPTIVE_SHED,
+            "the adaptive limit shed a call",
+        )]
     }
 
     fn targets(&self) -> Targets {

@@ -34,7 +34,7 @@ use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
 use async_patterns::rng::SplitMix64;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane};
 use async_patterns_sim::{
-    Ctx, Network, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+    Ctx, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now, point,
 };
 use async_patterns_tokio::TokioTimer;
 
@@ -93,6 +93,13 @@ impl Scenario for Pipeline {
         "producer -> bounded pipeline -> consumer that crashes and restarts, with acks, retries and a \
          de-duplicating store: every item acked once and in order, output equals input, duplicates only \
          from retries, <= 4 sends in flight"
+    }
+
+    fn points(&self) -> Vec<Point> {
+        vec![Point::sometimes(
+            DUPLICATE_DROPPED,
+            "the store saw an item twice (a crash between its write and its acknowledgement)",
+        )]
     }
 
     fn targets(&self) -> Targets {
@@ -263,10 +270,14 @@ impl Scenario for Pipeline {
     }
 }
 
+/// A point: the store's de-duplication did something.
+const DUPLICATE_DROPPED: &str = "duplicate dropped";
+
 /// The consumer's de-duplicating write.
 fn store(ctx: &Ctx<Record>, id: u64, value: u64) {
     let mut r = ctx.record();
     let new = !r.store.contains_key(&id);
+    point::sometimes!(DUPLICATE_DROPPED, !new);
     if new {
         r.store.insert(id, value);
     }

@@ -39,7 +39,8 @@ use async_patterns::retry::{Decision, Jitter, Retrier, RetryBudget, RetryPolicy}
 use async_patterns::rng::SplitMix64;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane, RED};
 use async_patterns_sim::{
-    Ctx, FaultKind, FaultPlan, Network, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+    Ctx, FaultKind, FaultPlan, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets,
+    Violation, now,
 };
 use async_patterns_tokio::TokioTimer;
 
@@ -103,6 +104,29 @@ impl Scenario for ResilientClient {
          send rate within the quota, nothing sent while open, the breaker opens during and closes after \
          the partition, requests succeed again within 4.3 s a recovery round after the last fault, \
          closed at the end after real requests, retries within budget"
+    }
+
+    fn points(&self) -> Vec<Point> {
+        vec![
+            Point::reachable(async_patterns::points::BREAKER_OPENED, "the breaker opened"),
+            Point::reachable(
+                async_patterns::points::BREAKER_PROBE_REFUSED,
+                "a half-open breaker refused a call",
+            ),
+            Point::reachable(
+                async_patterns::points::BREAKER_CLOSED_AGAIN,
+                "the breaker closed again after probes",
+            ),
+            Point::reachable(
+                async_patterns::points::LIMITER_MADE_WAIT,
+                "the rate limiter made a send wait",
+            ),
+            Point::reachable(
+                async_patterns::points::RETRY_BUDGET_EXHAUSTED,
+                "the retry budget ran dry",
+            ),
+            Point::reachable(async_patterns::points::RETRY_GAVE_UP, "a retrier gave up"),
+        ]
     }
 
     fn targets(&self) -> Targets {

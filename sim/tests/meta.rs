@@ -553,7 +553,12 @@ fn four_shards_merge_to_the_single_sweep() {
     let text = std::fs::read_to_string(dir.join("failing-1.json")).unwrap();
     let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     let header = &header["sweep"];
-    assert_eq!(header["version"], 1);
+    assert_eq!(header["version"], 2);
+    // The catalogue: what coverage is counted against.
+    assert_eq!(
+        header["catalogue"][0]["points"][0]["name"],
+        "duplicate dropped"
+    );
     assert_eq!(header["shard"], serde_json::json!([1, 4]));
     assert_eq!(header["seeds"], 12);
     assert!(
@@ -573,9 +578,13 @@ fn four_shards_merge_to_the_single_sweep() {
         "deterministic",
         "violations",
         "latencies_ns",
+        "points",
     ] {
         assert!(first.get(key).is_some(), "{key} missing: {first}");
     }
+    // After the records, each scenario's coverage.
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(last["coverage"]["points"][0]["seeds"].is_u64(), "{last}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -778,4 +787,79 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(first.contains(" ms  "), "{first}");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+/// A declared point that no seed reached fails a whole sweep (seeds 1 and 3
+/// of sequential-parallel never cut a call off at a gather's deadline; 0
+/// and 2 do), is only reported with --coverage warn or in a shard, and a
+/// merge of shards that together reach it passes.
+#[test]
+fn a_point_never_reached_fails_the_sweep() {
+    let never = [
+        "sweep",
+        "--scenario",
+        "sequential-parallel",
+        "--from",
+        "1",
+        "--seeds",
+        "1",
+    ];
+    let out = sim(&never);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "NOT REACHED: sequential-parallel: no seed reached the reachable point \
+             \"async-patterns: partial fan-out answer\" (a gather cut a call off at its \
+             deadline): the sweep proves nothing about it"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("FAIL: 1 seeds, 0 violations, traces deterministic, but 1 declared point(s) never reached"),
+        "{}",
+        stdout(&out)
+    );
+    let warned = sim(&[&never[..], &["--coverage", "warn"]].concat());
+    assert_eq!(warned.status.code(), Some(0), "{}", stdout(&warned));
+    assert!(stdout(&warned).contains("NOT REACHED"));
+    // Shard 2/2 of seeds 1..=4 holds 2 and 4: reached; shard 1/2 holds 1
+    // and 3: not reached, but a shard does not fail for it.
+    let dir = scratch("coverage");
+    let files: Vec<String> = (1..=2)
+        .map(|k| dir.join(format!("{k}.json")).to_str().unwrap().to_string())
+        .collect();
+    for (k, file) in files.iter().enumerate() {
+        let shard = format!("{}/2", k + 1);
+        let out = sim(&[
+            "sweep",
+            "--scenario",
+            "sequential-parallel",
+            "--from",
+            "1",
+            "--seeds",
+            "4",
+            "--shard",
+            &shard,
+            "--json",
+            file,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    }
+    let merged = sim(&["merge", &files[0], &files[1]]);
+    assert_eq!(merged.status.code(), Some(0), "{}", stdout(&merged));
+    assert!(
+        stdout(&merged).contains(
+            "| sequential-parallel | async-patterns: partial fan-out answer | reachable | 1 of 4 |"
+        ),
+        "{}",
+        stdout(&merged)
+    );
+    let alone = sim(&["merge", &files[0]]);
+    assert_eq!(
+        alone.status.code(),
+        Some(2),
+        "a merge of one of two shards is refused"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -14,6 +14,7 @@
 //! | [`BREAKER_PROBE_REFUSED`] | a half-open breaker refuses a call: every probe slot is taken |
 //! | [`BREAKER_CLOSED_AGAIN`] | a half-open breaker closes after its probes succeeded |
 //! | [`LIMITER_REFUSED`] | a rate limiter (plain or keyed) refuses a check |
+//! | [`LIMITER_MADE_WAIT`] | a rate limiter's `until_ready` (or `until_n_ready`) makes its caller wait |
 //! | [`RETRY_BUDGET_EXHAUSTED`] | a retry budget refuses a withdrawal |
 //! | [`RETRY_GAVE_UP`] | a retrier gives up (attempts, time, budget, or a fatal error) |
 //! | [`ADAPTIVE_SHED`] | an adaptive limit sheds a call |
@@ -29,6 +30,8 @@ pub const BREAKER_PROBE_REFUSED: &str = "async-patterns: breaker half-open probe
 pub const BREAKER_CLOSED_AGAIN: &str = "async-patterns: breaker closed again";
 /// A rate limiter refused a check.
 pub const LIMITER_REFUSED: &str = "async-patterns: limiter refused";
+/// A rate limiter's wait (`until_ready`) made its caller wait.
+pub const LIMITER_MADE_WAIT: &str = "async-patterns: limiter made a caller wait";
 /// A retry budget refused a withdrawal.
 pub const RETRY_BUDGET_EXHAUSTED: &str = "async-patterns: retry budget exhausted";
 /// A retrier gave up.
@@ -48,6 +51,7 @@ pub const ALL: &[&str] = &[
     BREAKER_PROBE_REFUSED,
     BREAKER_CLOSED_AGAIN,
     LIMITER_REFUSED,
+    LIMITER_MADE_WAIT,
     RETRY_BUDGET_EXHAUSTED,
     RETRY_GAVE_UP,
     ADAPTIVE_SHED,

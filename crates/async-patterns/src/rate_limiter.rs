@@ -320,6 +320,7 @@ impl<C: Clock> RateLimiter<C> {
     {
         let reservation = self.reserve(n)?;
         if self.clock.now() < reservation.at {
+            async_patterns_assert::reachable!(crate::points::LIMITER_MADE_WAIT);
             self.clock.sleep_until(reservation.at).await;
         }
         reservation.redeem();

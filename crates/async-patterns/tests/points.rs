@@ -102,6 +102,20 @@ fn limiters_report_each_refusal_and_nothing_for_an_admission() {
 }
 
 #[test]
+fn a_limiter_reports_a_wait_only_when_its_caller_waits() {
+    let clock = ManualClock::new();
+    let seen = reached(|| {
+        let limiter = RateLimiter::new(Quota::per_second(1).unwrap(), clock.clone());
+        futures::executor::block_on(limiter.until_ready());
+        let mut wait = task::spawn(limiter.until_ready());
+        assert_pending!(wait.poll());
+        clock.advance(Duration::from_secs(1));
+        assert!(wait.poll().is_ready());
+    });
+    assert_eq!(seen, [points::LIMITER_MADE_WAIT]);
+}
+
+#[test]
 fn retries_report_giving_up_and_an_empty_budget() {
     let clock = ManualClock::new();
     let seen = reached(|| {
@@ -197,5 +211,5 @@ fn every_point_is_listed_once() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), points::ALL.len());
-    assert_eq!(points::ALL.len(), 10);
+    assert_eq!(points::ALL.len(), 11);
 }

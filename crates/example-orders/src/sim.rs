@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use async_patterns::circuit_breaker::BreakerState;
 use async_patterns_sim::net::http::{client as http_client, serve_local};
-use async_patterns_sim::{Ctx, RunInfo, Sabotage, Scenario, Targets, Violation, now};
+use async_patterns_sim::{Ctx, Point, RunInfo, Sabotage, Scenario, Targets, Violation, now};
 
 use crate::client::{self, ClientConfig, ClientEvent, OrdersClient, Placed};
 use crate::server::{MemoryStore, NewOrder, OrdersServer, ServerConfig, ServerEvent};
@@ -97,6 +97,25 @@ impl Scenario for Orders {
         "40 idempotent POST /orders through retry + breaker + limiter + deadline against a flaky \
          hyper server: exactly-once storage, every call within its deadline, nothing sent while \
          the breaker is open"
+    }
+
+    fn points(&self) -> Vec<Point> {
+        vec![
+            Point::reachable(async_patterns::points::BREAKER_OPENED, "the breaker opened"),
+            Point::reachable(
+                async_patterns::points::BREAKER_CLOSED_AGAIN,
+                "the breaker closed again after probes",
+            ),
+            Point::reachable(
+                async_patterns::points::LIMITER_MADE_WAIT,
+                "the rate limiter made an order wait",
+            ),
+            Point::reachable(
+                async_patterns::points::RETRY_BUDGET_EXHAUSTED,
+                "the retry budget ran dry",
+            ),
+            Point::reachable(async_patterns::points::RETRY_GAVE_UP, "a retrier gave up"),
+        ]
     }
 
     fn targets(&self) -> Targets {
