@@ -389,6 +389,25 @@ fn unwritable_outputs_and_outputs_over_inputs_are_refused_first() {
     }
     assert_eq!(std::fs::read_to_string(plan).unwrap(), SABOTAGED_PLAN);
     assert_eq!(std::fs::read_to_string(locked).unwrap(), "keep me");
+    // A plot beside the plan, not over it, is drawn (the check refuses the
+    // plan file only).
+    let beside = dir.join("beside.svg");
+    let out = sim(&[
+        "replay",
+        "pipeline",
+        "--seed",
+        "0",
+        "--plan",
+        plan,
+        "--plot",
+        beside.to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(&beside)
+            .unwrap()
+            .starts_with("<svg")
+    );
     // A plan file's own "sabotage" that names nothing: the file and the
     // field are named, not a --sabotage the user never typed.
     let bad = dir.join("bad.json");
