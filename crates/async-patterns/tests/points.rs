@@ -51,7 +51,9 @@ fn a_breaker_reports_opening_a_refused_probe_and_closing_again() {
         let breaker = CircuitBreaker::new(config, clock.clone());
         breaker.try_acquire().unwrap().success();
         breaker.try_acquire().unwrap().failure();
-        // Open: a refusal, but not a probe's.
+        // Open: refusals, but not a probe's (two, so that counting these
+        // instead of the probe's shows).
+        assert!(breaker.try_acquire().is_err());
         assert!(breaker.try_acquire().is_err());
         clock.advance(Duration::from_secs(30));
         let probe = breaker.try_acquire().unwrap();
@@ -175,6 +177,10 @@ fn a_cancelled_acquire_reports_returning_permits_only_when_it_held_some() {
         drop(idle);
         drop(held); // both permits are now assigned to `first`...
         drop(first); // ...which is cancelled before it polls again
+        // Another cancelled with nothing assigned, after: still nothing.
+        let mut late = task::spawn(s.acquire_many(1));
+        assert_pending!(late.poll());
+        drop(late);
         drop(assert_ready_ok!(second.poll()));
     });
     assert_eq!(seen, [points::PERMIT_RETURNED_ON_CANCEL]);
