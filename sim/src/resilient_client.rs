@@ -714,10 +714,10 @@ mod tests {
         ));
     }
 
-    /// A probe that fails with the link healthy and the server answering
-    /// ok earns no extra recovery round.
-    #[test]
-    fn unexplained_failed_probes_earn_no_recovery_round() {
+    /// A 500 ms partition at 500 ms, then three probes that fail (at 1.4,
+    /// 2.6 and 4.8 s) after the link healed, the breaker closing only at
+    /// 8.9 s, and every request failing until then.
+    fn three_failed_probes() -> (FaultPlan, Record) {
         let plan = partition(500, 500);
         let mut r = Record::default();
         r.transitions = vec![(ms(700), open_until(1_200))];
@@ -731,6 +731,14 @@ mod tests {
             r.ended_at.push((ms(1_000 + 100 * k), false));
         }
         r.ended_at.push((ms(8_900), true));
+        (plan, r)
+    }
+
+    /// A probe that fails with the link healthy and the server answering
+    /// ok earns no extra recovery round.
+    #[test]
+    fn unexplained_failed_probes_earn_no_recovery_round() {
+        let (plan, mut r) = three_failed_probes();
         let v = check(&r, &plan, &net());
         assert!(broken(&v, "closes after the last fault"), "{v:?}");
         assert!(broken(&v, "requests recover"), "{v:?}");
@@ -852,19 +860,7 @@ mod tests {
     /// probe's half-open and the reopening.
     #[test]
     fn a_server_error_elsewhere_explains_no_failed_probe() {
-        let plan = partition(500, 500);
-        let mut r = Record::default();
-        r.transitions = vec![(ms(700), open_until(1_200))];
-        for (half, open) in [(1_200, 1_400), (1_500, 2_600), (2_700, 4_800)] {
-            r.transitions.push((ms(half), HALF_OPEN));
-            r.transitions.push((ms(open), open_until(open + 2_000)));
-        }
-        r.transitions.push((ms(8_800), HALF_OPEN));
-        r.transitions.push((ms(8_900), BreakerState::Closed));
-        for k in 0..79 {
-            r.ended_at.push((ms(1_000 + 100 * k), false));
-        }
-        r.ended_at.push((ms(8_900), true));
+        let (plan, mut r) = three_failed_probes();
         // Server errors, but none inside a probe's window.
         r.server_errors = vec![ms(1_100), ms(1_450), ms(2_650)];
         let v = check(&r, &plan, &net());
