@@ -13,6 +13,7 @@
 //! | a run sees exactly the declared points its thread reaches, and nothing after it ends | `tests/points.rs` `a_run_counts_declared_points_only` |
 //! | an `always` that is false once, or an `unreachable` that runs, is a violation named for the point, at the instant it happened | `tests/points.rs` `a_false_always_and_a_reached_unreachable_are_violations` |
 //! | a catalogue with a name twice, or an empty name, is refused before any run | `tests/points.rs` `a_catalogue_with_a_name_twice_is_refused` |
+//! | a macro of another kind than its point's declaration is not counted, and is a `declared points` violation | `tests/points.rs` `a_false_always_and_a_reached_unreachable_are_violations` |
 //!
 //! The patterns of `async-patterns` report points of their own
 //! ([`async_patterns::points`]): list one in a catalogue to count it.
@@ -158,6 +159,8 @@ struct Seen {
     /// The first time an `always` was false or an `unreachable` ran: when
     /// (in virtual time, if inside a host), and its detail.
     first_bad: Option<(Option<Duration>, String)>,
+    /// The kind of the first macro that named it with another kind.
+    other_kind: Option<Kind>,
 }
 
 /// The listener one run installs on its thread: counts the declared
@@ -199,35 +202,46 @@ impl RunPoints {
     }
 
     /// A violation for each `always` that was false and each
-    /// `unreachable` that ran, named for the point.
+    /// `unreachable` that ran, named for the point; and one for each point
+    /// a macro of another kind named (a scenario's bug, which would
+    /// otherwise show only as a point never reached).
     pub(crate) fn violations(&self) -> Vec<Violation> {
         let seen = self.seen.borrow();
-        self.declared
-            .iter()
-            .zip(seen.iter())
-            .filter_map(|(p, s)| {
-                let (at, detail) = s.first_bad.as_ref()?;
-                let what = match p.kind {
-                    Kind::Always => format!(
-                        "false {} of {} times it was evaluated",
-                        s.reached - s.held,
-                        s.reached
-                    ),
-                    _ if s.reached == 1 => "reached once".to_string(),
-                    _ => format!("reached {} times", s.reached),
-                };
-                let detail = if detail.is_empty() {
-                    format!("{} ({what})", p.about)
-                } else {
-                    format!("{}: {detail} ({what})", p.about)
-                };
-                let v = Violation::new(p.name.clone(), detail);
-                Some(match at {
-                    Some(at) => v.at(*at),
-                    None => v,
-                })
+        let mismatched = self.declared.iter().zip(seen.iter()).filter_map(|(p, s)| {
+            let kind = s.other_kind?;
+            Some(Violation::new(
+                "declared points",
+                format!(
+                    "{:?} is declared {} but marked with {kind}!: its macro must be the kind \
+                     it is declared with (that mark was not counted)",
+                    p.name, p.kind
+                ),
+            ))
+        });
+        let mut out: Vec<Violation> = mismatched.collect();
+        out.extend(self.declared.iter().zip(seen.iter()).filter_map(|(p, s)| {
+            let (at, detail) = s.first_bad.as_ref()?;
+            let what = match p.kind {
+                Kind::Always => format!(
+                    "false {} of {} times it was evaluated",
+                    s.reached - s.held,
+                    s.reached
+                ),
+                _ if s.reached == 1 => "reached once".to_string(),
+                _ => format!("reached {} times", s.reached),
+            };
+            let detail = if detail.is_empty() {
+                format!("{} ({what})", p.about)
+            } else {
+                format!("{}: {detail} ({what})", p.about)
+            };
+            let v = Violation::new(p.name.clone(), detail);
+            Some(match at {
+                Some(at) => v.at(*at),
+                None => v,
             })
-            .collect()
+        }));
+        out
     }
 }
 
@@ -236,13 +250,14 @@ impl point::Listener for RunPoints {
         let Some(&i) = self.index.get(name) else {
             return;
         };
-        // A point is declared with one kind: a macro of another kind with
-        // its name is a different point, and does not count.
-        if self.declared[i].kind != kind {
-            return;
-        }
         let mut seen = self.seen.borrow_mut();
         let s = &mut seen[i];
+        // A point is declared with one kind: a macro of another kind with
+        // its name does not count, and the run says so.
+        if self.declared[i].kind != kind {
+            s.other_kind.get_or_insert(kind);
+            return;
+        }
         s.reached += 1;
         s.held += u64::from(holds);
         let bad = match kind {

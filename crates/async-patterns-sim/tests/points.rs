@@ -35,8 +35,8 @@ impl Scenario for Marks {
             tokio::time::sleep(Duration::from_millis(30)).await;
             point::always!("small", false, "was {}", 7);
             point::always!("small", false, "was {}", 8);
-            // The name of a declared point, under another kind: another
-            // point, which does not count.
+            // The name of a declared point, under another kind: not
+            // counted, and a violation that says why.
             point::reachable!("never");
             Ok(())
         });
@@ -83,11 +83,13 @@ fn a_false_always_and_a_reached_unreachable_are_violations() {
     assert_eq!(
         got,
         [
+            "declared points: \"never\" is declared unreachable but marked with reachable!: its \
+             macro must be the kind it is declared with (that mark was not counted)",
             "small: the value stays small: was 7 (false 2 of 3 times it was evaluated) (at 30ms)",
             "in check: the check ran: checked (reached once)",
         ]
     );
-    assert_eq!(out.violations[0].at, Some(Duration::from_millis(30)));
+    assert_eq!(out.violations[1].at, Some(Duration::from_millis(30)));
 }
 
 #[test]
