@@ -882,3 +882,81 @@ fn a_point_never_reached_fails_the_sweep() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--shard auto` in each engine's environment: three jobs of a matrix
+/// (our variables), of a Slurm array (from 1, as `--array=1-3`) and of a
+/// Kubernetes Indexed Job, each merged, print exactly the single sweep; a
+/// missing count is refused by name before any run.
+#[test]
+fn shards_from_each_engines_environment_merge_to_the_single_sweep() {
+    let sweep = ["sweep", "--scenario", "pipeline", "--seeds", "6"];
+    let whole = sim(&sweep);
+    let dir = scratch("engines");
+    let engines: [(&str, fn(u64) -> Vec<(&'static str, String)>); 3] = [
+        ("ours", |i| {
+            vec![
+                ("ASYNC_PATTERNS_SIM_SHARD_INDEX", i.to_string()),
+                ("ASYNC_PATTERNS_SIM_SHARD_COUNT", "3".into()),
+            ]
+        }),
+        ("slurm", |i| {
+            vec![
+                ("SLURM_ARRAY_TASK_ID", (i + 1).to_string()),
+                ("SLURM_ARRAY_TASK_MIN", "1".into()),
+                ("SLURM_ARRAY_TASK_MAX", "3".into()),
+                ("SLURM_ARRAY_TASK_COUNT", "3".into()),
+            ]
+        }),
+        ("kubernetes", |i| {
+            vec![
+                ("JOB_COMPLETION_INDEX", i.to_string()),
+                ("ASYNC_PATTERNS_SIM_SHARD_COUNT", "3".into()),
+            ]
+        }),
+    ];
+    for (engine, vars) in engines {
+        let mut files = Vec::new();
+        for i in 0..3 {
+            let file = dir.join(format!("{engine}-{i}.json"));
+            let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+                .args(sweep)
+                .args(["--shard", "auto", "--json"])
+                .arg(&file)
+                .env_clear()
+                .envs(vars(i))
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                whole.status.code(),
+                "{engine} {i}: {}",
+                stderr(&out)
+            );
+            assert!(
+                stderr(&out).contains(&format!("--shard auto: shard {}/3", i + 1)),
+                "{engine} {i}: {}",
+                stderr(&out)
+            );
+            files.push(file.to_str().unwrap().to_string());
+        }
+        let paths: Vec<&str> = files.iter().map(String::as_str).collect();
+        let merged = sim(&[&["merge"][..], &paths].concat());
+        assert_eq!(stdout(&merged), stdout(&whole), "{engine}");
+        assert_eq!(merged.status.code(), whole.status.code(), "{engine}");
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(sweep)
+        .args(["--shard", "auto"])
+        .env_clear()
+        .env("JOB_COMPLETION_INDEX", "0")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("ASYNC_PATTERNS_SIM_SHARD_COUNT is not set"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(stdout(&refused), "");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! list
-//! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N] [--sabotage NAME] [--json FILE] [--once] [DENSITY]
+//! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N|auto] [--sabotage NAME] [--json FILE] [--once] [DENSITY]
 //! replay S --seed X [--plan FILE | DENSITY] [--sabotage NAME | --no-sabotage] [--twice] [--trace] [--plot out.svg]
 //! shrink S --seed X [--plan FILE | DENSITY] [--sabotage NAME | --no-sabotage] [--invariant NAME] [--out FILE [--force]]
 //! merge FILE...
@@ -52,6 +52,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::assert::check_catalogue;
 use crate::coverage::{Catalogue, Judge, coverage};
+use crate::engine;
 use crate::fault::{Chance, FaultKind, FaultPlan, Swarm};
 
 /// Prints a line to stdout; a closed pipe (`sim replay … --trace | head`)
@@ -191,9 +192,12 @@ enum Command {
         from: u64,
         /// Run only shard K of N (1-based): the seeds whose offset from
         /// `--from` is K-1 modulo N, so N machines split one sweep (write
-        /// each with --json, then `merge` them).
-        #[arg(long, value_parser = parse_shard)]
-        shard: Option<(u64, u64)>,
+        /// each with --json, then `merge` them). `auto`: the shard of this
+        /// job of a Slurm array, a Kubernetes Indexed Job or a matrix that
+        /// sets ASYNC_PATTERNS_SIM_SHARD_INDEX / _COUNT (see the `engine`
+        /// module).
+        #[arg(long, value_name = "K/N|auto", value_parser = parse_shard)]
+        shard: Option<ShardArg>,
         /// Swap in a deliberately broken version the scenario declares
         /// (implies its scenario).
         #[arg(long)]
@@ -399,8 +403,13 @@ fn check_names(infos: &[Info]) -> Result<(), String> {
 }
 
 /// `K/N` with 1 <= K <= N.
-fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let (k, n) = text.split_once('/').ok_or("expected K/N, e.g. 2/4")?;
+fn parse_shard(text: &str) -> Result<ShardArg, String> {
+    if text.trim() == "auto" {
+        return Ok(ShardArg::Auto);
+    }
+    let (k, n) = text
+        .split_once('/')
+        .ok_or("expected K/N, e.g. 2/4, or auto")?;
     let (k, n): (u64, u64) = (
         k.trim()
             .parse()
@@ -412,7 +421,33 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     if k == 0 || n == 0 || k > n {
         return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
     }
-    Ok((k, n))
+    Ok(ShardArg::Given(k, n))
+}
+
+/// `--shard K/N`, or `--shard auto` (from the environment).
+#[derive(Clone, Copy)]
+enum ShardArg {
+    Given(u64, u64),
+    Auto,
+}
+
+impl ShardArg {
+    /// The shard: given, or read from the environment (said on stderr,
+    /// so stdout stays the sweep's report).
+    fn resolve(self) -> Result<(u64, u64), String> {
+        match self {
+            ShardArg::Given(k, n) => Ok((k, n)),
+            ShardArg::Auto => {
+                let found =
+                    engine::shard_from_env(|v| std::env::var(v).ok()).map_err(|e| e.to_string())?;
+                eprintln!(
+                    "--shard auto: shard {}/{} ({})",
+                    found.shard.0, found.shard.1, found.from
+                );
+                Ok(found.shard)
+            }
+        }
+    }
 }
 
 struct Run<'a> {
@@ -557,7 +592,10 @@ impl Run<'_> {
                     (None, None) => (0..self.infos.len()).collect(),
                     (name, sabotage) => vec![self.find_for(name, sabotage)?],
                 };
-                let shard = shard.unwrap_or((1, 1));
+                let shard = match shard {
+                    Some(s) => s.resolve()?,
+                    None => (1, 1),
+                };
                 let picked = shard_seeds(from, seeds, shard)?;
                 if let Some(path) = &json {
                     check_output(path, "--json", true)?;

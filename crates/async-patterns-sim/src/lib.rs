@@ -207,6 +207,7 @@
 pub mod assert;
 pub mod cli;
 pub mod coverage;
+pub mod engine;
 pub mod fault;
 pub mod net;
 pub mod plot;
