@@ -892,7 +892,9 @@ fn shards_from_each_engines_environment_merge_to_the_single_sweep() {
     let sweep = ["sweep", "--scenario", "pipeline", "--seeds", "6"];
     let whole = sim(&sweep);
     let dir = scratch("engines");
-    let engines: [(&str, fn(u64) -> Vec<(&'static str, String)>); 3] = [
+    // An engine's variables for the job of index i (from 0).
+    type Vars = fn(u64) -> Vec<(&'static str, String)>;
+    let engines: [(&str, Vars); 3] = [
         ("ours", |i| {
             vec![
                 ("ASYNC_PATTERNS_SIM_SHARD_INDEX", i.to_string()),
