@@ -835,7 +835,7 @@ fn a_point_never_reached_fails_the_sweep() {
         stdout(&out)
     );
     assert!(
-        stdout(&out).contains("FAIL: 1 seeds, 0 violations, traces deterministic, but 1 declared point(s) never reached"),
+        stdout(&out).contains("FAIL: 1 seed, 0 violations, traces deterministic, but 1 declared point(s) never reached"),
         "{}",
         stdout(&out)
     );

@@ -27,7 +27,7 @@ pub use async_patterns_assert as point;
 pub use async_patterns_assert::Kind;
 use serde::{Deserialize, Serialize};
 
-use crate::trace::Violation;
+use crate::trace::{Trace, Violation};
 
 /// One declared point: its name (as the macro that marks it gives it), what
 /// it asserts, and what reaching it means, for the reports.
@@ -167,12 +167,14 @@ struct Seen {
 /// points reached, ignores the rest.
 pub(crate) struct RunPoints {
     declared: Vec<Point>,
+    /// The run's trace: a point's first failure is logged there too.
+    trace: Trace,
     index: BTreeMap<String, usize>,
     seen: RefCell<Vec<Seen>>,
 }
 
 impl RunPoints {
-    pub(crate) fn new(declared: Vec<Point>) -> Self {
+    pub(crate) fn new(declared: Vec<Point>, trace: Trace) -> Self {
         let index = declared
             .iter()
             .enumerate()
@@ -181,6 +183,7 @@ impl RunPoints {
         RunPoints {
             seen: RefCell::new(vec![Seen::default(); declared.len()]),
             declared,
+            trace,
             index,
         }
     }
@@ -267,7 +270,19 @@ impl point::Listener for RunPoints {
         };
         if bad && s.first_bad.is_none() {
             // The instant, inside a host; none in the check, after the run.
-            s.first_bad = Some((turmoil::sim_elapsed(), detail.to_string()));
+            let at = turmoil::sim_elapsed();
+            let detail = detail.to_string();
+            if let Some(at) = at {
+                let what = if kind == Kind::Always {
+                    "false"
+                } else {
+                    "reached"
+                };
+                let sep = if detail.is_empty() { "" } else { ": " };
+                self.trace
+                    .log(at, format!("point: {kind} {name:?} {what}{sep}{detail}"));
+            }
+            s.first_bad = Some((at, detail));
         }
     }
 }

@@ -383,7 +383,9 @@ fn parse_weight(text: &str) -> Result<(FaultKind, u32), String> {
 }
 
 /// Scenario names are command-line words: non-empty, without spaces, and
-/// each used once (a second `echo` could never be replayed).
+/// each used once (a second `echo` could never be replayed); and each
+/// scenario's declared points make a catalogue (each name once, none
+/// empty): refused before any command runs.
 fn check_names(infos: &[Info]) -> Result<(), String> {
     for (i, s) in infos.iter().enumerate() {
         if s.name.is_empty() || s.name.chars().any(char::is_whitespace) {
@@ -398,6 +400,9 @@ fn check_names(infos: &[Info]) -> Result<(), String> {
                 s.name
             ));
         }
+        // A catalogue that cannot be counted against: the same for every
+        // seed and every command, so said once, before anything runs.
+        check_catalogue(&s.points).map_err(|e| format!("{}: {e} (nothing was run)", s.name))?;
     }
     Ok(())
 }
@@ -886,8 +891,6 @@ impl Run<'_> {
         );
         for &i in chosen {
             self.check_targets(i, seeds.first().copied().unwrap_or(0))?;
-            check_catalogue(&self.infos[i].points)
-                .map_err(|e| format!("{}: {e} (no seed was run)", self.infos[i].name))?;
         }
         let twice = header.runs >= 2;
         let mut records: Vec<SeedRecord> = Vec::new();

@@ -144,8 +144,9 @@ pub fn report(coverage: &[Coverage], judge: Judge) -> String {
     let _ = match judge {
         Judge::Fail => writeln!(
             out,
-            "(a declared point no seed reached fails the sweep: run more seeds, or a denser plan; \
-             --coverage warn reports it without failing)"
+            "(a declared point no seed reached fails the sweep: run more seeds or denser plans, \
+             or, if the scenario cannot reach it (a pattern it does not use), take it out of \
+             its points(); --coverage warn reports it without failing)"
         ),
         Judge::Warn => writeln!(out, "(--coverage warn: reported, not failing the sweep)"),
         Judge::Shard => writeln!(

@@ -149,7 +149,7 @@ fn run_traced<S: Scenario + ?Sized>(
     let _quiet = InRun::enter();
     // Every host of the run polls on this thread: the points it reaches
     // are this run's, until the guard goes.
-    let points = Rc::new(RunPoints::new(declared));
+    let points = Rc::new(RunPoints::new(declared, trace.clone()));
     let listening = point::listen(points.clone());
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         let info = RunInfo {

@@ -237,7 +237,9 @@ impl SweepHeader {
         d
     }
 
-    /// Whether `other` is a shard of the same sweep (all but the shard's K).
+    /// Whether `other` is a shard of the same sweep (all but the shard's K;
+    /// the declared points are compared by `points_differ`, by name and
+    /// kind: a reworded `about` is the same point).
     fn same_sweep(&self, other: &SweepHeader) -> bool {
         (
             &self.scenarios,
@@ -246,7 +248,6 @@ impl SweepHeader {
             self.shard[1],
             &self.sabotage,
             &self.swarm,
-            &self.catalogue,
         ) == (
             &other.scenarios,
             other.from,
@@ -254,7 +255,6 @@ impl SweepHeader {
             other.shard[1],
             &other.sabotage,
             &other.swarm,
-            &other.catalogue,
         )
     }
 }
@@ -352,8 +352,18 @@ pub enum MergeError {
         /// One file and its trace hash, and another and its.
         files: Box<[(String, String); 2]>,
     },
+    /// Files of one sweep but for the points a scenario declares (its
+    /// code changed between them): coverage would not add up.
+    DifferentPoints {
+        /// The scenario.
+        scenario: String,
+        /// One file, and the points only it declares (`kind "name"`).
+        one: (String, Vec<String>),
+        /// Another, and the points only it declares.
+        other: (String, Vec<String>),
+    },
     /// Files of different sweeps (seed ranges, shard counts, scenarios,
-    /// sabotages, plan flags or declared points).
+    /// sabotages or plan flags).
     DifferentSweeps {
         /// One file, and its sweep.
         one: (String, String),
@@ -428,6 +438,28 @@ impl std::fmt::Display for MergeError {
                      in the other (a change the build id does not see, such as one not \
                      committed); run every shard from the same code",
                     one.0, other.0, one.1, other.1
+                )
+            }
+            MergeError::DifferentPoints {
+                scenario,
+                one,
+                other,
+            } => {
+                let list = |p: &[String]| {
+                    if p.is_empty() {
+                        "none".to_string()
+                    } else {
+                        p.join(", ")
+                    }
+                };
+                write!(
+                    f,
+                    "not shards of one sweep: {scenario} declares other points in {} (only \
+                     there: {}) than in {} (only there: {}); run every shard from the same code",
+                    one.0,
+                    list(&one.1),
+                    other.0,
+                    list(&other.1)
                 )
             }
             MergeError::DifferentSweeps { one, other } => write!(
@@ -548,6 +580,13 @@ pub fn merge(
                 other: Box::new((f.name.clone(), h.build.clone())),
             });
         }
+        if let Some((scenario, only_one, only_other)) = points_differ(&whole, h) {
+            return Err(MergeError::DifferentPoints {
+                scenario,
+                one: (first.name.clone(), only_one),
+                other: (f.name.clone(), only_other),
+            });
+        }
         if !h.same_sweep(&whole) {
             return Err(MergeError::DifferentSweeps {
                 one: (first.name.clone(), whole.describe()),
@@ -615,6 +654,35 @@ pub fn merge(
 
 /// A file's records are exactly its header's: each scenario's seeds of its
 /// shard, once each, under its sabotage.
+/// The first scenario whose declared points differ between two headers,
+/// and the points (`kind "name"`) only in each.
+fn points_differ(
+    one: &SweepHeader,
+    other: &SweepHeader,
+) -> Option<(String, Vec<String>, Vec<String>)> {
+    let named = |c: &Catalogue| -> Vec<String> {
+        c.points
+            .iter()
+            .map(|p| format!("{} {:?}", p.kind, p.name))
+            .collect()
+    };
+    one.catalogue.iter().find_map(|a| {
+        let b = other.catalogue.iter().find(|b| b.scenario == a.scenario)?;
+        let (a_points, b_points) = (named(a), named(b));
+        if a_points == b_points {
+            return None;
+        }
+        let only = |x: &[String], y: &[String]| -> Vec<String> {
+            x.iter().filter(|p| !y.contains(p)).cloned().collect()
+        };
+        Some((
+            a.scenario.clone(),
+            only(&a_points, &b_points),
+            only(&b_points, &a_points),
+        ))
+    })
+}
+
 fn check_records(f: &SweepFile) -> Result<(), MergeError> {
     let h = &f.header;
     let bad = |why: String| MergeError::Incomplete {
@@ -753,11 +821,16 @@ pub fn report(
         if crate::coverage::fails(coverage, judge) {
             let _ = writeln!(
                 out,
-                "\nFAIL: {total} seeds{under}, 0 violations, {checked}, but {unreached} declared \
-                 point(s) never reached"
+                "\nFAIL: {}{under}, 0 violations, {checked}, but {unreached} declared \
+                 point(s) never reached",
+                seeds(total)
             );
         } else {
-            let _ = writeln!(out, "\nPASS: {total} seeds{under}, 0 violations, {checked}");
+            let _ = writeln!(
+                out,
+                "\nPASS: {}{under}, 0 violations, {checked}",
+                seeds(total)
+            );
         }
     } else {
         let violating = records
@@ -767,10 +840,20 @@ pub fn report(
         let nondeterministic = records.iter().filter(|r| !r.deterministic).count();
         let _ = writeln!(
             out,
-            "\nFAIL: {failing} of {total} seeds{under} failing ({violating} with violations, {nondeterministic} nondeterministic)"
+            "\nFAIL: {failing} of {}{under} failing ({violating} with violations, {nondeterministic} nondeterministic)",
+            seeds(total)
         );
     }
     out
+}
+
+/// "1 seed", "2 seeds".
+fn seeds(n: usize) -> String {
+    if n == 1 {
+        "1 seed".into()
+    } else {
+        format!("{n} seeds")
+    }
 }
 
 /// Whether a sweep (or a merge) with these records and this coverage
@@ -1052,13 +1135,16 @@ mod tests {
         let (merged, records) = merge(&["s".into()], files.clone()).unwrap();
         assert_eq!(coverage(&merged.catalogue, &records), one);
         assert!(fails(&records, &one, Judge::Fail));
-        // A shard declaring other points is of another sweep.
+        // A shard declaring other points is refused, naming them.
         let mut other = files;
         other[2].header.catalogue[0].points.pop();
-        assert!(matches!(
-            merge(&["s".into()], other),
-            Err(MergeError::DifferentSweeps { .. })
-        ));
+        let err = merge(&["s".into()], other).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not shards of one sweep: s declares other points in 1.json (only there: \
+             sometimes \"never\") than in 3.json (only there: none); run every shard from the \
+             same code"
+        );
     }
 
     #[test]
@@ -1169,7 +1255,7 @@ mod tests {
             "one run of it may pass: {text}"
         );
         assert!(
-            text.ends_with("FAIL: 1 of 1 seeds failing (0 with violations, 1 nondeterministic)\n"),
+            text.ends_with("FAIL: 1 of 1 seed failing (0 with violations, 1 nondeterministic)\n"),
             "{text}"
         );
     }
@@ -1225,7 +1311,7 @@ mod tests {
                 .lines()
                 .last()
                 .unwrap(),
-            "PASS: 1 seeds, 0 violations, traces deterministic"
+            "PASS: 1 seed, 0 violations, traces deterministic"
         );
         let mut once = record("a", 1, &[], vec![]);
         once.runs = 1;
@@ -1237,7 +1323,7 @@ mod tests {
         );
         assert_eq!(
             text.lines().last().unwrap(),
-            "PASS: 1 seeds under --sabotage bug, 0 violations, determinism not checked"
+            "PASS: 1 seed under --sabotage bug, 0 violations, determinism not checked"
         );
         let mut failing = record("a", 7, &[], v());
         failing.plan.sabotage = Some("bug".into());

@@ -220,7 +220,8 @@ impl<'a> Checker<'a> {
         for r in reached.iter().flat_map(|c| c.unreached()) {
             message += &format!("  {}\n", r.point);
         }
-        message += "  (run more seeds or denser plans, or Checker::allow_unreached)";
+        message += "  (run more seeds or denser plans; take a point the scenario cannot reach \
+                    out of its points(); or Checker::allow_unreached)";
         Err(message)
     }
 
@@ -233,6 +234,11 @@ impl<'a> Checker<'a> {
 
     /// The seeds' records, run on every core.
     fn records(&self, seeds: impl IntoIterator<Item = u64>) -> Result<Vec<SeedRecord>, String> {
+        // A catalogue that cannot be counted against fails every seed the
+        // same way: said once, before any run (nothing shrunk or saved).
+        let info = self.scenario.info();
+        crate::assert::check_catalogue(&info.points)
+            .map_err(|e| format!("{}: {e} (no seed was run)", info.name))?;
         let seeds: Vec<u64> = seeds.into_iter().collect();
         sweep(
             self.scenario,

@@ -1,6 +1,7 @@
 //! Declared points in a run: which count, what fails, and how a test that
 //! never reached one says so (see `src/assert.rs`'s table).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use async_patterns::points as core_points;
@@ -90,6 +91,15 @@ fn a_false_always_and_a_reached_unreachable_are_violations() {
         ]
     );
     assert_eq!(out.violations[1].at, Some(Duration::from_millis(30)));
+    // The first failure is in the trace, where it happened; the later one
+    // (and the check's, outside the run's time) is not.
+    let marks: Vec<&String> = out.trace.iter().filter(|e| e.contains("point: ")).collect();
+    assert_eq!(marks.len(), 1, "{:?}", out.trace);
+    assert!(
+        marks[0].ends_with("point: always \"small\" false: was 7"),
+        "{}",
+        marks[0]
+    );
 }
 
 #[test]
@@ -107,6 +117,36 @@ fn a_catalogue_with_a_name_twice_is_refused() {
     let unnamed = vec![Point::reachable("", "no name")];
     let out = run(&Marks { points: unnamed }, 0, &FaultPlan::default()).unwrap();
     assert_eq!(out.violations[0].invariant, "declared points");
+    // A test and the command line refuse it before any run: nothing run,
+    // shrunk or saved, whatever the command.
+    let mut twice = catalogue();
+    twice.push(Point::sometimes("declared", "again"));
+    let twice = Marks { points: twice };
+    let err = Checker::new(&twice).try_seeds(0..2).unwrap_err();
+    assert_eq!(
+        err,
+        "marks: the point \"declared\" is declared twice (a point's name is its identity) \
+         (no seed was run)"
+    );
+    assert!(Checker::new(&twice).caught(0..2).is_err());
+    for args in [
+        &["sim", "list"][..],
+        &["sim", "replay", "marks", "--seed", "0"],
+        &[
+            "sim",
+            "shrink",
+            "marks",
+            "--seed",
+            "0",
+            "--out",
+            "/nonexistent/x.json",
+        ],
+        &["sim", "sweep", "--seeds", "1"],
+    ] {
+        let code =
+            async_patterns_sim::cli::App::new(&[&twice]).main_from(args.iter().map(Into::into));
+        assert_eq!(code, ExitCode::from(2), "{args:?}");
+    }
 }
 
 /// A breaker in a host that opens on seeds divisible by 3 only.
