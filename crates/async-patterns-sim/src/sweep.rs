@@ -747,6 +747,7 @@ pub fn report(
             scenarios.push(&r.scenario);
         }
     }
+    let mut no_latency = false;
     for name in &scenarios {
         let mine: Vec<&SeedRecord> = records.iter().filter(|r| r.scenario == *name).collect();
         let mut latencies = LatencyRecorder::new(3, Duration::from_secs(3_600))
@@ -761,6 +762,7 @@ pub fn report(
         let faults: usize = mine.iter().map(|r| r.plan.faults.len()).sum();
         let failing = mine.iter().filter(|r| r.failed()).count();
         let (p50, p99) = if latencies.is_empty() {
+            no_latency = true;
             ("n/a".to_string(), "n/a".to_string())
         } else {
             let s = latencies.summary();
@@ -779,6 +781,13 @@ pub fn report(
         );
     } else {
         let _ = writeln!(out, "(seeds run once: their determinism was not checked)");
+    }
+    if no_latency {
+        let _ = writeln!(
+            out,
+            "(latency n/a: no request latency was recorded; a scenario records one with \
+             ctx.latency(..))"
+        );
     }
     for r in records.iter().filter(|r| r.failed()) {
         let _ = writeln!(out, "\nFAILED {} seed {}:", r.scenario, r.seed);
@@ -1290,6 +1299,14 @@ mod tests {
             lines[4],
             "(each seed ran twice, and its trace hashes were compared)"
         );
+        // b recorded no latency: the table says where n/a comes from; a
+        // report whose scenarios all recorded some says nothing of it.
+        assert!(
+            lines[5].starts_with("(latency n/a: no request latency was recorded"),
+            "{text}"
+        );
+        let measured = report(&records[..1], "my-sim", "", &[], Judge::Fail);
+        assert!(!measured.contains("latency n/a"), "{measured}");
         assert!(
             text.contains(
                 "\nFAILED a seed 2:\n  inv: broken\n  replay: my-sim replay a --seed 2 --trace\n"
