@@ -656,6 +656,12 @@ impl Run<'_> {
             for p in &s.points {
                 out!("{:<w$}point: {p}", "");
             }
+            for (name, within) in &s.eventually {
+                out!(
+                    "{:<w$}eventually: {name:?}, within {within:?} of the last fault's end",
+                    ""
+                );
+            }
         }
         let sabotages: Vec<(&str, &str, &str)> = self
             .infos

@@ -173,6 +173,7 @@ mod tests {
             violations: Vec::new(),
             latencies_ns: Vec::new(),
             points: points.iter().map(|p| p.to_string()).collect(),
+            recoveries: Vec::new(),
         }
     }
 

@@ -209,6 +209,7 @@ pub mod cli;
 pub mod coverage;
 pub mod engine;
 pub mod fault;
+pub mod liveness;
 pub mod net;
 pub mod plot;
 pub mod run;
@@ -220,6 +221,7 @@ pub mod trace;
 
 pub use assert::{Point, point};
 pub use fault::{Fault, FaultKind, FaultPlan, PlanError, Sabotage, Swarm, Targets};
+pub use liveness::Eventually;
 pub use run::{Outcome, run, run_checked};
 pub use scenario::{AnyScenario, Ctx, Info, Network, RunInfo, Scenario, now};
 pub use sweep::{SeedRecord, sweep};

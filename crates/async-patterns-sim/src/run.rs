@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::assert::{RunPoints, check_catalogue, point};
 use crate::fault::{DEFAULT_LATENCY_MS, DEFAULT_LOSS_PERCENT};
 use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Resolved, Targets};
+use crate::liveness::{Phase, Recovery};
 use crate::plot::{Lane, Timeline, fault_lanes};
 use crate::scenario::{AnyScenario, Ctx, Network, RunInfo, Scenario};
 use crate::trace::{Divergence, Trace, Violation, hash_trace};
@@ -33,6 +34,10 @@ pub struct Outcome {
     /// The declared points the run reached, in the scenario's order (see
     /// [`assert`](crate::assert)).
     pub points: Vec<String>,
+    /// How each [`eventually`](crate::Scenario::eventually) property fared
+    /// in the recovery phase (empty when the run had none: see
+    /// [`liveness`](crate::liveness)).
+    pub recoveries: Vec<Recovery>,
 }
 
 impl Outcome {
@@ -53,6 +58,7 @@ impl Outcome {
             faults: plan.faults.len(),
             timeline: Timeline { lanes: timeline },
             points: Vec::new(),
+            recoveries: Vec::new(),
         }
     }
 }
@@ -168,7 +174,13 @@ fn run_traced<S: Scenario + ?Sized>(
                     "the scenario declares {missing:?} as targets, but build() made no such host"
                 ),
             );
-            return (Vec::new(), vec![v], Vec::new(), Vec::new());
+            return (Vec::new(), vec![v], Vec::new(), Vec::new(), Vec::new());
+        }
+        // The recovery phase, if the scenario has properties and the plan
+        // heals before the run's end.
+        let mut phase = Phase::new(scenario.eventually(), plan.last_end(), &info.network);
+        if let Some(phase) = &phase {
+            phase.add_host(&mut sim, scenario.probe(&ctx), info.network.tick);
         }
         let mut violations = step_with_faults(
             &mut sim,
@@ -177,15 +189,26 @@ fn run_traced<S: Scenario + ?Sized>(
             &targets,
             &info.network,
             ctx.trace(),
+            &mut |now| {
+                if let Some(phase) = &mut phase {
+                    phase.observe(now, &ctx.record());
+                }
+            },
         );
         drop(sim);
         let record = ctx.record();
+        let mut recoveries = Vec::new();
         // A second run cut short at a divergence is not checked: its
         // record is of half a run.
         if ctx.trace().divergence().is_none() {
             violations.extend(scenario.check(&info, &record));
             // After the check: a point it marks counts too.
             violations.extend(points.violations());
+            if let Some(phase) = &phase {
+                let (late, how) = phase.finish();
+                violations.extend(late);
+                recoveries = how;
+            }
         }
         let lanes = scenario.lanes(&info, &record);
         drop(record);
@@ -194,13 +217,15 @@ fn run_traced<S: Scenario + ?Sized>(
             violations,
             ctx.take_latencies(),
             lanes,
+            recoveries,
         )
     }));
     drop(listening);
     Ok(match attempt {
-        Ok((trace, violations, latencies, lanes)) => {
+        Ok((trace, violations, latencies, lanes, recoveries)) => {
             let mut out = Outcome::new(plan, trace, violations, latencies, lanes);
             out.points = points.reached();
+            out.recoveries = recoveries;
             out
         }
         Err(panic) => {
@@ -382,8 +407,9 @@ struct LinkFaults {
 
 /// Steps `sim` to its end, applying `plan`'s faults (each landing where
 /// `resolved` says) at their instants and logging each to `trace`.
-/// Returns the simulation's own failure (a host's error, or not finishing
-/// in time), if any.
+/// Calls `after_step` with the virtual time after each step (the
+/// recovery phase's observer). Returns the simulation's own failure (a
+/// host's error, or not finishing in time), if any.
 fn step_with_faults(
     sim: &mut turmoil::Sim<'_>,
     plan: &FaultPlan,
@@ -391,6 +417,7 @@ fn step_with_faults(
     targets: &Targets,
     network: &Network,
     trace: &Trace,
+    after_step: &mut dyn FnMut(Duration),
 ) -> Vec<Violation> {
     // (instant, order, index, starts): at one instant, ends come before
     // starts, so a fault that starts as another ends follows it. A fault of
@@ -449,7 +476,9 @@ fn step_with_faults(
                 set_link(sim, a, b, state);
             }
         }
-        match sim.step() {
+        let stepped = sim.step();
+        after_step(sim.elapsed());
+        match stepped {
             Ok(true) => return Vec::new(),
             // A second run that already differs from the first: stop here
             // (the divergence is the report).

@@ -13,8 +13,12 @@ use std::time::Duration;
 
 use async_patterns::rng::SplitMix64;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use crate::assert::Point;
 use crate::fault::{FaultPlan, PlanError, Sabotage, Swarm, Targets};
+use crate::liveness::Eventually;
 use crate::plot::Lane;
 use crate::run::Outcome;
 use crate::trace::{Divergence, Trace, Violation};
@@ -120,6 +124,22 @@ pub trait Scenario: Send + Sync + 'static {
     /// told where to look).
     fn points(&self) -> Vec<Point> {
         Vec::new()
+    }
+
+    /// What must eventually hold once the plan's last fault has ended, and
+    /// within what bound (default: nothing; see [`liveness`](crate::liveness)).
+    fn eventually(&self) -> Vec<Eventually<Self::Record>> {
+        Vec::new()
+    }
+
+    /// A probe for the recovery phase, run from the last fault's end on
+    /// the harness's own host ([`RECOVERY_HOST`](crate::liveness::RECOVERY_HOST))
+    /// until every [`eventually`](Scenario::eventually) property has held
+    /// or the longest bound has passed (then dropped): requests that
+    /// exercise the system when the workload has ended (default: none).
+    fn probe(&self, ctx: &Ctx<Self::Record>) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
+        let _ = ctx;
+        None
     }
 
     /// The simulated network for `seed` (default: [`Network::default`]).
@@ -357,6 +377,8 @@ pub struct Info {
     pub sabotages: Vec<Sabotage>,
     /// The points it declares.
     pub points: Vec<Point>,
+    /// Its recovery properties: name and bound after the last fault.
+    pub eventually: Vec<(String, Duration)>,
 }
 
 impl Info {
@@ -403,6 +425,11 @@ impl<S: Scenario> AnyScenario for S {
             swarm: self.swarm(),
             sabotages: self.sabotages(),
             points: self.points(),
+            eventually: self
+                .eventually()
+                .iter()
+                .map(|e| (e.name().to_string(), e.within()))
+                .collect(),
         }
     }
 

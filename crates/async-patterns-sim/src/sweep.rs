@@ -44,6 +44,10 @@ pub struct SeedRecord {
     /// The scenario's declared points the seed reached (its first run),
     /// in declaration order: what [`coverage`](crate::coverage) counts.
     pub points: Vec<String>,
+    /// Each recovery property's time to hold after the last fault's end,
+    /// in nanoseconds (`None`: it never did), if the run had a recovery
+    /// phase (see [`liveness`](crate::liveness)).
+    pub recoveries: Vec<(String, Option<u64>)>,
 }
 
 impl SeedRecord {
@@ -125,6 +129,17 @@ fn record_of(scenario: &str, seed: u64, plan: FaultPlan, c: &crate::run::Checked
         violations: c.outcome.violations.clone(),
         latencies_ns: histogram,
         points: c.outcome.points.clone(),
+        recoveries: c
+            .outcome
+            .recoveries
+            .iter()
+            .map(|r| {
+                let ns = r
+                    .after
+                    .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                (r.name.clone(), ns)
+            })
+            .collect(),
     }
 }
 
@@ -817,6 +832,7 @@ pub fn report(
         let names: Vec<&str> = sabotages.into_iter().collect();
         format!(" under --sabotage {}", names.join(", "))
     };
+    out += &recovery_table(records);
     out += &crate::coverage::report(coverage, judge);
     let failing = records.iter().filter(|r| r.failed()).count();
     let total = records.len();
@@ -851,6 +867,66 @@ pub fn report(
             out,
             "\nFAIL: {failing} of {}{under} failing ({violating} with violations, {nondeterministic} nondeterministic)",
             seeds(total)
+        );
+    }
+    out
+}
+
+/// Per scenario and recovery property: the seeds with a recovery phase,
+/// the worst recovery time after the last fault's end, and the seeds in
+/// which it never held; empty when no record has a phase.
+fn recovery_table(records: &[SeedRecord]) -> String {
+    struct Row<'a> {
+        scenario: &'a str,
+        name: &'a str,
+        judged: usize,
+        worst: Option<u64>,
+        never: usize,
+    }
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    for r in records {
+        for (name, after) in &r.recoveries {
+            let i = match rows
+                .iter()
+                .position(|row| row.scenario == r.scenario && row.name == name)
+            {
+                Some(i) => i,
+                None => {
+                    rows.push(Row {
+                        scenario: &r.scenario,
+                        name,
+                        judged: 0,
+                        worst: None,
+                        never: 0,
+                    });
+                    rows.len() - 1
+                }
+            };
+            let row = &mut rows[i];
+            row.judged += 1;
+            match after {
+                Some(ns) => row.worst = Some(row.worst.map_or(*ns, |w| w.max(*ns))),
+                None => row.never += 1,
+            }
+        }
+    }
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n| scenario | eventually | seeds judged | worst recovery | never held |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for row in rows {
+        let worst = row.worst.map_or("n/a".to_string(), |ns| {
+            format!("{:.1?}", Duration::from_nanos(ns))
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {worst} | {} |",
+            row.scenario, row.name, row.judged, row.never
         );
     }
     out
@@ -922,6 +998,7 @@ mod tests {
             faults: 0,
             timeline: Timeline::default(),
             points: Vec::new(),
+            recoveries: Vec::new(),
         }
     }
 
@@ -1085,6 +1162,37 @@ mod tests {
             shard_seeds(0, 2 * MAX_SEEDS, (2, 2)).unwrap().len() as u64,
             MAX_SEEDS
         );
+    }
+
+    #[test]
+    fn the_report_shows_the_worst_recovery_per_property() {
+        let with = |seed: u64, after: &[Option<u64>]| {
+            let mut r = record("s", seed, &[1], vec![]);
+            r.recoveries = ["up", "drained"]
+                .iter()
+                .zip(after)
+                .map(|(n, a)| (n.to_string(), a.map(|ms| ms * 1_000_000)))
+                .collect();
+            r
+        };
+        let records = [
+            with(0, &[Some(300), Some(10)]),
+            with(1, &[Some(1_200), None]),
+            // No phase (its faults outlasted the run): not counted.
+            record("s", 2, &[1], vec![]),
+        ];
+        let text = report(&records, "x", "", &[], Judge::Fail);
+        assert!(
+            text.contains(
+                "| scenario | eventually | seeds judged | worst recovery | never held |\n\
+                 |---|---|---|---|---|\n\
+                 | s | up | 2 | 1.2s | 0 |\n\
+                 | s | drained | 2 | 10.0ms | 1 |\n"
+            ),
+            "{text}"
+        );
+        let none = report(&records[2..], "x", "", &[], Judge::Fail);
+        assert!(!none.contains("eventually"), "{none}");
     }
 
     #[test]

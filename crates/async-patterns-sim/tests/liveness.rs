@@ -1,0 +1,152 @@
+//! The recovery phase (see `src/liveness.rs`'s table): a server crashes
+//! from 0.5 s to 1.5 s; the client's one request goes out at 0.1 s, so the
+//! workload is over long before the heal; only the probe, run from the heal
+//! by the harness, can show the service answers again.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_patterns_sim::{
+    Ctx, Eventually, Fault, FaultKind, FaultPlan, RunInfo, Scenario, Targets, Violation, now, run,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[derive(Default)]
+struct Seen {
+    /// When a connection was answered, and by whom ("client" / "probe").
+    answers: Vec<(Duration, &'static str)>,
+}
+
+struct Crashy {
+    /// The server stays down once it has crashed (its restart binds
+    /// nothing): a service that never recovers.
+    stays_down: bool,
+}
+
+impl Scenario for Crashy {
+    type Record = Seen;
+    fn name(&self) -> &str {
+        "crashy"
+    }
+    fn about(&self) -> &str {
+        "a server that crashes once"
+    }
+    fn targets(&self) -> Targets {
+        Targets::new().host("server", "nothing")
+    }
+    fn eventually(&self) -> Vec<Eventually<Seen>> {
+        vec![Eventually::new(
+            "answers again",
+            "a connection is answered after the crash",
+            Duration::from_secs(1),
+            |seen: &Seen, heal| seen.answers.iter().any(|(at, _)| *at >= heal),
+        )]
+    }
+    fn probe(&self, ctx: &Ctx<Seen>) -> Option<std::pin::Pin<Box<dyn Future<Output = ()>>>> {
+        let ctx = ctx.clone();
+        Some(Box::pin(async move {
+            ctx.log("probe: started");
+            loop {
+                if turmoil::net::TcpStream::connect(("server", 80))
+                    .await
+                    .is_ok()
+                {
+                    ctx.log("probe: answered");
+                    ctx.record().answers.push((now(), "probe"));
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }))
+    }
+    fn build(&self, ctx: &Ctx<Seen>, sim: &mut turmoil::Sim<'_>) {
+        let starts = Rc::new(Cell::new(0u32));
+        let stays_down = self.stays_down;
+        sim.host("server", move || {
+            starts.set(starts.get() + 1);
+            let restarted = starts.get() > 1;
+            async move {
+                if restarted && stays_down {
+                    std::future::pending::<()>().await;
+                }
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 80)).await?;
+                loop {
+                    let _ = listener.accept().await?;
+                }
+            }
+        });
+        let ctx = ctx.clone();
+        sim.client("client", async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            turmoil::net::TcpStream::connect(("server", 80)).await?;
+            ctx.record().answers.push((now(), "client"));
+            Ok(())
+        });
+    }
+    fn check(&self, _: &RunInfo, _: &Seen) -> Vec<Violation> {
+        Vec::new()
+    }
+}
+
+fn crash() -> FaultPlan {
+    FaultPlan {
+        faults: vec![Fault::new(FaultKind::Crash, "server", 500, 1_000)],
+        ..FaultPlan::default()
+    }
+}
+
+#[test]
+fn a_service_that_recovers_passes_with_its_recovery_time() {
+    let out = run(&Crashy { stays_down: false }, 0, &crash()).unwrap();
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+    assert_eq!(out.recoveries.len(), 1);
+    let r = &out.recoveries[0];
+    assert_eq!(r.name, "answers again");
+    let after = r.after.expect("it recovered");
+    // The probe connects within a few ticks of the restart.
+    assert!(after < 50 * MS, "{after:?}");
+}
+
+#[test]
+fn a_service_that_never_recovers_fails_the_liveness_phase() {
+    let out = run(&Crashy { stays_down: true }, 0, &crash()).unwrap();
+    let got: Vec<String> = out.violations.iter().map(ToString::to_string).collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(
+            "answers again: a connection is answered after the crash: not within 1s of the last \
+             fault's end at 1.5s (the run waited "
+        ),
+        "{}",
+        got[0]
+    );
+    assert_eq!(out.violations[0].at, Some(Duration::from_millis(2_500)));
+    assert_eq!(out.recoveries[0].after, None);
+}
+
+#[test]
+fn the_phase_outlives_the_workload_and_runs_the_probe_from_the_heal() {
+    let out = run(&Crashy { stays_down: false }, 0, &crash()).unwrap();
+    // The client's one request ended at 0.1 s; the run went on, and the
+    // probe started at the heal (1.5 s) and was answered after it.
+    let at = |what: &str| -> f64 {
+        let line = out.trace.iter().find(|e| e.ends_with(what)).expect(what);
+        line.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert_eq!(at("probe: started"), 1_500.0, "{:?}", out.trace);
+    assert!(at("probe: answered") >= 1_500.0, "{:?}", out.trace);
+    // No faults: the phase starts at 0, the client's answer (0.1 s) holds.
+    let calm = run(&Crashy { stays_down: false }, 0, &FaultPlan::default()).unwrap();
+    assert!(calm.violations.is_empty(), "{:?}", calm.violations);
+    assert_eq!(calm.recoveries[0].after.map(|d| d <= 150 * MS), Some(true));
+    // A crash that outlasts the run: no phase, nothing judged.
+    let forever = FaultPlan {
+        faults: vec![Fault::new(FaultKind::Crash, "server", 500, u64::MAX)],
+        ..FaultPlan::default()
+    };
+    let out = run(&Crashy { stays_down: true }, 0, &forever).unwrap();
+    assert!(out.recoveries.is_empty());
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+}
