@@ -34,7 +34,8 @@ use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
 use async_patterns::rng::SplitMix64;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane};
 use async_patterns_sim::{
-    Ctx, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now, point,
+    Ctx, Eventually, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
+    point,
 };
 use async_patterns_tokio::TokioTimer;
 
@@ -82,6 +83,13 @@ fn payload(seed: u64, id: u64) -> u64 {
     SplitMix64::derive(seed, 1_000 + id).next_u64()
 }
 
+/// How long after the last fault every item may take to be acknowledged:
+/// the whole stream again (60 items emitted 40 ms apart, 2.4 s, if the fault
+/// held back all of it), plus an item's longest backoff (400 ms), an
+/// attempt's timeout (250 ms) and the consumer's work (30 ms). The worst of
+/// 1,000 seeds took 2.5 s.
+const RECOVERY_BOUND: Duration = Duration::from_millis(60 * 40 + 400 + 250 + 30);
+
 impl Scenario for Pipeline {
     type Record = Record;
 
@@ -93,6 +101,15 @@ impl Scenario for Pipeline {
         "producer -> bounded pipeline -> consumer that crashes and restarts, with acks, retries and a \
          de-duplicating store: every item acked once and in order, output equals input, duplicates only \
          from retries, <= 4 sends in flight"
+    }
+
+    fn eventually(&self) -> Vec<Eventually<Record>> {
+        vec![Eventually::new(
+            "drains",
+            "every item is acknowledged",
+            RECOVERY_BOUND,
+            |r: &Record, _| r.acked.len() as u64 == ITEMS,
+        )]
     }
 
     fn points(&self) -> Vec<Point> {

@@ -7,11 +7,12 @@
 //! of virtual time after the plan's last fault ends (the *heal*; 0 for a
 //! plan without faults), and a predicate over the record. The harness
 //! evaluates each predicate after every simulation step from the heal on,
-//! and keeps the simulation running (on a host of its own,
-//! [`RECOVERY_HOST`]) until every property has held or the longest bound
-//! has passed, even when the workload ended first; a probe the scenario
-//! supplies ([`Scenario::probe`](crate::Scenario::probe)) runs there from
-//! the heal, to exercise the system when nothing else does. A property that
+//! and keeps the simulation stepping until every property has held or the
+//! longest bound has passed, even when the workload ended first; a probe
+//! the scenario supplies ([`Scenario::probe`](crate::Scenario::probe)) runs
+//! from the heal on a host the harness adds then ([`RECOVERY_HOST`]), to
+//! exercise the system when nothing else does. Everything before the heal
+//! runs exactly as it would without the phase. A property that
 //! does not hold within its bound is a violation that names it and says how
 //! long the run waited. A plan whose faults outlast the run (the heal at or
 //! past its end) is not judged.
@@ -100,6 +101,8 @@ pub(crate) struct Phase<R> {
     held: Vec<Option<Duration>>,
     done: Rc<Cell<bool>>,
     ended: Duration,
+    /// Whether the probe was asked for (once, at the heal).
+    probed: bool,
 }
 
 impl<R> Phase<R> {
@@ -126,21 +129,46 @@ impl<R> Phase<R> {
             heal,
             done: Rc::new(Cell::new(false)),
             ended: heal,
+            probed: false,
         })
     }
 
-    /// Adds the phase's host to `sim`: it waits for the heal, then runs
-    /// `probe` (if any) until every property has held or the phase ends.
-    pub(crate) fn add_host(
-        &self,
+    /// At the heal, once: asks for the probe and starts it on a host added
+    /// then (so that everything before the heal runs exactly as without a
+    /// phase), unless every property already holds.
+    pub(crate) fn start_probe(
+        &mut self,
         sim: &mut turmoil::Sim<'_>,
-        probe: Option<Pin<Box<dyn Future<Output = ()>>>>,
+        probe: impl FnOnce() -> Option<Pin<Box<dyn Future<Output = ()>>>>,
         tick: Duration,
     ) {
-        let (heal, until, done) = (self.heal, self.until, self.done.clone());
+        if self.probed || sim.elapsed() < self.heal || self.done.get() {
+            return;
+        }
+        self.probed = true;
+        if let Some(probe) = probe() {
+            self.add_host(sim, probe, tick);
+        }
+    }
+
+    /// Whether the phase is still open at `now` (some property not yet
+    /// held, its bound not yet passed): the run goes on even if the
+    /// workload is over.
+    pub(crate) fn open(&self, now: Duration) -> bool {
+        !self.done.get() && now < self.until
+    }
+
+    /// Adds the probe's host to `sim` (at the heal): it runs `probe` until
+    /// every property has held or the phase ends.
+    fn add_host(
+        &self,
+        sim: &mut turmoil::Sim<'_>,
+        probe: Pin<Box<dyn Future<Output = ()>>>,
+        tick: Duration,
+    ) {
+        let (until, done) = (self.until, self.done.clone());
         sim.client(RECOVERY_HOST, async move {
-            tokio::time::sleep(heal).await;
-            let mut probe = probe;
+            let mut probe = Some(probe);
             while !done.get() && crate::now() < until {
                 match probe.as_mut() {
                     // The probe first, then the check: a probe that ends
@@ -187,7 +215,13 @@ impl<R> Phase<R> {
             })
             .collect();
         (
-            judge(&self.properties, self.heal, &self.held, self.ended),
+            // Watched until the phase's end, or the run's if sooner.
+            judge(
+                &self.properties,
+                self.heal,
+                &self.held,
+                self.ended.min(self.until),
+            ),
             recoveries,
         )
     }
@@ -226,8 +260,8 @@ pub(crate) fn judge<R>(
                     Violation::new(
                         p.name.clone(),
                         format!(
-                            "{}: not within {:?} of the last fault's end at {heal:?} (the run \
-                             waited {:?}, until {ended:?})",
+                            "{}: not within {:?} of the last fault's end at {heal:?} (watched \
+                             for {:?}, until {ended:?})",
                             p.about,
                             p.within,
                             ended.saturating_sub(heal)

@@ -179,9 +179,7 @@ fn run_traced<S: Scenario + ?Sized>(
         // The recovery phase, if the scenario has properties and the plan
         // heals before the run's end.
         let mut phase = Phase::new(scenario.eventually(), plan.last_end(), &info.network);
-        if let Some(phase) = &phase {
-            phase.add_host(&mut sim, scenario.probe(&ctx), info.network.tick);
-        }
+        let tick = info.network.tick;
         let mut violations = step_with_faults(
             &mut sim,
             plan,
@@ -189,10 +187,14 @@ fn run_traced<S: Scenario + ?Sized>(
             &targets,
             &info.network,
             ctx.trace(),
-            &mut |now| {
-                if let Some(phase) = &mut phase {
+            &mut |sim| match &mut phase {
+                Some(phase) => {
+                    let now = sim.elapsed();
                     phase.observe(now, &ctx.record());
+                    phase.start_probe(sim, || scenario.probe(&ctx), tick);
+                    phase.open(now)
                 }
+                None => false,
             },
         );
         drop(sim);
@@ -407,9 +409,10 @@ struct LinkFaults {
 
 /// Steps `sim` to its end, applying `plan`'s faults (each landing where
 /// `resolved` says) at their instants and logging each to `trace`.
-/// Calls `after_step` with the virtual time after each step (the
-/// recovery phase's observer). Returns the simulation's own failure (a
-/// host's error, or not finishing in time), if any.
+/// Calls `after_step` after each step (the recovery phase's observer),
+/// which says whether the run must go on when the workload is over.
+/// Returns the simulation's own failure (a host's error, or not finishing
+/// in time), if any.
 fn step_with_faults(
     sim: &mut turmoil::Sim<'_>,
     plan: &FaultPlan,
@@ -417,7 +420,7 @@ fn step_with_faults(
     targets: &Targets,
     network: &Network,
     trace: &Trace,
-    after_step: &mut dyn FnMut(Duration),
+    after_step: &mut dyn FnMut(&mut turmoil::Sim<'_>) -> bool,
 ) -> Vec<Violation> {
     // (instant, order, index, starts): at one instant, ends come before
     // starts, so a fault that starts as another ends follows it. A fault of
@@ -477,8 +480,9 @@ fn step_with_faults(
             }
         }
         let stepped = sim.step();
-        after_step(sim.elapsed());
+        let go_on = after_step(sim);
         match stepped {
+            Ok(true) if go_on => {}
             Ok(true) => return Vec::new(),
             // A second run that already differs from the first: stop here
             // (the divergence is the report).
