@@ -20,6 +20,8 @@
 //! * every call ends exactly once, as an answer or a reported error.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -29,12 +31,12 @@ use async_patterns::rng::SplitMix64;
 use async_patterns::semaphore::{Semaphore, SemaphorePermit};
 use async_patterns_sim::plot::{GREEN, Lane};
 use async_patterns_sim::{
-    Ctx, FaultPlan, Network, Point, RunInfo, Scenario, Swarm, Targets, Violation, now,
+    Ctx, Eventually, FaultPlan, Network, Point, RunInfo, Scenario, Swarm, Targets, Violation, now,
 };
 use async_patterns_tokio::TokioTimer;
 
 use crate::classic_swarm;
-use crate::wire::{exchange, serve};
+use crate::wire::{exchange, join_all, serve};
 
 /// The scenario.
 pub struct SequentialParallel;
@@ -105,7 +107,16 @@ pub struct Record {
     phases: Vec<(&'static str, Duration, Duration)>,
     /// (phase, upstream, ended ok).
     calls: Vec<(&'static str, usize, bool)>,
+    /// Upstreams the recovery probe got an answer from.
+    probed: [bool; 3],
 }
+
+/// How long after the last fault every upstream may take to answer a
+/// call again: one call's work (2 s) after a connect, a request and an
+/// answer (the slack of the phases' invariants: four longest trips, at most
+/// 4 x 14 ms here), plus the probe's 100 ms between rounds. The worst
+/// of 1,000 seeds took 2.0 s.
+const RECOVERY_BOUND: Duration = Duration::from_millis(2_000 + 4 * 14 + 100);
 
 impl Scenario for SequentialParallel {
     type Record = Record;
@@ -118,6 +129,40 @@ impl Scenario for SequentialParallel {
         "three 2 s upstream calls: 6 s in sequence, 2 s through gather (exact in virtual time), the gather \
          within its deadline, 4 s with one blocking call and the stall detector naming it, every call \
          ending once"
+    }
+
+    fn eventually(&self) -> Vec<Eventually<Record>> {
+        vec![Eventually::new(
+            "upstreams answer again",
+            "a call to each upstream is answered after the last fault",
+            RECOVERY_BOUND,
+            |r: &Record, _| r.probed.iter().all(|p| *p),
+        )]
+    }
+
+    fn probe(&self, ctx: &Ctx<Record>) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
+        // The workload may be over before the last fault ends: the probe
+        // calls every upstream not yet answered, all at once, until each
+        // has answered (its calls are not the workload's: the phases'
+        // invariants do not see them).
+        let ctx = ctx.clone();
+        Some(Box::pin(async move {
+            let timer = TokioTimer::new();
+            loop {
+                let calls = (0..3).filter(|u| !ctx.record().probed[*u]).map(|u| {
+                    let (ctx, timer) = (ctx.clone(), timer);
+                    tokio::task::spawn_local(async move {
+                        let call = exchange(UPSTREAMS[u], PORT, "work".into());
+                        if let Ok(Ok(_)) = timeout(&timer, CALL_TIMEOUT, call).await {
+                            ctx.log(format!("probe: {} answered", UPSTREAMS[u]));
+                            ctx.record().probed[u] = true;
+                        }
+                    })
+                });
+                join_all(calls.collect()).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }))
     }
 
     fn points(&self) -> Vec<Point> {
