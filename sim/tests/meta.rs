@@ -962,3 +962,19 @@ fn shards_from_each_engines_environment_merge_to_the_single_sweep() {
     assert_eq!(stdout(&refused), "");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `list` shows each scenario's declared points and recovery properties.
+#[test]
+fn list_shows_points_and_recovery_properties() {
+    let out = sim(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for line in [
+        "point: reachable \"async-patterns: breaker opened\" (the breaker opened)",
+        "point: sometimes \"duplicate dropped\"",
+        "eventually: \"drains\", within 3.08s of the last fault's end",
+        "eventually: \"whole again\", within 800ms of the last fault's end",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}

@@ -45,6 +45,8 @@ impl Scenario for Marks {
     fn check(&self, _: &RunInfo, _: &()) -> Vec<Violation> {
         // Outside the hosts, still in the run: counted too.
         point::unreachable!("in check", "checked");
+        point::unreachable!("twice in check");
+        point::unreachable!("twice in check");
         Vec::new()
     }
 }
@@ -56,6 +58,7 @@ fn catalogue() -> Vec<Point> {
         Point::always("small", "the value stays small"),
         Point::unreachable("never", "a line no run may reach"),
         Point::unreachable("in check", "the check ran"),
+        Point::unreachable("twice in check", "the check ran it twice"),
     ]
 }
 
@@ -65,9 +68,21 @@ fn a_run_counts_declared_points_only() {
         points: catalogue(),
     };
     let even = run(&s, 2, &FaultPlan::default()).unwrap();
-    assert_eq!(even.points, ["declared", "even seed", "small", "in check"]);
+    assert_eq!(
+        even.points,
+        [
+            "declared",
+            "even seed",
+            "small",
+            "in check",
+            "twice in check"
+        ]
+    );
     let odd = run(&s, 3, &FaultPlan::default()).unwrap();
-    assert_eq!(odd.points, ["declared", "small", "in check"]);
+    assert_eq!(
+        odd.points,
+        ["declared", "small", "in check", "twice in check"]
+    );
     // Nothing declared: nothing counted, nothing violated.
     let none = run(&Marks { points: vec![] }, 2, &FaultPlan::default()).unwrap();
     assert!(none.points.is_empty());
@@ -88,6 +103,7 @@ fn a_false_always_and_a_reached_unreachable_are_violations() {
              macro must be the kind it is declared with (that mark was not counted)",
             "small: the value stays small: was 7 (false 2 of 3 times it was evaluated) (at 30ms)",
             "in check: the check ran: checked (reached once)",
+            "twice in check: the check ran it twice (reached 2 times)",
         ]
     );
     assert_eq!(out.violations[1].at, Some(Duration::from_millis(30)));
