@@ -18,10 +18,11 @@
 //!   row, the breaker opens; after the last fault ends it closes within
 //!   the longest cool-down plus a probe, once more for each probe the flaky
 //!   server fails;
-//! * requests recover: after the last fault ends, a request succeeds within
-//!   that same bound (4.3 s a round: the 4 s longest cool-down, a 100 ms
-//!   quota interval to the next send, a 200 ms attempt timeout; one round
-//!   more per probe the flaky server fails);
+//! * requests recover (the library's recovery phase, `eventually`): after
+//!   the last fault ends, a request succeeds within that same bound (4.6 s
+//!   a round: the 4 s longest cool-down, a 200 ms attempt timeout, the
+//!   400 ms longest wait for a retry's send; one round more per probe the
+//!   flaky server fails);
 //! * the breaker is closed at the end of the run, read after real requests
 //!   to the server (one every quota interval for up to 10 s after the
 //!   workload, until one succeeds): a server that is down, or cut off, for
@@ -39,8 +40,8 @@ use async_patterns::retry::{Decision, Jitter, Retrier, RetryBudget, RetryPolicy}
 use async_patterns::rng::SplitMix64;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane, RED};
 use async_patterns_sim::{
-    Ctx, FaultKind, FaultPlan, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets,
-    Violation, now,
+    Ctx, Eventually, FaultKind, FaultPlan, Network, Point, RunInfo, Sabotage, Scenario, Swarm,
+    Targets, Violation, now,
 };
 use async_patterns_tokio::TokioTimer;
 
@@ -102,8 +103,22 @@ impl Scenario for ResilientClient {
     fn about(&self) -> &str {
         "retry + breaker + limiter vs a flaky server through a partition: exactly-once outcomes, \
          send rate within the quota, nothing sent while open, the breaker opens during and closes after \
-         the partition, requests succeed again within 4.3 s a recovery round after the last fault, \
+         the partition, requests succeed again within 4.6 s a recovery round after the last fault, \
          closed at the end after real requests, retries within budget"
+    }
+
+    fn eventually(&self) -> Vec<Eventually<Record>> {
+        // Watched for up to six rounds; the bound itself comes from the
+        // record: a round, and one more per failed probe something explains.
+        vec![
+            Eventually::new(
+                "requests recover",
+                "a request succeeds after the last fault",
+                recovery_round() * 6,
+                |r: &Record, heal| r.ended_at.iter().any(|(at, ok)| *ok && *at > heal),
+            )
+            .bound_by(recovery_within),
+        ]
     }
 
     fn points(&self) -> Vec<Point> {
@@ -368,6 +383,38 @@ async fn call(id: u64) -> Result<(), String> {
     }
 }
 
+/// How long recovery may take after the last fault ends (at `end`; 0
+/// without faults): one round, the longest cool-down (the backoff cap), then
+/// a probe (the next send comes within one quota interval: the backlog, or
+/// the end of the run's requests, send one at least that often; the probe
+/// ends within one attempt timeout). The server fails 10% of requests, so a
+/// probe may fail and reopen the breaker: each such failed probe after the
+/// fault earns one more round, if something explains it: it was sent while
+/// the fault was still on (half-open by `end`), or the server answered
+/// "err" meanwhile. A probe that fails on a healthy link with a healthy
+/// server is the bug this bound is for.
+fn recovery_within(r: &Record, end: Duration) -> Duration {
+    let failed_probes = r
+        .transitions
+        .windows(2)
+        .filter(|w| {
+            w[1].0 > end
+                && matches!(w[0].1, BreakerState::HalfOpen { .. })
+                && matches!(w[1].1, BreakerState::Open { .. })
+                && (w[0].0 <= end || r.server_errors.iter().any(|e| *e >= w[0].0 && *e <= w[1].0))
+        })
+        .count() as u32;
+    recovery_round() * (1 + failed_probes)
+}
+
+/// One recovery round: the longest cool-down, an attempt timeout, and the
+/// longest wait for the next send (after the workload, attempts come from
+/// retries, which wake at most one jitter cap, 400 ms, apart, not one quota
+/// interval): 4.6 s.
+fn recovery_round() -> Duration {
+    MAX_OPEN + ATTEMPT_TIMEOUT + QUOTA_INTERVAL.max(RETRY_CAP)
+}
+
 fn check(r: &Record, plan: &FaultPlan, network: &Network) -> Vec<Violation> {
     let mut v = Vec::new();
     // Exactly once.
@@ -511,32 +558,8 @@ fn check(r: &Record, plan: &FaultPlan, network: &Network) -> Vec<Violation> {
             }
         }
     }
-    // Recovery takes, after the last fault ends (at `end`; 0 without
-    // faults), one round: the longest cool-down (the backoff cap), then a
-    // probe (the next send comes within one quota interval: the backlog, or
-    // the end of the run's requests, send one at least that often; the
-    // probe ends within one attempt timeout). The server fails 10% of
-    // requests, so a probe may fail and reopen the breaker: each such
-    // failed probe after the fault earns one more round.
     let end = plan.last_end();
-    // A failed probe earns a round only if something explains it: it was
-    // sent while the fault was still on (half-open by `end`), or the
-    // server answered "err" meanwhile. A probe that fails on a healthy
-    // link with a healthy server is the bug this bound is for.
-    let failed_probes = r
-        .transitions
-        .windows(2)
-        .filter(|w| {
-            w[1].0 > end
-                && matches!(w[0].1, BreakerState::HalfOpen { .. })
-                && matches!(w[1].1, BreakerState::Open { .. })
-                && (w[0].0 <= end || r.server_errors.iter().any(|e| *e >= w[0].0 && *e <= w[1].0))
-        })
-        .count() as u32;
-    // After the workload, attempts come from retries, which wake at most
-    // one jitter cap (400 ms) apart, not one quota interval.
-    let round = MAX_OPEN + ATTEMPT_TIMEOUT + QUOTA_INTERVAL.max(RETRY_CAP);
-    let bound = end.saturating_add(round * (1 + failed_probes));
+    let bound = end.saturating_add(recovery_within(r, end));
     // The breaker closes by then, if it was not closed when the fault ended
     // (judged only while the workload still makes requests).
     if !plan.faults.is_empty()
@@ -560,24 +583,6 @@ fn check(r: &Record, plan: &FaultPlan, network: &Network) -> Vec<Violation> {
                 "the breaker closed at {closed_at:?}, after the {bound:?} bound (last fault ended {end:?})"
             )));
         }
-    }
-    // Liveness: requests succeed again by the same bound, if the client was
-    // still making requests then (a fault that outlasts the run is caught
-    // by "closed at the end" below).
-    let last_end = r.ended_at.iter().map(|(at, _)| *at).max();
-    let recovered = r
-        .ended_at
-        .iter()
-        .any(|(at, ok)| *ok && *at > end && *at <= bound);
-    if last_end.is_some_and(|last| last >= bound) && !recovered {
-        v.push(Violation::new(
-            "requests recover",
-            format!(
-                "no request succeeded between the last fault's end ({end:?}) and {bound:?} \
-             ({} recovery round(s) of {round:?})",
-                1 + failed_probes
-            ),
-        ));
     }
     // Closed at the end, after the end of the run's real requests. (A
     // fault that outlasts them fails this on purpose: a server down for
@@ -741,12 +746,13 @@ mod tests {
         let (plan, mut r) = three_failed_probes();
         let v = check(&r, &plan, &net());
         assert!(broken(&v, "closes after the last fault"), "{v:?}");
-        assert!(broken(&v, "requests recover"), "{v:?}");
+        // "requests recover" (the recovery phase's) gets the same bound.
+        assert_eq!(recovery_within(&r, plan.last_end()), recovery_round());
         // The same failed probes, each explained by a server error: fine.
         r.server_errors = vec![ms(1_300), ms(2_000), ms(4_000)];
         let v = check(&r, &plan, &net());
         assert!(!broken(&v, "closes after the last fault"), "{v:?}");
-        assert!(!broken(&v, "requests recover"), "{v:?}");
+        assert_eq!(recovery_within(&r, plan.last_end()), recovery_round() * 4);
     }
 
     /// Sends between two Open entries (the end of the run records the
@@ -838,22 +844,19 @@ mod tests {
     }
 
     /// A recovery round is the longest cool-down, an attempt timeout and a
-    /// retry's longest wait: 4.6 s. A first success exactly that long
-    /// after the last fault is recovery; a millisecond later is not.
+    /// retry's longest wait: 4.6 s, so after a partition ending at 1 s
+    /// requests must succeed by 5.6 s (the recovery phase judges it; a
+    /// first success exactly at the bound is in time: `tests/liveness.rs`
+    /// in the library).
     #[test]
     fn requests_recover_within_one_round_to_the_millisecond() {
-        let first_success = |at: u64| {
-            let mut r = Record::default();
-            for k in 0..110 {
-                let t = 1_000 + 100 * k;
-                r.ended_at.push((ms(t), false));
-            }
-            r.ended_at.push((ms(at), true));
-            r.transitions.push((ms(12_000), BreakerState::Closed));
-            broken(&check(&r, &partition(500, 500), &net()), "requests recover")
-        };
-        assert!(!first_success(5_600));
-        assert!(first_success(5_601));
+        assert_eq!(recovery_round(), ms(4_600));
+        let plan = partition(500, 500);
+        let end = plan.last_end();
+        assert_eq!(end + recovery_within(&Record::default(), end), ms(5_600));
+        let property = &ResilientClient.eventually()[0];
+        assert_eq!(property.name(), "requests recover");
+        assert_eq!(property.within(), ms(6 * 4_600));
     }
 
     /// A server error explains a failed probe only if it came between the
@@ -932,37 +935,24 @@ mod tests {
     }
 
     /// Recovery can fail: a partition ends at 1 s, yet every request fails
-    /// until the end of the run at 12 s (the breaker closed throughout).
+    /// until the end of the run at 12 s (the breaker closed throughout):
+    /// the recovery property never holds; one success in the round does.
     #[test]
     fn requests_still_failing_long_after_the_last_fault_are_a_violation() {
-        let plan = FaultPlan {
-            faults: vec![Fault::new(
-                FaultKind::Partition,
-                "client<->server",
-                500,
-                500,
-            )],
-            ..FaultPlan::default()
-        };
+        let plan = partition(500, 500);
+        let heal = plan.last_end();
         let mut r = Record::default();
         for k in 0..110 {
             r.ended_at.push((ms(1_000 + 100 * k), false));
         }
         r.transitions.push((ms(12_000), BreakerState::Closed));
-        let v = check(&r, &plan, &net());
-        assert!(
-            v.iter().any(|v| v
-                .detail
-                .starts_with("no request succeeded between the last fault's end (1s)")),
-            "{v:?}"
-        );
-
-        // One success within the round is recovery.
+        let property = &ResilientClient.eventually()[0];
+        assert!(!property.holds(&r, heal));
+        // A success before the heal is not recovery.
+        r.ended_at[0] = (heal, true);
+        assert!(!property.holds(&r, heal));
+        // One success after it is.
         r.ended_at[30].1 = true;
-        let v = check(&r, &plan, &net());
-        assert!(
-            !v.iter().any(|v| v.detail.contains("no request succeeded")),
-            "{v:?}"
-        );
+        assert!(property.holds(&r, heal));
     }
 }

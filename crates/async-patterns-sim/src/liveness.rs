@@ -43,10 +43,14 @@ pub struct Eventually<R> {
     pub(crate) about: String,
     pub(crate) within: Duration,
     pub(crate) holds: Holds<R>,
+    pub(crate) bound_by: Option<Bound<R>>,
 }
 
 /// A property's predicate: `holds(record, heal)`.
 type Holds<R> = Box<dyn Fn(&R, Duration) -> bool + Send + Sync>;
+
+/// A property's bound for one run, from its record: `bound(record, heal)`.
+type Bound<R> = Box<dyn Fn(&R, Duration) -> Duration + Send + Sync>;
 
 impl<R> Eventually<R> {
     /// `name` (the violation's name), what it means, the bound after the
@@ -64,7 +68,21 @@ impl<R> Eventually<R> {
             about: about.to_string(),
             within,
             holds: Box::new(holds),
+            bound_by: None,
         }
+    }
+
+    /// A bound that depends on what the run recorded (e.g. one more round
+    /// for each failure the run can explain): `bound(record, heal)`, read
+    /// when the run ends, and never more than
+    /// [`within`](Eventually::within), which stays the phase's length.
+    #[must_use]
+    pub fn bound_by(
+        mut self,
+        bound: impl Fn(&R, Duration) -> Duration + Send + Sync + 'static,
+    ) -> Self {
+        self.bound_by = Some(Box::new(bound));
+        self
     }
 
     /// Its name.
@@ -75,6 +93,13 @@ impl<R> Eventually<R> {
     /// Its bound after the heal.
     pub fn within(&self) -> Duration {
         self.within
+    }
+
+    /// Whether it holds for `record`, the last fault having ended at
+    /// `heal` (its predicate: for testing a scenario's property on a
+    /// record of its own making).
+    pub fn holds(&self, record: &R, heal: Duration) -> bool {
+        (self.holds)(record, heal)
     }
 }
 
@@ -202,8 +227,9 @@ impl<R> Phase<R> {
         }
     }
 
-    /// Its violations, and each property's recovery.
-    pub(crate) fn finish(&self) -> (Vec<Violation>, Vec<Recovery>) {
+    /// Its violations, and each property's recovery, given the run's
+    /// record (for the bounds that depend on it).
+    pub(crate) fn finish(&self, record: &R) -> (Vec<Violation>, Vec<Recovery>) {
         let recoveries = self
             .properties
             .iter()
@@ -218,6 +244,7 @@ impl<R> Phase<R> {
             // Watched until the phase's end, or the run's if sooner.
             judge(
                 &self.properties,
+                record,
                 self.heal,
                 &self.held,
                 self.ended.min(self.until),
@@ -232,6 +259,7 @@ impl<R> Phase<R> {
 /// an instant) and when the run ended.
 pub(crate) fn judge<R>(
     properties: &[Eventually<R>],
+    record: &R,
     heal: Duration,
     held: &[Option<Duration>],
     ended: Duration,
@@ -240,7 +268,11 @@ pub(crate) fn judge<R>(
         .iter()
         .zip(held)
         .filter_map(|(p, at)| {
-            let bound = heal.saturating_add(p.within);
+            let within = match &p.bound_by {
+                Some(bound) => bound(record, heal).min(p.within),
+                None => p.within,
+            };
+            let bound = heal.saturating_add(within);
             match at {
                 Some(at) if *at <= bound => None,
                 Some(at) => Some(
@@ -248,10 +280,9 @@ pub(crate) fn judge<R>(
                         p.name.clone(),
                         format!(
                             "{}: held only {:?} after the last fault's end at {heal:?}, past its \
-                             bound of {:?}",
+                             bound of {within:?}",
                             p.about,
                             at.saturating_sub(heal),
-                            p.within
                         ),
                     )
                     .at(bound),
@@ -260,10 +291,9 @@ pub(crate) fn judge<R>(
                     Violation::new(
                         p.name.clone(),
                         format!(
-                            "{}: not within {:?} of the last fault's end at {heal:?} (watched \
-                             for {:?}, until {ended:?})",
+                            "{}: not within {within:?} of the last fault's end at {heal:?} \
+                             (watched for {:?}, until {ended:?})",
                             p.about,
-                            p.within,
                             ended.saturating_sub(heal)
                         ),
                     )

@@ -207,7 +207,7 @@ fn run_traced<S: Scenario + ?Sized>(
             // After the check: a point it marks counts too.
             violations.extend(points.violations());
             if let Some(phase) = &phase {
-                let (late, how) = phase.finish();
+                let (late, how) = phase.finish(&record);
                 violations.extend(late);
                 recoveries = how;
             }

@@ -23,6 +23,8 @@ struct Crashy {
     /// The server stays down once it has crashed (its restart binds
     /// nothing): a service that never recovers.
     stays_down: bool,
+    /// A bound read from the record, if any (see `Eventually::bound_by`).
+    bound: Option<Duration>,
 }
 
 impl Scenario for Crashy {
@@ -37,12 +39,16 @@ impl Scenario for Crashy {
         Targets::new().host("server", "nothing")
     }
     fn eventually(&self) -> Vec<Eventually<Seen>> {
-        vec![Eventually::new(
+        let property = Eventually::new(
             "answers again",
             "a connection is answered after the crash",
             Duration::from_secs(1),
             |seen: &Seen, heal| seen.answers.iter().any(|(at, _)| *at >= heal),
-        )]
+        );
+        match self.bound {
+            Some(bound) => vec![property.bound_by(move |_, _| bound)],
+            None => vec![property],
+        }
     }
     fn probe(&self, ctx: &Ctx<Seen>) -> Option<std::pin::Pin<Box<dyn Future<Output = ()>>>> {
         let ctx = ctx.clone();
@@ -99,7 +105,15 @@ fn crash() -> FaultPlan {
 
 #[test]
 fn a_service_that_recovers_passes_with_its_recovery_time() {
-    let out = run(&Crashy { stays_down: false }, 0, &crash()).unwrap();
+    let out = run(
+        &Crashy {
+            stays_down: false,
+            bound: None,
+        },
+        0,
+        &crash(),
+    )
+    .unwrap();
     assert!(out.violations.is_empty(), "{:?}", out.violations);
     assert_eq!(out.recoveries.len(), 1);
     let r = &out.recoveries[0];
@@ -111,7 +125,15 @@ fn a_service_that_recovers_passes_with_its_recovery_time() {
 
 #[test]
 fn a_service_that_never_recovers_fails_the_liveness_phase() {
-    let out = run(&Crashy { stays_down: true }, 0, &crash()).unwrap();
+    let out = run(
+        &Crashy {
+            stays_down: true,
+            bound: None,
+        },
+        0,
+        &crash(),
+    )
+    .unwrap();
     let got: Vec<String> = out.violations.iter().map(ToString::to_string).collect();
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(
@@ -127,7 +149,15 @@ fn a_service_that_never_recovers_fails_the_liveness_phase() {
 
 #[test]
 fn the_phase_outlives_the_workload_and_runs_the_probe_from_the_heal() {
-    let out = run(&Crashy { stays_down: false }, 0, &crash()).unwrap();
+    let out = run(
+        &Crashy {
+            stays_down: false,
+            bound: None,
+        },
+        0,
+        &crash(),
+    )
+    .unwrap();
     // The client's one request ended at 0.1 s; the run went on, and the
     // probe started at the heal (1.5 s) and was answered after it.
     let at = |what: &str| -> f64 {
@@ -137,7 +167,15 @@ fn the_phase_outlives_the_workload_and_runs_the_probe_from_the_heal() {
     assert_eq!(at("probe: started"), 1_500.0, "{:?}", out.trace);
     assert!(at("probe: answered") >= 1_500.0, "{:?}", out.trace);
     // No faults: the phase starts at 0, the client's answer (0.1 s) holds.
-    let calm = run(&Crashy { stays_down: false }, 0, &FaultPlan::default()).unwrap();
+    let calm = run(
+        &Crashy {
+            stays_down: false,
+            bound: None,
+        },
+        0,
+        &FaultPlan::default(),
+    )
+    .unwrap();
     assert!(calm.violations.is_empty(), "{:?}", calm.violations);
     assert_eq!(calm.recoveries[0].after.map(|d| d <= 150 * MS), Some(true));
     // A crash that outlasts the run: no phase, nothing judged.
@@ -145,7 +183,38 @@ fn the_phase_outlives_the_workload_and_runs_the_probe_from_the_heal() {
         faults: vec![Fault::new(FaultKind::Crash, "server", 500, u64::MAX)],
         ..FaultPlan::default()
     };
-    let out = run(&Crashy { stays_down: true }, 0, &forever).unwrap();
+    let out = run(
+        &Crashy {
+            stays_down: true,
+            bound: None,
+        },
+        0,
+        &forever,
+    )
+    .unwrap();
     assert!(out.recoveries.is_empty());
     assert!(out.violations.is_empty(), "{:?}", out.violations);
+}
+
+/// A bound read from the record tightens the property (a recovery in a
+/// few milliseconds is late against 1 ms), and never loosens it past
+/// `within` (an hour still watches 1 s).
+#[test]
+fn a_bound_from_the_record_tightens_and_never_loosens() {
+    let tight = Crashy {
+        stays_down: false,
+        bound: Some(MS),
+    };
+    let out = run(&tight, 0, &crash()).unwrap();
+    assert_eq!(out.violations.len(), 1, "{:?}", out.violations);
+    let v = out.violations[0].to_string();
+    assert!(v.contains("past its bound of 1ms"), "{v}");
+    assert_eq!(out.violations[0].at, Some(Duration::from_millis(1_501)));
+    let loose = Crashy {
+        stays_down: true,
+        bound: Some(Duration::from_secs(3_600)),
+    };
+    let out = run(&loose, 0, &crash()).unwrap();
+    let v = out.violations[0].to_string();
+    assert!(v.contains("not within 1s of the last fault's end"), "{v}");
 }
