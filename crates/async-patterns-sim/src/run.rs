@@ -41,6 +41,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A run that could not start: `why`, and nothing else.
+    fn unrun(plan: &FaultPlan, why: Violation) -> Self {
+        Outcome::new(plan, Vec::new(), vec![why], Vec::new(), Vec::new())
+    }
+
     fn new(
         plan: &FaultPlan,
         trace: Vec<String>,
@@ -127,13 +132,7 @@ fn run_traced<S: Scenario + ?Sized>(
         // The scenario's bug, the same for every seed: the command line
         // says it once before any run; a run says it as a violation.
         let v = Violation::new("declared points", e.to_string());
-        return Ok(Outcome::new(
-            plan,
-            Vec::new(),
-            vec![v],
-            Vec::new(),
-            Vec::new(),
-        ));
+        return Ok(Outcome::unrun(plan, v));
     }
     if network.tick.is_zero() || network.duration.is_zero() {
         // A zero tick never reaches the end: a hang, not a run.
@@ -144,13 +143,7 @@ fn run_traced<S: Scenario + ?Sized>(
                 network.tick, network.duration
             ),
         );
-        return Ok(Outcome::new(
-            plan,
-            Vec::new(),
-            vec![v],
-            Vec::new(),
-            Vec::new(),
-        ));
+        return Ok(Outcome::unrun(plan, v));
     }
     let _quiet = InRun::enter();
     // Every host of the run polls on this thread: the points it reaches
