@@ -475,7 +475,9 @@ fn step_with_faults(
         let stepped = sim.step();
         let go_on = after_step(sim);
         match stepped {
-            Ok(true) if go_on => {}
+            // Past the workload only while the recovery phase is open, and
+            // never past the run's length (a phase ends before it).
+            Ok(true) if go_on && sim.elapsed() < network.duration => {}
             Ok(true) => return Vec::new(),
             // A second run that already differs from the first: stop here
             // (the divergence is the report).

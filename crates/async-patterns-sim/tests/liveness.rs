@@ -27,6 +27,14 @@ struct Crashy {
     bound: Option<Duration>,
 }
 
+/// The property's own bound (`within`), unless a test says otherwise.
+const WITHIN: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// A test's own `within` for `Crashy` (this thread's runs only).
+    static WITHIN_HERE: Cell<Duration> = const { Cell::new(WITHIN) };
+}
+
 impl Scenario for Crashy {
     type Record = Seen;
     fn name(&self) -> &str {
@@ -42,7 +50,7 @@ impl Scenario for Crashy {
         let property = Eventually::new(
             "answers again",
             "a connection is answered after the crash",
-            Duration::from_secs(1),
+            WITHIN_HERE.with(Cell::get),
             |seen: &Seen, heal| seen.answers.iter().any(|(at, _)| *at >= heal),
         );
         match self.bound {
@@ -217,4 +225,81 @@ fn a_bound_from_the_record_tightens_and_never_loosens() {
     let out = run(&loose, 0, &crash()).unwrap();
     let v = out.violations[0].to_string();
     assert!(v.contains("not within 1s of the last fault's end"), "{v}");
+}
+
+/// Properties are read from the heal on, never before: one true only
+/// before the heal (no answer yet, true until the client's at 0.1 s) never
+/// holds; one true from the start holds at the heal itself (recovery 0).
+#[test]
+fn properties_are_read_from_the_heal_on() {
+    struct Quiet {
+        inner: Crashy,
+        already: bool,
+    }
+    impl Scenario for Quiet {
+        type Record = Seen;
+        fn name(&self) -> &str {
+            "quiet"
+        }
+        fn about(&self) -> &str {
+            ""
+        }
+        fn targets(&self) -> Targets {
+            self.inner.targets()
+        }
+        fn eventually(&self) -> Vec<Eventually<Seen>> {
+            let already = self.already;
+            vec![Eventually::new(
+                "quiet",
+                "no answer at all",
+                Duration::from_secs(1),
+                move |seen: &Seen, _| already || seen.answers.is_empty(),
+            )]
+        }
+        fn build(&self, ctx: &Ctx<Seen>, sim: &mut turmoil::Sim<'_>) {
+            self.inner.build(ctx, sim)
+        }
+        fn check(&self, _: &RunInfo, _: &Seen) -> Vec<Violation> {
+            Vec::new()
+        }
+    }
+    let inner = || Crashy {
+        stays_down: false,
+        bound: None,
+    };
+    let before = Quiet {
+        inner: inner(),
+        already: false,
+    };
+    let out = run(&before, 0, &crash()).unwrap();
+    assert_eq!(out.violations.len(), 1, "{:?}", out.violations);
+    assert_eq!(out.recoveries[0].after, None);
+    let always = Quiet {
+        inner: inner(),
+        already: true,
+    };
+    let out = run(&always, 0, &crash()).unwrap();
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+    assert_eq!(out.recoveries[0].after, Some(Duration::ZERO));
+}
+
+/// A property first holding exactly at its bound holds in time (it is read
+/// at the phase's last instant); one tick tighter, it does not.
+#[test]
+fn a_property_holding_exactly_at_its_bound_is_in_time() {
+    let up = Crashy {
+        stays_down: false,
+        bound: None,
+    };
+    let after = run(&up, 0, &crash()).unwrap().recoveries[0]
+        .after
+        .expect("it recovers");
+    WITHIN_HERE.with(|w| w.set(after));
+    let exact = run(&up, 0, &crash()).unwrap();
+    WITHIN_HERE.with(|w| w.set(after - 2 * MS));
+    let tighter = run(&up, 0, &crash()).unwrap();
+    WITHIN_HERE.with(|w| w.set(WITHIN));
+    assert!(exact.violations.is_empty(), "{:?}", exact.violations);
+    assert_eq!(exact.recoveries[0].after, Some(after));
+    assert_eq!(tighter.violations.len(), 1, "{:?}", tighter.violations);
 }
