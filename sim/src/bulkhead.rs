@@ -344,6 +344,7 @@ mod tests {
                     end_ms - 1_000,
                 )],
                 sabotage: None,
+                sites: Vec::new(),
             };
             broken(&check(&r, &plan), "settles near capacity")
         };
@@ -364,6 +365,7 @@ mod tests {
         let plan = FaultPlan {
             faults: vec![Fault::new(FaultKind::Crash, "server", 7_000, 0)],
             sabotage: None,
+            sites: Vec::new(),
         };
         assert!(broken(&check(&r, &plan), "settles near capacity"));
     }

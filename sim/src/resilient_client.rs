@@ -474,6 +474,7 @@ fn check(r: &Record, plan: &FaultPlan, network: &Network) -> Vec<Violation> {
                     FaultPlan {
                         faults: vec![f.clone()],
                         sabotage: None,
+                        sites: Vec::new(),
                     }
                     .touches(|_| true, *t, *t, after)
                 })

@@ -52,6 +52,7 @@ fn plan_for(s: &dyn AnyScenario, shape: &Shape) -> FaultPlan {
             })
             .collect(),
         sabotage: None,
+        sites: Vec::new(),
     }
 }
 

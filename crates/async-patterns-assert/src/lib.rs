@@ -38,6 +38,33 @@
 //! condition must have no side effects). A simulation installs a
 //! [`Listener`] on the thread that runs it ([`listen`]) and sees every point
 //! that thread reaches.
+//!
+//! # Fault sites
+//!
+//! [`site!`]`(name)` marks a place where a simulation may inject a fault
+//! *right at the call* (FoundationDB's `BUGGIFY`): it returns a [`Fire`]
+//! that says what the code there should do: go on, fail as the operation
+//! would fail, or wait a while first. The simulation decides (a run's
+//! fault plan says which sites are on and how often they fire; it may also
+//! crash a host or cut a link at that instant, which the code does not
+//! see). With nobody listening it is the same one load and branch, and
+//! returns [`Fire::Pass`]:
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_patterns_assert::{self as point, Fire};
+//!
+//! fn write_and_sync(log: &mut Vec<u8>, entry: &[u8]) -> Result<Option<Duration>, &'static str> {
+//!     log.extend_from_slice(entry);
+//!     match point::site!("log sync") {
+//!         Fire::Pass => Ok(None),
+//!         Fire::Fail => Err("sync failed"),
+//!         // The caller waits this long (on its own timer) before going on.
+//!         Fire::Delay(d) => Ok(Some(d)),
+//!     }
+//! }
+//! assert_eq!(write_and_sync(&mut Vec::new(), b"x"), Ok(None));
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -77,12 +104,32 @@ impl fmt::Display for Kind {
     }
 }
 
+/// What the code at a [`site!`] should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[must_use = "a fault site that fired must be acted on"]
+pub enum Fire {
+    /// Go on as usual (always, when no simulation listens).
+    Pass,
+    /// Fail the operation, as it fails in production (an I/O error, a
+    /// refused request).
+    Fail,
+    /// Wait this long, then go on.
+    Delay(std::time::Duration),
+}
+
 /// Whoever counts the points reached on one thread (the simulation).
 pub trait Listener {
     /// A point was reached: `holds` is its condition (`true` for
     /// `reachable`, `unreachable` and a `sometimes` seen true), `detail`
     /// the message given with it (empty if none).
     fn hit(&self, kind: Kind, name: &'static str, holds: bool, detail: fmt::Arguments<'_>);
+
+    /// The code reached fault site `name`: what it should do (default:
+    /// go on).
+    fn site(&self, name: &'static str) -> Fire {
+        let _ = name;
+        Fire::Pass
+    }
 }
 
 /// How many threads have a listener installed: zero in production, so
@@ -111,6 +158,15 @@ pub fn report(kind: Kind, name: &'static str, holds: bool, detail: fmt::Argument
     if let Some(listener) = listener {
         listener.hit(kind, name, holds, detail);
     }
+}
+
+/// Asks this thread's listener, if it has one, what the code at fault site
+/// `name` should do ([`site!`] calls it only when [`listening`]).
+#[cold]
+#[inline(never)]
+pub fn at_site(name: &'static str) -> Fire {
+    let listener = LISTENER.with(|l| l.borrow().clone());
+    listener.map_or(Fire::Pass, |l| l.site(name))
 }
 
 /// Installs `listener` on this thread until the guard is dropped (the
@@ -205,6 +261,20 @@ macro_rules! unreachable {
     };
 }
 
+/// `site!(name)`: a fault site. Returns what the code here should do (a
+/// [`Fire`]): [`Fire::Pass`] unless a simulation listening on this thread
+/// fires the site.
+#[macro_export]
+macro_rules! site {
+    ($name:expr $(,)?) => {
+        if $crate::listening() {
+            $crate::at_site($name)
+        } else {
+            $crate::Fire::Pass
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +345,41 @@ mod tests {
         drop(g1);
         assert_eq!(inner.0.borrow().len(), 1);
         assert_eq!(outer.0.borrow()[0].1, "out");
+    }
+
+    /// Fires "slow" as a delay and "broken" as a failure; passes the rest.
+    struct Sites(RefCell<Vec<&'static str>>);
+
+    impl Listener for Sites {
+        fn hit(&self, _: Kind, _: &'static str, _: bool, _: fmt::Arguments<'_>) {}
+        fn site(&self, name: &'static str) -> Fire {
+            self.0.borrow_mut().push(name);
+            match name {
+                "slow" => Fire::Delay(std::time::Duration::from_millis(7)),
+                "broken" => Fire::Fail,
+                _ => Fire::Pass,
+            }
+        }
+    }
+
+    #[test]
+    fn a_site_does_what_the_listener_says_and_passes_without_one() {
+        let sites = Rc::new(Sites(RefCell::new(Vec::new())));
+        {
+            let _g = listen(sites.clone());
+            assert_eq!(
+                site!("slow"),
+                Fire::Delay(std::time::Duration::from_millis(7))
+            );
+            assert_eq!(site!("broken"), Fire::Fail);
+            assert_eq!(site!("other"), Fire::Pass);
+        }
+        assert_eq!(*sites.0.borrow(), ["slow", "broken", "other"]);
+        assert_eq!(site!("broken"), Fire::Pass);
+        assert_eq!(sites.0.borrow().len(), 3);
+        // A listener that knows no sites passes them all.
+        let _g = listen(Rc::new(Log::default()));
+        assert_eq!(site!("broken"), Fire::Pass);
     }
 
     #[test]

@@ -653,6 +653,20 @@ impl Run<'_> {
             for (host, survives) in s.targets.hosts() {
                 out!("{:<w$}crashable host {host}: {survives}", "");
             }
+            for site in s.targets.sites() {
+                let handles = site.handles();
+                let handles = if handles.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (its code handles: {})", handles.join(", "))
+                };
+                out!(
+                    "{:<w$}fault site {:?}: {}{handles}",
+                    "",
+                    site.name(),
+                    site.about()
+                );
+            }
             for p in &s.points {
                 out!("{:<w$}point: {p}", "");
             }
@@ -837,10 +851,11 @@ impl Run<'_> {
             Err(e) => return Err(format!("{name} seed {seed}: {e}")),
         };
         out!(
-            "shrunk {} faults ({} ms faulted) to {} ({} ms) in {} runs, still breaking {}: {}",
-            plan.faults.len(),
+            "shrunk {} {} ({} ms faulted) to {} ({} ms) in {} runs, still breaking {}: {}",
+            plan.elements(),
+            plan.elements_named(),
             plan.faulted_ms(),
-            small.plan.faults.len(),
+            small.plan.elements(),
             small.plan.faulted_ms(),
             small.runs,
             small.kept.join(", "),
@@ -873,9 +888,14 @@ impl Run<'_> {
             ),
         }
         out!(
-            "FAIL: {name} seed {seed}, {} violation(s) under {} fault(s)",
+            "FAIL: {name} seed {seed}, {} violation(s) under {} fault(s){}",
             violations.len(),
-            small.faults.len()
+            small.faults.len(),
+            if small.sites.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} site entr(ies)", small.sites.len())
+            }
         );
         Ok(ExitCode::FAILURE)
     }

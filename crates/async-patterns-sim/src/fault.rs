@@ -58,6 +58,8 @@ use std::time::Duration;
 use async_patterns::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
+use crate::site::{Site, SiteAction, SiteError, SiteFault};
+
 /// What a fault does to its target (see the [module docs](self) for each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +221,10 @@ pub struct FaultPlan {
     /// demonstration, never a regression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sabotage: Option<String>,
+    /// The fault sites on in this run, and what they do when they fire
+    /// (see [`site`](crate::site)); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<SiteFault>,
 }
 
 impl FaultPlan {
@@ -255,13 +261,43 @@ impl FaultPlan {
             .unwrap_or_default()
     }
 
-    /// The faulted milliseconds: the sum of the faults' lengths
-    /// (saturating), the second measure a shrink makes smaller after the
-    /// fault count.
+    /// The faulted milliseconds: the sum of the faults' lengths and the
+    /// site entries' (saturating), the second measure a shrink makes
+    /// smaller after the element count.
     pub fn faulted_ms(&self) -> u64 {
+        let sites = self.sites.iter().map(SiteFault::length_ms);
         self.faults
             .iter()
-            .fold(0, |sum, f| sum.saturating_add(f.for_ms))
+            .map(|f| f.for_ms)
+            .chain(sites)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Its elements: faults, then site entries (the count a shrink makes
+    /// smaller first).
+    pub fn elements(&self) -> usize {
+        self.faults.len() + self.sites.len()
+    }
+
+    /// What its elements are called in a message: `faults`, or `faults
+    /// and site entries` when it has site entries.
+    pub fn elements_named(&self) -> &'static str {
+        if self.sites.is_empty() {
+            "faults"
+        } else {
+            "faults and site entries"
+        }
+    }
+
+    /// The plan without element `i` (a fault, or past them a site entry).
+    pub fn without(&self, i: usize) -> FaultPlan {
+        let mut p = self.clone();
+        if i < p.faults.len() {
+            p.faults.remove(i);
+        } else if i - p.faults.len() < p.sites.len() {
+            p.sites.remove(i - self.faults.len());
+        }
+        p
     }
 
     /// Checks the plan against a scenario's declared targets and sabotages:
@@ -277,7 +313,7 @@ impl FaultPlan {
         &self,
         targets: &Targets,
         sabotages: &[Sabotage],
-    ) -> Result<Vec<Resolved>, PlanError> {
+    ) -> Result<(Vec<Resolved>, Vec<Option<Resolved>>), PlanError> {
         let resolved = self
             .faults
             .iter()
@@ -290,6 +326,18 @@ impl FaultPlan {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let sites = self
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                crate::site::resolve(e, targets).map_err(|why| PlanError::Site {
+                    index: i + 1,
+                    action: e.action,
+                    why,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(name) = &self.sabotage
             && !sabotages.iter().any(|s| s.name == *name)
         {
@@ -298,7 +346,7 @@ impl FaultPlan {
                 declared: sabotages.iter().map(|s| s.name.to_string()).collect(),
             });
         }
-        Ok(resolved)
+        Ok((resolved, sites))
     }
 }
 
@@ -313,6 +361,15 @@ pub enum PlanError {
         kind: FaultKind,
         /// What is wrong with it.
         why: FaultError,
+    },
+    /// Site entry number `index` (1-based) is wrong.
+    Site {
+        /// Its position in the plan's `sites`, from 1.
+        index: usize,
+        /// Its action.
+        action: SiteAction,
+        /// What is wrong with it.
+        why: SiteError,
     },
     /// The plan names a sabotage the scenario does not declare.
     UnknownSabotage {
@@ -364,6 +421,9 @@ impl fmt::Display for PlanError {
         match self {
             PlanError::Fault { index, kind, why } => {
                 write!(f, "fault {index} ({}): {why}", kind.name())
+            }
+            PlanError::Site { index, action, why } => {
+                write!(f, "site entry {index} ({}): {why}", action.name())
             }
             PlanError::UnknownSabotage { name, declared } => write!(
                 f,
@@ -434,6 +494,7 @@ pub struct Sabotage {
 pub struct Targets {
     links: Vec<(String, String)>,
     hosts: Vec<(String, String)>,
+    sites: Vec<Site>,
 }
 
 /// A target's name, split by its shape.
@@ -493,6 +554,19 @@ impl Targets {
     pub fn host(mut self, host: impl Into<String>, survives: impl Into<String>) -> Self {
         self.hosts.push((host.into(), survives.into()));
         self
+    }
+
+    /// Declares a fault site in the scenario's or the service's code (see
+    /// [`site`](crate::site)): a plan may turn it on.
+    #[must_use]
+    pub fn site(mut self, site: Site) -> Self {
+        self.sites.push(site);
+        self
+    }
+
+    /// The declared fault sites.
+    pub fn sites(&self) -> impl Iterator<Item = &Site> {
+        self.sites.iter()
     }
 
     /// The declared links, as `(a, b)`.
@@ -764,6 +838,9 @@ pub struct Swarm {
     weights: Vec<(FaultKind, u32)>,
     max_faults: Option<usize>,
     kind_subsets: bool,
+    /// The declared targets, sites included, when drawn [`over`](Swarm::over)
+    /// them: each seed's site entries come from their own stream.
+    sites: Targets,
 }
 
 impl Swarm {
@@ -785,7 +862,7 @@ impl Swarm {
         for (h, _) in targets.hosts() {
             menu.push((FaultKind::Crash, h.to_string()));
         }
-        Swarm::new(menu)
+        Swarm::new(menu).with_sites(targets)
     }
 
     /// The faults of `menu`, with the default settings (see the table
@@ -799,6 +876,7 @@ impl Swarm {
             weights: Vec::new(),
             max_faults: None,
             kind_subsets: false,
+            sites: Targets::new(),
         }
     }
 
@@ -950,10 +1028,29 @@ impl Swarm {
             chosen.sort_unstable();
             faults = chosen.into_iter().map(|i| faults[i].clone()).collect();
         }
+        // The site entries, from a stream of their own (none without sites).
+        let sites = crate::site::draw(seed, &self.sites, self.length_ms);
         FaultPlan {
             faults,
             sabotage: None,
+            sites,
         }
+    }
+
+    /// The swarm drawing site entries for `targets`' declared sites (each
+    /// seed's from a stream of its own, so the faults it draws stay as
+    /// they were). The harness calls it on a scenario's
+    /// [`swarm`](crate::Scenario::swarm) that has no sites: a declared
+    /// site is always in the fault space.
+    #[must_use]
+    pub fn with_sites(mut self, targets: &Targets) -> Self {
+        self.sites = targets.clone();
+        self
+    }
+
+    /// The sites its plans may turn on.
+    pub fn sites(&self) -> impl Iterator<Item = &Site> {
+        self.sites.sites()
     }
 }
 
@@ -971,6 +1068,7 @@ mod tests {
         FaultPlan {
             faults: vec![f],
             sabotage: None,
+            sites: Vec::new(),
         }
         .validate(&targets(), &[])
         .map_err(|e| e.to_string())
@@ -1068,6 +1166,7 @@ mod tests {
         let plan = FaultPlan {
             faults: vec![],
             sabotage: Some("nope".into()),
+            sites: Vec::new(),
         };
         let declared = [Sabotage {
             name: "leak",
@@ -1284,6 +1383,7 @@ mod tests {
                 Fault::new(FaultKind::Hold, "client<->server", 50, 0),
             ],
             sabotage: None,
+            sites: Vec::new(),
         };
         let crash = |f: &Fault| f.kind == FaultKind::Crash;
         assert!(plan.touches(crash, ms(200), ms(300), ms(0)));

@@ -215,6 +215,7 @@ pub mod plot;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
+pub mod site;
 pub mod sweep;
 pub mod testing;
 pub mod trace;
@@ -224,6 +225,7 @@ pub use fault::{Fault, FaultKind, FaultPlan, PlanError, Sabotage, Swarm, Targets
 pub use liveness::Eventually;
 pub use run::{Outcome, run, run_checked};
 pub use scenario::{AnyScenario, Ctx, Info, Network, RunInfo, Scenario, now};
+pub use site::{Site, SiteAction, SiteFault};
 pub use sweep::{SeedRecord, sweep};
 pub use trace::{Divergence, Trace, Violation, hash_trace};
 

@@ -547,6 +547,7 @@ mod tests {
                 loss,
             ],
             sabotage: None,
+            sites: Vec::new(),
         };
         assert_eq!(
             plan_summary(&plan),

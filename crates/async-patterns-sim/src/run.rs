@@ -2,7 +2,8 @@
 //! targets as virtual time passes, panic capture, and the run-twice
 //! determinism check.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Resolved, Targets};
 use crate::liveness::{Phase, Recovery};
 use crate::plot::{Lane, Timeline, fault_lanes};
 use crate::scenario::{AnyScenario, Ctx, Network, RunInfo, Scenario};
+use crate::site::Firing;
 use crate::trace::{Divergence, Trace, Violation, hash_trace};
 
 /// What one run produced.
@@ -125,7 +127,7 @@ fn run_traced<S: Scenario + ?Sized>(
 ) -> Result<Outcome, PlanError> {
     let targets = scenario.targets();
     let sabotages = scenario.sabotages();
-    let resolved = plan.resolve(&targets, &sabotages)?;
+    let (resolved, site_targets) = plan.resolve(&targets, &sabotages)?;
     let network = scenario.network(seed);
     let declared = scenario.points();
     if let Err(e) = check_catalogue(&declared) {
@@ -149,7 +151,11 @@ fn run_traced<S: Scenario + ?Sized>(
     // Every host of the run polls on this thread: the points it reaches
     // are this run's, until the guard goes.
     let points = Rc::new(RunPoints::new(declared, trace.clone()));
-    let listening = point::listen(points.clone());
+    let firing = Rc::new(Firing::new(seed, &plan.sites, site_targets, trace.clone()));
+    let listening = point::listen(Rc::new(Hooks {
+        points: points.clone(),
+        firing: firing.clone(),
+    }));
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         let info = RunInfo {
             seed,
@@ -175,8 +181,12 @@ fn run_traced<S: Scenario + ?Sized>(
         let tick = info.network.tick;
         let mut violations = step_with_faults(
             &mut sim,
-            plan,
-            &resolved,
+            plan.faults
+                .iter()
+                .cloned()
+                .zip(resolved.iter().copied())
+                .collect(),
+            &firing,
             &targets,
             &info.network,
             ctx.trace(),
@@ -238,6 +248,29 @@ fn run_traced<S: Scenario + ?Sized>(
             )
         }
     })
+}
+
+/// What one run listens with: the declared points it counts, and the fault
+/// sites its plan turns on.
+struct Hooks {
+    points: Rc<RunPoints>,
+    firing: Rc<Firing>,
+}
+
+impl point::Listener for Hooks {
+    fn hit(
+        &self,
+        kind: point::Kind,
+        name: &'static str,
+        holds: bool,
+        detail: std::fmt::Arguments<'_>,
+    ) {
+        self.points.hit(kind, name, holds, detail);
+    }
+
+    fn site(&self, name: &'static str) -> point::Fire {
+        self.firing.reach(name)
+    }
 }
 
 /// The declared target hosts that `scenario`'s `build` makes no host for,
@@ -400,47 +433,59 @@ struct LinkFaults {
     latency: Vec<u64>,
 }
 
-/// Steps `sim` to its end, applying `plan`'s faults (each landing where
-/// `resolved` says) at their instants and logging each to `trace`.
+/// Steps `sim` to its end, applying the `planned` faults (each with where
+/// it lands) at their instants, and those `firing`'s sites fire at theirs,
+/// logging each to `trace`.
 /// Calls `after_step` after each step (the recovery phase's observer),
 /// which says whether the run must go on when the workload is over.
 /// Returns the simulation's own failure (a host's error, or not finishing
 /// in time), if any.
 fn step_with_faults(
     sim: &mut turmoil::Sim<'_>,
-    plan: &FaultPlan,
-    resolved: &[Resolved],
+    planned: Vec<(Fault, Resolved)>,
+    firing: &Firing,
     targets: &Targets,
     network: &Network,
     trace: &Trace,
     after_step: &mut dyn FnMut(&mut turmoil::Sim<'_>) -> bool,
 ) -> Vec<Violation> {
-    // (instant, order, index, starts): at one instant, ends come before
-    // starts, so a fault that starts as another ends follows it. A fault of
-    // 0 ms is no fault: its end would sort before its own start and leave
-    // it on for ever.
-    let mut events: Vec<(Duration, u8, usize, bool)> = Vec::new();
-    for (i, f) in plan.faults.iter().enumerate().filter(|(_, f)| f.for_ms > 0) {
-        events.push((f.start(), 1, i, true));
-        events.push((f.end(), 0, i, false));
+    // The plan's faults, then those its sites fire as the run goes (with
+    // the site that fired each).
+    let mut faults: Vec<(Fault, Resolved, Option<String>)> =
+        planned.into_iter().map(|(f, r)| (f, r, None)).collect();
+    // (instant, order, index, starts), soonest first: at one instant, ends
+    // come before starts, so a fault that starts as another ends follows
+    // it. A fault of 0 ms is no fault: its end would sort before its own
+    // start and leave it on for ever.
+    let mut events: BinaryHeap<Reverse<(Duration, u8, usize, bool)>> = BinaryHeap::new();
+    let schedule = |events: &mut BinaryHeap<_>, i: usize, f: &Fault| {
+        if f.for_ms > 0 {
+            events.push(Reverse((f.start(), 1, i, true)));
+            events.push(Reverse((f.end(), 0, i, false)));
+        }
+    };
+    for (i, (f, _, _)) in faults.iter().enumerate() {
+        schedule(&mut events, i, f);
     }
-    events.sort();
     let mut links: Vec<LinkFaults> = (0..targets.link_count())
         .map(|_| LinkFaults::default())
         .collect();
     let mut crashes: BTreeMap<usize, u32> = BTreeMap::new();
     // Faults of one kind on one target may overlap: count what is on.
     let mut on: BTreeMap<(FaultKind, Resolved), u32> = BTreeMap::new();
-    let mut next = 0;
     loop {
         let now = sim.elapsed();
-        while let Some(&(at, _, i, start)) = events.get(next) {
+        for (site, f, target) in firing.take() {
+            schedule(&mut events, faults.len(), &f);
+            faults.push((f, target, Some(site)));
+        }
+        while let Some(&Reverse((at, _, i, start))) = events.peek() {
             if at > now {
                 break;
             }
-            next += 1;
-            let (f, target) = (&plan.faults[i], resolved[i]);
-            let count = on.entry((f.kind, target)).or_default();
+            events.pop();
+            let (f, target, site) = &faults[i];
+            let count = on.entry((f.kind, *target)).or_default();
             *count = if start {
                 *count + 1
             } else {
@@ -458,10 +503,14 @@ fn step_with_faults(
                 &mut links,
                 &mut crashes,
                 f,
-                target,
+                *target,
                 start,
             );
-            trace.log(now, format!("chaos: {what}{still}"));
+            let by = match site {
+                Some(site) if start => format!(" (site {site:?} fired)"),
+                _ => String::new(),
+            };
+            trace.log(now, format!("chaos: {what}{still}{by}"));
         }
         // turmoil's random loss, when it heals a link, marks both directions
         // healthy: a one-way cut on a lossy link would silently end. Put it

@@ -103,7 +103,8 @@ pub trait Scenario: Send + Sync + 'static {
     }
 
     /// How a seed's plan is drawn (default: every kind on every target,
-    /// [`Swarm::over`]).
+    /// [`Swarm::over`]). The declared fault sites are always drawn too
+    /// ([`Swarm::with_sites`]), whatever this returns.
     fn swarm(&self) -> Swarm {
         Swarm::over(&self.targets())
     }
@@ -418,11 +419,16 @@ pub trait AnyScenario: Send + Sync {
 
 impl<S: Scenario> AnyScenario for S {
     fn info(&self) -> Info {
+        let targets = self.targets();
+        let mut swarm = self.swarm();
+        if swarm.sites().next().is_none() {
+            swarm = swarm.with_sites(&targets);
+        }
         Info {
             name: self.name().to_string(),
             about: self.about().to_string(),
-            targets: self.targets(),
-            swarm: self.swarm(),
+            swarm,
+            targets,
             sabotages: self.sabotages(),
             points: self.points(),
             eventually: self

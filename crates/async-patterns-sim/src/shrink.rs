@@ -19,8 +19,9 @@
 //!
 //! # How, and why it ends
 //!
-//! 1. **Drop**: each fault in turn is removed if the plan still fails
-//!    without it; passes repeat until one removes nothing. A fault of 0 ms
+//! 1. **Drop**: each fault, then each fault-site entry, in turn is removed
+//!    if the plan still fails without it; passes repeat until one removes
+//!    nothing. A fault of 0 ms
 //!    is no fault, so the first pass drops it (unless a check reads the
 //!    plan and needs it there), and trimming never makes one: lengths go
 //!    down to 1 ms, not 0.
@@ -31,11 +32,13 @@
 //!    assumes that a fault that fails fails longer too, and a run need not
 //!    (a breaker trips on the third failure in a row, wherever the window
 //!    falls), so each fault then also tries half its length, a quarter, ...
-//!    and half its start instant (its length kept).
+//!    and half its start instant (its length kept). A site entry's length
+//!    (its delay, or the fault it starts) is bisected the same way; its
+//!    chance is kept (a lower one fires at other reaches, a different run).
 //! 3. If trimming changed anything, back to 1.
 //!
 //! Every step taken makes the plan smaller in one stated order: fewer
-//! faults first, then fewer faulted milliseconds (the sum of the lengths),
+//! elements (faults and site entries) first, then fewer faulted milliseconds (the sum of the lengths),
 //! then earlier starts (the sum of the start instants). All three are
 //! natural numbers, so the shrink always ends. It ends after a drop pass
 //! that removed nothing, so the result is **1-minimal**: removing any one
@@ -56,6 +59,7 @@ use proptest::prelude::*;
 
 use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Swarm};
 use crate::scenario::AnyScenario;
+use crate::site::SiteAction;
 use crate::trace::Violation;
 
 /// The invariants whose name alone does not say what failed: a panic
@@ -214,9 +218,8 @@ pub fn shrink_keeping(
         loop {
             let mut dropped = false;
             let mut i = 0;
-            while i < best.faults.len() {
-                let mut fewer = best.clone();
-                fewer.faults.remove(i);
+            while i < best.elements() {
+                let fewer = best.without(i);
                 match fails(&fewer) {
                     Some(v) => {
                         (best, violations, dropped) = (fewer, v, true);
@@ -279,6 +282,22 @@ pub fn shrink_keeping(
                 .find_map(|at| fails(&with(&best, at, f.for_ms)).map(|v| (at, v)));
             if let Some((at, v)) = earlier {
                 (best, violations, trimmed) = (with(&best, at, f.for_ms), v, true);
+            }
+        }
+        // Each site entry's length (a delay, or the fault it starts): the
+        // shortest that still fails.
+        for i in 0..best.sites.len() {
+            let len = best.sites[i].length_ms();
+            if len <= 1 || best.sites[i].action == SiteAction::Fail {
+                continue;
+            }
+            let with = |best: &FaultPlan, ms: u64| {
+                let mut p = best.clone();
+                p.sites[i] = p.sites[i].clone().lasting(ms);
+                p
+            };
+            if let Some((ms, v)) = bisect(1, len, |ms| fails(&with(&best, ms)), true) {
+                (best, violations, trimmed) = (with(&best, ms), v, true);
             }
         }
         if !trimmed {
@@ -381,6 +400,7 @@ where
     proptest::collection::vec(fault, 0..=max).prop_map(|faults| FaultPlan {
         faults,
         sabotage: None,
+        sites: Vec::new(),
     })
 }
 

@@ -171,11 +171,12 @@ impl<'a> Checker<'a> {
             Ok(small) => {
                 let file = self.save(&name, first.seed, &small.plan);
                 message += &format!(
-                    "  shrunk from {} faults ({} ms faulted) to {} ({} ms) in {} runs, \
+                    "  shrunk from {} {} ({} ms faulted) to {} ({} ms) in {} runs, \
                      still breaking {}:\n",
-                    first.plan.faults.len(),
+                    first.plan.elements(),
+                    first.plan.elements_named(),
                     first.plan.faulted_ms(),
-                    small.plan.faults.len(),
+                    small.plan.elements(),
                     small.plan.faulted_ms(),
                     small.runs,
                     small.kept.join(", ")

@@ -154,6 +154,7 @@ fn plan(faults: Vec<Fault>) -> FaultPlan {
     FaultPlan {
         faults,
         sabotage: None,
+        sites: Vec::new(),
     }
 }
 

@@ -85,6 +85,7 @@ fn plan(faults: Vec<Fault>) -> FaultPlan {
     FaultPlan {
         faults,
         sabotage: None,
+        sites: Vec::new(),
     }
 }
 

@@ -26,6 +26,7 @@ fn run() -> (FaultPlan, Timeline) {
             Fault::new(FaultKind::Crash, "server", 9000, 2500),
         ],
         sabotage: None,
+        sites: Vec::new(),
     };
     let mut lanes = plot::fault_lanes(&plan);
     let mut breaker = Lane::new("breaker")
@@ -307,6 +308,7 @@ fn time_runs_past_a_fault_that_starts_after_the_last_event() {
     let plan = FaultPlan {
         faults: vec![Fault::new(FaultKind::Crash, "server", 53, 1)],
         sabotage: None,
+        sites: Vec::new(),
     };
     let timeline = Timeline {
         lanes: plot::fault_lanes(&plan),

@@ -1,0 +1,320 @@
+//! Fault sites (see `src/site.rs`): a server writes to its store every
+//! 50 ms through a site; plans turn the site on to fail the write, delay
+//! it, or crash the server at that very instant.
+
+use std::time::Duration;
+
+use async_patterns_assert::{self as point, Fire};
+use async_patterns_sim::shrink::{Keep, shrink_keeping};
+use async_patterns_sim::{
+    Ctx, Fault, FaultKind, FaultPlan, RunInfo, Scenario, Site, SiteAction, SiteFault, Swarm,
+    Targets, Violation, now, run,
+};
+
+const EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+struct Seen {
+    /// (when the write began, what the site said) for each write.
+    writes: Vec<(Duration, Fire)>,
+    /// When the server (re)started.
+    starts: Vec<Duration>,
+}
+
+/// A server that writes every 50 ms through the site "store write" (and
+/// reaches "audit" never); its check fails when a write failed.
+struct Store;
+
+impl Scenario for Store {
+    type Record = Seen;
+    fn name(&self) -> &str {
+        "store"
+    }
+    fn about(&self) -> &str {
+        "a server writing every 50 ms through a fault site"
+    }
+    fn targets(&self) -> Targets {
+        Targets::new()
+            .link("client", "server")
+            .host("server", "its store")
+            .site(
+                Site::new("store write", "a write to the store")
+                    .fails()
+                    .delays(),
+            )
+            .site(Site::new("audit", "never reached"))
+    }
+    fn build(&self, ctx: &Ctx<Seen>, sim: &mut turmoil::Sim<'_>) {
+        let c = ctx.clone();
+        sim.host("server", move || {
+            let ctx = c.clone();
+            async move {
+                ctx.record().starts.push(now());
+                loop {
+                    tokio::time::sleep(EVERY).await;
+                    let at = now();
+                    let fire = point::site!("store write");
+                    if let Fire::Delay(d) = fire {
+                        tokio::time::sleep(d).await;
+                    }
+                    ctx.log(format!("server: write {fire:?}"));
+                    ctx.record().writes.push((at, fire));
+                }
+            }
+        });
+        sim.client("client", async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok(())
+        });
+    }
+    fn check(&self, _: &RunInfo, seen: &Seen) -> Vec<Violation> {
+        let failed = seen.writes.iter().filter(|(_, f)| *f == Fire::Fail).count();
+        if failed == 0 {
+            vec![]
+        } else {
+            vec![Violation::new("writes succeed", format!("{failed} failed"))]
+        }
+    }
+}
+
+fn plan(sites: Vec<SiteFault>) -> FaultPlan {
+    FaultPlan {
+        sites,
+        ..FaultPlan::default()
+    }
+}
+
+fn write_site(action: SiteAction) -> SiteFault {
+    SiteFault::new("store write", action)
+}
+
+#[test]
+fn a_failing_site_fails_every_write_at_100_percent_and_says_so_in_the_trace() {
+    let out = run(
+        &Store,
+        1,
+        &plan(vec![write_site(SiteAction::Fail).percent(100)]),
+    )
+    .unwrap();
+    assert_eq!(out.violations.len(), 1, "{:?}", out.violations);
+    assert!(
+        out.trace
+            .iter()
+            .any(|e| e.contains("site \"store write\" fired: fail")),
+        "{:?}",
+        &out.trace[..5]
+    );
+    // Without the entry, no write fails.
+    assert!(run(&Store, 1, &plan(vec![])).unwrap().violations.is_empty());
+}
+
+/// What the site said to each write of a run, from its trace.
+fn writes(sites: Vec<SiteFault>, seed: u64) -> Vec<String> {
+    let out = run(&Store, seed, &plan(sites)).unwrap();
+    out.trace
+        .iter()
+        .filter_map(|e| e.split_once("server: write ").map(|(_, w)| w.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_site_fires_at_its_chance_from_a_stream_of_its_own() {
+    let fail = write_site(SiteAction::Fail);
+    let (mut reached, mut failed) = (0, 0);
+    for seed in 0..10 {
+        let alone = writes(vec![fail.clone()], seed);
+        // An entry before it, for a site never reached, changes nothing:
+        // each entry draws from its own stream, not from its position.
+        let audit = SiteFault::new("audit", SiteAction::Crash).on("server");
+        assert_eq!(
+            writes(vec![audit, fail.clone()], seed),
+            alone,
+            "seed {seed}"
+        );
+        reached += alone.len();
+        failed += alone.iter().filter(|w| *w == "Fail").count();
+    }
+    // 25% by default: 10 seeds of about 39 writes.
+    assert!(reached > 300, "{reached}");
+    let percent = failed * 100 / reached;
+    assert!((18..=32).contains(&percent), "{failed} of {reached}");
+    // A delay makes the next write later by its length.
+    let slow = writes(
+        vec![write_site(SiteAction::Delay).percent(100).lasting(150)],
+        0,
+    );
+    assert!(slow.iter().all(|w| w == "Delay(150ms)"), "{slow:?}");
+    assert_eq!(slow.len(), 2_000 / 200, "{slow:?}");
+}
+
+#[test]
+fn a_crash_fired_at_a_site_takes_the_host_down_at_that_instant_for_its_length() {
+    let entry = write_site(SiteAction::Crash)
+        .on("server")
+        .percent(100)
+        .lasting(300);
+    let out = run(&Store, 3, &plan(vec![entry])).unwrap();
+    let chaos: Vec<&String> = out.trace.iter().filter(|e| e.contains("chaos:")).collect();
+    // The first write is at 50 ms: the server goes down then, restarts
+    // 300 ms later, writes again 50 ms after that and goes down again.
+    assert!(chaos.len() >= 4, "{chaos:?}");
+    assert!(
+        chaos[0].contains("crash server (site \"store write\" fired)"),
+        "{chaos:?}"
+    );
+    assert!(chaos[1].contains("bounce server"), "{chaos:?}");
+    let at = |e: &str| -> u64 {
+        // "   52.000 ms  chaos: ...": the instant, in ms.
+        let digits: String = e
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        digits.parse::<f64>().unwrap().round() as u64
+    };
+    let (down, up, again) = (at(chaos[0]), at(chaos[1]), at(chaos[2]));
+    // Reached at 50 ms, inside a step: down when that step ends (the
+    // tick, 2 ms), back 300 ms after the site fired.
+    assert!((50..=54).contains(&down), "{chaos:?}");
+    assert_eq!(up, 350, "{chaos:?}");
+    assert!((50..=56).contains(&(again - up)), "{chaos:?}");
+}
+
+#[test]
+fn plans_with_sites_are_validated_against_the_declared_sites() {
+    let targets = Store.targets();
+    let cases = [
+        (
+            SiteFault::new("stor write", SiteAction::Fail),
+            "site entry 1 (fail): no site \"stor write\"; the scenario declares: store write, audit",
+        ),
+        (
+            SiteFault::new("audit", SiteAction::Fail),
+            "site entry 1 (fail): the site \"audit\" does not declare that it fails",
+        ),
+        (
+            SiteFault::new("audit", SiteAction::Delay),
+            "site entry 1 (delay): the site \"audit\" does not declare that it delays",
+        ),
+        (
+            write_site(SiteAction::Crash),
+            "site entry 1 (crash): a fault action needs a \"target\"",
+        ),
+        (
+            write_site(SiteAction::Crash).on("client"),
+            "site entry 1 (crash): no host \"client\"; the scenario declares: server",
+        ),
+        (
+            write_site(SiteAction::Fail).on("server"),
+            "site entry 1 (fail): \"target\" does not belong to this action",
+        ),
+        (
+            write_site(SiteAction::Fail).percent(0),
+            "site entry 1 (fail): percent 0 is not in 1-100",
+        ),
+        (
+            write_site(SiteAction::Fail).percent(101),
+            "site entry 1 (fail): percent 101 is not in 1-100",
+        ),
+    ];
+    for (entry, says) in cases {
+        let err = plan(vec![entry]).validate(&targets, &[]).unwrap_err();
+        assert_eq!(err.to_string(), says);
+    }
+    for entry in [
+        write_site(SiteAction::Fail).percent(1),
+        write_site(SiteAction::Delay).percent(100).lasting(0),
+        write_site(SiteAction::Partition).on("server<->client"),
+        SiteFault::new("audit", SiteAction::Crash).on("server"),
+    ] {
+        plan(vec![entry.clone()])
+            .validate(&targets, &[])
+            .unwrap_or_else(|e| panic!("{entry:?}: {e}"));
+    }
+    // Fields of another action, and unknown ones, are refused when read.
+    let text =
+        r#"{"faults": [], "sites": [{"site": "store write", "action": "fail", "for_ms": 3}]}"#;
+    let p: FaultPlan = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        p.validate(&targets, &[]).unwrap_err().to_string(),
+        "site entry 1 (fail): \"for_ms\" does not belong to this action"
+    );
+    let text = r#"{"faults": [], "sites": [{"site": "store write", "action": "fail", "when": 3}]}"#;
+    let err = serde_json::from_str::<FaultPlan>(text).unwrap_err();
+    assert!(err.to_string().contains("unknown field `when`"), "{err}");
+    let text = r#"{"faults": [], "sites": [{"site": "store write", "action": "explode"}]}"#;
+    let err = serde_json::from_str::<FaultPlan>(text).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown variant `explode`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_swarm_draws_site_entries_from_a_stream_of_its_own() {
+    let with = Swarm::over(&Store.targets());
+    let without = Swarm::over(&Targets::new().link("client", "server").host("server", "x"));
+    let mut on = [0; 2];
+    for seed in 0..400 {
+        let (p, q) = (with.plan(seed), without.plan(seed));
+        // The faults are the ones the seed draws without sites.
+        assert_eq!(p.faults, q.faults, "seed {seed}");
+        assert!(q.sites.is_empty());
+        p.validate(&Store.targets(), &[])
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        for e in &p.sites {
+            on[usize::from(e.site == "audit")] += 1;
+            assert_eq!(e.percent, None, "the default chance");
+        }
+    }
+    // Each site is on in about a quarter of the seeds.
+    for n in on {
+        assert!((70..=130).contains(&n), "{on:?}");
+    }
+}
+
+#[test]
+fn a_shrink_drops_the_site_entries_it_does_not_need_and_trims_a_length() {
+    let failing = FaultPlan {
+        faults: vec![Fault::new(
+            FaultKind::Partition,
+            "client<->server",
+            100,
+            400,
+        )],
+        sites: vec![
+            write_site(SiteAction::Delay).percent(50).lasting(700),
+            write_site(SiteAction::Fail).percent(20),
+            SiteFault::new("audit", SiteAction::Crash)
+                .on("server")
+                .lasting(900),
+        ],
+        sabotage: None,
+    };
+    // A seed on which the plan fails (the fail entry fires at 20% where
+    // the delay entry, first in the plan, did not fire).
+    let seed = (0..20)
+        .find(|s| !run(&Store, *s, &failing).unwrap().violations.is_empty())
+        .expect("a failing seed");
+    let small = shrink_keeping(&Store, seed, &failing, &Keep::Original).unwrap();
+    assert_eq!(small.plan.faults, vec![]);
+    assert_eq!(
+        small.plan.sites,
+        vec![write_site(SiteAction::Fail).percent(20)]
+    );
+}
+
+#[test]
+fn a_run_with_sites_replays_exactly() {
+    let sites = vec![
+        write_site(SiteAction::Delay).percent(30).lasting(70),
+        write_site(SiteAction::Crash)
+            .on("server")
+            .percent(10)
+            .lasting(200),
+    ];
+    let a = run(&Store, 9, &plan(sites.clone())).unwrap();
+    let b = run(&Store, 9, &plan(sites)).unwrap();
+    assert_eq!(a.trace, b.trace);
+    assert!(a.trace.iter().any(|e| e.contains("fired")), "{:?}", a.trace);
+}
