@@ -345,6 +345,7 @@ mod tests {
                 )],
                 sabotage: None,
                 sites: Vec::new(),
+                disk: None,
             };
             broken(&check(&r, &plan), "settles near capacity")
         };
@@ -366,6 +367,7 @@ mod tests {
             faults: vec![Fault::new(FaultKind::Crash, "server", 7_000, 0)],
             sabotage: None,
             sites: Vec::new(),
+            disk: None,
         };
         assert!(broken(&check(&r, &plan), "settles near capacity"));
     }

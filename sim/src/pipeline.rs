@@ -33,11 +33,14 @@ use async_patterns::pipeline::{OnError, Order, pipeline};
 use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
 use async_patterns::rng::SplitMix64;
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane};
+use async_patterns_sim::point::Fire;
 use async_patterns_sim::{
-    Ctx, Eventually, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets, Violation, now,
-    point,
+    Ctx, Disk, Eventually, Network, Point, RunInfo, Sabotage, Scenario, Site, Swarm, Targets,
+    Violation, now, point,
 };
 use async_patterns_tokio::TokioTimer;
+use std::io::Write;
+use turmoil::fs::shim::std::fs::{self, OpenOptions};
 
 use crate::classic_swarm;
 use crate::wire::{exchange, serve};
@@ -45,8 +48,8 @@ use crate::wire::{exchange, serve};
 /// The scenario.
 pub struct Pipeline;
 
-/// The consumer acknowledges an item before it stores it, so a crash in
-/// between loses the item.
+/// The consumer acknowledges an item once its line is written, before it
+/// is synced (it syncs every 200 ms), so a crash in between loses the item.
 const ACK_BEFORE_STORE: &str = "ack-before-store";
 
 const ITEMS: u64 = 60;
@@ -59,9 +62,11 @@ const PORT: u16 = 9000;
 /// What a run records, for the checks.
 #[derive(Default)]
 pub struct Record {
-    /// The consumer's store: item -> payload. It lives outside the host, so
-    /// a crash does not lose it (a disk, not memory).
+    /// The consumer's store: item -> payload, as its log on disk holds it
+    /// (read back at each restart, then each item synced).
     store: BTreeMap<u64, u64>,
+    /// Times the consumer (re)started and read its log.
+    restarts: u32,
     /// Every arrival at the consumer, duplicates included.
     arrivals: Vec<u64>,
     /// (when, item, stored now or a duplicate).
@@ -120,10 +125,23 @@ impl Scenario for Pipeline {
     }
 
     fn targets(&self) -> Targets {
-        Targets::new().link("producer", "consumer").host(
-            "consumer",
-            "its store (a disk, in the record); the work in flight and unflushed memory are lost",
-        )
+        Targets::new()
+            .link("producer", "consumer")
+            .host(
+                "consumer",
+                "its log on the simulated disk, as far as it was synced; the work in flight is lost",
+            )
+            .site(
+                Site::new(STORE_SYNC, "the consumer syncs a new item's line to its log")
+                    .fails()
+                    .delays(),
+            )
+            .disk(
+                Disk::new("the consumer's log (no replica: corrupt reads are left out)")
+                    .io_errors()
+                    .early_syncs()
+                    .torn_writes(),
+            )
     }
 
     fn swarm(&self) -> Swarm {
@@ -133,7 +151,7 @@ impl Scenario for Pipeline {
     fn sabotages(&self) -> Vec<Sabotage> {
         vec![Sabotage {
             name: ACK_BEFORE_STORE,
-            about: "the consumer acknowledges an item before it stores it (a crash in between loses it)",
+            about: "the consumer acknowledges an item before its line is synced to disk (a crash in between loses it)",
         }]
     }
 
@@ -147,39 +165,45 @@ impl Scenario for Pipeline {
         let consumer = ctx.clone();
         sim.host("consumer", move || {
             let ctx = consumer.clone();
-            let sabotaged = ctx.sabotaged(ACK_BEFORE_STORE);
-            // The sabotaged consumer acknowledges at once and keeps items in
-            // memory, flushing them to the store every 200 ms: a crash loses
-            // whatever was acknowledged but not yet flushed.
-            let unflushed: Rc<RefCell<Vec<(u64, u64)>>> = Rc::default();
-            if sabotaged {
-                let (unflushed, ctx) = (unflushed.clone(), ctx.clone());
-                tokio::task::spawn_local(async move {
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        for (id, value) in unflushed.borrow_mut().drain(..) {
-                            store(&ctx, id, value);
+            async move {
+                // What the disk holds is what the store is: read it back.
+                let known = Rc::new(RefCell::new(recover(&ctx)));
+                let sabotaged = ctx.sabotaged(ACK_BEFORE_STORE);
+                // The sabotaged consumer acknowledges once the line is
+                // written, and syncs every 200 ms: a crash in between loses
+                // what was acknowledged.
+                if sabotaged {
+                    let ctx = ctx.clone();
+                    tokio::task::spawn_local(async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            if let Ok(file) = OpenOptions::new().append(true).open(LOG)
+                                && file.sync_all().is_ok()
+                            {
+                                ctx.log("consumer: synced");
+                            }
+                        }
+                    });
+                }
+                serve(PORT, move |line| {
+                    let (ctx, known) = (ctx.clone(), known.clone());
+                    async move {
+                        let mut words = line.split_whitespace().map(|w| w.parse::<u64>());
+                        let (Some(Ok(id)), Some(Ok(value))) = (words.next(), words.next()) else {
+                            return format!("bad request {:?}", line.trim());
+                        };
+                        ctx.record().arrivals.push(id);
+                        if !sabotaged {
+                            tokio::time::sleep(WORK).await;
+                        }
+                        match store(&ctx, &known, id, value, sabotaged).await {
+                            Ok(()) => format!("ack {id}"),
+                            Err(e) => format!("error {e}"),
                         }
                     }
-                });
+                })
+                .await
             }
-            serve(PORT, move |line| {
-                let (ctx, unflushed) = (ctx.clone(), unflushed.clone());
-                async move {
-                    let mut words = line.split_whitespace().map(|w| w.parse::<u64>());
-                    let (Some(Ok(id)), Some(Ok(value))) = (words.next(), words.next()) else {
-                        return format!("bad request {:?}", line.trim());
-                    };
-                    ctx.record().arrivals.push(id);
-                    if sabotaged {
-                        unflushed.borrow_mut().push((id, value));
-                        return format!("ack {id}");
-                    }
-                    tokio::time::sleep(WORK).await;
-                    store(&ctx, id, value);
-                    format!("ack {id}")
-                }
-            })
         });
 
         let ctx = ctx.clone();
@@ -287,25 +311,106 @@ impl Scenario for Pipeline {
     }
 }
 
+/// A fault site: the sync of a new item's line.
+const STORE_SYNC: &str = "store sync";
+
 /// A point: the store's de-duplication did something.
 const DUPLICATE_DROPPED: &str = "duplicate dropped";
 
-/// The consumer's de-duplicating write.
-fn store(ctx: &Ctx<Record>, id: u64, value: u64) {
+/// The consumer's log on its simulated disk: a line `id value check` per
+/// item stored.
+const LOG: &str = "/store.log";
+
+/// A line's check: a torn or otherwise damaged line does not match.
+fn check_of(id: u64, value: u64) -> u64 {
+    SplitMix64::derive(id, value).next_u64() >> 16
+}
+
+/// Reads the log back at a (re)start: the items it holds (a line that does
+/// not parse or check, the unsynced tail a crash tore, is skipped), which
+/// become the store. Creates the log (and makes its name durable) on the
+/// first start. An I/O error is retried: the disk may fail any read.
+fn recover(ctx: &Ctx<Record>) -> BTreeMap<u64, u64> {
+    let text = loop {
+        match fs::read(LOG) {
+            Ok(bytes) => break String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let made = OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(LOG)
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| fs::sync_dir("/"));
+                if made.is_ok() {
+                    break String::new();
+                }
+            }
+            Err(_) => {}
+        }
+    };
+    let mut items = BTreeMap::new();
+    let mut skipped = 0;
+    for line in text.lines() {
+        let mut words = line.split_whitespace().map(|w| w.parse::<u64>());
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some(Ok(id)), Some(Ok(value)), Some(Ok(check)), None)
+                if check == check_of(id, value) =>
+            {
+                items.insert(id, value);
+            }
+            _ => skipped += 1,
+        }
+    }
+    ctx.log(format!(
+        "consumer: recovered {} items from disk ({skipped} damaged lines skipped)",
+        items.len()
+    ));
     let mut r = ctx.record();
-    let new = !r.store.contains_key(&id);
+    r.store = items.clone();
+    r.restarts += 1;
+    items
+}
+
+/// The consumer's de-duplicating write: an item the store has is a
+/// duplicate, dropped; a new one is appended to the log and synced (the
+/// fault site "store sync" may fail or delay the sync) before it counts as
+/// stored. The sabotaged consumer skips the sync.
+async fn store(
+    ctx: &Ctx<Record>,
+    known: &RefCell<BTreeMap<u64, u64>>,
+    id: u64,
+    value: u64,
+    sabotaged: bool,
+) -> Result<(), String> {
+    let new = !known.borrow().contains_key(&id);
     point::sometimes!(DUPLICATE_DROPPED, !new);
     if new {
-        r.store.insert(id, value);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(LOG)
+            .map_err(|e| format!("open: {e}"))?;
+        let line = format!("{id} {value} {}\n", check_of(id, value));
+        file.write_all(line.as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        if !sabotaged {
+            match point::site!(STORE_SYNC) {
+                Fire::Pass => {}
+                Fire::Fail => return Err("sync: failed".to_string()),
+                Fire::Delay(d) => tokio::time::sleep(d).await,
+            }
+            file.sync_all().map_err(|e| format!("sync: {e}"))?;
+        }
+        known.borrow_mut().insert(id, value);
+        ctx.record().store.insert(id, value);
     }
-    r.writes.push((now(), id, new));
-    drop(r);
+    ctx.record().writes.push((now(), id, new));
     let what = if new {
         "stored"
     } else {
         "a duplicate, dropped"
     };
     ctx.log(format!("consumer: item {id} {what}"));
+    Ok(())
 }
 
 fn check(r: &Record, seed: u64) -> Vec<Violation> {

@@ -475,6 +475,7 @@ fn check(r: &Record, plan: &FaultPlan, network: &Network) -> Vec<Violation> {
                         faults: vec![f.clone()],
                         sabotage: None,
                         sites: Vec::new(),
+                        disk: None,
                     }
                     .touches(|_| true, *t, *t, after)
                 })

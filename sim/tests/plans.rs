@@ -53,6 +53,7 @@ fn plan_for(s: &dyn AnyScenario, shape: &Shape) -> FaultPlan {
             .collect(),
         sabotage: None,
         sites: Vec::new(),
+        disk: None,
     }
 }
 

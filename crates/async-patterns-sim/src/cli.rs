@@ -667,6 +667,15 @@ impl Run<'_> {
                     site.about()
                 );
             }
+            if let Some(disk) = s.targets.declared_disk() {
+                let allows = disk.allows();
+                let allows = if allows.is_empty() {
+                    "none".to_string()
+                } else {
+                    allows.join(", ")
+                };
+                out!("{:<w$}disk: {} (its faults: {allows})", "", disk.about());
+            }
             for p in &s.points {
                 out!("{:<w$}point: {p}", "");
             }

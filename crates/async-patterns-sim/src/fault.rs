@@ -58,6 +58,7 @@ use std::time::Duration;
 use async_patterns::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
+use crate::disk::{Disk, DiskError, DiskProfile};
 use crate::site::{Site, SiteAction, SiteError, SiteFault};
 
 /// What a fault does to its target (see the [module docs](self) for each).
@@ -225,6 +226,9 @@ pub struct FaultPlan {
     /// (see [`site`](crate::site)); none by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<SiteFault>,
+    /// The run's disk faults (see [`disk`](crate::disk)); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskProfile>,
 }
 
 impl FaultPlan {
@@ -251,12 +255,15 @@ impl FaultPlan {
     }
 
     /// When the last fault ends (zero without faults; a 0 ms fault is no
-    /// fault).
+    /// fault), counting a site entry as on until its
+    /// [`end`](SiteFault::end) (for ever without `until_ms`).
     pub fn last_end(&self) -> Duration {
+        let sites = self.sites.iter().map(SiteFault::end);
         self.faults
             .iter()
             .filter(|f| f.for_ms > 0)
             .map(Fault::end)
+            .chain(sites)
             .max()
             .unwrap_or_default()
     }
@@ -273,29 +280,33 @@ impl FaultPlan {
             .fold(0, u64::saturating_add)
     }
 
-    /// Its elements: faults, then site entries (the count a shrink makes
-    /// smaller first).
+    /// Its elements: faults, then site entries, then the disk profile (the
+    /// count a shrink makes smaller first).
     pub fn elements(&self) -> usize {
-        self.faults.len() + self.sites.len()
+        self.faults.len() + self.sites.len() + usize::from(self.disk.is_some())
     }
 
-    /// What its elements are called in a message: `faults`, or `faults
-    /// and site entries` when it has site entries.
+    /// What its elements are called in a message: `faults`, or `faults,
+    /// site entries and disk` when it has more.
     pub fn elements_named(&self) -> &'static str {
-        if self.sites.is_empty() {
+        if self.sites.is_empty() && self.disk.is_none() {
             "faults"
         } else {
-            "faults and site entries"
+            "faults, site entries and disk"
         }
     }
 
-    /// The plan without element `i` (a fault, or past them a site entry).
+    /// The plan without element `i` (a fault, or past them a site entry,
+    /// or past them the disk profile).
     pub fn without(&self, i: usize) -> FaultPlan {
         let mut p = self.clone();
-        if i < p.faults.len() {
+        let (faults, sites) = (p.faults.len(), p.sites.len());
+        if i < faults {
             p.faults.remove(i);
-        } else if i - p.faults.len() < p.sites.len() {
-            p.sites.remove(i - self.faults.len());
+        } else if i - faults < sites {
+            p.sites.remove(i - faults);
+        } else if i - faults == sites {
+            p.disk = None;
         }
         p
     }
@@ -338,6 +349,10 @@ impl FaultPlan {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(disk) = &self.disk {
+            disk.check(targets.declared_disk())
+                .map_err(PlanError::Disk)?;
+        }
         if let Some(name) = &self.sabotage
             && !sabotages.iter().any(|s| s.name == *name)
         {
@@ -371,6 +386,8 @@ pub enum PlanError {
         /// What is wrong with it.
         why: SiteError,
     },
+    /// The disk profile is wrong.
+    Disk(DiskError),
     /// The plan names a sabotage the scenario does not declare.
     UnknownSabotage {
         /// The name given.
@@ -422,6 +439,7 @@ impl fmt::Display for PlanError {
             PlanError::Fault { index, kind, why } => {
                 write!(f, "fault {index} ({}): {why}", kind.name())
             }
+            PlanError::Disk(why) => write!(f, "disk: {why}"),
             PlanError::Site { index, action, why } => {
                 write!(f, "site entry {index} ({}): {why}", action.name())
             }
@@ -495,6 +513,7 @@ pub struct Targets {
     links: Vec<(String, String)>,
     hosts: Vec<(String, String)>,
     sites: Vec<Site>,
+    disk: Option<Disk>,
 }
 
 /// A target's name, split by its shape.
@@ -562,6 +581,20 @@ impl Targets {
     pub fn site(mut self, site: Site) -> Self {
         self.sites.push(site);
         self
+    }
+
+    /// Declares that hosts keep state on the simulated disk, and which disk
+    /// faults their code must survive (see [`disk`](crate::disk)): a plan's
+    /// disk profile may use those.
+    #[must_use]
+    pub fn disk(mut self, disk: Disk) -> Self {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// The declared disk, if any.
+    pub fn declared_disk(&self) -> Option<&Disk> {
+        self.disk.as_ref()
     }
 
     /// The declared fault sites.
@@ -838,8 +871,9 @@ pub struct Swarm {
     weights: Vec<(FaultKind, u32)>,
     max_faults: Option<usize>,
     kind_subsets: bool,
-    /// The declared targets, sites included, when drawn [`over`](Swarm::over)
-    /// them: each seed's site entries come from their own stream.
+    /// The declared targets, when drawn [`over`](Swarm::over) them or
+    /// [`with_sites`](Swarm::with_sites): each seed's site entries and disk
+    /// profile come from streams of their own.
     sites: Targets,
 }
 
@@ -1029,23 +1063,30 @@ impl Swarm {
             faults = chosen.into_iter().map(|i| faults[i].clone()).collect();
         }
         // The site entries, from a stream of their own (none without sites).
-        let sites = crate::site::draw(seed, &self.sites, self.length_ms);
+        let sites = crate::site::draw(seed, &self.sites, self.start_ms, self.length_ms);
+        let disk = crate::disk::draw(seed, self.sites.declared_disk());
         FaultPlan {
             faults,
             sabotage: None,
             sites,
+            disk,
         }
     }
 
-    /// The swarm drawing site entries for `targets`' declared sites (each
-    /// seed's from a stream of its own, so the faults it draws stay as
-    /// they were). The harness calls it on a scenario's
-    /// [`swarm`](crate::Scenario::swarm) that has no sites: a declared
-    /// site is always in the fault space.
+    /// The swarm drawing site entries for `targets`' declared sites and a
+    /// profile for its disk (each seed's from streams of their own, so the
+    /// faults it draws stay as they were). The harness calls it on a
+    /// scenario's [`swarm`](crate::Scenario::swarm) that has neither: a
+    /// declared site or disk is always in the fault space.
     #[must_use]
     pub fn with_sites(mut self, targets: &Targets) -> Self {
         self.sites = targets.clone();
         self
+    }
+
+    /// The disk its plans may draw a profile for.
+    pub fn disk(&self) -> Option<&Disk> {
+        self.sites.declared_disk()
     }
 
     /// The sites its plans may turn on.
@@ -1069,6 +1110,7 @@ mod tests {
             faults: vec![f],
             sabotage: None,
             sites: Vec::new(),
+            disk: None,
         }
         .validate(&targets(), &[])
         .map_err(|e| e.to_string())
@@ -1167,6 +1209,7 @@ mod tests {
             faults: vec![],
             sabotage: Some("nope".into()),
             sites: Vec::new(),
+            disk: None,
         };
         let declared = [Sabotage {
             name: "leak",
@@ -1384,6 +1427,7 @@ mod tests {
             ],
             sabotage: None,
             sites: Vec::new(),
+            disk: None,
         };
         let crash = |f: &Fault| f.kind == FaultKind::Crash;
         assert!(plan.touches(crash, ms(200), ms(300), ms(0)));

@@ -207,6 +207,7 @@
 pub mod assert;
 pub mod cli;
 pub mod coverage;
+pub mod disk;
 pub mod engine;
 pub mod fault;
 pub mod liveness;
@@ -221,6 +222,7 @@ pub mod testing;
 pub mod trace;
 
 pub use assert::{Point, point};
+pub use disk::{Disk, DiskProfile};
 pub use fault::{Fault, FaultKind, FaultPlan, PlanError, Sabotage, Swarm, Targets};
 pub use liveness::Eventually;
 pub use run::{Outcome, run, run_checked};

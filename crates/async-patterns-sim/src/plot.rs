@@ -548,6 +548,7 @@ mod tests {
             ],
             sabotage: None,
             sites: Vec::new(),
+            disk: None,
         };
         assert_eq!(
             plan_summary(&plan),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::assert::{RunPoints, check_catalogue, point};
+use crate::disk::DiskProfile;
 use crate::fault::{DEFAULT_LATENCY_MS, DEFAULT_LOSS_PERCENT};
 use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Resolved, Targets};
 use crate::liveness::{Phase, Recovery};
@@ -163,7 +164,11 @@ fn run_traced<S: Scenario + ?Sized>(
             network,
         };
         let ctx: Ctx<S::Record> = Ctx::new(info.clone(), &sabotages, trace);
-        let mut sim = builder(seed, &info.network);
+        let mut sim = configured(seed, &info.network, plan.disk.as_ref());
+        if let Some(disk) = &plan.disk {
+            ctx.trace()
+                .log(Duration::ZERO, format!("chaos: disk: {disk}"));
+        }
         scenario.build(&ctx, &mut sim);
         let missing = undeclared_hosts(&mut sim, &targets);
         if !missing.is_empty() {
@@ -354,8 +359,16 @@ pub fn quiet_panics_in_runs() {
 /// epoch (never the wall clock), and `network`'s latencies, tick, length
 /// and buffers.
 pub fn builder<'a>(seed: u64, network: &Network) -> turmoil::Sim<'a> {
-    turmoil::Builder::new()
-        .rng_seed(seed)
+    configured(seed, network, None)
+}
+
+/// As [`builder`], with the run's disk faults.
+fn configured<'a>(seed: u64, network: &Network, disk: Option<&DiskProfile>) -> turmoil::Sim<'a> {
+    let mut b = turmoil::Builder::new();
+    if let Some(disk) = disk {
+        disk.configure(&mut b);
+    }
+    b.rng_seed(seed)
         .epoch(std::time::UNIX_EPOCH)
         .simulation_duration(network.duration)
         .tcp_capacity(network.tcp_capacity)

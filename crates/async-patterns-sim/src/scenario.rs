@@ -421,7 +421,7 @@ impl<S: Scenario> AnyScenario for S {
     fn info(&self) -> Info {
         let targets = self.targets();
         let mut swarm = self.swarm();
-        if swarm.sites().next().is_none() {
+        if swarm.sites().next().is_none() && swarm.disk().is_none() {
             swarm = swarm.with_sites(&targets);
         }
         Info {

@@ -35,6 +35,7 @@
 //!    and half its start instant (its length kept). A site entry's length
 //!    (its delay, or the fault it starts) is bisected the same way; its
 //!    chance is kept (a lower one fires at other reaches, a different run).
+//!    Each fault of the disk profile is turned off in turn.
 //! 3. If trimming changed anything, back to 1.
 //!
 //! Every step taken makes the plan smaller in one stated order: fewer
@@ -284,6 +285,19 @@ pub fn shrink_keeping(
                 (best, violations, trimmed) = (with(&best, at, f.for_ms), v, true);
             }
         }
+        // The disk profile's faults, one by one.
+        for i in 0..4 {
+            let fewer = best.disk.as_ref().and_then(|d| d.without(i));
+            if let Some(disk) = fewer {
+                let p = FaultPlan {
+                    disk: (!disk.is_none()).then_some(disk),
+                    ..best.clone()
+                };
+                if let Some(v) = fails(&p) {
+                    (best, violations, trimmed) = (p, v, true);
+                }
+            }
+        }
         // Each site entry's length (a delay, or the fault it starts): the
         // shortest that still fails.
         for i in 0..best.sites.len() {
@@ -401,6 +415,7 @@ where
         faults,
         sabotage: None,
         sites: Vec::new(),
+        disk: None,
     })
 }
 

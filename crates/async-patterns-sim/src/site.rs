@@ -203,6 +203,12 @@ pub struct SiteFault {
     /// How long the code waits (`delay` only; default 500 ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// The site fires only before this instant (ms since the run began;
+    /// default: for the whole run). The run heals, and its recovery phase
+    /// can begin, only once every entry has stopped and what it started
+    /// has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
 }
 
 impl SiteFault {
@@ -215,7 +221,22 @@ impl SiteFault {
             percent: None,
             for_ms: None,
             delay_ms: None,
+            until_ms: None,
         }
+    }
+
+    /// Firing only before `ms`.
+    #[must_use]
+    pub fn until(mut self, ms: u64) -> Self {
+        self.until_ms = Some(ms);
+        self
+    }
+
+    /// When what it does is over: its last instant to fire plus its
+    /// length (saturating; for ever without `until_ms`).
+    pub fn end(&self) -> Duration {
+        let until = self.until_ms.unwrap_or(u64::MAX);
+        Duration::from_millis(until.saturating_add(self.length_ms()))
     }
 
     /// With the fault's target.
@@ -404,8 +425,14 @@ pub(crate) fn resolve(entry: &SiteFault, targets: &Targets) -> Result<Option<Res
 /// enables a section in a quarter of runs), doing one action chosen
 /// uniformly from what it handles and a fault on each declared target
 /// (a crash of each host, a partition of each link), firing 25% of the
-/// times it is reached, for a length from `length_ms`.
-pub(crate) fn draw(seed: u64, targets: &Targets, length_ms: (u64, u64)) -> Vec<SiteFault> {
+/// times it is reached, for a length from `length_ms`, until an instant
+/// drawn as a fault's end is (a start from `start_ms` plus a length).
+pub(crate) fn draw(
+    seed: u64,
+    targets: &Targets,
+    start_ms: (u64, u64),
+    length_ms: (u64, u64),
+) -> Vec<SiteFault> {
     let mut rng = SplitMix64::derive(seed, 0xfa19);
     let mut out = Vec::new();
     for site in targets.sites() {
@@ -415,7 +442,9 @@ pub(crate) fn draw(seed: u64, targets: &Targets, length_ms: (u64, u64)) -> Vec<S
         let options = options(site, targets);
         let pick = options[rng.between(0, options.len() as u64 - 1) as usize].clone();
         let ms = rng.between(length_ms.0, length_ms.1);
-        out.push(pick.lasting(ms));
+        // On until an instant drawn as a fault's end is.
+        let until = rng.between(start_ms.0, start_ms.1) + rng.between(length_ms.0, length_ms.1);
+        out.push(pick.lasting(ms).until(until));
     }
     out
 }
@@ -488,7 +517,12 @@ impl Firing {
     pub(crate) fn reach(&self, name: &str) -> Fire {
         let now = turmoil::sim_elapsed().unwrap_or_default();
         let mut answer = Fire::Pass;
-        for armed in self.entries.iter().filter(|a| a.entry.site == name) {
+        let on = |e: &SiteFault| e.until_ms.is_none_or(|u| now < Duration::from_millis(u));
+        for armed in self
+            .entries
+            .iter()
+            .filter(|a| a.entry.site == name && on(&a.entry))
+        {
             let e = &armed.entry;
             let fires = armed.rng.borrow_mut().between(1, 100) <= u64::from(e.chance());
             if !fires {

@@ -155,6 +155,7 @@ fn plan(faults: Vec<Fault>) -> FaultPlan {
         faults,
         sabotage: None,
         sites: Vec::new(),
+        disk: None,
     }
 }
 

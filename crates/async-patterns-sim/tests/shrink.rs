@@ -86,6 +86,7 @@ fn plan(faults: Vec<Fault>) -> FaultPlan {
         faults,
         sabotage: None,
         sites: Vec::new(),
+        disk: None,
     }
 }
 

@@ -290,6 +290,7 @@ fn a_shrink_drops_the_site_entries_it_does_not_need_and_trims_a_length() {
                 .lasting(900),
         ],
         sabotage: None,
+        disk: None,
     };
     // A seed on which the plan fails (the fail entry fires at 20% where
     // the delay entry, first in the plan, did not fire).

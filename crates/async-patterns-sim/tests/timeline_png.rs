@@ -27,6 +27,7 @@ fn run() -> (FaultPlan, Timeline) {
         ],
         sabotage: None,
         sites: Vec::new(),
+        disk: None,
     };
     let mut lanes = plot::fault_lanes(&plan);
     let mut breaker = Lane::new("breaker")
@@ -309,6 +310,7 @@ fn time_runs_past_a_fault_that_starts_after_the_last_event() {
         faults: vec![Fault::new(FaultKind::Crash, "server", 53, 1)],
         sabotage: None,
         sites: Vec::new(),
+        disk: None,
     };
     let timeline = Timeline {
         lanes: plot::fault_lanes(&plan),
