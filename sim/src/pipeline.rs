@@ -67,6 +67,8 @@ pub struct Record {
     store: BTreeMap<u64, u64>,
     /// Times the consumer (re)started and read its log.
     restarts: u32,
+    /// I/O errors the consumer met (reads at recovery, writes).
+    io_errors: u64,
     /// Every arrival at the consumer, duplicates included.
     arrivals: Vec<u64>,
     /// (when, item, stored now or a duplicate).
@@ -149,10 +151,24 @@ impl Scenario for Pipeline {
     }
 
     fn sabotages(&self) -> Vec<Sabotage> {
-        vec![Sabotage {
-            name: ACK_BEFORE_STORE,
-            about: "the consumer acknowledges an item before its line is synced to disk (a crash in between loses it)",
-        }]
+        vec![
+            Sabotage {
+                name: ACK_BEFORE_STORE,
+                about: "the consumer acknowledges an item before its line is synced to disk (a crash in between loses it)",
+            },
+            Sabotage {
+                name: ACK_ON_FAILED_SYNC,
+                about: "deep: a failed sync is acknowledged anyway (the next item's sync usually saves it; a crash before that loses it)",
+            },
+            Sabotage {
+                name: TORN_LINE_ACCEPTED,
+                about: "deep: recovery keeps a log line without checking it (a crash that tears an unsynced line, under a delayed sync, stores a wrong value)",
+            },
+            Sabotage {
+                name: EMPTY_LOG_ON_READ_ERROR,
+                about: "deep: recovery takes a read error for an empty log (an I/O error at a restart forgets the store)",
+            },
+        ]
     }
 
     fn network(&self, seed: u64) -> Network {
@@ -311,6 +327,17 @@ impl Scenario for Pipeline {
     }
 }
 
+/// Deep sabotages: each needs two things to coincide.
+const ACK_ON_FAILED_SYNC: &str = "ack-on-failed-sync";
+const TORN_LINE_ACCEPTED: &str = "torn-line-accepted";
+const EMPTY_LOG_ON_READ_ERROR: &str = "empty-log-on-read-error";
+
+/// Guides: numbers a guided search pushes up (a site that fires is a
+/// signal of its own: a search needs no point to see it).
+const IO_ERRORS_MET: &str = "io errors met";
+const LONGEST_SYNC_WAIT: &str = "longest sync wait (ms)";
+const RESTARTS: &str = "consumer starts";
+
 /// A fault site: the sync of a new item's line.
 const STORE_SYNC: &str = "store sync";
 
@@ -327,13 +354,13 @@ fn check_of(id: u64, value: u64) -> u64 {
 }
 
 /// Reads the log back at a (re)start: the items it holds (a line that does
-/// not parse or check, the unsynced tail a crash tore, is skipped), which
-/// become the store. Creates the log (and makes its name durable) on the
+/// not parse or check is skipped; a torn last line, the unsynced tail a
+/// crash tore, is cut off the file), which become the store. Creates the log (and makes its name durable) on the
 /// first start. An I/O error is retried: the disk may fail any read.
 fn recover(ctx: &Ctx<Record>) -> BTreeMap<u64, u64> {
-    let text = loop {
+    let bytes = loop {
         match fs::read(LOG) {
-            Ok(bytes) => break String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(bytes) => break bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let made = OpenOptions::new()
                     .append(true)
@@ -342,12 +369,37 @@ fn recover(ctx: &Ctx<Record>) -> BTreeMap<u64, u64> {
                     .and_then(|f| f.sync_all())
                     .and_then(|()| fs::sync_dir("/"));
                 if made.is_ok() {
-                    break String::new();
+                    break Vec::new();
                 }
             }
-            Err(_) => {}
+            Err(_) => {
+                let n = {
+                    let mut r = ctx.record();
+                    r.io_errors += 1;
+                    r.io_errors
+                };
+                point::guide!(IO_ERRORS_MET, n);
+                if ctx.sabotaged(EMPTY_LOG_ON_READ_ERROR) {
+                    break Vec::new();
+                }
+            }
         }
     };
+    let lenient = ctx.sabotaged(TORN_LINE_ACCEPTED);
+    // A crash may leave a torn last line, without its newline: cut it off
+    // (and make the cut durable) before anything is appended to it, or the
+    // next line would be glued to it and lost with it.
+    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    if whole < bytes.len() {
+        while OpenOptions::new()
+            .write(true)
+            .open(LOG)
+            .and_then(|f| f.set_len(whole as u64).and_then(|()| f.sync_all()))
+            .is_err()
+        {}
+    }
+    let kept = if lenient { &bytes[..] } else { &bytes[..whole] };
+    let text = String::from_utf8_lossy(kept);
     let mut items = BTreeMap::new();
     let mut skipped = 0;
     for line in text.lines() {
@@ -356,6 +408,9 @@ fn recover(ctx: &Ctx<Record>) -> BTreeMap<u64, u64> {
             (Some(Ok(id)), Some(Ok(value)), Some(Ok(check)), None)
                 if check == check_of(id, value) =>
             {
+                items.insert(id, value);
+            }
+            (Some(Ok(id)), Some(Ok(value)), _, _) if lenient => {
                 items.insert(id, value);
             }
             _ => skipped += 1,
@@ -368,6 +423,7 @@ fn recover(ctx: &Ctx<Record>) -> BTreeMap<u64, u64> {
     let mut r = ctx.record();
     r.store = items.clone();
     r.restarts += 1;
+    point::guide!(RESTARTS, u64::from(r.restarts));
     items
 }
 
@@ -390,15 +446,31 @@ async fn store(
             .open(LOG)
             .map_err(|e| format!("open: {e}"))?;
         let line = format!("{id} {value} {}\n", check_of(id, value));
-        file.write_all(line.as_bytes())
-            .map_err(|e| format!("write: {e}"))?;
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            let n = {
+                let mut r = ctx.record();
+                r.io_errors += 1;
+                r.io_errors
+            };
+            point::guide!(IO_ERRORS_MET, n);
+            return Err(format!("write: {e}"));
+        }
         if !sabotaged {
-            match point::site!(STORE_SYNC) {
-                Fire::Pass => {}
-                Fire::Fail => return Err("sync: failed".to_string()),
-                Fire::Delay(d) => tokio::time::sleep(d).await,
+            let synced = match point::site!(STORE_SYNC) {
+                Fire::Pass => true,
+                Fire::Fail => false,
+                Fire::Delay(d) => {
+                    point::guide!(LONGEST_SYNC_WAIT, d.as_millis() as u64);
+                    tokio::time::sleep(d).await;
+                    true
+                }
+            };
+            if !synced && !ctx.sabotaged(ACK_ON_FAILED_SYNC) {
+                return Err("sync: failed".to_string());
             }
-            file.sync_all().map_err(|e| format!("sync: {e}"))?;
+            if synced {
+                file.sync_all().map_err(|e| format!("sync: {e}"))?;
+            }
         }
         known.borrow_mut().insert(id, value);
         ctx.record().store.insert(id, value);

@@ -44,18 +44,21 @@ const SABOTAGED_PLAN: &str =
 
 #[test]
 fn every_sabotage_is_caught_and_replays() {
-    let sabotages: Vec<(String, String)> = CATALOGUE
+    let sabotages: Vec<(String, String, bool)> = CATALOGUE
         .iter()
         .map(|s| s.info())
         .flat_map(|i| {
             i.sabotages
                 .iter()
-                .map(move |b| (b.name.to_string(), i.name.clone()))
+                .map(move |b| {
+                    let deep = b.about.starts_with("deep:");
+                    (b.name.to_string(), i.name.clone(), deep)
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(sabotages.len(), 4, "{sabotages:?}");
-    for (name, scenario) in &sabotages {
+    assert_eq!(sabotages.len(), 7, "{sabotages:?}");
+    for (name, scenario, deep) in &sabotages {
         let clean = sim(&["sweep", "--scenario", scenario, "--seeds", "4"]);
         assert!(
             clean.status.success(),
@@ -63,14 +66,24 @@ fn every_sabotage_is_caught_and_replays() {
             stdout(&clean)
         );
 
-        let broken = sim(&["sweep", "--seeds", "4", "--sabotage", name]);
+        // A deep sabotage (two conditions must coincide: swarm catches it
+        // in fewer than 1 seed in 100) is caught by a guided search.
+        let broken = if *deep {
+            sim(&["sweep", "--guided", "--seeds", "400", "--sabotage", name])
+        } else {
+            sim(&["sweep", "--seeds", "4", "--sabotage", name])
+        };
         let text = stdout(&broken);
         assert_eq!(
             broken.status.code(),
             Some(1),
             "{name} was not caught:\n{text}"
         );
-        assert!(text.contains(&format!("FAILED {scenario} seed")), "{text}");
+        let failed = if *deep { "run" } else { "seed" };
+        assert!(
+            text.contains(&format!("FAILED {scenario} {failed}")),
+            "{text}"
+        );
         assert!(verdict(&broken).starts_with("FAIL: "), "{text}");
         let replay = text
             .lines()
@@ -79,7 +92,17 @@ fn every_sabotage_is_caught_and_replays() {
                     .strip_prefix("replay: cargo run -p sim --release -- ")
             })
             .unwrap_or_else(|| panic!("no replay line:\n{text}"));
-        assert!(replay.contains(&format!("--sabotage {name}")), "{replay}");
+        if *deep {
+            // The plan file names its sabotage.
+            let plan = replay
+                .split_whitespace()
+                .skip_while(|w| *w != "--plan")
+                .nth(1);
+            let plan = std::fs::read_to_string(plan.expect("a --plan")).unwrap();
+            assert!(plan.contains(&format!("\"sabotage\":\"{name}\"")), "{plan}");
+        } else {
+            assert!(replay.contains(&format!("--sabotage {name}")), "{replay}");
+        }
 
         let again = sim(&replay.split_whitespace().collect::<Vec<_>>());
         let text = stdout(&again);

@@ -124,6 +124,12 @@ pub trait Listener {
     /// the message given with it (empty if none).
     fn hit(&self, kind: Kind, name: &'static str, holds: bool, detail: fmt::Arguments<'_>);
 
+    /// A numeric guide was measured: `value` of `name` now (default:
+    /// ignored). A guided search keeps the runs that raise a guide's best.
+    fn guide(&self, name: &'static str, value: u64) {
+        let _ = (name, value);
+    }
+
     /// The code reached fault site `name`: what it should do (default:
     /// go on).
     fn site(&self, name: &'static str) -> Fire {
@@ -167,6 +173,17 @@ pub fn report(kind: Kind, name: &'static str, holds: bool, detail: fmt::Argument
 pub fn at_site(name: &'static str) -> Fire {
     let listener = LISTENER.with(|l| l.borrow().clone());
     listener.map_or(Fire::Pass, |l| l.site(name))
+}
+
+/// Hands a guide's value to this thread's listener, if it has one
+/// ([`guide!`] calls it only when [`listening`]).
+#[cold]
+#[inline(never)]
+pub fn measure(name: &'static str, value: u64) {
+    let listener = LISTENER.with(|l| l.borrow().clone());
+    if let Some(l) = listener {
+        l.guide(name, value);
+    }
 }
 
 /// Installs `listener` on this thread until the guard is dropped (the
@@ -275,6 +292,22 @@ macro_rules! site {
     };
 }
 
+/// `guide!(name, value)`: a number a guided search should push up (the
+/// most items in flight, the longest a breaker stayed open, the I/O errors
+/// a store survived). A run's best value per name is kept; a search keeps
+/// the plans that raise it. `value` is a `u64`, evaluated only while a
+/// simulation listens. A guide must be generic: a number that grows as a
+/// bug's condition draws near, not the condition itself.
+#[macro_export]
+macro_rules! guide {
+    ($name:expr, $value:expr $(,)?) => {
+        if $crate::listening() {
+            let value: u64 = $value;
+            $crate::measure($name, value);
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,11 +380,16 @@ mod tests {
         assert_eq!(outer.0.borrow()[0].1, "out");
     }
 
-    /// Fires "slow" as a delay and "broken" as a failure; passes the rest.
+    /// Fires "slow" as a delay and "broken" as a failure; passes the rest;
+    /// keeps the guides measured.
     struct Sites(RefCell<Vec<&'static str>>);
 
     impl Listener for Sites {
         fn hit(&self, _: Kind, _: &'static str, _: bool, _: fmt::Arguments<'_>) {}
+        fn guide(&self, name: &'static str, value: u64) {
+            assert_eq!((name, value), ("depth", 3));
+            self.0.borrow_mut().push(name);
+        }
         fn site(&self, name: &'static str) -> Fire {
             self.0.borrow_mut().push(name);
             match name {
@@ -374,7 +412,13 @@ mod tests {
             assert_eq!(site!("broken"), Fire::Fail);
             assert_eq!(site!("other"), Fire::Pass);
         }
-        assert_eq!(*sites.0.borrow(), ["slow", "broken", "other"]);
+        {
+            let _g = listen(sites.clone());
+            guide!("depth", 1 + 2);
+        }
+        guide!("depth", 99);
+        assert_eq!(*sites.0.borrow(), ["slow", "broken", "other", "depth"]);
+        sites.0.borrow_mut().pop();
         assert_eq!(site!("broken"), Fire::Pass);
         assert_eq!(sites.0.borrow().len(), 3);
         // A listener that knows no sites passes them all.

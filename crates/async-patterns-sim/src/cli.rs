@@ -53,6 +53,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::assert::check_catalogue;
 use crate::coverage::{Catalogue, Judge, coverage};
 use crate::engine;
+use crate::explore::{Guided, explore_with};
 use crate::fault::{Chance, FaultKind, FaultPlan, Swarm};
 
 /// Prints a line to stdout; a closed pipe (`sim replay … --trace | head`)
@@ -217,6 +218,14 @@ enum Command {
         /// `merge` judges the whole sweep.
         #[arg(long, value_enum, default_value_t = OnUnreached::Fail)]
         coverage: OnUnreached,
+        /// A guided search instead of a swarm sweep: plans bred from the
+        /// runs that reached a new point, fired a new site or raised a
+        /// guide. --seeds is its budget of runs (each run once), --from
+        /// its exploration seed (one number replays the whole search);
+        /// --shard K/N searches from a seed derived from both, with 1/N of
+        /// the budget. Stops at the first failure.
+        #[arg(long, conflicts_with_all = ["json", "once"])]
+        guided: bool,
     },
     /// Re-run one seed exactly.
     Replay {
@@ -592,6 +601,7 @@ impl Run<'_> {
                 once,
                 density,
                 coverage,
+                guided,
             } => {
                 let chosen = match (scenario.as_deref(), sabotage.as_deref()) {
                     (None, None) => (0..self.infos.len()).collect(),
@@ -602,6 +612,18 @@ impl Run<'_> {
                     None => (1, 1),
                 };
                 let picked = shard_seeds(from, seeds, shard)?;
+                if guided {
+                    let budget = picked.len();
+                    return self.guided(
+                        &chosen,
+                        from,
+                        budget,
+                        shard,
+                        sabotage.as_deref(),
+                        &density,
+                        coverage.judge(shard),
+                    );
+                }
                 if let Some(path) = &json {
                     check_output(path, "--json", true)?;
                 }
@@ -907,6 +929,109 @@ impl Run<'_> {
             }
         );
         Ok(ExitCode::FAILURE)
+    }
+
+    /// `sweep --guided`: a guided search of each chosen scenario.
+    #[allow(clippy::too_many_arguments)]
+    fn guided(
+        &self,
+        chosen: &[usize],
+        from: u64,
+        budget: usize,
+        shard: (u64, u64),
+        sabotage: Option<&str>,
+        density: &Density,
+        judge: Judge,
+    ) -> Result<ExitCode, String> {
+        // A shard searches from its own seed, derived from both.
+        let seed = if shard.1 > 1 {
+            async_patterns::rng::SplitMix64::derive(from, shard.0).next_u64()
+        } else {
+            from
+        };
+        for &i in chosen {
+            self.check_targets(i, 0)?;
+        }
+        let bar = ProgressBar::new(budget as u64 * chosen.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} runs {msg} ({eta} left)")
+                .map_err(|e| e.to_string())?,
+        );
+        let mut failed = false;
+        let mut unreached = Vec::new();
+        for &i in chosen {
+            let info = &self.infos[i];
+            let scenario = self.app.scenarios[i];
+            bar.set_message(info.name.clone());
+            let before = bar.position();
+            let how = Guided::new(budget)
+                .sabotage(sabotage)
+                .swarm(density.apply(info.swarm.clone()));
+            let found = explore_with(scenario, seed, &how, &|runs| {
+                bar.set_position(before + runs as u64);
+            })
+            .map_err(|e| e.to_string())?;
+            bar.set_position(before + budget as u64);
+            bar.suspend(|| -> Result<(), String> {
+                out!(
+                    "{}: guided search from exploration seed {seed}: {} runs, corpus of {} plans, {} failing",
+                    info.name,
+                    found.runs,
+                    found.corpus.len(),
+                    found.failures.len()
+                );
+                for f in &found.failures {
+                    failed = true;
+                    let dir = std::env::temp_dir().join("async-patterns-sim-guided");
+                    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    let file = dir.join(format!("{}-seed-{}.json", info.name, f.seed));
+                    std::fs::write(&file, to_json(&f.plan)? + "\n")
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    out!("\nFAILED {} run {} (seed {}):", info.name, f.run, f.seed);
+                    for v in &f.violations {
+                        out!("  {v}");
+                    }
+                    out!(
+                        "  replay: {}",
+                        replay_line(&self.prefix, &info.name, f.seed, None, Some(&file), "")
+                    );
+                }
+                out!("\n| scenario | signal | runs reaching it |\n|---|---|---|");
+                for (signal, n) in &found.signals {
+                    out!("| {} | {signal} | {n} of {} |", info.name, found.runs);
+                }
+                for (guide, best) in &found.guides {
+                    out!("| {} | best {guide} | {best} |", info.name);
+                }
+                for p in info.points.iter().filter(|p| p.must_reach()) {
+                    if !found.signals.contains_key(&p.name) {
+                        unreached.push(format!("{}: {}", info.name, p.name));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        bar.finish_and_clear();
+        if !unreached.is_empty() {
+            out!(
+                "\nnever reached ({}): {}",
+                match judge {
+                    Judge::Fail => "fails the search; --coverage warn to pass",
+                    _ => "reported only",
+                },
+                unreached.join(", ")
+            );
+        }
+        let uncovered = judge == Judge::Fail && !unreached.is_empty();
+        if failed || uncovered {
+            out!("FAIL: guided search of {budget} runs a scenario from exploration seed {seed}");
+            Ok(ExitCode::FAILURE)
+        } else {
+            out!(
+                "PASS: guided search of {budget} runs a scenario from exploration seed {seed}, 0 failing"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 
     fn sweep(

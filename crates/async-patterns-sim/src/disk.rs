@@ -280,15 +280,22 @@ impl fmt::Display for DiskError {
 }
 
 /// The profile a swarm draws for `seed` from a stream of its own: none for
-/// half the seeds; else each fault the disk allows is on with chance 1/2,
-/// at a level drawn from a few (1, 5 or 20 thousandths for errors and
-/// corruption, 10 or 50% for early syncs).
+/// half the seeds; else [`draw_any`]'s.
 pub(crate) fn draw(seed: u64, disk: Option<&Disk>) -> Option<DiskProfile> {
-    let disk = disk?;
+    disk?;
     let mut rng = SplitMix64::derive(seed, 0xfa1a);
     if rng.between(0, 1) == 0 {
         return None;
     }
+    draw_any(&mut rng, disk)
+}
+
+/// A profile for `disk` drawn from `rng`: each fault the disk allows is on
+/// with chance 1/2, at a level drawn from a few (1, 5 or 20 thousandths
+/// for errors and corruption, 10 or 50% for early syncs); `None` if none
+/// is on.
+pub(crate) fn draw_any(rng: &mut SplitMix64, disk: Option<&Disk>) -> Option<DiskProfile> {
+    let disk = disk?;
     let mut pick = |allowed: bool, levels: &[u32]| -> u32 {
         let on = rng.between(0, 1) == 1;
         let level = levels[rng.between(0, levels.len() as u64 - 1) as usize];

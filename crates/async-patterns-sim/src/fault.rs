@@ -1089,6 +1089,15 @@ impl Swarm {
         self.sites.declared_disk()
     }
 
+    /// Every site entry it may draw: each site's actions and faults (see
+    /// [`site`](crate::site)), at the default chance and length.
+    pub fn site_options(&self) -> Vec<SiteFault> {
+        self.sites
+            .sites()
+            .flat_map(|s| crate::site::options(s, &self.sites))
+            .collect()
+    }
+
     /// The sites its plans may turn on.
     pub fn sites(&self) -> impl Iterator<Item = &Site> {
         self.sites.sites()

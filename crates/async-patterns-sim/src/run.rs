@@ -2,6 +2,7 @@
 //! targets as virtual time passes, panic capture, and the run-twice
 //! determinism check.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -41,6 +42,11 @@ pub struct Outcome {
     /// in the recovery phase (empty when the run had none: see
     /// [`liveness`](crate::liveness)).
     pub recoveries: Vec<Recovery>,
+    /// The best value of each [`guide!`](async_patterns_assert::guide) the
+    /// run measured, by name.
+    pub guides: BTreeMap<String, u64>,
+    /// The fault-site entries that fired, as `site: action`, each once.
+    pub fired: Vec<String>,
 }
 
 impl Outcome {
@@ -67,6 +73,8 @@ impl Outcome {
             timeline: Timeline { lanes: timeline },
             points: Vec::new(),
             recoveries: Vec::new(),
+            guides: BTreeMap::new(),
+            fired: Vec::new(),
         }
     }
 }
@@ -153,9 +161,11 @@ fn run_traced<S: Scenario + ?Sized>(
     // are this run's, until the guard goes.
     let points = Rc::new(RunPoints::new(declared, trace.clone()));
     let firing = Rc::new(Firing::new(seed, &plan.sites, site_targets, trace.clone()));
+    let guides = Rc::new(RefCell::new(BTreeMap::new()));
     let listening = point::listen(Rc::new(Hooks {
         points: points.clone(),
         firing: firing.clone(),
+        guides: guides.clone(),
     }));
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         let info = RunInfo {
@@ -236,6 +246,8 @@ fn run_traced<S: Scenario + ?Sized>(
             let mut out = Outcome::new(plan, trace, violations, latencies, lanes);
             out.points = points.reached();
             out.recoveries = recoveries;
+            out.guides = guides.take();
+            out.fired = firing.fired();
             out
         }
         Err(panic) => {
@@ -260,6 +272,7 @@ fn run_traced<S: Scenario + ?Sized>(
 struct Hooks {
     points: Rc<RunPoints>,
     firing: Rc<Firing>,
+    guides: Rc<RefCell<BTreeMap<String, u64>>>,
 }
 
 impl point::Listener for Hooks {
@@ -275,6 +288,12 @@ impl point::Listener for Hooks {
 
     fn site(&self, name: &'static str) -> point::Fire {
         self.firing.reach(name)
+    }
+
+    fn guide(&self, name: &'static str, value: u64) {
+        let mut guides = self.guides.borrow_mut();
+        let best = guides.entry(name.to_string()).or_insert(value);
+        *best = (*best).max(value);
     }
 }
 

@@ -59,6 +59,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use crate::fault::{Fault, FaultKind, FaultPlan, PlanError, Swarm};
+use crate::moves::Move;
 use crate::scenario::AnyScenario;
 use crate::site::SiteAction;
 use crate::trace::Violation;
@@ -220,7 +221,7 @@ pub fn shrink_keeping(
             let mut dropped = false;
             let mut i = 0;
             while i < best.elements() {
-                let fewer = best.without(i);
+                let fewer = Move::Drop(i).apply(&best);
                 match fails(&fewer) {
                     Some(v) => {
                         (best, violations, dropped) = (fewer, v, true);
@@ -238,10 +239,7 @@ pub fn shrink_keeping(
         for i in 0..best.faults.len() {
             // `best` with fault i moved to `at_ms` for `for_ms`.
             let with = |best: &FaultPlan, at_ms: u64, for_ms: u64| {
-                let mut p = best.clone();
-                p.faults[i].at_ms = at_ms;
-                p.faults[i].for_ms = for_ms;
-                p
+                Move::Place(i, at_ms, for_ms).apply(best)
             };
             let f = best.faults[i].clone();
             if f.for_ms == 0 {
@@ -286,16 +284,12 @@ pub fn shrink_keeping(
             }
         }
         // The disk profile's faults, one by one.
-        for i in 0..4 {
-            let fewer = best.disk.as_ref().and_then(|d| d.without(i));
-            if let Some(disk) = fewer {
-                let p = FaultPlan {
-                    disk: (!disk.is_none()).then_some(disk),
-                    ..best.clone()
-                };
-                if let Some(v) = fails(&p) {
-                    (best, violations, trimmed) = (p, v, true);
-                }
+        for k in 0..4 {
+            let p = Move::DiskOff(k).apply(&best);
+            if p != best
+                && let Some(v) = fails(&p)
+            {
+                (best, violations, trimmed) = (p, v, true);
             }
         }
         // Each site entry's length (a delay, or the fault it starts): the
@@ -305,11 +299,7 @@ pub fn shrink_keeping(
             if len <= 1 || best.sites[i].action == SiteAction::Fail {
                 continue;
             }
-            let with = |best: &FaultPlan, ms: u64| {
-                let mut p = best.clone();
-                p.sites[i] = p.sites[i].clone().lasting(ms);
-                p
-            };
+            let with = |best: &FaultPlan, ms: u64| Move::SiteLength(i, ms).apply(best);
             if let Some((ms, v)) = bisect(1, len, |ms| fails(&with(&best, ms)), true) {
                 (best, violations, trimmed) = (with(&best, ms), v, true);
             }

@@ -475,6 +475,8 @@ pub(crate) struct Firing {
     /// Faults fired since the step loop last took them (the site, the
     /// fault, where it lands).
     pending: RefCell<Vec<(String, Fault, Resolved)>>,
+    /// The entries that fired (by index), for a guided search.
+    fired: RefCell<Vec<bool>>,
     trace: Trace,
 }
 
@@ -494,7 +496,7 @@ impl Firing {
         targets: Vec<Option<Resolved>>,
         trace: Trace,
     ) -> Self {
-        let entries = entries
+        let entries: Vec<Armed> = entries
             .iter()
             .zip(targets)
             .map(|(e, target)| Armed {
@@ -505,6 +507,7 @@ impl Firing {
             })
             .collect();
         Firing {
+            fired: RefCell::new(vec![false; entries.len()]),
             entries,
             pending: RefCell::new(Vec::new()),
             trace,
@@ -518,16 +521,18 @@ impl Firing {
         let now = turmoil::sim_elapsed().unwrap_or_default();
         let mut answer = Fire::Pass;
         let on = |e: &SiteFault| e.until_ms.is_none_or(|u| now < Duration::from_millis(u));
-        for armed in self
+        for (i, armed) in self
             .entries
             .iter()
-            .filter(|a| a.entry.site == name && on(&a.entry))
+            .enumerate()
+            .filter(|(_, a)| a.entry.site == name && on(&a.entry))
         {
             let e = &armed.entry;
             let fires = armed.rng.borrow_mut().between(1, 100) <= u64::from(e.chance());
             if !fires {
                 continue;
             }
+            self.fired.borrow_mut()[i] = true;
             match e.action {
                 SiteAction::Fail | SiteAction::Delay => {
                     if answer != Fire::Pass {
@@ -558,6 +563,19 @@ impl Firing {
             }
         }
         answer
+    }
+
+    /// The entries that fired at least once, as `site: action`, in plan
+    /// order without repeats.
+    pub(crate) fn fired(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (armed, fired) in self.entries.iter().zip(self.fired.borrow().iter()) {
+            let name = format!("{}: {}", armed.entry.site, armed.entry.action.name());
+            if *fired && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
     }
 
     /// The faults fired since the last call, in the order they fired.

@@ -6,8 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_patterns_stats::LatencyRecorder;
@@ -77,31 +75,16 @@ pub fn sweep(
         info.swarm = swarm.clone();
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<SeedRecord, PlanError>>>> =
-        Mutex::new(seeds.iter().map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(seeds.len()) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&seed) = seeds.get(i) else { break };
-                    let mut plan = info.swarm.plan(seed);
-                    plan.sabotage = sabotage.map(str::to_string);
-                    let record = run_checked(scenario, seed, &plan, twice)
-                        .map(|c| record_of(&info.name, seed, plan, &c));
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(record);
-                    done();
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every seed ran"))
-        .collect()
+    crate::explore::par_map(seeds, workers, |&seed| {
+        let mut plan = info.swarm.plan(seed);
+        plan.sabotage = sabotage.map(str::to_string);
+        let record = run_checked(scenario, seed, &plan, twice)
+            .map(|c| record_of(&info.name, seed, plan, &c));
+        done();
+        record
+    })
+    .into_iter()
+    .collect()
 }
 
 fn record_of(scenario: &str, seed: u64, plan: FaultPlan, c: &crate::run::Checked) -> SeedRecord {
@@ -999,6 +982,8 @@ mod tests {
             timeline: Timeline::default(),
             points: Vec::new(),
             recoveries: Vec::new(),
+            guides: Default::default(),
+            fired: Vec::new(),
         }
     }
 

@@ -41,6 +41,8 @@
 //!     .seeds(0..16);
 //! ```
 
+use crate::explore::{Guided, explore};
+use crate::trace::Violation;
 use std::path::{Path, PathBuf};
 
 use crate::coverage::{Catalogue, Judge, coverage};
@@ -161,21 +163,81 @@ impl<'a> Checker<'a> {
         for v in &first.violations {
             message += &format!("  {v}\n");
         }
+        Err(self.explain(
+            &name,
+            first.seed,
+            &first.plan,
+            &first.violations,
+            first.deterministic,
+            message,
+        ))
+    }
+
+    /// Runs a guided search of `budget` runs from `exploration_seed` (see
+    /// [`explore`](crate::explore)) and panics if a run fails, as
+    /// [`Checker::seeds`] does (the failing plan shrunk and saved, and the
+    /// line that replays it). The same exploration seed makes the same
+    /// search, on any number of cores.
+    #[track_caller]
+    pub fn guided(self, exploration_seed: u64, budget: usize) {
+        if let Err(message) = self.try_guided(exploration_seed, budget) {
+            panic!("{message}");
+        }
+    }
+
+    /// As [`Checker::guided`], returning the failure message instead of
+    /// panicking.
+    pub fn try_guided(&self, exploration_seed: u64, budget: usize) -> Result<(), String> {
+        let name = self.scenario.info().name;
+        let how = Guided::new(budget).sabotage(self.sabotage.as_deref());
+        let found = explore(self.scenario, exploration_seed, &how).map_err(|e| e.to_string())?;
+        let Some(first) = found.failures.first() else {
+            return Ok(());
+        };
+        let mut message = format!(
+            "{name}: a guided search from exploration seed {exploration_seed} failed at run {} \
+             (seed {}):\n",
+            first.run, first.seed
+        );
+        for v in &first.violations {
+            message += &format!("  {v}\n");
+        }
+        Err(self.explain(
+            &name,
+            first.seed,
+            &first.plan,
+            &first.violations,
+            true,
+            message,
+        ))
+    }
+
+    /// A failure's report: `message`, then the plan shrunk (saved to a
+    /// file) and the line that replays it.
+    fn explain(
+        &self,
+        name: &str,
+        seed: u64,
+        plan: &FaultPlan,
+        violations: &[Violation],
+        deterministic: bool,
+        mut message: String,
+    ) -> String {
         let keep = match &self.keep {
-            Keep::Invariant(name) if first.violations.iter().any(|v| v.invariant == *name) => {
+            Keep::Invariant(name) if violations.iter().any(|v| v.invariant == *name) => {
                 self.keep.clone()
             }
             _ => Keep::Original,
         };
-        let (plan, file) = match shrink_keeping(self.scenario, first.seed, &first.plan, &keep) {
+        let (plan, file) = match shrink_keeping(self.scenario, seed, plan, &keep) {
             Ok(small) => {
-                let file = self.save(&name, first.seed, &small.plan);
+                let file = self.save(name, seed, &small.plan);
                 message += &format!(
                     "  shrunk from {} {} ({} ms faulted) to {} ({} ms) in {} runs, \
                      still breaking {}:\n",
-                    first.plan.elements(),
-                    first.plan.elements_named(),
-                    first.plan.faulted_ms(),
+                    plan.elements(),
+                    plan.elements_named(),
+                    plan.faulted_ms(),
                     small.plan.elements(),
                     small.plan.faulted_ms(),
                     small.runs,
@@ -188,18 +250,18 @@ impl<'a> Checker<'a> {
             }
             // Only a nondeterministic seed fails the sweep and not a run:
             // nothing to shrink, and a single replay may pass.
-            Err(_) => (first.plan.clone(), None),
+            Err(_) => (plan.clone(), None),
         };
         let json = serde_json::to_string(&plan).unwrap_or_default();
         message += &format!("  plan: {json}\n");
-        let line = replay_line(&self.replay, &name, first.seed, None, file.as_deref(), "");
-        let line = if first.deterministic {
+        let line = replay_line(&self.replay, name, seed, None, file.as_deref(), "");
+        let line = if deterministic {
             line
         } else {
             crate::sweep::twice(&line)
         };
         message += &format!("  replay: {line}");
-        Err(message)
+        message
     }
 
     /// A declared point no seed reached fails, unless allowed.

@@ -1,0 +1,381 @@
+//! Guided search: fault plans bred from the runs that reached something
+//! new, instead of drawn blind.
+//!
+//! A swarm sweep draws every seed's plan independently; a bug that needs
+//! two things to coincide (a failed sync, then a crash before the next
+//! one) is found by luck. A guided search keeps a **corpus** of the runs
+//! that reached something no run had reached before:
+//!
+//! * a declared [point](crate::assert) reached for the first time;
+//! * a fault-site entry that fired (`site: action`) for the first time;
+//! * a new *combination* of those;
+//! * a new best value of a numeric [`guide!`](async_patterns_assert::guide)
+//!   (the most I/O errors a store survived, the longest a sync waited).
+//!
+//! Each generation then derives new plans from a snapshot of the corpus:
+//! a parent chosen with a weight that favours the rarest signals it
+//! reached, changed by one to three [moves](crate::moves) (the same ones
+//! the shrinker takes, and more), or crossed with a second parent; a
+//! quarter of each generation is fresh swarm seeds, so the search never
+//! stops exploring. A child keeps its parent's simulation seed half the
+//! time (the same network draws, so a move changes what it says).
+//!
+//! **Replay.** Every choice comes from the exploration seed: slot `k` of
+//! generation `g` draws from a stream of `(exploration seed, g, k)` and
+//! the corpus only grows between generations, folded in slot order. So
+//! one exploration seed gives the same runs, corpus and first failure on
+//! one thread or on every core, and every failing run replays on its own
+//! from its seed and plan.
+//!
+//! **Cost.** Each run is one run (not twice): a failure found is then run
+//! again to check that it replays.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_patterns::rng::SplitMix64;
+
+use crate::fault::{FaultPlan, PlanError, Swarm};
+use crate::moves::{Move, cross};
+use crate::run::run_checked;
+use crate::scenario::AnyScenario;
+use crate::trace::Violation;
+
+/// How a guided search runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Guided {
+    /// The runs it may make in all.
+    pub budget: usize,
+    /// Runs per generation (made from one snapshot of the corpus).
+    pub generation: usize,
+    /// Worker threads (1: all on this one); the result does not depend on it.
+    pub threads: usize,
+    /// The sabotage every run is under, if any.
+    pub sabotage: Option<String>,
+    /// Stop at the first failing run (the rest of its generation is still
+    /// folded in, in slot order, so the result does not depend on threads).
+    pub stop_at_first_failure: bool,
+    /// Breed from the corpus (`true`), or draw every run from the swarm:
+    /// the same seeds and fault space, blind (the baseline).
+    pub guided: bool,
+    /// The swarm the fresh plans come from, and whose fault space the
+    /// moves stay in (`None`: the scenario's).
+    pub swarm: Option<Swarm>,
+}
+
+impl Guided {
+    /// `budget` runs, 16 a generation, on every core, stopping at the
+    /// first failure.
+    pub fn new(budget: usize) -> Self {
+        Guided {
+            budget,
+            generation: 8,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            sabotage: None,
+            stop_at_first_failure: true,
+            guided: true,
+            swarm: None,
+        }
+    }
+
+    /// Every run under `sabotage`.
+    #[must_use]
+    pub fn sabotage(mut self, sabotage: Option<&str>) -> Self {
+        self.sabotage = sabotage.map(str::to_string);
+        self
+    }
+
+    /// On `threads` threads (at least 1).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// `runs` a generation (at least 1).
+    #[must_use]
+    pub fn generation(mut self, runs: usize) -> Self {
+        self.generation = runs.max(1);
+        self
+    }
+
+    /// Whether to go on after a failure, to the whole budget.
+    #[must_use]
+    pub fn stop_at_first_failure(mut self, stop: bool) -> Self {
+        self.stop_at_first_failure = stop;
+        self
+    }
+
+    /// Plans drawn from `swarm` (its density settings) instead of the
+    /// scenario's own.
+    #[must_use]
+    pub fn swarm(mut self, swarm: Swarm) -> Self {
+        self.swarm = Some(swarm);
+        self
+    }
+
+    /// Blind: every run a swarm seed (the baseline a guided search is
+    /// measured against).
+    #[must_use]
+    pub fn blind(mut self) -> Self {
+        self.guided = false;
+        self
+    }
+}
+
+/// A run that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its number in the search, from 1.
+    pub run: usize,
+    /// The simulation seed.
+    pub seed: u64,
+    /// The plan.
+    pub plan: FaultPlan,
+    /// What it broke.
+    pub violations: Vec<Violation>,
+}
+
+/// A plan kept in the corpus, and what it reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// The simulation seed.
+    pub seed: u64,
+    /// The plan.
+    pub plan: FaultPlan,
+    /// The signals its run reached (points, `site: action`, `guide NAME`).
+    pub signals: Vec<String>,
+}
+
+/// What a search did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exploration {
+    /// The runs made.
+    pub runs: usize,
+    /// The failing runs, in run order.
+    pub failures: Vec<Found>,
+    /// The corpus at the end, in the order it grew.
+    pub corpus: Vec<Kept>,
+    /// Each signal, and how many runs reached it.
+    pub signals: BTreeMap<String, usize>,
+    /// Each guide's best value.
+    pub guides: BTreeMap<String, u64>,
+}
+
+/// One run's result, as the search folds it in.
+struct Ran {
+    seed: u64,
+    plan: FaultPlan,
+    violations: Vec<Violation>,
+    signals: Vec<String>,
+    guides: BTreeMap<String, u64>,
+}
+
+/// Searches `scenario` from `exploration_seed` (see the
+/// [module docs](self)): a pure function of its arguments, whatever
+/// `how.threads` is.
+pub fn explore(
+    scenario: &dyn AnyScenario,
+    exploration_seed: u64,
+    how: &Guided,
+) -> Result<Exploration, PlanError> {
+    explore_with(scenario, exploration_seed, how, &|_| {})
+}
+
+/// As [`explore`], calling `done` with the runs made after each
+/// generation (a progress bar).
+pub fn explore_with(
+    scenario: &dyn AnyScenario,
+    exploration_seed: u64,
+    how: &Guided,
+    done: &dyn Fn(usize),
+) -> Result<Exploration, PlanError> {
+    let swarm = match &how.swarm {
+        Some(s) => s.clone(),
+        None => scenario.info().swarm,
+    };
+    let mut out = Exploration {
+        runs: 0,
+        failures: Vec::new(),
+        corpus: Vec::new(),
+        signals: BTreeMap::new(),
+        guides: BTreeMap::new(),
+    };
+    let mut combinations: BTreeSet<Vec<String>> = BTreeSet::new();
+    let mut generation = 0u64;
+    while out.runs < how.budget {
+        let n = how.generation.min(how.budget - out.runs);
+        let snapshot = &out.corpus;
+        let signals = &out.signals;
+        let candidates: Vec<(u64, FaultPlan)> = (0..n)
+            .map(|slot| {
+                let mut rng = SplitMix64::derive(
+                    exploration_seed,
+                    generation.wrapping_mul(1 << 20).wrapping_add(slot as u64),
+                );
+                let (seed, mut plan) =
+                    if !how.guided || snapshot.is_empty() || rng.between(0, 7) == 0 {
+                        // A fresh swarm seed: run r's own, the same in a blind
+                        // search and a guided one (and disjoint from a sweep's
+                        // 0, 1, 2, ...).
+                        let seed = fresh_seed(exploration_seed, out.runs + slot);
+                        (seed, swarm.plan(seed))
+                    } else {
+                        breed(&mut rng, snapshot, signals, &swarm)
+                    };
+                plan.sabotage.clone_from(&how.sabotage);
+                (seed, plan)
+            })
+            .collect();
+        let results = par_map(&candidates, how.threads, |(seed, plan)| {
+            run_checked(scenario, *seed, plan, false).map(|c| {
+                let o = c.outcome;
+                let mut signals = o.points.clone();
+                signals.extend(o.fired.iter().cloned());
+                signals.extend(o.guides.keys().map(|g| format!("guide {g}")));
+                Ran {
+                    seed: *seed,
+                    plan: plan.clone(),
+                    violations: o.violations,
+                    signals,
+                    guides: o.guides,
+                }
+            })
+        });
+        generation += 1;
+        let mut stop = false;
+        for ran in results {
+            let ran = ran?;
+            out.runs += 1;
+            let mut new = combinations.insert(ran.signals.clone());
+            for s in &ran.signals {
+                let count = out.signals.entry(s.clone()).or_default();
+                new |= *count == 0;
+                *count += 1;
+            }
+            for (g, v) in &ran.guides {
+                let best = out.guides.entry(g.clone()).or_insert(0);
+                if *v > *best {
+                    *best = *v;
+                    new = true;
+                }
+            }
+            if !ran.violations.is_empty() {
+                out.failures.push(Found {
+                    run: out.runs,
+                    seed: ran.seed,
+                    plan: ran.plan.clone(),
+                    violations: ran.violations.clone(),
+                });
+                stop |= how.stop_at_first_failure;
+            }
+            if new && how.guided {
+                out.corpus.push(Kept {
+                    seed: ran.seed,
+                    plan: ran.plan,
+                    signals: ran.signals,
+                });
+            }
+        }
+        done(out.runs);
+        if stop {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The fresh swarm seed of run `r` (from 0) of an exploration.
+fn fresh_seed(exploration_seed: u64, r: usize) -> u64 {
+    SplitMix64::derive(exploration_seed ^ 0x5eed, r as u64).next_u64() >> 1
+}
+
+/// A child of the corpus: a parent weighted toward its rarest signals,
+/// changed by one to three moves, or crossed with a second parent (1 in
+/// 4); its parent's seed half the time, else a new one.
+fn breed(
+    rng: &mut SplitMix64,
+    corpus: &[Kept],
+    signals: &BTreeMap<String, usize>,
+    swarm: &Swarm,
+) -> (u64, FaultPlan) {
+    // Weight: the sum over its signals of 1,000,000 / runs reaching it
+    // (at least 1, so a run that reached nothing can still be chosen).
+    let weights: Vec<u64> = corpus
+        .iter()
+        .map(|k| {
+            let w: u64 = k
+                .signals
+                .iter()
+                .map(|s| {
+                    let n = signals.get(s).copied().unwrap_or(1).max(1) as u64;
+                    1_000_000_000 / (n * n)
+                })
+                .sum();
+            w.max(1)
+        })
+        .collect();
+    let pick = |rng: &mut SplitMix64| {
+        let total: u64 = weights.iter().sum();
+        let mut at = rng.between(0, total - 1);
+        for (i, w) in weights.iter().enumerate() {
+            if at < *w {
+                return i;
+            }
+            at -= w;
+        }
+        weights.len() - 1
+    };
+    // The newest entry half the time (what it reached was new a moment
+    // ago: its neighbourhood is the least explored), else by rarity.
+    let parent = if rng.between(0, 1) == 0 {
+        &corpus[corpus.len() - 1]
+    } else {
+        &corpus[pick(rng)]
+    };
+    let mut plan = if rng.between(0, 3) == 0 {
+        let other = &corpus[pick(rng)];
+        cross(rng, &parent.plan, &other.plan, swarm)
+    } else {
+        parent.plan.clone()
+    };
+    for _ in 0..rng.between(1, 2) {
+        plan = Move::random(rng, &plan, swarm).apply(&plan);
+    }
+    let seed = if rng.between(0, 1) == 0 {
+        parent.seed
+    } else {
+        rng.next_u64() >> 1
+    };
+    (seed, plan)
+}
+
+/// `f` of each item, on `threads` threads, in the items' order.
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}

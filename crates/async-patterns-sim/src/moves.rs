@@ -1,0 +1,279 @@
+//! Moves on a fault plan, defined once: the steps a shrink takes (drop an
+//! element, place a fault, shorten a site entry, turn a disk fault off) and
+//! the changes a guided search makes (the same, and add, retarget or split
+//! a fault, turn a site on, draw a disk profile, cross two plans).
+
+use async_patterns::rng::SplitMix64;
+
+use crate::disk::DiskProfile;
+use crate::fault::{Fault, FaultKind, FaultPlan, Swarm};
+use crate::site::{SiteAction, SiteFault};
+
+/// One change to a plan. Applying a move that names an element the plan
+/// does not have leaves the plan as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Move {
+    /// Remove element `i`: a fault, or past them a site entry, or past
+    /// them the disk profile ([`FaultPlan::without`]).
+    Drop(usize),
+    /// Fault `i` starts at `at_ms` and lasts `for_ms`.
+    Place(usize, u64, u64),
+    /// Fault `i` becomes `kind` on `target` (its instants kept).
+    Retarget(usize, FaultKind, String),
+    /// Fault `i` splits in two around a gap of `gap_ms` in its middle.
+    Split(usize, u64),
+    /// A new fault.
+    Add(Fault),
+    /// A new site entry.
+    AddSite(SiteFault),
+    /// Site entry `j`'s length (its delay, or the fault it starts).
+    SiteLength(usize, u64),
+    /// The disk profile becomes this one (`None`: no disk faults).
+    Disk(Option<DiskProfile>),
+    /// The disk profile's fault `k` (in [`disk`](crate::disk)'s table
+    /// order) off; no profile at all if none is left.
+    DiskOff(usize),
+}
+
+impl Move {
+    /// The plan with the move made.
+    pub fn apply(&self, plan: &FaultPlan) -> FaultPlan {
+        let mut p = plan.clone();
+        match self {
+            Move::Drop(i) => return plan.without(*i),
+            Move::Place(i, at_ms, for_ms) => {
+                if let Some(f) = p.faults.get_mut(*i) {
+                    (f.at_ms, f.for_ms) = (*at_ms, *for_ms);
+                }
+            }
+            Move::Retarget(i, kind, target) => {
+                if let Some(f) = p.faults.get_mut(*i) {
+                    *f = Fault::new(*kind, target.clone(), f.at_ms, f.for_ms);
+                }
+            }
+            Move::Split(i, gap_ms) => {
+                if let Some(f) = p.faults.get(*i).cloned() {
+                    let first = f.for_ms / 2;
+                    let rest = f.for_ms - first;
+                    let mut a = f.clone();
+                    a.for_ms = first;
+                    let mut b = f;
+                    b.at_ms = b.at_ms.saturating_add(first).saturating_add(*gap_ms);
+                    b.for_ms = rest;
+                    p.faults[*i] = a;
+                    p.faults.insert(*i + 1, b);
+                }
+            }
+            Move::Add(f) => p.faults.push(f.clone()),
+            Move::AddSite(e) => p.sites.push(e.clone()),
+            Move::SiteLength(j, ms) => {
+                if let Some(e) = p.sites.get_mut(*j) {
+                    *e = e.clone().lasting(*ms);
+                }
+            }
+            Move::Disk(d) => p.disk = d.clone().filter(|d| !d.is_none()),
+            Move::DiskOff(k) => {
+                if let Some(less) = p.disk.as_ref().and_then(|d| d.without(*k)) {
+                    p.disk = (!less.is_none()).then_some(less);
+                }
+            }
+        }
+        p
+    }
+
+    /// A random move on `plan` within `swarm`'s fault space (its menu, its
+    /// windows, its sites and disk), drawn from `rng`.
+    pub fn random(rng: &mut SplitMix64, plan: &FaultPlan, swarm: &Swarm) -> Move {
+        let (start, length) = (swarm.start_ms(), swarm.length_ms());
+        let menu = swarm.menu();
+        let options = swarm.site_options();
+        let disk = swarm.disk().is_some();
+        // Pick a kind of move among those that apply, uniformly.
+        let mut kinds: Vec<u8> = Vec::new();
+        if !plan.faults.is_empty() {
+            kinds.extend([0, 1, 2, 3, 4]);
+        }
+        if !menu.is_empty() {
+            kinds.push(6);
+        }
+        if !options.is_empty() {
+            kinds.push(7);
+        }
+        if !plan.sites.is_empty() {
+            kinds.push(8);
+        }
+        if disk {
+            kinds.push(10);
+        }
+        if plan.elements() > 0 {
+            kinds.push(11);
+        }
+        if kinds.is_empty() {
+            return Move::Disk(None);
+        }
+        let pick = |rng: &mut SplitMix64, n: usize| rng.between(0, n as u64 - 1) as usize;
+        let nf = plan.faults.len();
+        match kinds[pick(rng, kinds.len())] {
+            // Move a fault: a new start in the window.
+            0 => {
+                let i = pick(rng, nf);
+                let at = rng.between(start.0, start.1);
+                Move::Place(i, at, plan.faults[i].for_ms)
+            }
+            // Shift it a little, either way.
+            1 => {
+                let i = pick(rng, nf);
+                let f = &plan.faults[i];
+                let shift = rng.between(1, 200);
+                let at = if rng.between(0, 1) == 0 {
+                    f.at_ms.saturating_sub(shift)
+                } else {
+                    f.at_ms.saturating_add(shift)
+                };
+                Move::Place(i, at, f.for_ms)
+            }
+            // Shorten (halve) or lengthen (double, within twice the window).
+            2 => {
+                let i = pick(rng, nf);
+                let f = &plan.faults[i];
+                let len = if rng.between(0, 1) == 0 {
+                    (f.for_ms / 2).max(1)
+                } else {
+                    f.for_ms.saturating_mul(2).min(length.1.saturating_mul(2))
+                };
+                Move::Place(i, f.at_ms, len)
+            }
+            // Retarget: another entry of the menu.
+            3 if !menu.is_empty() => {
+                let i = pick(rng, nf);
+                let (kind, target) = menu[pick(rng, menu.len())].clone();
+                Move::Retarget(i, kind, target)
+            }
+            4 => {
+                let i = pick(rng, nf);
+                Move::Split(i, rng.between(1, 300))
+            }
+            11 => Move::Drop(pick(rng, plan.elements())),
+            6 => {
+                let (kind, target) = menu[pick(rng, menu.len())].clone();
+                let at = rng.between(start.0, start.1);
+                let len = rng.between(length.0, length.1);
+                Move::Add(Fault::new(kind, target, at, len))
+            }
+            7 => {
+                let e = options[pick(rng, options.len())].clone();
+                let len = rng.between(length.0, length.1);
+                let until = rng.between(start.0, start.1) + rng.between(length.0, length.1);
+                Move::AddSite(e.lasting(len).until(until))
+            }
+            8 => {
+                let j = pick(rng, plan.sites.len());
+                let len = plan.sites[j].length_ms();
+                let ms = if rng.between(0, 1) == 0 {
+                    (len / 2).max(1)
+                } else {
+                    len.saturating_mul(2).min(length.1.saturating_mul(2))
+                };
+                if plan.sites[j].action == SiteAction::Fail {
+                    Move::Drop(nf + j)
+                } else {
+                    Move::SiteLength(j, ms)
+                }
+            }
+            10 => Move::Disk(crate::disk::draw_any(rng, swarm.disk())),
+            _ => Move::Drop(pick(rng, plan.elements().max(1))),
+        }
+    }
+}
+
+/// A child of two plans: `a`'s faults that start before an instant drawn
+/// from the start window and `b`'s from it on, each site entry of either
+/// with chance 1/2, and the disk profile of one of them.
+pub fn cross(rng: &mut SplitMix64, a: &FaultPlan, b: &FaultPlan, swarm: &Swarm) -> FaultPlan {
+    let (lo, hi) = swarm.start_ms();
+    let cut = rng.between(lo, hi);
+    let mut faults: Vec<Fault> = a.faults.iter().filter(|f| f.at_ms < cut).cloned().collect();
+    faults.extend(b.faults.iter().filter(|f| f.at_ms >= cut).cloned());
+    let mut sites = Vec::new();
+    for e in a.sites.iter().chain(&b.sites) {
+        if rng.between(0, 1) == 1 && !sites.contains(e) {
+            sites.push(e.clone());
+        }
+    }
+    let disk = if rng.between(0, 1) == 0 {
+        a.disk.clone()
+    } else {
+        b.disk.clone()
+    };
+    FaultPlan {
+        faults,
+        sites,
+        disk,
+        sabotage: a.sabotage.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::Targets;
+
+    #[test]
+    fn moves_change_what_they_say_and_nothing_else() {
+        let f = |at, len| Fault::new(FaultKind::Partition, "a<->b", at, len);
+        let plan = FaultPlan {
+            faults: vec![f(100, 400), f(900, 10)],
+            ..FaultPlan::default()
+        };
+        assert_eq!(Move::Drop(0).apply(&plan).faults, vec![f(900, 10)]);
+        assert_eq!(
+            Move::Place(1, 5, 6).apply(&plan).faults,
+            vec![f(100, 400), f(5, 6)]
+        );
+        assert_eq!(
+            Move::Split(0, 50).apply(&plan).faults,
+            vec![f(100, 200), f(350, 200), f(900, 10)]
+        );
+        let crash = Move::Retarget(1, FaultKind::Crash, "b".into()).apply(&plan);
+        assert_eq!(crash.faults[1], Fault::new(FaultKind::Crash, "b", 900, 10));
+        // A move on an element the plan does not have changes nothing.
+        assert_eq!(Move::Place(7, 1, 1).apply(&plan), plan);
+        assert_eq!(Move::Drop(7).apply(&plan), plan);
+        let disk = DiskProfile {
+            io_error_permille: 5,
+            torn_writes: true,
+            ..DiskProfile::default()
+        };
+        let with = Move::Disk(Some(disk)).apply(&plan);
+        let less = Move::DiskOff(0).apply(&with);
+        assert_eq!(
+            less.disk,
+            Some(DiskProfile {
+                torn_writes: true,
+                ..DiskProfile::default()
+            })
+        );
+        assert_eq!(Move::DiskOff(3).apply(&less).disk, None);
+        assert_eq!(
+            Move::Disk(Some(DiskProfile::default())).apply(&plan).disk,
+            None
+        );
+    }
+
+    #[test]
+    fn random_moves_stay_in_the_swarms_fault_space() {
+        let targets = Targets::new().link("a", "b").host("b", "x");
+        let swarm = Swarm::over(&targets);
+        let mut rng = SplitMix64::new(3);
+        let mut plan = swarm.plan(1);
+        for _ in 0..2_000 {
+            plan = Move::random(&mut rng, &plan, &swarm).apply(&plan);
+            plan.validate(&targets, &[]).unwrap();
+            if plan.faults.len() > 30 {
+                plan.faults.truncate(5);
+            }
+        }
+        let child = cross(&mut rng, &swarm.plan(2), &swarm.plan(3), &swarm);
+        child.validate(&targets, &[]).unwrap();
+    }
+}

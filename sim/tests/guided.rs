@@ -1,0 +1,53 @@
+//! The guided search on the pipeline's deep sabotages (the full table, 10
+//! exploration seeds each, is `cargo run -p sim --release --example
+//! guided_vs_swarm`; see docs/guided.md).
+
+use async_patterns_sim::explore::{Guided, explore};
+use sim::pipeline::Pipeline;
+
+/// Exploration seed 3: guided catches `ack-on-failed-sync` in its budget
+/// of 96 runs; the swarm, on the same fresh seeds, does not.
+#[test]
+fn guided_catches_a_deep_sabotage_in_a_budget_where_the_swarm_does_not() {
+    let how = Guided::new(96).sabotage(Some("ack-on-failed-sync"));
+    let blind = explore(&Pipeline, 3, &how.clone().blind()).unwrap();
+    assert!(
+        blind.failures.is_empty(),
+        "swarm caught it at run {}",
+        blind.failures[0].run
+    );
+    assert_eq!(blind.runs, 96);
+    let guided = explore(&Pipeline, 3, &how).unwrap();
+    let found = guided.failures.first().expect("guided catches it");
+    assert!(found.run <= 96);
+    // The failure replays on its own, from its seed and plan.
+    let again = async_patterns_sim::run(&Pipeline, found.seed, &found.plan).unwrap();
+    assert_eq!(again.violations, found.violations);
+}
+
+/// One exploration seed, the same search on one thread and on two: the
+/// same runs, corpus and failures.
+#[test]
+fn an_exploration_replays_from_its_seed_whatever_the_threads() {
+    let how = Guided::new(48).stop_at_first_failure(false);
+    let one = explore(&Pipeline, 11, &how.clone().threads(1)).unwrap();
+    let two = explore(&Pipeline, 11, &how.threads(2)).unwrap();
+    assert_eq!(one, two);
+    assert!(one.corpus.len() > 1, "{}", one.corpus.len());
+    assert_eq!(one.runs, 48);
+}
+
+/// The same in a test: `Checker::guided` fails with the shrunk plan and
+/// its replay line; without the sabotage the search passes.
+#[test]
+fn a_checker_runs_a_guided_search() {
+    use async_patterns_sim::testing::Checker;
+    let err = Checker::new(&Pipeline)
+        .sabotage("ack-on-failed-sync")
+        .try_guided(0, 200)
+        .unwrap_err();
+    assert!(err.contains("failed at run"), "{err}");
+    assert!(err.contains("replay: "), "{err}");
+    assert!(err.contains("--plan"), "{err}");
+    Checker::new(&Pipeline).guided(0, 64);
+}
