@@ -1001,3 +1001,70 @@ fn list_shows_points_and_recovery_properties() {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
+
+/// A guided search split in two shards, each writing its record, merges
+/// into one report: the runs summed, a shard missing or a sweep's record
+/// mixed in refused by name.
+#[test]
+fn guided_shards_merge_into_one_search() {
+    let dir = scratch("guided");
+    let file = |k: u64| dir.join(format!("g{k}.json"));
+    for k in 1..=2u64 {
+        let out = sim(&[
+            "sweep",
+            "--guided",
+            "--scenario",
+            "pipeline",
+            "--seeds",
+            "32",
+            "--shard",
+            &format!("{k}/2"),
+            "--json",
+            file(k).to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains(&format!("(shard {k}/2): 16 runs")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let merged = sim(&[
+        "merge",
+        file(1).to_str().unwrap(),
+        file(2).to_str().unwrap(),
+    ]);
+    let text = stdout(&merged);
+    assert_eq!(merged.status.code(), Some(0), "{text}\n{}", stderr(&merged));
+    assert!(
+        text.contains("pipeline: guided search from exploration seed 0: 32 runs"),
+        "{text}"
+    );
+    assert_eq!(verdict(&merged), "PASS: guided search, 32 runs, 0 failing");
+    let one = sim(&["merge", file(1).to_str().unwrap()]);
+    assert_eq!(one.status.code(), Some(2));
+    assert!(
+        stderr(&one).contains("the shards of a search of 2 are 1..=2, these are [1]"),
+        "{}",
+        stderr(&one)
+    );
+    let plain = dir.join("plain.json");
+    let sweep = sim(&[
+        "sweep",
+        "--scenario",
+        "pipeline",
+        "--seeds",
+        "2",
+        "--json",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(sweep.status.success());
+    let mixed = sim(&["merge", file(1).to_str().unwrap(), plain.to_str().unwrap()]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(
+        stderr(&mixed).contains("merge one kind at a time"),
+        "{}",
+        stderr(&mixed)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -53,7 +53,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::assert::check_catalogue;
 use crate::coverage::{Catalogue, Judge, coverage};
 use crate::engine;
-use crate::explore::{Guided, explore_with};
+use crate::explore::{
+    GUIDED_FORMAT_VERSION, Guided, SearchHeader, Searched, explore_with, merge_searches,
+};
 use crate::fault::{Chance, FaultKind, FaultPlan, Swarm};
 
 /// Prints a line to stdout; a closed pipe (`sim replay … --trace | head`)
@@ -223,8 +225,9 @@ enum Command {
         /// guide. --seeds is its budget of runs (each run once), --from
         /// its exploration seed (one number replays the whole search);
         /// --shard K/N searches from a seed derived from both, with 1/N of
-        /// the budget. Stops at the first failure.
-        #[arg(long, conflicts_with_all = ["json", "once"])]
+        /// the budget, and --json writes its record for `merge`. Stops at
+        /// the first failure.
+        #[arg(long, conflicts_with = "once")]
         guided: bool,
     },
     /// Re-run one seed exactly.
@@ -613,16 +616,17 @@ impl Run<'_> {
                 };
                 let picked = shard_seeds(from, seeds, shard)?;
                 if guided {
-                    let budget = picked.len();
-                    return self.guided(
-                        &chosen,
+                    if let Some(path) = &json {
+                        check_output(path, "--json", true)?;
+                    }
+                    let search = Search {
                         from,
-                        budget,
+                        budget: seeds,
                         shard,
-                        sabotage.as_deref(),
-                        &density,
-                        coverage.judge(shard),
-                    );
+                        sabotage: sabotage.as_deref(),
+                        json: json.as_deref(),
+                    };
+                    return self.guided(&chosen, &search, &density, coverage.judge(shard));
                 }
                 if let Some(path) = &json {
                     check_output(path, "--json", true)?;
@@ -644,6 +648,9 @@ impl Run<'_> {
                 self.sweep(&chosen, &picked, &header, &density, json.as_deref(), judge)
             }
             Command::Merge { files, coverage } => {
+                if let Some(searches) = read_searches(&files)? {
+                    return self.merge_searches(searches, coverage.judge((1, 1)));
+                }
                 let mut read = Vec::new();
                 for file in &files {
                     let text = std::fs::read_to_string(file)
@@ -932,23 +939,22 @@ impl Run<'_> {
     }
 
     /// `sweep --guided`: a guided search of each chosen scenario.
-    #[allow(clippy::too_many_arguments)]
     fn guided(
         &self,
         chosen: &[usize],
-        from: u64,
-        budget: usize,
-        shard: (u64, u64),
-        sabotage: Option<&str>,
+        search: &Search<'_>,
         density: &Density,
         judge: Judge,
     ) -> Result<ExitCode, String> {
-        // A shard searches from its own seed, derived from both.
-        let seed = if shard.1 > 1 {
-            async_patterns::rng::SplitMix64::derive(from, shard.0).next_u64()
+        let (k, n) = search.shard;
+        // A shard searches from its own seed, derived from both, with its
+        // share of the budget.
+        let seed = if n > 1 {
+            async_patterns::rng::SplitMix64::derive(search.from, k).next_u64()
         } else {
-            from
+            search.from
         };
+        let budget = shard_seeds(search.from, search.budget, search.shard)?.len();
         for &i in chosen {
             self.check_targets(i, 0)?;
         }
@@ -957,61 +963,126 @@ impl Run<'_> {
             ProgressStyle::with_template("{bar:40} {pos}/{len} runs {msg} ({eta} left)")
                 .map_err(|e| e.to_string())?,
         );
-        let mut failed = false;
-        let mut unreached = Vec::new();
+        let mut records = Vec::new();
         for &i in chosen {
             let info = &self.infos[i];
-            let scenario = self.app.scenarios[i];
             bar.set_message(info.name.clone());
             let before = bar.position();
             let how = Guided::new(budget)
-                .sabotage(sabotage)
+                .sabotage(search.sabotage)
                 .swarm(density.apply(info.swarm.clone()));
-            let found = explore_with(scenario, seed, &how, &|runs| {
+            let exploration = explore_with(self.app.scenarios[i], seed, &how, &|runs| {
                 bar.set_position(before + runs as u64);
             })
             .map_err(|e| e.to_string())?;
             bar.set_position(before + budget as u64);
-            bar.suspend(|| -> Result<(), String> {
-                out!(
-                    "{}: guided search from exploration seed {seed}: {} runs, corpus of {} plans, {} failing",
-                    info.name,
-                    found.runs,
-                    found.corpus.len(),
-                    found.failures.len()
-                );
-                for f in &found.failures {
-                    failed = true;
-                    let dir = std::env::temp_dir().join("async-patterns-sim-guided");
-                    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                    let file = dir.join(format!("{}-seed-{}.json", info.name, f.seed));
-                    std::fs::write(&file, to_json(&f.plan)? + "\n")
-                        .map_err(|e| format!("{}: {e}", file.display()))?;
-                    out!("\nFAILED {} run {} (seed {}):", info.name, f.run, f.seed);
-                    for v in &f.violations {
-                        out!("  {v}");
-                    }
-                    out!(
-                        "  replay: {}",
-                        replay_line(&self.prefix, &info.name, f.seed, None, Some(&file), "")
-                    );
-                }
-                out!("\n| scenario | signal | runs reaching it |\n|---|---|---|");
-                for (signal, n) in &found.signals {
-                    out!("| {} | {signal} | {n} of {} |", info.name, found.runs);
-                }
-                for (guide, best) in &found.guides {
-                    out!("| {} | best {guide} | {best} |", info.name);
-                }
-                for p in info.points.iter().filter(|p| p.must_reach()) {
-                    if !found.signals.contains_key(&p.name) {
-                        unreached.push(format!("{}: {}", info.name, p.name));
-                    }
-                }
-                Ok(())
-            })?;
+            records.push(Searched {
+                guided: SearchHeader {
+                    version: GUIDED_FORMAT_VERSION,
+                    build: Build::current(),
+                    scenario: info.name.clone(),
+                    from: search.from,
+                    seed,
+                    shard: [k, n],
+                    budget: search.budget,
+                    sabotage: search.sabotage.map(str::to_string),
+                },
+                exploration,
+            });
         }
         bar.finish_and_clear();
+        if let Some(path) = search.json {
+            let mut text = String::new();
+            for r in &records {
+                text += &serde_json::to_string(r).map_err(|e| e.to_string())?;
+                text.push('\n');
+            }
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        self.search_report(&records, judge)
+    }
+
+    /// `merge` of guided searches' records: each scenario's shards as one.
+    fn merge_searches(&self, read: Vec<Searched>, judge: Judge) -> Result<ExitCode, String> {
+        if let Some(s) = read
+            .iter()
+            .find(|s| !self.infos.iter().any(|i| i.name == s.guided.scenario))
+        {
+            return Err(format!(
+                "no scenario {:?} in this binary",
+                s.guided.scenario
+            ));
+        }
+        let mut merged = Vec::new();
+        for info in &self.infos {
+            let mine: Vec<Searched> = read
+                .iter()
+                .filter(|s| s.guided.scenario == info.name)
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                merged.push(merge_searches(mine)?);
+            }
+        }
+        self.search_report(&merged, judge)
+    }
+
+    /// A guided search's report: each scenario's runs, corpus and
+    /// failures (each with its plan saved and its replay line), its
+    /// signals and guides, the declared points it never reached, and a
+    /// verdict.
+    fn search_report(&self, records: &[Searched], judge: Judge) -> Result<ExitCode, String> {
+        let mut failed = false;
+        let mut unreached = Vec::new();
+        for r in records {
+            let (h, x) = (&r.guided, &r.exploration);
+            let shard = if h.shard[1] > 1 {
+                format!(" (shard {}/{})", h.shard[0], h.shard[1])
+            } else {
+                String::new()
+            };
+            out!(
+                "{}: guided search from exploration seed {}{shard}: {} runs, corpus of {} plans, {} failing",
+                h.scenario,
+                h.seed,
+                x.runs,
+                x.corpus.len(),
+                x.failures.len()
+            );
+            for f in &x.failures {
+                failed = true;
+                let dir = std::env::temp_dir().join("async-patterns-sim-guided");
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let file = dir.join(format!("{}-seed-{}.json", h.scenario, f.seed));
+                std::fs::write(&file, to_json(&f.plan)? + "\n")
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                out!("\nFAILED {} run {} (seed {}):", h.scenario, f.run, f.seed);
+                for v in &f.violations {
+                    out!("  {v}");
+                }
+                out!(
+                    "  replay: {}",
+                    replay_line(&self.prefix, &h.scenario, f.seed, None, Some(&file), "")
+                );
+            }
+            out!("\n| scenario | signal | runs reaching it |\n|---|---|---|");
+            for (signal, n) in &x.signals {
+                out!("| {} | {signal} | {n} of {} |", h.scenario, x.runs);
+            }
+            for (guide, best) in &x.guides {
+                out!("| {} | best {guide} | {best} |", h.scenario);
+            }
+            let info = self.infos.iter().find(|i| i.name == h.scenario);
+            for p in info
+                .iter()
+                .flat_map(|i| &i.points)
+                .filter(|p| p.must_reach())
+            {
+                if !x.signals.contains_key(&p.name) {
+                    unreached.push(format!("{}: {}", h.scenario, p.name));
+                }
+            }
+        }
         if !unreached.is_empty() {
             out!(
                 "\nnever reached ({}): {}",
@@ -1022,14 +1093,13 @@ impl Run<'_> {
                 unreached.join(", ")
             );
         }
+        let runs: usize = records.iter().map(|r| r.exploration.runs).sum();
         let uncovered = judge == Judge::Fail && !unreached.is_empty();
         if failed || uncovered {
-            out!("FAIL: guided search of {budget} runs a scenario from exploration seed {seed}");
+            out!("FAIL: guided search, {runs} runs");
             Ok(ExitCode::FAILURE)
         } else {
-            out!(
-                "PASS: guided search of {budget} runs a scenario from exploration seed {seed}, 0 failing"
-            );
+            out!("PASS: guided search, {runs} runs, 0 failing");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -1190,6 +1260,52 @@ fn not_the_input(output: &Path, what: &str, input: Option<&Path>) -> Result<(), 
 fn load(path: &Path) -> Result<FaultPlan, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not a fault plan: {e}", path.display()))
+}
+
+/// A guided search's settings on the command line.
+struct Search<'a> {
+    from: u64,
+    budget: u64,
+    shard: (u64, u64),
+    sabotage: Option<&'a str>,
+    json: Option<&'a Path>,
+}
+
+/// The records of guided searches in `files`, if they are such records
+/// (the first file's first line says so); `None` for sweep records.
+fn read_searches(files: &[PathBuf]) -> Result<Option<Vec<Searched>>, String> {
+    let mut out = Vec::new();
+    for (n, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let guided = text.trim_start().starts_with("{\"guided\"");
+        if n == 0 && !guided {
+            return Ok(None);
+        }
+        if !guided {
+            return Err(format!(
+                "{}: a sweep's record, where the first file is a guided search's: merge one kind at a time",
+                file.display()
+            ));
+        }
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let s: Searched = serde_json::from_str(line)
+                .map_err(|e| format!("{}: line {}: {e}", file.display(), i + 1))?;
+            if s.guided.version != GUIDED_FORMAT_VERSION {
+                return Err(format!(
+                    "{}: line {}: format version {}, this binary reads {GUIDED_FORMAT_VERSION}",
+                    file.display(),
+                    i + 1,
+                    s.guided.version
+                ));
+            }
+            out.push(s);
+        }
+    }
+    Ok(Some(out))
 }
 
 fn to_json(plan: &FaultPlan) -> Result<String, String> {

@@ -14,10 +14,10 @@
 //!
 //! Each generation then derives new plans from a snapshot of the corpus:
 //! a parent chosen with a weight that favours the rarest signals it
-//! reached, changed by one to three [moves](crate::moves) (the same ones
-//! the shrinker takes, and more), or crossed with a second parent; a
-//! quarter of each generation is fresh swarm seeds, so the search never
-//! stops exploring. A child keeps its parent's simulation seed half the
+//! reached (the newest half the time), changed by one or two
+//! [moves](crate::moves) (the same ones the shrinker takes, and more), or
+//! crossed with a second parent; one run in 8 is a fresh swarm seed, so
+//! the search never stops exploring. A child keeps its parent's simulation seed half the
 //! time (the same network draws, so a move changes what it says).
 //!
 //! **Replay.** Every choice comes from the exploration seed: slot `k` of
@@ -27,19 +27,22 @@
 //! one thread or on every core, and every failing run replays on its own
 //! from its seed and plan.
 //!
-//! **Cost.** Each run is one run (not twice): a failure found is then run
-//! again to check that it replays.
+//! **Cost.** Each run is one run (not twice); a failing run is then run
+//! twice more, comparing traces, so a failure that would not replay says
+//! so (a `deterministic` violation).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_patterns::rng::SplitMix64;
+use serde::{Deserialize, Serialize};
 
 use crate::fault::{FaultPlan, PlanError, Swarm};
 use crate::moves::{Move, cross};
 use crate::run::run_checked;
 use crate::scenario::AnyScenario;
+use crate::sweep::Build;
 use crate::trace::Violation;
 
 /// How a guided search runs.
@@ -126,7 +129,8 @@ impl Guided {
 }
 
 /// A run that failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Found {
     /// Its number in the search, from 1.
     pub run: usize,
@@ -139,7 +143,8 @@ pub struct Found {
 }
 
 /// A plan kept in the corpus, and what it reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Kept {
     /// The simulation seed.
     pub seed: u64,
@@ -150,7 +155,8 @@ pub struct Kept {
 }
 
 /// What a search did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Exploration {
     /// The runs made.
     pub runs: usize,
@@ -263,11 +269,13 @@ pub fn explore_with(
                 }
             }
             if !ran.violations.is_empty() {
+                // Does it replay? Twice, comparing traces.
+                let again = run_checked(scenario, ran.seed, &ran.plan, true)?;
                 out.failures.push(Found {
                     run: out.runs,
                     seed: ran.seed,
                     plan: ran.plan.clone(),
-                    violations: ran.violations.clone(),
+                    violations: again.outcome.violations,
                 });
                 stop |= how.stop_at_first_failure;
             }
@@ -285,6 +293,119 @@ pub fn explore_with(
         }
     }
     Ok(out)
+}
+
+/// The version of a guided search's record ([`Searched`]).
+pub const GUIDED_FORMAT_VERSION: u32 = 1;
+
+/// What a guided search of one scenario writes (`sweep --guided --json`,
+/// one JSON line per scenario) and `merge` combines across shards: which
+/// search it was, and what it found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Searched {
+    /// Which search.
+    pub guided: SearchHeader,
+    /// What it found.
+    pub exploration: Exploration,
+}
+
+/// Which search a [`Searched`] record is of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchHeader {
+    /// [`GUIDED_FORMAT_VERSION`].
+    pub version: u32,
+    /// The binary that searched.
+    pub build: Build,
+    /// The scenario.
+    pub scenario: String,
+    /// The exploration seed given (`--from`).
+    pub from: u64,
+    /// The seed this shard searched from (`from` itself when unsharded).
+    pub seed: u64,
+    /// This shard, `[K, N]`.
+    pub shard: [u64; 2],
+    /// The whole search's budget (`--seeds`).
+    pub budget: u64,
+    /// The sabotage, if any.
+    pub sabotage: Option<String>,
+}
+
+/// The shards of one guided search (one [`Searched`] per shard, any
+/// order) as one: runs and signal counts summed, guides' bests taken, the
+/// corpora joined in shard order (a plan kept twice, once), every failure
+/// kept (its `run` is its number within its shard). Refused, saying why:
+/// records of other builds, scenarios, exploration seeds, budgets or
+/// sabotages, a shard twice or one missing.
+pub fn merge_searches(mut shards: Vec<Searched>) -> Result<Searched, String> {
+    let Some(first) = shards.first() else {
+        return Err("no guided search to merge".to_string());
+    };
+    let h = first.guided.clone();
+    for s in &shards {
+        let g = &s.guided;
+        let differs = [
+            (g.version != h.version, "format version"),
+            (g.build != h.build, "build"),
+            (g.scenario != h.scenario, "scenario"),
+            (g.from != h.from, "exploration seed (--from)"),
+            (g.budget != h.budget, "budget (--seeds)"),
+            (g.sabotage != h.sabotage, "sabotage"),
+            (g.shard[1] != h.shard[1], "shard count"),
+        ];
+        if let Some((_, what)) = differs.iter().find(|(d, _)| *d) {
+            return Err(format!(
+                "{}: shard {}/{} is of another {what} than shard {}/{}",
+                g.scenario, g.shard[0], g.shard[1], h.shard[0], h.shard[1]
+            ));
+        }
+    }
+    shards.sort_by_key(|s| s.guided.shard[0]);
+    let have: Vec<u64> = shards.iter().map(|s| s.guided.shard[0]).collect();
+    let want: Vec<u64> = (1..=h.shard[1]).collect();
+    if have != want {
+        return Err(format!(
+            "{}: the shards of a search of {} are 1..={}, these are {have:?}",
+            h.scenario, h.shard[1], h.shard[1]
+        ));
+    }
+    let mut whole = Exploration {
+        runs: 0,
+        failures: Vec::new(),
+        corpus: Vec::new(),
+        signals: BTreeMap::new(),
+        guides: BTreeMap::new(),
+    };
+    for s in shards {
+        let x = s.exploration;
+        whole.runs += x.runs;
+        whole.failures.extend(x.failures);
+        for k in x.corpus {
+            if !whole
+                .corpus
+                .iter()
+                .any(|c| c.seed == k.seed && c.plan == k.plan)
+            {
+                whole.corpus.push(k);
+            }
+        }
+        for (signal, n) in x.signals {
+            *whole.signals.entry(signal).or_default() += n;
+        }
+        for (guide, v) in x.guides {
+            let best = whole.guides.entry(guide).or_default();
+            *best = (*best).max(v);
+        }
+    }
+    Ok(Searched {
+        guided: SearchHeader {
+            seed: h.from,
+            shard: [1, 1],
+            ..h
+        },
+        exploration: whole,
+    })
 }
 
 /// The fresh swarm seed of run `r` (from 0) of an exploration.

@@ -154,15 +154,12 @@ impl<'a> Checker<'a> {
         let Some(first) = failing.iter().find(breaks).or(failing.first()) else {
             return self.judge_coverage(&records);
         };
-        let mut message = format!(
+        let message = format!(
             "{name}: {} of {} seeds fail; the first, seed {}:\n",
             failing.len(),
             records.len(),
             first.seed
         );
-        for v in &first.violations {
-            message += &format!("  {v}\n");
-        }
         Err(self.explain(
             &name,
             first.seed,
@@ -194,14 +191,11 @@ impl<'a> Checker<'a> {
         let Some(first) = found.failures.first() else {
             return Ok(());
         };
-        let mut message = format!(
+        let message = format!(
             "{name}: a guided search from exploration seed {exploration_seed} failed at run {} \
              (seed {}):\n",
             first.run, first.seed
         );
-        for v in &first.violations {
-            message += &format!("  {v}\n");
-        }
         Err(self.explain(
             &name,
             first.seed,
@@ -212,8 +206,8 @@ impl<'a> Checker<'a> {
         ))
     }
 
-    /// A failure's report: `message`, then the plan shrunk (saved to a
-    /// file) and the line that replays it.
+    /// A failure's report: `message`, the violations, then the plan
+    /// shrunk (saved to a file) and the line that replays it.
     fn explain(
         &self,
         name: &str,
@@ -223,6 +217,9 @@ impl<'a> Checker<'a> {
         deterministic: bool,
         mut message: String,
     ) -> String {
+        for v in violations {
+            message += &format!("  {v}\n");
+        }
         let keep = match &self.keep {
             Keep::Invariant(name) if violations.iter().any(|v| v.invariant == *name) => {
                 self.keep.clone()

@@ -288,3 +288,120 @@ fn the_swarm_draws_a_disk_profile_for_half_the_seeds_from_its_own_stream() {
     // the two faults declared.
     assert!((120..=180).contains(&drawn), "{drawn}");
 }
+
+#[test]
+fn a_profile_writes_only_the_faults_it_has_and_a_disk_says_what_it_allows() {
+    let profile = DiskProfile {
+        io_error_permille: 5,
+        ..DiskProfile::default()
+    };
+    assert_eq!(
+        serde_json::to_string(&profile).unwrap(),
+        r#"{"io_error_permille":5}"#
+    );
+    let all = DiskProfile {
+        io_error_permille: 1,
+        corrupt_read_permille: 2,
+        early_sync_percent: 3,
+        torn_writes: true,
+    };
+    assert_eq!(
+        serde_json::to_string(&all).unwrap(),
+        r#"{"io_error_permille":1,"corrupt_read_permille":2,"early_sync_percent":3,"torn_writes":true}"#
+    );
+    assert_eq!(
+        all.to_string(),
+        "io errors 1‰, corrupt reads 2‰, early syncs 3%, torn writes"
+    );
+    assert_eq!(DiskProfile::default().to_string(), "no disk faults");
+    assert!(DiskProfile::default().is_none() && !profile.is_none());
+    let disk = all_faults().corrupt_reads();
+    assert_eq!(disk.about(), "a log");
+    assert_eq!(
+        disk.allows(),
+        ["io errors", "corrupt reads", "early syncs", "torn writes"]
+    );
+    assert!(Disk::new("x").allows().is_empty());
+}
+
+#[test]
+fn the_shrinkers_disk_moves_turn_off_one_fault_each() {
+    use async_patterns_sim::moves::Move;
+    let all = DiskProfile {
+        io_error_permille: 1,
+        corrupt_read_permille: 2,
+        early_sync_percent: 3,
+        torn_writes: true,
+    };
+    let plan = FaultPlan {
+        disk: Some(all.clone()),
+        ..FaultPlan::default()
+    };
+    let off = |k: usize, p: &FaultPlan| Move::DiskOff(k).apply(p).disk;
+    let expect = [
+        DiskProfile {
+            io_error_permille: 0,
+            ..all.clone()
+        },
+        DiskProfile {
+            corrupt_read_permille: 0,
+            ..all.clone()
+        },
+        DiskProfile {
+            early_sync_percent: 0,
+            ..all.clone()
+        },
+        DiskProfile {
+            torn_writes: false,
+            ..all.clone()
+        },
+    ];
+    for (k, e) in expect.into_iter().enumerate() {
+        assert_eq!(off(k, &plan), Some(e.clone()), "fault {k}");
+        // Off already: nothing changes.
+        let again = FaultPlan {
+            disk: Some(e.clone()),
+            ..FaultPlan::default()
+        };
+        assert_eq!(off(k, &again), Some(e), "fault {k} again");
+    }
+    assert_eq!(off(4, &plan), Some(all));
+}
+
+#[test]
+fn each_disk_fault_must_be_declared() {
+    let none = Targets::new().host("store", "x").disk(Disk::new("a log"));
+    for (json, fault) in [
+        (r#"{"io_error_permille": 1}"#, "io errors"),
+        (r#"{"corrupt_read_permille": 1}"#, "corrupt reads"),
+        (r#"{"early_sync_percent": 1}"#, "early syncs"),
+        (r#"{"torn_writes": true}"#, "torn writes"),
+    ] {
+        let plan: FaultPlan =
+            serde_json::from_str(&format!(r#"{{"faults": [], "disk": {json}}}"#)).unwrap();
+        assert_eq!(
+            plan.validate(&none, &[]).unwrap_err().to_string(),
+            format!("disk: {fault} are not among the faults the scenario's disk declares (none)")
+        );
+    }
+    for (json, says) in [
+        (
+            r#"{"corrupt_read_permille": 1001}"#,
+            "corrupt_read_permille 1001 is above 1000",
+        ),
+        (
+            r#"{"early_sync_percent": 101}"#,
+            "early_sync_percent 101 is above 100",
+        ),
+    ] {
+        let plan: FaultPlan =
+            serde_json::from_str(&format!(r#"{{"faults": [], "disk": {json}}}"#)).unwrap();
+        let all = Targets::new()
+            .host("store", "x")
+            .disk(all_faults().corrupt_reads());
+        assert_eq!(
+            plan.validate(&all, &[]).unwrap_err().to_string(),
+            format!("disk: {says}")
+        );
+    }
+}
