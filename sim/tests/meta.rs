@@ -1024,7 +1024,7 @@ fn guided_shards_merge_into_one_search() {
         ]);
         assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
         assert!(
-            stdout(&out).contains(&format!("(shard {k}/2): 16 runs")),
+            stdout(&out).contains(&format!("(shard {k}/2, its own seed ")),
             "{}",
             stdout(&out)
         );
@@ -1037,14 +1037,26 @@ fn guided_shards_merge_into_one_search() {
     let text = stdout(&merged);
     assert_eq!(merged.status.code(), Some(0), "{text}\n{}", stderr(&merged));
     assert!(
-        text.contains("pipeline: guided search from exploration seed 0: 32 runs"),
+        text.contains(
+            "pipeline: 2 guided searches from exploration seed 0 (its shards, merged): 32 runs"
+        ),
         "{text}"
+    );
+    let twice = sim(&[
+        "merge",
+        file(1).to_str().unwrap(),
+        file(1).to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&twice).contains("pipeline: shard 1/2 given twice"),
+        "{}",
+        stderr(&twice)
     );
     assert_eq!(verdict(&merged), "PASS: guided search, 32 runs, 0 failing");
     let one = sim(&["merge", file(1).to_str().unwrap()]);
     assert_eq!(one.status.code(), Some(2));
     assert!(
-        stderr(&one).contains("the shards of a search of 2 are 1..=2, these are [1]"),
+        stderr(&one).contains("pipeline: shard 2/2 missing (a search in 2 shards merges all 2)"),
         "{}",
         stderr(&one)
     );

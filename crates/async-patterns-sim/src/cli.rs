@@ -190,7 +190,7 @@ enum Command {
         /// How many seeds.
         #[arg(long, default_value_t = 50)]
         seeds: u64,
-        /// The first seed.
+        /// The first seed (with --guided: the exploration seed).
         #[arg(long, default_value_t = 0)]
         from: u64,
         /// Run only shard K of N (1-based): the seeds whose offset from
@@ -932,7 +932,8 @@ impl Run<'_> {
             if small.sites.is_empty() {
                 String::new()
             } else {
-                format!(" and {} site entr(ies)", small.sites.len())
+                let n = small.sites.len();
+                format!(" and {n} {}", plural(n, "site entry", "site entries"))
             }
         );
         Ok(ExitCode::FAILURE)
@@ -950,11 +951,13 @@ impl Run<'_> {
         // A shard searches from its own seed, derived from both, with its
         // share of the budget.
         let seed = if n > 1 {
-            async_patterns::rng::SplitMix64::derive(search.from, k).next_u64()
+            async_patterns::rng::SplitMix64::derive(search.from, (n << 32) | k).next_u64()
         } else {
             search.from
         };
-        let budget = shard_seeds(search.from, search.budget, search.shard)?.len();
+        // Its share of the budget (`--from` is a seed here, not the start
+        // of a range: any value will do).
+        let budget = shard_seeds(0, search.budget, search.shard)?.len();
         for &i in chosen {
             self.check_targets(i, 0)?;
         }
@@ -986,6 +989,7 @@ impl Run<'_> {
                     shard: [k, n],
                     budget: search.budget,
                     sabotage: search.sabotage.map(str::to_string),
+                    swarm: density.flags(),
                 },
                 exploration,
             });
@@ -999,7 +1003,7 @@ impl Run<'_> {
             }
             std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        self.search_report(&records, judge)
+        self.search_report(&records, false, judge)
     }
 
     /// `merge` of guided searches' records: each scenario's shards as one.
@@ -1024,37 +1028,57 @@ impl Run<'_> {
                 merged.push(merge_searches(mine)?);
             }
         }
-        self.search_report(&merged, judge)
+        self.search_report(&merged, true, judge)
     }
 
     /// A guided search's report: each scenario's runs, corpus and
     /// failures (each with its plan saved and its replay line), its
     /// signals and guides, the declared points it never reached, and a
     /// verdict.
-    fn search_report(&self, records: &[Searched], judge: Judge) -> Result<ExitCode, String> {
+    fn search_report(
+        &self,
+        records: &[Searched],
+        merged: bool,
+        judge: Judge,
+    ) -> Result<ExitCode, String> {
         let mut failed = false;
         let mut unreached = Vec::new();
         for r in records {
             let (h, x) = (&r.guided, &r.exploration);
-            let shard = if h.shard[1] > 1 {
-                format!(" (shard {}/{})", h.shard[0], h.shard[1])
-            } else {
-                String::new()
+            let what = match (h.shard, merged) {
+                ([k, n], false) if n > 1 => format!(
+                    "guided search from exploration seed {} (shard {k}/{n}, its own seed {})",
+                    h.from, h.seed
+                ),
+                ([_, n], true) if n > 1 => format!(
+                    "{n} guided searches from exploration seed {} (its shards, merged)",
+                    h.from
+                ),
+                _ => format!("guided search from exploration seed {}", h.seed),
             };
             out!(
-                "{}: guided search from exploration seed {}{shard}: {} runs, corpus of {} plans, {} failing",
+                "{}: {what}: {} {}, corpus of {} {}, {} failing",
                 h.scenario,
-                h.seed,
                 x.runs,
+                plural(x.runs, "run", "runs"),
                 x.corpus.len(),
+                plural(x.corpus.len(), "plan", "plans"),
                 x.failures.len()
             );
             for f in &x.failures {
                 failed = true;
                 let dir = std::env::temp_dir().join("async-patterns-sim-guided");
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let file = dir.join(format!("{}-seed-{}.json", h.scenario, f.seed));
-                std::fs::write(&file, to_json(&f.plan)? + "\n")
+                // Named by its seed and its plan: a bred run shares its
+                // parent's seed, and another search may find the same one.
+                let json = to_json(&f.plan)?;
+                let file = dir.join(format!(
+                    "{}-seed-{}-plan-{:016x}.json",
+                    h.scenario,
+                    f.seed,
+                    crate::trace::hash_trace(std::slice::from_ref(&json))
+                ));
+                std::fs::write(&file, json + "\n")
                     .map_err(|e| format!("{}: {e}", file.display()))?;
                 out!("\nFAILED {} run {} (seed {}):", h.scenario, f.run, f.seed);
                 for v in &f.violations {
@@ -1064,13 +1088,23 @@ impl Run<'_> {
                     "  replay: {}",
                     replay_line(&self.prefix, &h.scenario, f.seed, None, Some(&file), "")
                 );
+                out!(
+                    "  shrink: {} shrink {} --seed {} --plan {} --out SMALL.json",
+                    self.prefix,
+                    h.scenario,
+                    f.seed,
+                    file.display()
+                );
             }
             out!("\n| scenario | signal | runs reaching it |\n|---|---|---|");
             for (signal, n) in &x.signals {
                 out!("| {} | {signal} | {n} of {} |", h.scenario, x.runs);
             }
+            if !x.guides.is_empty() {
+                out!("\n| scenario | guide | best value |\n|---|---|---|");
+            }
             for (guide, best) in &x.guides {
-                out!("| {} | best {guide} | {best} |", h.scenario);
+                out!("| {} | {guide} | {best} |", h.scenario);
             }
             let info = self.infos.iter().find(|i| i.name == h.scenario);
             for p in info
@@ -1096,10 +1130,16 @@ impl Run<'_> {
         let runs: usize = records.iter().map(|r| r.exploration.runs).sum();
         let uncovered = judge == Judge::Fail && !unreached.is_empty();
         if failed || uncovered {
-            out!("FAIL: guided search, {runs} runs");
+            out!(
+                "FAIL: guided search, {runs} {}",
+                plural(runs, "run", "runs")
+            );
             Ok(ExitCode::FAILURE)
         } else {
-            out!("PASS: guided search, {runs} runs, 0 failing");
+            out!(
+                "PASS: guided search, {runs} {}, 0 failing",
+                plural(runs, "run", "runs")
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -1260,6 +1300,11 @@ fn not_the_input(output: &Path, what: &str, input: Option<&Path>) -> Result<(), 
 fn load(path: &Path) -> Result<FaultPlan, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not a fault plan: {e}", path.display()))
+}
+
+/// `one` or `many`, by `n`.
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 /// A guided search's settings on the command line.

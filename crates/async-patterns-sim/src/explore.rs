@@ -324,12 +324,15 @@ pub struct SearchHeader {
     pub from: u64,
     /// The seed this shard searched from (`from` itself when unsharded).
     pub seed: u64,
-    /// This shard, `[K, N]`.
+    /// This shard, `[K, N]` (`[0, N]`: the merge of all N).
     pub shard: [u64; 2],
     /// The whole search's budget (`--seeds`).
     pub budget: u64,
     /// The sabotage, if any.
     pub sabotage: Option<String>,
+    /// The swarm's density flags (`--keep`, `--max-faults`...), as the
+    /// command line spells them.
+    pub swarm: String,
 }
 
 /// The shards of one guided search (one [`Searched`] per shard, any
@@ -352,6 +355,7 @@ pub fn merge_searches(mut shards: Vec<Searched>) -> Result<Searched, String> {
             (g.from != h.from, "exploration seed (--from)"),
             (g.budget != h.budget, "budget (--seeds)"),
             (g.sabotage != h.sabotage, "sabotage"),
+            (g.swarm != h.swarm, "density (swarm flags)"),
             (g.shard[1] != h.shard[1], "shard count"),
         ];
         if let Some((_, what)) = differs.iter().find(|(d, _)| *d) {
@@ -363,11 +367,19 @@ pub fn merge_searches(mut shards: Vec<Searched>) -> Result<Searched, String> {
     }
     shards.sort_by_key(|s| s.guided.shard[0]);
     let have: Vec<u64> = shards.iter().map(|s| s.guided.shard[0]).collect();
-    let want: Vec<u64> = (1..=h.shard[1]).collect();
-    if have != want {
+    let n = h.shard[1];
+    if let Some(k) = have.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
+        return Err(format!("{}: shard {k}/{n} given twice", h.scenario));
+    }
+    let missing: Vec<String> = (1..=n)
+        .filter(|k| !have.contains(k))
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    if !missing.is_empty() {
         return Err(format!(
-            "{}: the shards of a search of {} are 1..={}, these are {have:?}",
-            h.scenario, h.shard[1], h.shard[1]
+            "{}: shard {} missing (a search in {n} shards merges all {n})",
+            h.scenario,
+            missing.join(", ")
         ));
     }
     let mut whole = Exploration {
@@ -401,7 +413,7 @@ pub fn merge_searches(mut shards: Vec<Searched>) -> Result<Searched, String> {
     Ok(Searched {
         guided: SearchHeader {
             seed: h.from,
-            shard: [1, 1],
+            shard: [0, n],
             ..h
         },
         exploration: whole,

@@ -214,7 +214,8 @@ impl Fault {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultPlan {
-    /// The faults, in any order.
+    /// The faults, in any order (none if left out).
+    #[serde(default)]
     pub faults: Vec<Fault>,
     /// The deliberately broken code the plan was found under, if any (one
     /// of the scenario's declared sabotages): `shrink --sabotage` records

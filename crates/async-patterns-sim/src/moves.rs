@@ -28,6 +28,8 @@ pub enum Move {
     AddSite(SiteFault),
     /// Site entry `j`'s length (its delay, or the fault it starts).
     SiteLength(usize, u64),
+    /// Site entry `j` fires only before `until_ms`.
+    SiteUntil(usize, u64),
     /// The disk profile becomes this one (`None`: no disk faults).
     Disk(Option<DiskProfile>),
     /// The disk profile's fault `k` (in [`disk`](crate::disk)'s table
@@ -69,6 +71,11 @@ impl Move {
             Move::SiteLength(j, ms) => {
                 if let Some(e) = p.sites.get_mut(*j) {
                     *e = e.clone().lasting(*ms);
+                }
+            }
+            Move::SiteUntil(j, ms) => {
+                if let Some(e) = p.sites.get_mut(*j) {
+                    e.until_ms = Some(*ms);
                 }
             }
             Move::Disk(d) => p.disk = d.clone().filter(|d| !d.is_none()),
@@ -217,6 +224,7 @@ pub fn cross(rng: &mut SplitMix64, a: &FaultPlan, b: &FaultPlan, swarm: &Swarm) 
 mod tests {
     use super::*;
     use crate::fault::Targets;
+    use crate::site::{SiteAction, SiteFault};
 
     #[test]
     fn moves_change_what_they_say_and_nothing_else() {
@@ -258,6 +266,173 @@ mod tests {
             Move::Disk(Some(DiskProfile::default())).apply(&plan).disk,
             None
         );
+    }
+
+    /// 10,000 moves drawn from one plan: each kind about as often as the
+    /// others, and each doing what it says.
+    #[test]
+    fn each_random_move_does_what_it_says_about_as_often_as_the_others() {
+        use crate::disk::Disk;
+        use crate::site::Site;
+        let targets = Targets::new()
+            .link("a", "b")
+            .host("b", "x")
+            .site(Site::new("s", "a site").fails().delays())
+            .disk(Disk::new("d").io_errors());
+        let swarm = Swarm::over(&targets);
+        let (start, length) = (swarm.start_ms(), swarm.length_ms());
+        let plan = FaultPlan {
+            faults: vec![
+                Fault::new(FaultKind::Partition, "a<->b", 1_000, 400),
+                Fault::new(FaultKind::Crash, "b", 2_000, 301),
+            ],
+            sites: vec![
+                SiteFault::new("s", SiteAction::Delay)
+                    .lasting(600)
+                    .until(3_000),
+            ],
+            ..FaultPlan::default()
+        };
+        let mut rng = SplitMix64::new(9);
+        let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
+        let (mut moved, mut shifted, mut resized) = (0usize, 0usize, 0usize);
+        for _ in 0..10_000 {
+            let m = Move::random(&mut rng, &plan, &swarm);
+            let name = match &m {
+                Move::Place(i, at, len) => {
+                    let f = &plan.faults[*i];
+                    if *len == f.for_ms {
+                        assert_ne!(*at, f.at_ms, "{m:?}");
+                        if (1..=200).contains(&at.abs_diff(f.at_ms)) {
+                            shifted += 1;
+                        } else {
+                            assert!((start.0..=start.1).contains(at), "{m:?}");
+                            moved += 1;
+                        }
+                    } else {
+                        assert_eq!(*at, f.at_ms, "{m:?}");
+                        assert!(*len == f.for_ms / 2 || *len == f.for_ms * 2, "{m:?}");
+                        resized += 1;
+                    }
+                    "place"
+                }
+                Move::Retarget(i, kind, target) => {
+                    assert!(*i < 2 && swarm.menu().contains(&(*kind, target.clone())));
+                    "retarget"
+                }
+                Move::Split(i, gap) => {
+                    assert!(*i < 2 && (1..=300).contains(gap), "{m:?}");
+                    "split"
+                }
+                Move::Add(f) => {
+                    assert!((start.0..=start.1).contains(&f.at_ms), "{m:?}");
+                    assert!((length.0..=length.1).contains(&f.for_ms), "{m:?}");
+                    "add"
+                }
+                Move::AddSite(e) => {
+                    assert!(
+                        (length.0..=length.1).contains(&e.length_ms())
+                            || e.action == SiteAction::Fail
+                    );
+                    let until = e.until_ms.expect("an end");
+                    assert!(
+                        (start.0 + length.0..=start.1 + length.1).contains(&until),
+                        "{m:?}"
+                    );
+                    "add site"
+                }
+                Move::SiteLength(0, ms) => {
+                    assert!(*ms == 300 || *ms == 1_200, "{m:?}");
+                    "site length"
+                }
+                Move::Disk(d) => {
+                    assert!(d.as_ref().is_none_or(|d| d.io_error_permille > 0), "{m:?}");
+                    "disk"
+                }
+                Move::Drop(i) => {
+                    assert!(*i < plan.elements(), "{m:?}");
+                    "drop"
+                }
+                other => panic!("{other:?}"),
+            };
+            *seen.entry(name).or_default() += 1;
+        }
+        // 10 kinds of move apply to this plan, each with chance 1/10:
+        // three of them place a fault (a new start, a shift, a new length).
+        let expect = [
+            ("place", 3_000),
+            ("retarget", 1_000),
+            ("split", 1_000),
+            ("add", 1_000),
+            ("add site", 1_000),
+            ("site length", 1_000),
+            ("disk", 1_000),
+            ("drop", 1_000),
+        ];
+        for (name, n) in expect {
+            let got = seen.get(name).copied().unwrap_or(0);
+            assert!(
+                got.abs_diff(n) < n / 6,
+                "{name}: {got} of 10,000 ({seen:?})"
+            );
+        }
+        for n in [moved, shifted, resized] {
+            assert!(n.abs_diff(1_000) < 170, "{moved} {shifted} {resized}");
+        }
+        // No fault, no site, no disk: nothing applies but dropping nothing.
+        let bare = Swarm::new(Vec::new());
+        assert_eq!(
+            Move::random(&mut rng, &FaultPlan::default(), &bare),
+            Move::Disk(None)
+        );
+    }
+
+    #[test]
+    fn a_cross_takes_the_first_plans_early_faults_and_the_seconds_late_ones() {
+        let targets = Targets::new().link("a", "b");
+        let swarm = Swarm::over(&targets).starts_within(1_000, 2_000);
+        let f = |at| Fault::new(FaultKind::Hold, "a<->b", at, 10);
+        let site = |ms| SiteFault::new("s", SiteAction::Delay).lasting(ms);
+        let a = FaultPlan {
+            faults: vec![f(500), f(1_500), f(2_500)],
+            sites: vec![site(1)],
+            sabotage: Some("x".into()),
+            ..FaultPlan::default()
+        };
+        let b = FaultPlan {
+            faults: vec![f(600), f(1_600), f(2_600)],
+            sites: vec![site(1), site(2)],
+            disk: Some(crate::disk::DiskProfile {
+                torn_writes: true,
+                ..Default::default()
+            }),
+            ..FaultPlan::default()
+        };
+        let mut rng = SplitMix64::new(4);
+        let (mut both, mut disks) = (0, 0);
+        for _ in 0..200 {
+            let c = cross(&mut rng, &a, &b, &swarm);
+            let ats: Vec<u64> = c.faults.iter().map(|f| f.at_ms).collect();
+            // a's before the cut (500 always, 1,500 if the cut is later),
+            // b's from it (2,600 always, 1,600 if the cut is earlier).
+            assert!(
+                ats == [500, 1_500, 1_600, 2_600]
+                    || ats == [500, 2_600]
+                    || ats == [500, 1_500, 2_600]
+                    || ats == [500, 1_600, 2_600],
+                "{ats:?}"
+            );
+            both += usize::from(ats.len() == 4 || ats.len() == 3);
+            assert_eq!(c.sabotage.as_deref(), Some("x"));
+            // Site entries: some of both, none twice.
+            assert!(c.sites.iter().all(|e| e.length_ms() <= 2));
+            let mut lens: Vec<u64> = c.sites.iter().map(SiteFault::length_ms).collect();
+            lens.dedup();
+            assert_eq!(lens.len(), c.sites.len());
+            disks += usize::from(c.disk.is_some());
+        }
+        assert!(both > 0);
+        assert!((60..=140).contains(&disks), "{disks}");
     }
 
     #[test]

@@ -33,14 +33,16 @@
 //!    (a breaker trips on the third failure in a row, wherever the window
 //!    falls), so each fault then also tries half its length, a quarter, ...
 //!    and half its start instant (its length kept). A site entry's length
-//!    (its delay, or the fault it starts) is bisected the same way; its
-//!    chance is kept (a lower one fires at other reaches, a different run).
+//!    (its delay, or the fault it starts) is bisected the same way, and
+//!    its end (`until_ms`, the earliest that still fails); its chance is
+//!    kept (a lower one fires at other reaches, a different run).
 //!    Each fault of the disk profile is turned off in turn.
 //! 3. If trimming changed anything, back to 1.
 //!
 //! Every step taken makes the plan smaller in one stated order: fewer
 //! elements (faults and site entries) first, then fewer faulted milliseconds (the sum of the lengths),
-//! then earlier starts (the sum of the start instants). All three are
+//! then earlier starts and ends (the sum of the faults' start instants and
+//! the site entries' `until_ms`). All three are
 //! natural numbers, so the shrink always ends. It ends after a drop pass
 //! that removed nothing, so the result is **1-minimal**: removing any one
 //! of its faults, wherever it stands, stops the kept failure (on this
@@ -301,6 +303,16 @@ pub fn shrink_keeping(
             }
             let with = |best: &FaultPlan, ms: u64| Move::SiteLength(i, ms).apply(best);
             if let Some((ms, v)) = bisect(1, len, |ms| fails(&with(&best, ms)), true) {
+                (best, violations, trimmed) = (with(&best, ms), v, true);
+            }
+        }
+        // Each site entry's end (`until_ms`): the earliest that still fails.
+        for i in 0..best.sites.len() {
+            let Some(until) = best.sites[i].until_ms else {
+                continue;
+            };
+            let with = |best: &FaultPlan, ms: u64| Move::SiteUntil(i, ms).apply(best);
+            if let Some((ms, v)) = bisect(0, until, |ms| fails(&with(&best, ms)), true) {
                 (best, violations, trimmed) = (with(&best, ms), v, true);
             }
         }

@@ -182,6 +182,31 @@ fn early_syncs_keep_unsynced_writes_and_torn_writes_keep_a_prefix() {
 }
 
 #[test]
+fn corrupt_reads_change_what_a_restart_reads() {
+    let scenario = Log {
+        disk: all_faults().corrupt_reads(),
+        strict: false,
+    };
+    let corrupt = DiskProfile {
+        corrupt_read_permille: 1_000,
+        ..DiskProfile::default()
+    };
+    let (read, errors) = reads(&scenario, 1, &with_disk(Some(corrupt)));
+    assert!(errors.is_empty());
+    assert_ne!(read[1], SYNCED, "the synced line read back intact");
+    let out = run(
+        &scenario,
+        1,
+        &with_disk(Some(DiskProfile {
+            corrupt_read_permille: 1_000,
+            ..DiskProfile::default()
+        })),
+    )
+    .unwrap();
+    assert_eq!(out.violations[0].invariant, "synced survives");
+}
+
+#[test]
 fn io_errors_fail_the_writes() {
     let errors = DiskProfile {
         io_error_permille: 1_000,
@@ -287,6 +312,18 @@ fn the_swarm_draws_a_disk_profile_for_half_the_seeds_from_its_own_stream() {
     // Half the seeds draw one; of those, 3 in 4 turn on at least one of
     // the two faults declared.
     assert!((120..=180).contains(&drawn), "{drawn}");
+    // A fault the disk does not declare is never drawn.
+    let io_only = Targets::new()
+        .host("store", "x")
+        .disk(Disk::new("a log").io_errors());
+    let swarm = Swarm::over(&io_only);
+    let profiles: Vec<DiskProfile> = (0..200).filter_map(|s| swarm.plan(s).disk).collect();
+    assert!(profiles.len() > 30);
+    assert!(
+        profiles
+            .iter()
+            .all(|d| d.io_error_permille > 0 && !d.torn_writes)
+    );
 }
 
 #[test]

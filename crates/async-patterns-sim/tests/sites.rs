@@ -262,9 +262,16 @@ fn the_swarm_draws_site_entries_from_a_stream_of_its_own() {
         assert!(q.sites.is_empty());
         p.validate(&Store.targets(), &[])
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (start, length) = (with.start_ms(), with.length_ms());
         for e in &p.sites {
             on[usize::from(e.site == "audit")] += 1;
             assert_eq!(e.percent, None, "the default chance");
+            // On until an instant drawn as a fault's end is.
+            let until = e.until_ms.expect("an end");
+            assert!(
+                (start.0 + length.0..=start.1 + length.1).contains(&until),
+                "{e:?}"
+            );
         }
     }
     // Each site is on in about a quarter of the seeds.
@@ -318,4 +325,124 @@ fn a_run_with_sites_replays_exactly() {
     let b = run(&Store, 9, &plan(sites)).unwrap();
     assert_eq!(a.trace, b.trace);
     assert!(a.trace.iter().any(|e| e.contains("fired")), "{:?}", a.trace);
+}
+
+#[test]
+fn a_site_says_what_it_handles_and_an_entry_when_it_is_over() {
+    let site = Site::new("store write", "a write").fails();
+    assert_eq!((site.name(), site.about()), ("store write", "a write"));
+    assert_eq!(site.handles(), ["fail"]);
+    assert_eq!(
+        Site::new("x", "y").delays().fails().handles(),
+        ["fail", "delay"]
+    );
+    assert!(Site::new("x", "y").handles().is_empty());
+    let ms = Duration::from_millis;
+    let crash = write_site(SiteAction::Crash)
+        .on("server")
+        .lasting(300)
+        .until(1_000);
+    assert_eq!(crash.end(), ms(1_300));
+    assert_eq!(write_site(SiteAction::Fail).until(1_000).end(), ms(1_000));
+    assert_eq!(write_site(SiteAction::Delay).until(10).end(), ms(510));
+    assert_eq!(write_site(SiteAction::Fail).end(), ms(u64::MAX));
+    // A plan heals when its last site entry is over.
+    let p = plan(vec![crash]);
+    assert_eq!(p.last_end(), ms(1_300));
+}
+
+#[test]
+fn an_entry_fires_only_before_its_end_and_the_trace_says_what_it_did() {
+    let out = run(
+        &Store,
+        1,
+        &plan(vec![write_site(SiteAction::Fail).percent(100).until(500)]),
+    )
+    .unwrap();
+    let writes: Vec<&String> = out
+        .trace
+        .iter()
+        .filter(|e| e.contains("server: write"))
+        .collect();
+    // Writes at 50, 100, ... 450 fail; from 500 on they pass.
+    assert_eq!(
+        writes.iter().filter(|e| e.ends_with("Fail")).count(),
+        9,
+        "{writes:?}"
+    );
+    assert!(
+        writes[9..].iter().all(|e| e.ends_with("Pass")),
+        "{writes:?}"
+    );
+    let slow = run(
+        &Store,
+        1,
+        &plan(vec![
+            write_site(SiteAction::Delay).percent(100).lasting(150),
+        ]),
+    )
+    .unwrap();
+    assert!(
+        slow.trace
+            .iter()
+            .any(|e| e.ends_with("site \"store write\" fired: delay 150 ms")),
+        "{:?}",
+        &slow.trace[..6]
+    );
+}
+
+#[test]
+fn a_fault_an_entry_started_is_not_started_again_while_it_is_on() {
+    let cut = write_site(SiteAction::Partition)
+        .on("client<->server")
+        .percent(100)
+        .lasting(300);
+    let out = run(&Store, 1, &plan(vec![cut])).unwrap();
+    let starts: Vec<&String> = out
+        .trace
+        .iter()
+        .filter(|e| e.contains("chaos: partition"))
+        .collect();
+    // The server writes every 50 ms and the site fires every time, but a
+    // partition starts only when the last one is over: at 50, 350+, ...
+    assert!(out.trace.iter().all(|e| !e.contains("one is already on")));
+    assert!((5..=7).contains(&starts.len()), "{starts:?}");
+}
+
+#[test]
+fn fail_and_delay_need_the_site_to_handle_each() {
+    let delays_only = Targets::new()
+        .host("server", "x")
+        .site(Site::new("s", "a site").delays());
+    let err = plan(vec![SiteFault::new("s", SiteAction::Fail)])
+        .validate(&delays_only, &[])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "site entry 1 (fail): the site \"s\" does not declare that it fails"
+    );
+    assert!(
+        plan(vec![SiteFault::new("s", SiteAction::Delay)])
+            .validate(&delays_only, &[])
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_run_says_which_entries_fired_each_once() {
+    let out = run(
+        &Store,
+        1,
+        &plan(vec![
+            SiteFault::new("audit", SiteAction::Crash).on("server"),
+            write_site(SiteAction::Fail).percent(100),
+            write_site(SiteAction::Fail).percent(50),
+            write_site(SiteAction::Delay).percent(1).until(1),
+        ]),
+    )
+    .unwrap();
+    // "audit" is never reached and the delay is over before the first
+    // write: only the failure fired (twice in the plan, once here).
+    assert_eq!(out.fired, ["store write: fail"]);
+    assert!(run(&Store, 1, &plan(vec![])).unwrap().fired.is_empty());
 }
