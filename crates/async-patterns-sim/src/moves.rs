@@ -296,6 +296,7 @@ mod tests {
         let mut rng = SplitMix64::new(9);
         let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
         let (mut moved, mut shifted, mut resized) = (0usize, 0usize, 0usize);
+        let (mut halved, mut site_halved) = (0usize, 0usize);
         for _ in 0..10_000 {
             let m = Move::random(&mut rng, &plan, &swarm);
             let name = match &m {
@@ -311,7 +312,11 @@ mod tests {
                         }
                     } else {
                         assert_eq!(*at, f.at_ms, "{m:?}");
-                        assert!(*len == f.for_ms / 2 || *len == f.for_ms * 2, "{m:?}");
+                        if *len == f.for_ms / 2 {
+                            halved += 1;
+                        } else {
+                            assert_eq!(*len, f.for_ms * 2, "{m:?}");
+                        }
                         resized += 1;
                     }
                     "place"
@@ -343,6 +348,7 @@ mod tests {
                 }
                 Move::SiteLength(0, ms) => {
                     assert!(*ms == 300 || *ms == 1_200, "{m:?}");
+                    site_halved += usize::from(*ms == 300);
                     "site length"
                 }
                 Move::Disk(d) => {
@@ -379,12 +385,66 @@ mod tests {
         for n in [moved, shifted, resized] {
             assert!(n.abs_diff(1_000) < 170, "{moved} {shifted} {resized}");
         }
+        // Halved or doubled, half the time each.
+        assert!(halved.abs_diff(resized / 2) < 100, "{halved} of {resized}");
+        let site = seen["site length"];
+        assert!(
+            site_halved.abs_diff(site / 2) < 100,
+            "{site_halved} of {site}"
+        );
+        // A `fail` entry has no length: its move drops it instead.
+        let failing = FaultPlan {
+            sites: vec![SiteFault::new("s", SiteAction::Fail)],
+            ..plan.clone()
+        };
+        for _ in 0..2_000 {
+            let m = Move::random(&mut rng, &failing, &swarm);
+            assert!(!matches!(m, Move::SiteLength(..)), "{m:?}");
+        }
+        // A menu with nothing in it: faults are never retargeted or added.
+        let empty = Swarm::new(Vec::new());
+        for _ in 0..2_000 {
+            let m = Move::random(&mut rng, &plan, &empty);
+            assert!(!matches!(m, Move::Retarget(..) | Move::Add(..)), "{m:?}");
+        }
         // No fault, no site, no disk: nothing applies but dropping nothing.
         let bare = Swarm::new(Vec::new());
         assert_eq!(
             Move::random(&mut rng, &FaultPlan::default(), &bare),
             Move::Disk(None)
         );
+    }
+
+    #[test]
+    fn a_fault_at_the_cut_comes_from_the_second_plan_only() {
+        let targets = Targets::new().link("a", "b");
+        let swarm = Swarm::over(&targets).starts_within(1_500, 1_502);
+        let f = Fault::new(FaultKind::Hold, "a<->b", 1_501, 10);
+        let a = FaultPlan {
+            faults: vec![f.clone()],
+            ..FaultPlan::default()
+        };
+        let mut rng = SplitMix64::new(5);
+        let mut counts = [0; 2];
+        for _ in 0..300 {
+            let n = cross(&mut rng, &a, &a, &swarm).faults.len();
+            assert_eq!(n, 1, "a fault at the cut taken from both plans");
+            counts[0] += 1;
+        }
+        // And a drop of a `fail` entry names the entry, past the faults.
+        let failing = FaultPlan {
+            faults: vec![f.clone(), f],
+            sites: vec![SiteFault::new("s", SiteAction::Fail)],
+            ..FaultPlan::default()
+        };
+        let sited = Swarm::over(&targets.site(crate::site::Site::new("s", "x").fails()));
+        for _ in 0..3_000 {
+            if let Move::Drop(i) = Move::random(&mut rng, &failing, &sited) {
+                counts[1] += usize::from(i == 2);
+            }
+        }
+        // 1 kind of move in 9 drops the entry, and 1 in 27 drops it at random.
+        assert!(counts[1] > 300, "{counts:?}");
     }
 
     #[test]
