@@ -1,0 +1,232 @@
+//! The checker against hand-made histories and against a brute-force
+//! reference (every order of the operations that respects real time).
+
+use async_patterns_linearize::models::{KeyValue, KvOp, KvOut, Register, RegisterOp};
+use async_patterns_linearize::{Model, Op, Verdict, check};
+use proptest::prelude::*;
+
+const BUDGET: u64 = 1_000_000;
+
+fn w(client: u64, v: u64, call: u64, ret: u64) -> Op<RegisterOp, Option<u64>> {
+    Op::returned(client, RegisterOp::Write(v), call, ret, None)
+}
+
+fn r(client: u64, seen: u64, call: u64, ret: u64) -> Op<RegisterOp, Option<u64>> {
+    Op::returned(client, RegisterOp::Read, call, ret, Some(seen))
+}
+
+fn verdict(history: &[Op<RegisterOp, Option<u64>>]) -> Verdict {
+    check(&Register, history, BUDGET)
+}
+
+#[test]
+fn a_sequential_history_that_follows_the_model_is_linearizable() {
+    let h = [w(1, 1, 0, 1), r(2, 1, 2, 3), w(1, 2, 4, 5), r(2, 2, 6, 7)];
+    assert_eq!(verdict(&h), Verdict::Linearizable);
+    assert_eq!(verdict(&[]), Verdict::Linearizable);
+}
+
+#[test]
+fn a_read_of_an_overwritten_value_after_the_write_returned_is_not() {
+    let h = [w(1, 1, 0, 1), w(1, 2, 2, 3), r(2, 1, 4, 5)];
+    let Verdict::NotLinearizable(wit) = verdict(&h) else {
+        panic!("{:?}", verdict(&h));
+    };
+    assert_eq!(wit.longest_prefix, [0, 1]);
+    assert_eq!(wit.stuck, Some(2));
+    // Overlapping the second write, it may have come first.
+    let h = [w(1, 1, 0, 1), w(1, 2, 2, 6), r(2, 1, 4, 5)];
+    assert_eq!(verdict(&h), Verdict::Linearizable);
+}
+
+#[test]
+fn an_operation_that_returns_as_another_is_called_overlaps_it() {
+    // The read is called at the instant the write returns: either order.
+    let h = [w(1, 1, 0, 5), r(2, 0, 5, 6)];
+    assert_eq!(verdict(&h), Verdict::Linearizable);
+    let h = [w(1, 1, 0, 5), r(2, 0, 6, 7)];
+    assert!(matches!(verdict(&h), Verdict::NotLinearizable(_)));
+}
+
+#[test]
+fn an_unknown_outcome_may_have_taken_effect_or_not_at_any_time_after_its_call() {
+    let timed_out = Op::unknown(1, RegisterOp::Write(7), 10);
+    // Read before its call: it cannot have happened yet.
+    let before = [timed_out.clone(), r(2, 7, 0, 5)];
+    assert!(matches!(verdict(&before), Verdict::NotLinearizable(_)));
+    // Long after: 7 (it happened) or 0 (it did not), both fine...
+    for seen in [0, 7] {
+        let h = [timed_out.clone(), r(2, seen, 100, 101)];
+        assert_eq!(verdict(&h), Verdict::Linearizable, "read {seen}");
+    }
+    // ...but not 7 and then 0: it cannot be undone.
+    let h = [timed_out.clone(), r(2, 7, 100, 101), r(2, 0, 102, 103)];
+    assert!(matches!(verdict(&h), Verdict::NotLinearizable(_)));
+}
+
+#[test]
+fn an_append_applied_twice_is_caught_where_a_write_would_not_be() {
+    let put = |c, k: &str, v: &str, a, b| {
+        Op::returned(c, KvOp::Append(k.into(), v.into()), a, b, KvOut::Done)
+    };
+    let get = |c, k: &str, v: Option<&str>, a, b| {
+        Op::returned(
+            c,
+            KvOp::Get(k.into()),
+            a,
+            b,
+            KvOut::Value(v.map(str::to_string)),
+        )
+    };
+    let once = [put(1, "x", "a", 0, 10), get(2, "x", Some("a"), 11, 12)];
+    assert_eq!(check(&KeyValue, &once, BUDGET), Verdict::Linearizable);
+    // A retried append whose first attempt took effect: "aa".
+    let twice = [put(1, "x", "a", 0, 10), get(2, "x", Some("aa"), 11, 12)];
+    let Verdict::NotLinearizable(wit) = check(&KeyValue, &twice, BUDGET) else {
+        panic!();
+    };
+    assert_eq!(wit.stuck, Some(1));
+    // Keys are checked apart: a bad key is named by its part.
+    let mixed = [
+        put(1, "y", "b", 0, 10),
+        put(1, "x", "a", 0, 10),
+        get(2, "y", Some("b"), 11, 12),
+        get(2, "x", Some("aa"), 11, 12),
+    ];
+    let Verdict::NotLinearizable(wit) = check(&KeyValue, &mixed, BUDGET) else {
+        panic!();
+    };
+    assert_eq!(wit.part, [1, 3]);
+}
+
+#[test]
+fn compare_and_set_swaps_only_from_what_it_expects() {
+    let cas = |c, exp: Option<&str>, new: &str, a, b, ok| {
+        Op::returned(
+            c,
+            KvOp::Cas("k".into(), exp.map(str::to_string), new.into()),
+            a,
+            b,
+            KvOut::Swapped(ok),
+        )
+    };
+    // Two clients race to claim the key: exactly one wins.
+    let fine = [
+        cas(1, None, "a", 0, 10, true),
+        cas(2, None, "b", 0, 10, false),
+    ];
+    assert_eq!(check(&KeyValue, &fine, BUDGET), Verdict::Linearizable);
+    let both = [
+        cas(1, None, "a", 0, 10, true),
+        cas(2, None, "b", 0, 10, true),
+    ];
+    assert!(matches!(
+        check(&KeyValue, &both, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+#[test]
+fn a_search_out_of_budget_is_unknown_never_a_pass() {
+    // Many overlapping writes and a read no order explains: the search
+    // must try many orders before it can say so.
+    let mut h: Vec<_> = (0..12).map(|i| w(i, i + 1, 0, 100)).collect();
+    h.push(r(99, 1_000, 0, 100));
+    assert!(matches!(check(&Register, &h, 10), Verdict::Unknown { .. }));
+    assert!(matches!(
+        check(&Register, &h, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+/// A register that forgets writes: the checker's verdicts follow the
+/// model, so a history the true register allows fails here (the check
+/// can fail).
+struct Forgetful;
+
+impl Model for Forgetful {
+    type State = u64;
+    type Input = RegisterOp;
+    type Output = Option<u64>;
+    fn init(&self) -> u64 {
+        0
+    }
+    fn step(&self, s: &u64, input: &RegisterOp, out: Option<&Option<u64>>) -> Option<u64> {
+        match (input, out) {
+            (RegisterOp::Read, Some(seen)) => (*seen == Some(*s)).then_some(*s),
+            _ => Some(*s),
+        }
+    }
+}
+
+#[test]
+fn the_verdict_follows_the_model() {
+    let h = [w(1, 1, 0, 1), r(2, 1, 2, 3)];
+    assert_eq!(check(&Register, &h, BUDGET), Verdict::Linearizable);
+    assert!(matches!(
+        check(&Forgetful, &h, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+/// The reference: tries every order of the operations that respects real
+/// time (an operation that returned before another's call comes first),
+/// replaying the model; plainer and slower than the search, sharing none
+/// of its code.
+fn brute_force(h: &[Op<RegisterOp, Option<u64>>]) -> bool {
+    fn go(h: &[Op<RegisterOp, Option<u64>>], done: &mut Vec<bool>, state: u64) -> bool {
+        if done.iter().all(|d| *d) {
+            return true;
+        }
+        for i in 0..h.len() {
+            if done[i] {
+                continue;
+            }
+            // i may go next only if no pending operation returned before
+            // i was called.
+            let blocked = (0..h.len()).any(|j| {
+                !done[j] && j != i && h[j].ret.as_ref().is_some_and(|(t, _)| *t < h[i].call)
+            });
+            if blocked {
+                continue;
+            }
+            let next = match (&h[i].input, h[i].ret.as_ref().map(|(_, o)| o)) {
+                (RegisterOp::Write(v), _) => Some(*v),
+                (RegisterOp::Read, Some(Some(seen))) => (*seen == state).then_some(state),
+                (RegisterOp::Read, _) => Some(state),
+            };
+            if let Some(next) = next {
+                done[i] = true;
+                if go(h, done, next) {
+                    return true;
+                }
+                done[i] = false;
+            }
+        }
+        false
+    }
+    go(h, &mut vec![false; h.len()], 0)
+}
+
+fn history() -> impl Strategy<Value = Vec<Op<RegisterOp, Option<u64>>>> {
+    let op = (0u64..3, 0u64..20, 1u64..8, 0u64..3, 0u8..5).prop_map(
+        |(client, call, len, value, kind)| match kind {
+            0 | 1 => Op::returned(client, RegisterOp::Write(value), call, call + len, None),
+            2 => Op::unknown(client, RegisterOp::Write(value), call),
+            _ => Op::returned(client, RegisterOp::Read, call, call + len, Some(value)),
+        },
+    );
+    proptest::collection::vec(op, 0..7)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn the_search_agrees_with_brute_force(h in history()) {
+        let searched = check(&Register, &h, BUDGET);
+        let unknown = matches!(searched, Verdict::Unknown { .. });
+        prop_assert!(!unknown, "out of budget on {:?}", h);
+        prop_assert_eq!(searched == Verdict::Linearizable, brute_force(&h), "{:?}", h);
+    }
+}
