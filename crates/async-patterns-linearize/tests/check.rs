@@ -230,3 +230,31 @@ proptest! {
         prop_assert_eq!(searched == Verdict::Linearizable, brute_force(&h), "{:?}", h);
     }
 }
+
+#[test]
+fn a_part_that_fails_quickly_is_found_before_one_that_takes_long() {
+    let kv = |c, op: KvOp, a, b, out: KvOut| Op::returned(c, op, a, b, out);
+    // Key "a": 12 overlapping puts and a get of a value none of them put:
+    // refuting it means trying their orders. Key "b": a stale read.
+    let mut h: Vec<_> = (0..12)
+        .map(|i| kv(i, KvOp::Put("a".into(), i.to_string()), 0, 100, KvOut::Done))
+        .collect();
+    h.push(kv(
+        50,
+        KvOp::Get("a".into()),
+        0,
+        100,
+        KvOut::Value(Some("x".into())),
+    ));
+    h.push(kv(60, KvOp::Put("b".into(), "1".into()), 0, 1, KvOut::Done));
+    h.push(kv(61, KvOp::Get("b".into()), 2, 3, KvOut::Value(None)));
+    let Verdict::NotLinearizable(w) = check(&KeyValue, &h, 20_000) else {
+        panic!("{:?}", check(&KeyValue, &h, 20_000));
+    };
+    assert_eq!(w.part, [13, 14]);
+    // Key "a" alone takes more than that budget to refute.
+    assert!(matches!(
+        check(&KeyValue, &h[..13], 20_000),
+        Verdict::Unknown { .. }
+    ));
+}
