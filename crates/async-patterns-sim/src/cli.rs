@@ -1067,19 +1067,7 @@ impl Run<'_> {
             );
             for f in &x.failures {
                 failed = true;
-                let dir = std::env::temp_dir().join("async-patterns-sim-guided");
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                // Named by its seed and its plan: a bred run shares its
-                // parent's seed, and another search may find the same one.
-                let json = to_json(&f.plan)?;
-                let file = dir.join(format!(
-                    "{}-seed-{}-plan-{:016x}.json",
-                    h.scenario,
-                    f.seed,
-                    crate::trace::hash_trace(std::slice::from_ref(&json))
-                ));
-                std::fs::write(&file, json + "\n")
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                let file = crate::shrink::save_temporary(&h.scenario, f.seed, &f.plan)?;
                 out!("\nFAILED {} run {} (seed {}):", h.scenario, f.run, f.seed);
                 for v in &f.violations {
                     out!("  {v}");

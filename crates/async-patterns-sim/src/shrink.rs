@@ -56,7 +56,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
@@ -426,6 +426,31 @@ pub fn regression_file(dir: &Path, scenario: &str, seed: u64) -> std::path::Path
     dir.join(format!("{scenario}-seed-{seed}.json"))
 }
 
+/// Saves `plan` for `scenario`'s `seed` in the temporary folder
+/// (`async-patterns-sim/SCENARIO-seed-SEED.json`), for a replay line: the
+/// file the same plan was saved in before, else a new one (`-1`, `-2`...
+/// after the name), never over a different plan (a guided search's runs
+/// share seeds, and two searches may find the same one).
+pub(crate) fn save_temporary(
+    scenario: &str,
+    seed: u64,
+    plan: &FaultPlan,
+) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join("async-patterns-sim");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let json = serde_json::to_string(plan).map_err(|e| e.to_string())? + "\n";
+    let mut file = regression_file(&dir, scenario, seed);
+    for k in 1.. {
+        let same = std::fs::read_to_string(&file).is_ok_and(|text| text == json);
+        if !file.exists() || same {
+            break;
+        }
+        file = dir.join(format!("{scenario}-seed-{seed}-{k}.json"));
+    }
+    std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(file)
+}
+
 /// Writes `plan` to `file` as a plan file, unless `file` exists (it may be
 /// a committed regression): then nothing is written and the error says so.
 pub fn save_new(file: &Path, plan: &FaultPlan) -> Result<(), String> {
@@ -442,6 +467,31 @@ pub fn save_new(file: &Path, plan: &FaultPlan) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_temporary_plan_is_never_saved_over_a_different_one() {
+        use crate::fault::{Fault, FaultKind};
+        // A scenario name of this test's own, so other tests' files do
+        // not meet these.
+        let name = format!("save-test-{}", std::process::id());
+        let plan = |ms| FaultPlan {
+            faults: vec![Fault::new(FaultKind::Crash, "h", ms, 1)],
+            ..FaultPlan::default()
+        };
+        let a = save_temporary(&name, 7, &plan(1)).unwrap();
+        let b = save_temporary(&name, 7, &plan(2)).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(save_temporary(&name, 7, &plan(1)).unwrap(), a);
+        assert_eq!(save_temporary(&name, 7, &plan(2)).unwrap(), b);
+        let read = |f: &Path| {
+            serde_json::from_str::<FaultPlan>(&std::fs::read_to_string(f).unwrap()).unwrap()
+        };
+        assert_eq!((read(&a), read(&b)), (plan(1), plan(2)));
+        for f in [a, b] {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use crate::coverage::{Catalogue, Judge, coverage};
 use crate::fault::FaultPlan;
 use crate::scenario::AnyScenario;
-use crate::shrink::{Keep, regression_file, shrink_keeping};
+use crate::shrink::{Keep, save_temporary, shrink_keeping};
 use crate::sweep::{SeedRecord, replay_line, sweep};
 
 /// Checks `seeds` of `scenario` (each run twice) and panics on the first
@@ -228,7 +228,7 @@ impl<'a> Checker<'a> {
         };
         let (plan, file) = match shrink_keeping(self.scenario, seed, plan, &keep) {
             Ok(small) => {
-                let file = self.save(name, seed, &small.plan);
+                let file = save_temporary(name, seed, &small.plan).ok();
                 message += &format!(
                     "  shrunk from {} {} ({} ms faulted) to {} ({} ms) in {} runs, \
                      still breaking {}:\n",
@@ -309,23 +309,6 @@ impl<'a> Checker<'a> {
             &|| {},
         )
         .map_err(|e| format!("{}: {e}", self.scenario.info().name))
-    }
-
-    /// Saves the shrunk plan where the replay line can read it: a fresh
-    /// file in the temporary folder (never over an existing one).
-    fn save(&self, name: &str, seed: u64, plan: &FaultPlan) -> Option<PathBuf> {
-        let dir = std::env::temp_dir().join("async-patterns-sim");
-        std::fs::create_dir_all(&dir).ok()?;
-        let json = serde_json::to_string(plan).ok()? + "\n";
-        let mut file = regression_file(&dir, name, seed);
-        for k in 1.. {
-            if !file.exists() || std::fs::read_to_string(&file).ok()? == json {
-                break;
-            }
-            file = dir.join(format!("{name}-seed-{seed}-{k}.json"));
-        }
-        std::fs::write(&file, json).ok()?;
-        Some(file)
     }
 }
 
