@@ -320,3 +320,129 @@ fn unlift(nodes: &mut [Node], call: usize) {
         }
     }
 }
+
+/// A small history that still fails, cut out of a failing one by
+/// [`minimal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Minimal {
+    /// The operations kept (indices into the history), in history order.
+    pub ops: Vec<usize>,
+    /// Those of them whose return was forgotten: each counts as an
+    /// unknown outcome (it may have taken effect at any time after its
+    /// call), so only its effect is needed.
+    pub forgotten: Vec<usize>,
+    /// The operation the search is stuck at in it, as in the whole
+    /// history's witness.
+    pub stuck: Option<usize>,
+}
+
+/// Cuts a non-linearizable history down to the operations its failure
+/// needs, keeping the failure at the same operation.
+///
+/// Two steps weaken a history without ever making a linearizable one fail,
+/// so a sub-history reached by them fails only if the whole one does:
+/// *forgetting* an operation's return (its outcome becomes unknown) and
+/// *freeing* it (its effect may fall anywhere in time, or nowhere). The
+/// search frees operations (halves, then quarters… down to one at a time)
+/// and forgets returns until neither changes anything; the operations it
+/// freed are then left out of [`Minimal::ops`]: letting them take effect
+/// anywhere does not explain the failure, so they play no part in it. (A
+/// sub-history that merely fails on its own could blame a read for a value
+/// whose write was left out.)
+///
+/// The result is 1-minimal: freeing any one more operation, or forgetting
+/// any one more return, makes it linearizable, fail at another operation,
+/// or run out of `budget` (steps per check, so the cut never takes more
+/// than about `budget` × 3 × the part's length steps). The search starts
+/// from `witness`'s failing part (from [`check`] of the same history).
+pub fn minimal<M: Model>(
+    model: &M,
+    history: &[Op<M::Input, M::Output>],
+    witness: &Witness,
+    budget: u64,
+) -> Minimal
+where
+    M::Input: Clone,
+    M::Output: Clone,
+{
+    let stuck = witness.stuck;
+    let start = witness
+        .part
+        .iter()
+        .map(|&i| history[i].call)
+        .min()
+        .unwrap_or(0);
+    // Whether the kept operations, with `forgotten` returns forgotten and
+    // every operation of the part not kept freed, still fail at `stuck`.
+    let still_fails = |keep: &[usize], forgotten: &[usize]| -> bool {
+        let mut sub: Vec<Op<M::Input, M::Output>> = Vec::with_capacity(witness.part.len());
+        for &i in keep {
+            let mut op = history[i].clone();
+            if forgotten.contains(&i) {
+                op.ret = None;
+            }
+            sub.push(op);
+        }
+        for &i in &witness.part {
+            if !keep.contains(&i) {
+                let mut op = history[i].clone();
+                op.call = start;
+                op.ret = None;
+                sub.push(op);
+            }
+        }
+        match check(model, &sub, budget) {
+            Verdict::NotLinearizable(w) => {
+                w.stuck.and_then(|k| keep.get(k).copied()).is_some()
+                    && w.stuck.map(|k| keep[k]) == stuck
+            }
+            _ => false,
+        }
+    };
+    let mut keep = witness.part.clone();
+    keep.sort_unstable();
+    let mut forgotten: Vec<usize> = Vec::new();
+    loop {
+        let mut changed = false;
+        let mut chunk = keep.len().div_ceil(2).max(1);
+        loop {
+            let mut at = 0;
+            while at < keep.len() {
+                let end = (at + chunk).min(keep.len());
+                let rest: Vec<usize> = keep[..at].iter().chain(&keep[end..]).copied().collect();
+                if !keep[at..end].iter().any(|&i| Some(i) == stuck)
+                    && still_fails(&rest, &forgotten)
+                {
+                    forgotten.retain(|i| rest.contains(i));
+                    keep = rest;
+                    changed = true;
+                } else {
+                    at = end;
+                }
+            }
+            if chunk == 1 {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+        for &i in &keep.clone() {
+            if history[i].ret.is_some() && !forgotten.contains(&i) && Some(i) != stuck {
+                forgotten.push(i);
+                if still_fails(&keep, &forgotten) {
+                    changed = true;
+                } else {
+                    forgotten.pop();
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    forgotten.sort_unstable();
+    Minimal {
+        ops: keep,
+        forgotten,
+        stuck,
+    }
+}

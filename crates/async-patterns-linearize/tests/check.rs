@@ -2,7 +2,7 @@
 //! reference (every order of the operations that respects real time).
 
 use async_patterns_linearize::models::{KeyValue, KvOp, KvOut, Register, RegisterOp};
-use async_patterns_linearize::{Model, Op, Verdict, check};
+use async_patterns_linearize::{Minimal, Model, Op, Verdict, check, minimal};
 use proptest::prelude::*;
 
 const BUDGET: u64 = 1_000_000;
@@ -229,6 +229,104 @@ proptest! {
         prop_assert!(!unknown, "out of budget on {:?}", h);
         prop_assert_eq!(searched == Verdict::Linearizable, brute_force(&h), "{:?}", h);
     }
+
+    /// A minimal sub-history fails by the reference's judgement, with the
+    /// operations it left out free to take effect anywhere (so the whole
+    /// history's failure follows from its own), and no operation more can
+    /// be freed, nor return forgotten, with it still failing there.
+    #[test]
+    fn a_minimal_sub_history_fails_and_nothing_in_it_can_go(h in history()) {
+        let Verdict::NotLinearizable(wit) = check(&Register, &h, BUDGET) else {
+            return Ok(());
+        };
+        let m = minimal(&Register, &h, &wit, BUDGET);
+        prop_assert!(m.stuck.is_some_and(|s| m.ops.contains(&s)));
+        prop_assert!(m.forgotten.iter().all(|i| m.ops.contains(i)));
+        prop_assert!(!brute_force(&sub(&h, &m.ops, &m.forgotten, &[])), "{:?} of {:?}", m, h);
+        let left_out: Vec<usize> = wit.part.iter().copied().filter(|i| !m.ops.contains(i)).collect();
+        prop_assert!(!brute_force(&sub(&h, &m.ops, &m.forgotten, &left_out)), "{:?} of {:?}", m, h);
+        let fails_at_stuck = |keep: &[usize], forgotten: &[usize]| {
+            let freed: Vec<usize> = wit.part.iter().copied().filter(|i| !keep.contains(i)).collect();
+            let s = sub(&h, keep, forgotten, &freed);
+            match check(&Register, &s, BUDGET) {
+                Verdict::NotLinearizable(w) => {
+                    w.stuck.is_some_and(|k| k < keep.len() && Some(keep[k]) == m.stuck)
+                }
+                _ => false,
+            }
+        };
+        for (k, &i) in m.ops.iter().enumerate() {
+            if Some(i) == m.stuck {
+                continue;
+            }
+            let mut fewer = m.ops.clone();
+            fewer.remove(k);
+            let forgotten: Vec<usize> = m.forgotten.iter().copied().filter(|f| *f != i).collect();
+            prop_assert!(!fails_at_stuck(&fewer, &forgotten), "{} can go from {:?} of {:?}", i, m, h);
+            if h[i].ret.is_some() && !m.forgotten.contains(&i) {
+                let mut more = m.forgotten.clone();
+                more.push(i);
+                prop_assert!(!fails_at_stuck(&m.ops, &more), "{}'s return can go from {:?}", i, m);
+            }
+        }
+    }
+}
+
+/// The sub-history `keep` of `h`, with the returns of `forgotten` dropped
+/// and the operations `freed` free to take effect at any time.
+fn sub(
+    h: &[Op<RegisterOp, Option<u64>>],
+    keep: &[usize],
+    forgotten: &[usize],
+    freed: &[usize],
+) -> Vec<Op<RegisterOp, Option<u64>>> {
+    let mut s: Vec<_> = keep
+        .iter()
+        .map(|&i| {
+            let mut op = h[i].clone();
+            if forgotten.contains(&i) {
+                op.ret = None;
+            }
+            op
+        })
+        .collect();
+    s.extend(
+        freed
+            .iter()
+            .map(|&i| Op::unknown(h[i].client, h[i].input, 0)),
+    );
+    s
+}
+
+#[test]
+fn a_minimal_sub_history_keeps_what_explains_the_failure() {
+    // A stale read: client 2 reads 1 after client 1 wrote 2, among
+    // unrelated operations of client 3.
+    let h = [
+        w(1, 1, 0, 1),
+        w(3, 5, 0, 1),
+        w(1, 2, 2, 3),
+        r(3, 2, 2, 3),
+        w(3, 6, 10, 11),
+        r(2, 6, 12, 13),
+        r(2, 1, 14, 15),
+    ];
+    let Verdict::NotLinearizable(wit) = verdict(&h) else {
+        panic!("{:?}", verdict(&h));
+    };
+    assert_eq!(wit.stuck, Some(6));
+    let m = minimal(&Register, &h, &wit, BUDGET);
+    // Reading 1 after the write of 1 returned and a read of 6 returned:
+    // the writes of 5, 2 and 6 and the read of 2, free to fall anywhere,
+    // do not explain it, so they play no part.
+    assert_eq!(
+        m,
+        Minimal {
+            ops: vec![0, 5, 6],
+            forgotten: vec![],
+            stuck: Some(6),
+        }
+    );
 }
 
 #[test]
