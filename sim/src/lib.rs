@@ -5,6 +5,7 @@
 
 pub mod aggregator;
 pub mod bulkhead;
+pub mod kv;
 pub mod pipeline;
 pub mod resilient_client;
 pub mod sequential_parallel;
@@ -13,12 +14,13 @@ pub mod wire;
 use async_patterns_sim::AnyScenario;
 
 /// Every scenario, in the order `list` and `sweep` show them.
-pub const CATALOGUE: [&dyn AnyScenario; 5] = [
+pub const CATALOGUE: [&dyn AnyScenario; 6] = [
     &resilient_client::ResilientClient,
     &aggregator::Aggregator,
     &bulkhead::Bulkhead,
     &sequential_parallel::SequentialParallel,
     &pipeline::Pipeline,
+    &kv::KvStore,
 ];
 
 /// A client and its one server: faults hit the link between them, and the

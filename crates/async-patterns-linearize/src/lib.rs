@@ -334,27 +334,28 @@ pub struct Minimal {
     /// The operation the search is stuck at in it, as in the whole
     /// history's witness.
     pub stuck: Option<usize>,
+    /// Whether the cut finished (else it stopped at [`MAX_CUT_CHECKS`]
+    /// checks, and more might go).
+    pub complete: bool,
 }
 
 /// Cuts a non-linearizable history down to the operations its failure
 /// needs, keeping the failure at the same operation.
 ///
-/// Two steps weaken a history without ever making a linearizable one fail,
-/// so a sub-history reached by them fails only if the whole one does:
-/// *forgetting* an operation's return (its outcome becomes unknown) and
-/// *freeing* it (its effect may fall anywhere in time, or nowhere). The
-/// search frees operations (halves, then quarters… down to one at a time)
-/// and forgets returns until neither changes anything; the operations it
-/// freed are then left out of [`Minimal::ops`]: letting them take effect
-/// anywhere does not explain the failure, so they play no part in it. (A
-/// sub-history that merely fails on its own could blame a read for a value
-/// whose write was left out.)
+/// It leaves operations out (halves, then quarters… down to one at a time)
+/// and forgets returns, until neither changes anything. An operation is
+/// left out only if the rest still fails there both without it and with
+/// its outcome unknown (its effect at any time after its call, or never):
+/// so a read is never blamed for a value whose write was cut, which a
+/// sub-history that merely fails alone could do. Forgetting a return (the outcome becomes unknown)
+/// only weakens a history, so what stays known is what the failure needs.
 ///
-/// The result is 1-minimal: freeing any one more operation, or forgetting
-/// any one more return, makes it linearizable, fail at another operation,
-/// or run out of `budget` (steps per check, so the cut never takes more
-/// than about `budget` × 3 × the part's length steps). The search starts
-/// from `witness`'s failing part (from [`check`] of the same history).
+/// The result is 1-minimal: leaving out any one more operation, or
+/// forgetting any one more return, makes it linearizable, fail at another
+/// operation, or run out of `budget` (steps per check). The cut makes at
+/// most [`MAX_CUT_CHECKS`] checks; [`Minimal::complete`] says whether it
+/// finished within them. The search starts from `witness`'s failing part
+/// (from [`check`] of the same history).
 pub fn minimal<M: Model>(
     model: &M,
     history: &[Op<M::Input, M::Output>],
@@ -366,16 +367,12 @@ where
     M::Output: Clone,
 {
     let stuck = witness.stuck;
-    let start = witness
-        .part
-        .iter()
-        .map(|&i| history[i].call)
-        .min()
-        .unwrap_or(0);
-    // Whether the kept operations, with `forgotten` returns forgotten and
-    // every operation of the part not kept freed, still fail at `stuck`.
-    let still_fails = |keep: &[usize], forgotten: &[usize]| -> bool {
-        let mut sub: Vec<Op<M::Input, M::Output>> = Vec::with_capacity(witness.part.len());
+    let checks = std::cell::Cell::new(0usize);
+    // Whether `keep`, with the returns of `forgotten` forgotten and the
+    // operations `freed` free, still fails at `stuck`.
+    let still_fails = |keep: &[usize], forgotten: &[usize], freed: &[usize]| -> bool {
+        checks.set(checks.get() + 1);
+        let mut sub: Vec<Op<M::Input, M::Output>> = Vec::with_capacity(keep.len() + freed.len());
         for &i in keep {
             let mut op = history[i].clone();
             if forgotten.contains(&i) {
@@ -383,35 +380,38 @@ where
             }
             sub.push(op);
         }
-        for &i in &witness.part {
-            if !keep.contains(&i) {
-                let mut op = history[i].clone();
-                op.call = start;
-                op.ret = None;
-                sub.push(op);
-            }
+        for &i in freed {
+            let mut op = history[i].clone();
+            op.ret = None;
+            sub.push(op);
         }
         match check(model, &sub, budget) {
-            Verdict::NotLinearizable(w) => {
-                w.stuck.and_then(|k| keep.get(k).copied()).is_some()
-                    && w.stuck.map(|k| keep[k]) == stuck
-            }
+            Verdict::NotLinearizable(w) => w
+                .stuck
+                .is_some_and(|k| k < keep.len() && Some(keep[k]) == stuck),
             _ => false,
         }
     };
     let mut keep = witness.part.clone();
     keep.sort_unstable();
     let mut forgotten: Vec<usize> = Vec::new();
-    loop {
+    let mut complete = true;
+    'cut: loop {
         let mut changed = false;
         let mut chunk = keep.len().div_ceil(2).max(1);
         loop {
             let mut at = 0;
             while at < keep.len() {
+                if checks.get() >= MAX_CUT_CHECKS {
+                    complete = false;
+                    break 'cut;
+                }
                 let end = (at + chunk).min(keep.len());
+                let out = &keep[at..end];
                 let rest: Vec<usize> = keep[..at].iter().chain(&keep[end..]).copied().collect();
-                if !keep[at..end].iter().any(|&i| Some(i) == stuck)
-                    && still_fails(&rest, &forgotten)
+                if !out.iter().any(|&i| Some(i) == stuck)
+                    && still_fails(&rest, &forgotten, &[])
+                    && still_fails(&rest, &forgotten, out)
                 {
                     forgotten.retain(|i| rest.contains(i));
                     keep = rest;
@@ -426,9 +426,13 @@ where
             chunk = chunk.div_ceil(2);
         }
         for &i in &keep.clone() {
+            if checks.get() >= MAX_CUT_CHECKS {
+                complete = false;
+                break 'cut;
+            }
             if history[i].ret.is_some() && !forgotten.contains(&i) && Some(i) != stuck {
                 forgotten.push(i);
-                if still_fails(&keep, &forgotten) {
+                if still_fails(&keep, &forgotten, &[]) {
                     changed = true;
                 } else {
                     forgotten.pop();
@@ -444,5 +448,9 @@ where
         ops: keep,
         forgotten,
         stuck,
+        complete,
     }
 }
+
+/// The most checks [`minimal`] makes.
+pub const MAX_CUT_CHECKS: usize = 2_000;
