@@ -12,7 +12,10 @@
 //! Porcupine's and our time per set (parsing excluded, the median of 5
 //! runs, one thread), each history within a budget of 20,000,000 search
 //! steps (`BUDGET=N`). Exits 1 on a verdict that differs (an unknown
-//! counts as one).
+//! counts as one). Lines for people start with `#`; one line per set
+//! (`set etcd histories=102 agree=102 median_ms=…`) is for
+//! `scripts/porcupine-compare.sh`, which sets it beside Porcupine's own
+//! time (`scripts/porcupine-bench.sh`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,8 +84,9 @@ impl<I, O> Builder<I, O> {
         if let Some(i) = self.pending.remove(&process) {
             match output {
                 Some(o) => self.ops[i].ret = Some((at, o)),
-                // A timed-out read: unknown, answered here (as Porcupine
-                // does, "the lazy way").
+                // A timed-out read: unknown, returning at the end of
+                // time (Porcupine's test closes it at its own line; a read
+                // changes nothing, so the verdict is the same).
                 None => self.ops[i].ret = None,
             }
         }
@@ -239,13 +243,17 @@ fn main() -> ExitCode {
         } else {
             differ += 1;
             println!(
-                "etcd_{n:03}: ours {v:?}, Porcupine's linearizable = {}",
+                "# etcd_{n:03}: ours {v:?}, Porcupine's linearizable = {}",
                 etcd_expected[n]
             );
         }
     }
     println!(
-        "etcd: {agree} of {} histories with Porcupine's verdict; {ms:.1} ms for the set (median of 5, one thread)",
+        "# etcd: {agree} of {} histories with Porcupine's verdict; {ms:.1} ms for the set (median of 5, one thread)",
+        verdicts.len()
+    );
+    println!(
+        "set etcd histories={} agree={agree} median_ms={ms:.3}",
         verdicts.len()
     );
     for (name, want) in &kv_expected {
@@ -255,9 +263,14 @@ fn main() -> ExitCode {
         let same = ours == *want && !matches!(v, Verdict::Unknown { .. });
         differ += usize::from(!same);
         println!(
-            "kv {name}: {} operations, ours linearizable = {ours}, Porcupine's = {want}{}; {ms:.2} ms",
+            "# kv {name}: {} operations, ours linearizable = {ours}, Porcupine's = {want}{}; {ms:.2} ms",
             h.len(),
             if same { "" } else { "  <- DIFFERS" }
+        );
+        println!(
+            "set kv:{name} ops={} agree={} median_ms={ms:.3}",
+            h.len(),
+            u8::from(same)
         );
     }
     if differ == 0 {

@@ -41,9 +41,9 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 pub mod models;
 
@@ -162,141 +162,268 @@ struct Node {
 pub fn check<M: Model>(model: &M, history: &[Op<M::Input, M::Output>], budget: u64) -> Verdict {
     let inputs: Vec<&M::Input> = history.iter().map(|op| &op.input).collect();
     let parts = model.partition(&inputs);
-    // Parts are searched in rounds, each part afresh with a slice of steps
-    // four times the last: a part that fails cheaply is found before one
-    // that takes long (as Porcupine's parallel check of its parts finds
-    // it), at a cost within a third more than the last round.
-    let mut open: Vec<&Vec<usize>> = parts.iter().collect();
-    let mut slice: u64 = 1 << 12;
+    // One part: searched to the end or the budget. Several: searched in
+    // turns, each turn resuming every undecided part for twice the steps
+    // of the last, so a part that fails cheaply is found before one that
+    // takes long (as Porcupine's parallel check of its parts finds it),
+    // and no step is taken twice.
+    let mut open: Vec<Search<'_, M>> = parts
+        .iter()
+        .map(|part| Search::new(model, history, part))
+        .collect();
+    let mut turn: u64 = if open.len() == 1 { u64::MAX } else { 1 << 12 };
     let mut steps: u64 = 0;
-    loop {
-        let mut undecided = Vec::new();
-        for part in open {
-            let cap = slice.min(budget.saturating_sub(steps));
-            let mut used = 0;
-            let verdict = check_part(model, history, part, cap, &mut used);
-            steps = steps.saturating_add(used.min(cap));
+    while !open.is_empty() {
+        let mut undecided = Vec::with_capacity(open.len());
+        for mut search in open {
+            let cap = turn.min(budget.saturating_sub(steps));
+            let (verdict, used) = search.run(cap);
+            steps = steps.saturating_add(used);
             match verdict {
-                Verdict::Linearizable => {}
-                Verdict::NotLinearizable(w) => return Verdict::NotLinearizable(w),
-                Verdict::Unknown { .. } if steps >= budget => {
-                    return Verdict::Unknown { steps };
-                }
-                Verdict::Unknown { .. } => undecided.push(part),
+                Some(Verdict::Linearizable) => {}
+                Some(failed) => return failed,
+                None if steps >= budget => return Verdict::Unknown { steps },
+                None => undecided.push(search),
             }
         }
-        if undecided.is_empty() {
-            return Verdict::Linearizable;
-        }
         open = undecided;
-        slice = slice.saturating_mul(4);
+        turn = turn.saturating_mul(2);
+    }
+    Verdict::Linearizable
+}
+
+/// The search of one part, which can stop after some steps and go on.
+struct Search<'a, M: Model> {
+    model: &'a M,
+    history: &'a [Op<M::Input, M::Output>],
+    part: &'a [usize],
+    nodes: Vec<Node>,
+    head: usize,
+    at: usize,
+    linearized: Vec<u64>,
+    state: M::State,
+    cache: Cache<M::State>,
+    /// Each operation's random key: the linearized set's hash is the XOR
+    /// of its members' (Zobrist's), so a step updates it in O(1).
+    keys: Vec<u64>,
+    set_hash: u64,
+    /// (call node, the state before it)
+    stack: Vec<(usize, M::State)>,
+    longest: Vec<usize>,
+    stuck: Option<usize>,
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    fn new(model: &'a M, history: &'a [Op<M::Input, M::Output>], part: &'a [usize]) -> Self {
+        // Events sorted by time, a call before a return at the same instant
+        // (they overlap: neither precedes the other); an unknown outcome
+        // returns at the end of time.
+        let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(part.len() * 2);
+        for (k, &i) in part.iter().enumerate() {
+            let op = &history[i];
+            let ret = op.ret.as_ref().map_or(u64::MAX, |(t, _)| *t);
+            events.push((op.call, false, k));
+            events.push((ret.max(op.call), true, k));
+        }
+        events.sort_unstable();
+        // The list, with a head sentinel at the end.
+        let head = events.len();
+        let mut nodes: Vec<Node> = events
+            .iter()
+            .enumerate()
+            .map(|(n, &(_, is_ret, k))| Node {
+                prev: if n == 0 { head } else { n - 1 },
+                next: if n + 1 == events.len() { NONE } else { n + 1 },
+                op: k,
+                call: !is_ret,
+                pair: NONE,
+            })
+            .collect();
+        nodes.push(Node {
+            prev: NONE,
+            next: if events.is_empty() { NONE } else { 0 },
+            op: NONE,
+            call: false,
+            pair: NONE,
+        });
+        let mut call_of = vec![NONE; part.len()];
+        for n in 0..head {
+            if nodes[n].call {
+                call_of[nodes[n].op] = n;
+            }
+        }
+        for n in 0..head {
+            if !nodes[n].call {
+                let c = call_of[nodes[n].op];
+                nodes[n].pair = c;
+                nodes[c].pair = n;
+            }
+        }
+        let words = part.len().div_ceil(64);
+        Search {
+            model,
+            history,
+            part,
+            at: nodes[head].next,
+            nodes,
+            head,
+            linearized: vec![0u64; words],
+            state: model.init(),
+            cache: Cache::new(words),
+            keys: (0..part.len() as u64).map(mix).collect(),
+            set_hash: 0,
+            stack: Vec::new(),
+            longest: Vec::new(),
+            stuck: None,
+        }
+    }
+
+    /// Goes on for at most `budget` steps: the verdict if it came (none if
+    /// the steps ran out first), and the steps taken.
+    fn run(&mut self, budget: u64) -> (Option<Verdict>, u64) {
+        let (head, part, history) = (self.head, self.part, self.history);
+        let mut steps = 0;
+        while self.nodes[head].next != NONE {
+            if steps == budget {
+                return (None, steps);
+            }
+            steps += 1;
+            let at = self.at;
+            let node = self.nodes[at];
+            if node.call {
+                let op = &history[part[node.op]];
+                let output = op.ret.as_ref().map(|(_, o)| o);
+                if let Some(next) = self.model.step(&self.state, &op.input, output) {
+                    let k = node.op;
+                    self.linearized[k / 64] |= 1 << (k % 64);
+                    let hash = self.set_hash ^ self.keys[k];
+                    if self.cache.insert(hash, &self.linearized, &next) {
+                        self.set_hash = hash;
+                        let before = std::mem::replace(&mut self.state, next);
+                        self.stack.push((at, before));
+                        lift(&mut self.nodes, at);
+                        self.at = self.nodes[head].next;
+                        continue;
+                    }
+                    self.linearized[k / 64] &= !(1 << (k % 64));
+                }
+                self.at = node.next;
+            } else {
+                // A return whose operation is not linearized: whatever comes
+                // later cannot come before it. Back up.
+                if self.stack.len() > self.longest.len()
+                    || self.stuck.is_none() && self.stack.len() == self.longest.len()
+                {
+                    self.longest = self
+                        .stack
+                        .iter()
+                        .map(|(c, _)| part[self.nodes[*c].op])
+                        .collect();
+                    self.stuck = Some(part[node.op]);
+                }
+                let Some((call, before)) = self.stack.pop() else {
+                    let witness = Witness {
+                        longest_prefix: std::mem::take(&mut self.longest),
+                        stuck: self.stuck,
+                        part: part.to_vec(),
+                    };
+                    return (Some(Verdict::NotLinearizable(witness)), steps);
+                };
+                self.state = before;
+                let k = self.nodes[call].op;
+                self.linearized[k / 64] &= !(1 << (k % 64));
+                self.set_hash ^= self.keys[k];
+                unlift(&mut self.nodes, call);
+                self.at = self.nodes[call].next;
+            }
+        }
+        (Some(Verdict::Linearizable), steps)
     }
 }
 
-fn check_part<M: Model>(
-    model: &M,
-    history: &[Op<M::Input, M::Output>],
-    part: &[usize],
-    budget: u64,
-    steps: &mut u64,
-) -> Verdict {
-    // Events sorted by time, a call before a return at the same instant
-    // (they overlap: neither precedes the other); an unknown outcome
-    // returns at the end of time.
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(part.len() * 2);
-    for (k, &i) in part.iter().enumerate() {
-        let op = &history[i];
-        let ret = op.ret.as_ref().map_or(u64::MAX, |(t, _)| *t);
-        events.push((op.call, false, k));
-        events.push((ret.max(op.call), true, k));
-    }
-    events.sort_unstable();
-    // The list, with a head sentinel at the end.
-    let head = events.len();
-    let mut nodes: Vec<Node> = events
-        .iter()
-        .enumerate()
-        .map(|(n, &(_, is_ret, k))| Node {
-            prev: if n == 0 { head } else { n - 1 },
-            next: if n + 1 == events.len() { NONE } else { n + 1 },
-            op: k,
-            call: !is_ret,
-            pair: NONE,
-        })
-        .collect();
-    nodes.push(Node {
-        prev: NONE,
-        next: if events.is_empty() { NONE } else { 0 },
-        op: NONE,
-        call: false,
-        pair: NONE,
-    });
-    let mut call_of = vec![NONE; part.len()];
-    for n in 0..head {
-        if nodes[n].call {
-            call_of[nodes[n].op] = n;
+/// SplitMix64's finaliser: a well-spread 64-bit key for each number.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A multiply-rotate hasher (as rustc's): the cache hashes small states
+/// and already-mixed keys, where SipHash's protection against chosen
+/// inputs only costs time.
+#[derive(Default, Clone, Copy)]
+struct Quick(u64);
+
+impl Hasher for Quick {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
-    for n in 0..head {
-        if !nodes[n].call {
-            let c = call_of[nodes[n].op];
-            nodes[n].pair = c;
-            nodes[c].pair = n;
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The (linearized set, state) pairs seen: a map from their hash to a
+/// chain of entries, the sets stored end to end in one vector.
+struct Cache<S> {
+    words: usize,
+    heads: HashMap<u64, u32, BuildHasherDefault<Quick>>,
+    /// Per entry: its state and the next entry of its chain.
+    entries: Vec<(S, u32)>,
+    sets: Vec<u64>,
+}
+
+impl<S: Eq + Hash> Cache<S> {
+    fn new(words: usize) -> Self {
+        Cache {
+            words,
+            heads: HashMap::default(),
+            entries: Vec::new(),
+            sets: Vec::new(),
         }
     }
 
-    let words = part.len().div_ceil(64);
-    let mut linearized = vec![0u64; words];
-    let mut state = model.init();
-    let mut cache: HashSet<(Vec<u64>, M::State)> = HashSet::new();
-    // (call node, the state before it)
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
-    let mut longest: Vec<usize> = Vec::new();
-    let mut stuck: Option<usize> = None;
-    let mut at = nodes[head].next;
-    while nodes[head].next != NONE {
-        *steps += 1;
-        if *steps > budget {
-            return Verdict::Unknown { steps: *steps };
-        }
-        let node = nodes[at];
-        if node.call {
-            let op = &history[part[node.op]];
-            let output = op.ret.as_ref().map(|(_, o)| o);
-            if let Some(next) = model.step(&state, &op.input, output) {
-                let mut lin = linearized.clone();
-                lin[node.op / 64] |= 1 << (node.op % 64);
-                if cache.insert((lin.clone(), next.clone())) {
-                    stack.push((at, std::mem::replace(&mut state, next)));
-                    linearized = lin;
-                    lift(&mut nodes, at);
-                    at = nodes[head].next;
-                    continue;
-                }
+    /// Adds the pair (the set's hash given); false if it was there.
+    fn insert(&mut self, set_hash: u64, set: &[u64], state: &S) -> bool
+    where
+        S: Clone,
+    {
+        let mut h = Quick(set_hash);
+        state.hash(&mut h);
+        let key = h.finish();
+        let head = self.heads.get(&key).copied().unwrap_or(u32::MAX);
+        let mut at = head;
+        while at != u32::MAX {
+            let (s, next) = &self.entries[at as usize];
+            let i = at as usize * self.words;
+            if s == state && self.sets[i..i + self.words] == *set {
+                return false;
             }
-            at = node.next;
-        } else {
-            // A return whose operation is not linearized: whatever comes
-            // later cannot come before it. Back up.
-            if stack.len() > longest.len() || stuck.is_none() && stack.len() == longest.len() {
-                longest = stack.iter().map(|(c, _)| part[nodes[*c].op]).collect();
-                stuck = Some(part[node.op]);
-            }
-            let Some((call, before)) = stack.pop() else {
-                return Verdict::NotLinearizable(Witness {
-                    longest_prefix: longest,
-                    stuck,
-                    part: part.to_vec(),
-                });
-            };
-            state = before;
-            let k = nodes[call].op;
-            linearized[k / 64] &= !(1 << (k % 64));
-            unlift(&mut nodes, call);
-            at = nodes[call].next;
+            at = *next;
         }
+        let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX - 1);
+        self.entries.push((state.clone(), head));
+        self.sets.extend_from_slice(set);
+        self.heads.insert(key, index);
+        true
     }
-    Verdict::Linearizable
 }
 
 /// Takes a call and its return out of the list.
