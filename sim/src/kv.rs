@@ -123,7 +123,8 @@ impl Scenario for KvStore {
     }
 
     fn build(&self, ctx: &Ctx<Record>, sim: &mut turmoil::Sim<'_>) {
-        sim.host("primary", primary);
+        let c = ctx.clone();
+        sim.host("primary", move || primary(c.clone()));
         sim.host("backup", backup);
         for (c, name) in CLIENTS.iter().enumerate() {
             let ctx = ctx.clone();
@@ -177,7 +178,7 @@ impl Scenario for KvStore {
 /// The primary: each request id applied once, each new value copied to the
 /// backup in the background (a copy carries the key's version, so a late
 /// copy never overwrites a newer one).
-async fn primary() -> turmoil::Result {
+async fn primary(ctx: Ctx<Record>) -> turmoil::Result {
     #[derive(Default)]
     struct Store {
         values: BTreeMap<String, (u64, String)>,
@@ -185,7 +186,7 @@ async fn primary() -> turmoil::Result {
     }
     let store = Rc::new(RefCell::new(Store::default()));
     serve(PORT, move |line| {
-        let store = store.clone();
+        let (store, ctx) = (store.clone(), ctx.clone());
         async move {
             let w: Vec<&str> = line.split_whitespace().collect();
             match w.as_slice() {
@@ -196,8 +197,12 @@ async fn primary() -> turmoil::Result {
                             let entry = s.values.entry((*key).to_string()).or_default();
                             entry.0 += 1;
                             entry.1.push_str(value);
+                            ctx.log(format!("primary: request {id} appends {value} to {key}"));
                             Some(format!("set {key} {} {}", entry.0, entry.1))
                         } else {
+                            ctx.log(format!(
+                                "primary: request {id} again: answered, not applied"
+                            ));
                             None
                         }
                     };
@@ -310,6 +315,7 @@ async fn client(ctx: Ctx<Record>, client: u64) {
                     Ok(()) => {
                         ctx.record().history.ok(call, KvOut::Done);
                         ctx.latency(now() - start);
+                        ctx.log(format!("c{client}: append {token} to {key}: ok"));
                     }
                     // Unknown: an attempt may have landed. Left open.
                     Err(e) => ctx.log(format!("c{client}: append {token} to {key}: {e:?}")),
@@ -327,15 +333,17 @@ async fn client(ctx: Ctx<Record>, client: u64) {
                     Ok(Ok(r)) => r.strip_prefix("value ").map(|v| Some(v.to_string())),
                     _ => None,
                 };
-                let mut record = ctx.record();
                 match value {
                     Some(v) => {
-                        record.history.ok(call, KvOut::Value(v));
-                        drop(record);
+                        ctx.log(format!(
+                            "c{client}: get {key} from the {reads_from}: {}",
+                            v.as_deref().unwrap_or("(none)")
+                        ));
+                        ctx.record().history.ok(call, KvOut::Value(v));
                         ctx.latency(now() - start);
                     }
                     // A read with no answer changed nothing.
-                    None => record.history.failed(call),
+                    None => ctx.record().history.failed(call),
                 }
             }
         }));

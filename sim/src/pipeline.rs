@@ -32,11 +32,13 @@ use async_patterns::deadline::timeout;
 use async_patterns::pipeline::{OnError, Order, pipeline};
 use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
 use async_patterns::rng::SplitMix64;
+use async_patterns_sim::history::Op;
+use async_patterns_sim::history::models::{KeyValue, KvOp, KvOut};
 use async_patterns_sim::plot::{AMBER, BLUE, GREEN, Lane};
 use async_patterns_sim::point::Fire;
 use async_patterns_sim::{
-    Ctx, Disk, Eventually, Network, Point, RunInfo, Sabotage, Scenario, Site, Swarm, Targets,
-    Violation, now, point,
+    Ctx, Disk, Eventually, History, Linearizable, Network, Point, RunInfo, Sabotage, Scenario,
+    Site, Swarm, Targets, Violation, now, point,
 };
 use async_patterns_tokio::TokioTimer;
 use std::io::Write;
@@ -80,6 +82,11 @@ pub struct Record {
     acked: Vec<(Duration, u64)>,
     /// Items whose retries gave up (must stay empty).
     lost: Vec<(u64, String)>,
+    /// The producer's sends as operations on a key-value store (a put of
+    /// each item's payload under its id: done when acknowledged, unknown
+    /// when its retries gave up), checked with a read of every item from
+    /// the final store.
+    history: History<KvOp, KvOut>,
     /// Most sends in flight at once, and now.
     max_in_flight: usize,
     in_flight: usize,
@@ -247,6 +254,10 @@ impl Scenario for Pipeline {
                         (ctx.clone(), Retrier::new(policy.clone(), timer).with_id(id));
                     async move {
                         let start = now();
+                        let call = ctx
+                            .record()
+                            .history
+                            .call(1, KvOp::Put(id.to_string(), payload(seed, id).to_string()));
                         let sent = retrier
                             .run(|attempt| {
                                 let ctx = ctx.clone();
@@ -281,6 +292,7 @@ impl Scenario for Pipeline {
                         match sent {
                             Ok(()) => {
                                 ctx.latency(now() - start);
+                                ctx.record().history.ok(call, KvOut::Done);
                                 Ok(id)
                             }
                             Err(e) => {
@@ -530,6 +542,21 @@ fn check(r: &Record, seed: u64) -> Vec<Violation> {
             ));
         }
     }
+    // The same promise as a history: every acknowledged put is read back
+    // from the final store (unacknowledged ones may or may not be there).
+    let mut history = r.history.clone();
+    let end = history.end() + 1;
+    for id in 0..ITEMS {
+        let value = r.store.get(&id).map(u64::to_string);
+        history.push(Op::returned(
+            0,
+            KvOp::Get(id.to_string()),
+            end,
+            end,
+            KvOut::Value(value),
+        ));
+    }
+    v.extend(Linearizable::new(KeyValue).check(&history));
     if r.max_in_flight > IN_FLIGHT {
         v.push(Violation::new(
             "sends in flight within 4",

@@ -104,6 +104,24 @@ impl<I, O> History<I, O> {
         }
     }
 
+    /// An operation observed outside the run's clients, with its own
+    /// instants (in nanoseconds of virtual time): e.g. a read of the final
+    /// state after the run, at [`end`](History::end) + 1.
+    pub fn push(&mut self, op: Op<I, O>) {
+        self.ops.push(op);
+        self.failed.push(false);
+        self.ended.push(true);
+    }
+
+    /// The latest instant recorded (a call or a return), in nanoseconds.
+    pub fn end(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|op| op.ret.as_ref().map_or(op.call, |(t, _)| *t))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The operations to check: every one called, less those that failed.
     pub fn ops(&self) -> Vec<&Op<I, O>> {
         self.ops

@@ -20,6 +20,11 @@
 //! * **breaker-respected**: no attempt goes on the wire while the client's
 //!   breaker is open (read from the order of events: a send after the
 //!   breaker opened and before it half-opened).
+//! * **linearizable**: the same promise as exactly-once, with nothing
+//!   written about duplicates: each logical order is an append of one mark
+//!   to its item's key (done when the client reports it placed, of unknown
+//!   outcome when it gave up), and a read of each item's marks from the
+//!   final store (one per order stored) must fit some order of them.
 //!
 //! Sabotages (`--sabotage NAME`) plant one real bug each in the client:
 //! `retry-without-idempotency-key`, `no-deadline`, `bypass-open-breaker`.
@@ -29,8 +34,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_patterns::circuit_breaker::BreakerState;
+use async_patterns_sim::history::Op;
+use async_patterns_sim::history::models::{KeyValue, KvOp, KvOut};
 use async_patterns_sim::net::http::{client as http_client, serve_local};
-use async_patterns_sim::{Ctx, Point, RunInfo, Sabotage, Scenario, Targets, Violation, now};
+use async_patterns_sim::{
+    Ctx, History, Linearizable, Point, RunInfo, Sabotage, Scenario, Targets, Violation, now,
+};
 
 use crate::client::{self, ClientConfig, ClientEvent, OrdersClient, Placed};
 use crate::server::{MemoryStore, NewOrder, OrdersServer, ServerConfig, ServerEvent};
@@ -42,6 +51,9 @@ pub const PORT: u16 = 8080;
 /// How far past its deadline a call may end: the simulation's clock moves
 /// in 2 ms ticks, so a timer fires up to a tick late; two ticks.
 pub const SLACK: Duration = Duration::from_millis(4);
+
+/// What an order's append adds to its item's key in the history.
+const MARK: &str = "+";
 
 /// The orders scenario (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,6 +73,8 @@ pub struct Record {
     /// seen while it was open.
     breaker: Option<BreakerState>,
     open_sends: Vec<(Duration, String)>,
+    /// Each logical order as an append of a mark to its item's key.
+    history: History<KvOp, KvOut>,
 }
 
 #[derive(Debug)]
@@ -189,6 +203,10 @@ impl Scenario for Orders {
                         ended: None,
                     },
                 );
+                let op = ctx
+                    .record()
+                    .history
+                    .call(1, KvOp::Append(order.item.clone(), MARK.into()));
                 let (client, ctx) = (client.clone(), ctx.clone());
                 // On the host's LocalSet, like the server's connections
                 // (determinism rule 7).
@@ -212,10 +230,15 @@ impl Scenario for Orders {
                     let mut record = ctx.record();
                     let call = record.calls.get_mut(&i).expect("registered above");
                     let took = now() - call.started;
-                    if result.is_ok() {
+                    let placed = result.is_ok();
+                    if placed {
                         ctx.latency(took);
                     }
                     call.ended = Some((now(), result));
+                    // Gave up: unknown (the server may have stored it).
+                    if placed {
+                        record.history.ok(op, KvOut::Done);
+                    }
                 }));
                 tokio::time::sleep(Duration::from_millis(gaps.between(20, 120))).await;
             }
@@ -296,6 +319,21 @@ impl Scenario for Orders {
         for (at, what) in &record.open_sends {
             v.push(Violation::new("breaker-respected", what.clone()).at(*at));
         }
+        // The final store, read after the run: one mark per order stored.
+        let mut history = record.history.clone();
+        let end = history.end() + 1;
+        for call in record.calls.values() {
+            let n = stored.iter().filter(|o| o.order.item == call.item).count();
+            let marks = (n > 0).then(|| MARK.repeat(n));
+            history.push(Op::returned(
+                0,
+                KvOp::Get(call.item.clone()),
+                end,
+                end,
+                KvOut::Value(marks),
+            ));
+        }
+        v.extend(Linearizable::new(KeyValue).check(&history));
         v
     }
 }
