@@ -123,3 +123,101 @@ impl Model for KeyValue {
         by_key.into_values().collect()
     }
 }
+
+/// A counting semaphore of `permits` permits, all free at first, as seen
+/// through `try_acquire` and the release of what it granted (a history
+/// with waiters queued is not this model's: a fair semaphore refuses a
+/// `try_acquire` while anyone waits).
+#[derive(Debug, Clone, Copy)]
+pub struct Semaphore {
+    /// Permits in all.
+    pub permits: u64,
+}
+
+/// What a semaphore operation asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SemaphoreOp {
+    /// Take `n` permits if `n` are free (output: whether it did).
+    TryAcquire(u64),
+    /// Give `n` permits back (output: `true`).
+    Release(u64),
+}
+
+impl Model for Semaphore {
+    /// Permits free.
+    type State = u64;
+    type Input = SemaphoreOp;
+    type Output = bool;
+
+    fn init(&self) -> u64 {
+        self.permits
+    }
+
+    fn step(&self, free: &u64, input: &SemaphoreOp, output: Option<&bool>) -> Option<u64> {
+        match *input {
+            SemaphoreOp::TryAcquire(n) => {
+                let granted = *free >= n;
+                if output.is_some_and(|o| *o != granted) {
+                    return None;
+                }
+                Some(if granted { free - n } else { *free })
+            }
+            SemaphoreOp::Release(n) => {
+                let back = free.checked_add(n)?;
+                (back <= self.permits && output.is_none_or(|o| *o)).then_some(back)
+            }
+        }
+    }
+}
+
+/// A rate limiter as a token bucket counted in nanoseconds of credit: each
+/// cell costs `interval_ns`, credit accrues one nanosecond per nanosecond
+/// of the clock and holds at most `burst` cells' worth; full at first. The
+/// clock reading each check made is part of its input (readings must not
+/// go back).
+#[derive(Debug, Clone, Copy)]
+pub struct Limiter {
+    /// The cost of one cell.
+    pub interval_ns: u64,
+    /// Cells the bucket holds.
+    pub burst: u64,
+}
+
+/// A limiter's check: `cells` at clock reading `at_ns` (output: whether
+/// they were admitted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LimiterCheck {
+    /// The clock reading, in nanoseconds from the clock's start.
+    pub at_ns: u64,
+    /// Cells asked.
+    pub cells: u64,
+}
+
+impl Model for Limiter {
+    /// (credit in nanoseconds, the reading it was counted at).
+    type State = (u128, u64);
+    type Input = LimiterCheck;
+    type Output = bool;
+
+    fn init(&self) -> (u128, u64) {
+        (u128::from(self.interval_ns) * u128::from(self.burst), 0)
+    }
+
+    fn step(
+        &self,
+        state: &(u128, u64),
+        input: &LimiterCheck,
+        output: Option<&bool>,
+    ) -> Option<(u128, u64)> {
+        let (credit, last) = *state;
+        let full = u128::from(self.interval_ns) * u128::from(self.burst);
+        let now = input.at_ns.max(last);
+        let credit = (credit + u128::from(now - last)).min(full);
+        let cost = u128::from(self.interval_ns) * u128::from(input.cells);
+        let admitted = credit >= cost;
+        if output.is_some_and(|o| *o != admitted) {
+            return None;
+        }
+        Some((if admitted { credit - cost } else { credit }, now))
+    }
+}

@@ -365,3 +365,43 @@ fn a_part_that_fails_quickly_is_found_before_one_that_takes_long() {
         Verdict::Unknown { .. }
     ));
 }
+
+#[test]
+fn the_pattern_models_follow_their_rules() {
+    use async_patterns_linearize::models::{Limiter, LimiterCheck, Semaphore, SemaphoreOp};
+    let s = Semaphore { permits: 2 };
+    assert_eq!(
+        s.step(&2, &SemaphoreOp::TryAcquire(2), Some(&true)),
+        Some(0)
+    );
+    assert_eq!(s.step(&1, &SemaphoreOp::TryAcquire(2), Some(&true)), None);
+    assert_eq!(
+        s.step(&1, &SemaphoreOp::TryAcquire(2), Some(&false)),
+        Some(1)
+    );
+    assert_eq!(s.step(&2, &SemaphoreOp::TryAcquire(1), Some(&false)), None);
+    assert_eq!(s.step(&1, &SemaphoreOp::Release(1), Some(&true)), Some(2));
+    // More back than the total was never taken.
+    assert_eq!(s.step(&2, &SemaphoreOp::Release(1), None), None);
+    // 100 ns a cell, burst 2: full at first, one cell back per 100 ns.
+    let l = Limiter {
+        interval_ns: 100,
+        burst: 2,
+    };
+    let at = |at_ns, cells| LimiterCheck { at_ns, cells };
+    let full = l.init();
+    assert_eq!(full, (200, 0));
+    assert_eq!(l.step(&full, &at(0, 2), Some(&true)), Some((0, 0)));
+    assert_eq!(l.step(&(0, 0), &at(99, 1), Some(&false)), Some((99, 99)));
+    assert_eq!(l.step(&(0, 0), &at(100, 1), Some(&true)), Some((0, 100)));
+    // Credit is capped at the burst, and a reading that goes back counts
+    // as the last one.
+    assert_eq!(
+        l.step(&(0, 0), &at(10_000, 3), Some(&false)),
+        Some((200, 10_000))
+    );
+    assert_eq!(
+        l.step(&(50, 500), &at(400, 1), Some(&false)),
+        Some((50, 500))
+    );
+}
