@@ -229,8 +229,9 @@ impl Semaphore {
     /// # Panics
     ///
     /// If `permits` exceeds [`MAX_PERMITS`]: in a `const` or `static`, that
-    /// is a compile error. (Not under loom, whose mutex is not `const`.)
-    #[cfg(not(async_patterns_loom))]
+    /// is a compile error. (Not under loom or shuttle, whose mutexes are
+    /// not `const`.)
+    #[cfg(not(any(async_patterns_loom, async_patterns_shuttle)))]
     pub const fn const_new(permits: usize) -> Self {
         assert!(
             permits <= MAX_PERMITS,

@@ -1,10 +1,13 @@
 //! The one place the core takes its synchronisation primitives from.
 //!
 //! Under `--cfg async_patterns_loom` every atomic, mutex and `Arc` comes from
-//! [`loom`], so the model checker sees (and permutes) every access; otherwise
-//! they are `std`'s. A project-specific cfg is used instead of `--cfg loom`
-//! because tokio does not compile under the latter, and the test suites link
-//! tokio.
+//! [`loom`], so the model checker sees (and permutes) every access; under
+//! `--cfg async_patterns_shuttle` from shuttle, whose randomized schedulers
+//! search the interleavings of many more threads than loom can enumerate
+//! (under sequential consistency only: it does not test memory orderings);
+//! otherwise they are `std`'s. Project-specific cfgs are used instead of
+//! `--cfg loom` because tokio does not compile under the latter, and the test
+//! suites link tokio.
 
 #[cfg(async_patterns_loom)]
 pub(crate) use loom::sync::{
@@ -12,7 +15,13 @@ pub(crate) use loom::sync::{
     atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
-#[cfg(not(async_patterns_loom))]
+#[cfg(async_patterns_shuttle)]
+pub(crate) use shuttle::sync::{
+    Arc, Mutex, MutexGuard,
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+};
+
+#[cfg(not(any(async_patterns_loom, async_patterns_shuttle)))]
 pub(crate) use std::sync::{
     Arc, Mutex, MutexGuard,
     atomic::{AtomicU64, AtomicUsize, Ordering},
