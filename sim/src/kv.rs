@@ -29,9 +29,8 @@ use std::time::Duration;
 
 use async_patterns::deadline;
 use async_patterns::retry::{Jitter, Retrier, RetryPolicy};
-use async_patterns_sim::history::Checked;
 use async_patterns_sim::history::models::{KeyValue, KvOp, KvOut};
-use async_patterns_sim::plot::{GREEN, GREY, Lane, RED};
+use async_patterns_sim::plot::Lane;
 use async_patterns_sim::{
     Ctx, History, Linearizable, Network, Point, RunInfo, Sabotage, Scenario, Swarm, Targets,
     Violation, now, point,
@@ -140,38 +139,7 @@ impl Scenario for KvStore {
     }
 
     fn lanes(&self, _: &RunInfo, record: &Record) -> Vec<Lane> {
-        // The operations a violation needs, in red.
-        let blamed = match Linearizable::new(KeyValue).verdict(&record.history) {
-            Checked::Violated { needs, .. } => needs.ops,
-            _ => Vec::new(),
-        };
-        let mut lanes: Vec<Lane> = CLIENTS
-            .iter()
-            .map(|c| Lane::new(format!("{c} operations")))
-            .collect();
-        for (i, op) in record.history.ops().into_iter().enumerate() {
-            let (end, colour, label) = match &op.ret {
-                Some((t, out)) => (*t, GREEN, format!("{:?} {:?}", op.input, out)),
-                None => (op.call + 200_000_000, GREY, format!("{:?} ?", op.input)),
-            };
-            let colour = if blamed.contains(&i) { RED } else { colour };
-            if let Some(lane) = lanes.get_mut(op.client as usize - 1) {
-                lane.spans.push((
-                    Duration::from_nanos(op.call),
-                    Duration::from_nanos(end),
-                    colour,
-                    label,
-                ));
-            }
-        }
-        for lane in &mut lanes {
-            lane.key = vec![
-                (GREEN, "answered".into()),
-                (GREY, "outcome unknown".into()),
-                (RED, "violation".into()),
-            ];
-        }
-        lanes
+        Linearizable::new(KeyValue).lanes(&record.history)
     }
 }
 

@@ -38,11 +38,13 @@
 //! assert!(v[0].detail.contains("\"xx\""), "{}", v[0].detail);
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt::{Debug, Write as _};
 use std::time::Duration;
 
 pub use async_patterns_linearize::{Minimal, Model, Op, Verdict, Witness, models};
 
+use crate::plot::{GREEN, GREY, Lane, RED};
 use crate::trace::Violation;
 
 /// The operations of one run, in the order they were called.
@@ -241,6 +243,46 @@ impl<M: Model> Linearizable<M> {
                 vec![self.violation(&ops, &witness, &needs)]
             }
         }
+    }
+
+    /// The history drawn for `replay --plot` (return it from your
+    /// scenario's `lanes`): a lane per client, each operation a span from
+    /// its call to its return (green: answered; grey, to the history's end:
+    /// outcome unknown), the operations a violation needs in red.
+    pub fn lanes(&self, history: &History<M::Input, M::Output>) -> Vec<Lane>
+    where
+        M::Input: Clone,
+        M::Output: Clone,
+    {
+        let needed = match self.verdict(history) {
+            Checked::Violated { needs, .. } => needs.ops,
+            _ => Vec::new(),
+        };
+        let end = history.end();
+        let mut lanes: BTreeMap<u64, Lane> = BTreeMap::new();
+        for (i, op) in history.ops().into_iter().enumerate() {
+            let (to, colour, label) = match &op.ret {
+                Some((t, out)) => (*t, GREEN, format!("{:?} -> {:?}", op.input, out)),
+                None => (end, GREY, format!("{:?} ?", op.input)),
+            };
+            let colour = if needed.contains(&i) { RED } else { colour };
+            lanes
+                .entry(op.client)
+                .or_insert_with(|| {
+                    Lane::new(format!("client {} operations", op.client))
+                        .key(GREEN, "answered")
+                        .key(GREY, "outcome unknown")
+                        .key(RED, "what the violation needs")
+                })
+                .spans
+                .push((
+                    Duration::from_nanos(op.call),
+                    Duration::from_nanos(to),
+                    colour,
+                    label,
+                ));
+        }
+        lanes.into_values().collect()
     }
 
     fn violation(
