@@ -12,73 +12,23 @@
 //! them back less `n`) shows that the check catches what only overlapping
 //! callers break.
 
+#[path = "support/histories.rs"]
+mod histories;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use histories::{Permits, Recorder, limiter_model, reading};
 
 use async_patterns::rate_limiter::{Quota, RateLimiter};
 use async_patterns::semaphore::Semaphore;
-use async_patterns::time::{Clock, Instant, ManualClock};
+use async_patterns::time::ManualClock;
 use async_patterns_linearize::models::{self, LimiterCheck, SemaphoreOp};
 use async_patterns_linearize::{Op, Verdict, check};
 
 const TASKS: u64 = 8;
 const BUDGET: u64 = 50_000_000;
-
-/// The history's shared clock and its operations.
-struct Recorder<I, O> {
-    ticks: AtomicU64,
-    ops: Mutex<Vec<Op<I, O>>>,
-}
-
-impl<I, O> Recorder<I, O> {
-    fn new() -> Self {
-        Recorder {
-            ticks: AtomicU64::new(0),
-            ops: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn tick(&self) -> u64 {
-        self.ticks.fetch_add(1, SeqCst)
-    }
-    /// Runs `f` as one operation of `client`: ticks before and after.
-    fn op(&self, client: u64, input: I, f: impl FnOnce() -> O) -> O
-    where
-        O: Clone,
-    {
-        let call = self.tick();
-        let out = f();
-        let ret = self.tick();
-        self.ops
-            .lock()
-            .unwrap()
-            .push(Op::returned(client, input, call, ret, out.clone()));
-        out
-    }
-}
-
-/// Something with try-acquire and release, whole permits at a time.
-trait Permits: Send + Sync + 'static {
-    fn try_take(&self, n: u64) -> bool;
-    fn give(&self, n: u64);
-}
-
-impl Permits for Semaphore {
-    fn try_take(&self, n: u64) -> bool {
-        match self.try_acquire_many(n as usize) {
-            // Held as a count; given back through `give`.
-            Ok(permit) => {
-                permit.forget();
-                true
-            }
-            Err(_) => false,
-        }
-    }
-    fn give(&self, n: u64) {
-        self.add_permits(n as usize).expect("within the total");
-    }
-}
 
 /// The planted bug: check, then act, with a gap between.
 #[derive(Default)]
@@ -130,7 +80,7 @@ fn semaphore_history<P: Permits>(permits: Arc<P>, rounds: u64) -> Vec<Op<Semapho
             t.await.unwrap();
         }
     });
-    Arc::try_unwrap(rec).ok().unwrap().ops.into_inner().unwrap()
+    rec.history()
 }
 
 #[test]
@@ -181,13 +131,7 @@ fn the_rate_limiter_under_8_real_callers_is_linearizable() {
     let rec: Arc<Recorder<LimiterCheck, bool>> = Arc::new(Recorder::new());
     let mut step = 7u64;
     for _ in 0..100 {
-        let at_ns = u64::try_from(
-            clock
-                .now()
-                .saturating_duration_since(Instant::ZERO)
-                .as_nanos(),
-        )
-        .unwrap();
+        let at_ns = reading(&clock);
         rt.block_on(async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|client| {
@@ -212,7 +156,7 @@ fn the_rate_limiter_under_8_real_callers_is_linearizable() {
             .wrapping_add(1442695040888963407);
         clock.advance(Duration::from_millis((step >> 33) % 150));
     }
-    let h = Arc::try_unwrap(rec).ok().unwrap().ops.into_inner().unwrap();
+    let h = rec.history();
     let admitted = h
         .iter()
         .filter(|op| op.ret.as_ref().is_some_and(|(_, o)| *o))
@@ -222,10 +166,7 @@ fn the_rate_limiter_under_8_real_callers_is_linearizable() {
         "{admitted} of {}",
         h.len()
     );
-    let model = models::Limiter {
-        interval_ns: quota.interval().as_nanos() as u64,
-        burst: u64::from(quota.burst()),
-    };
+    let model = limiter_model(quota);
     assert_eq!(check(&model, &h, BUDGET), Verdict::Linearizable);
     // The same history against a bucket one cell smaller fails: the check
     // can fail.

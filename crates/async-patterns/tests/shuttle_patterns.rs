@@ -16,15 +16,20 @@
 //! schedules; a failure names the seed that replays it).
 #![cfg(async_patterns_shuttle)]
 
+#[path = "support/histories.rs"]
+mod histories;
+
 use std::time::Duration;
+
+use histories::{Permits, Recorder, limiter_model, reading};
 
 use async_patterns::rate_limiter::{Quota, RateLimiter};
 use async_patterns::semaphore::Semaphore;
-use async_patterns::time::{Clock, Instant, ManualClock};
+use async_patterns::time::ManualClock;
 use async_patterns_linearize::models::{self, LimiterCheck, SemaphoreOp};
 use async_patterns_linearize::{Model, Op, Verdict, check};
+use shuttle::sync::Arc;
 use shuttle::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use shuttle::sync::{Arc, Mutex};
 
 fn iterations() -> usize {
     std::env::var("SHUTTLE_ITERATIONS")
@@ -52,55 +57,10 @@ fn pct(f: impl Fn() + Send + Sync + 'static, executions: usize, depth: usize) {
     shuttle::Runner::new(scheduler, shuttle::Config::default()).run(f);
 }
 
-/// One execution's history: a shared tick for the instants.
-struct Recorder<I, O> {
-    ticks: AtomicU64,
-    ops: Mutex<Vec<Op<I, O>>>,
-}
-
-impl<I, O: Clone> Recorder<I, O> {
-    fn new() -> Self {
-        Recorder {
-            ticks: AtomicU64::new(0),
-            ops: Mutex::new(Vec::new()),
-        }
-    }
-    fn op(&self, client: u64, input: I, f: impl FnOnce() -> O) -> O {
-        let call = self.ticks.fetch_add(1, SeqCst);
-        let out = f();
-        let ret = self.ticks.fetch_add(1, SeqCst);
-        self.ops
-            .lock()
-            .unwrap()
-            .push(Op::returned(client, input, call, ret, out.clone()));
-        out
-    }
-    fn history(&self) -> Vec<Op<I, O>> {
-        std::mem::take(&mut *self.ops.lock().unwrap())
-    }
-}
-
 fn assert_linearizable<M: Model>(model: &M, h: &[Op<M::Input, M::Output>]) {
     match check(model, h, 10_000_000) {
         Verdict::Linearizable => {}
         other => panic!("{other:?} on {} operations: {h:?}", h.len()),
-    }
-}
-
-/// Try-acquire and release, whole permits at a time.
-trait Permits: Send + Sync + 'static {
-    fn try_take(&self, n: u64) -> bool;
-    fn give(&self, n: u64);
-}
-
-impl Permits for Semaphore {
-    fn try_take(&self, n: u64) -> bool {
-        self.try_acquire_many(n as usize)
-            .map(|p| p.forget())
-            .is_ok()
-    }
-    fn give(&self, n: u64) {
-        self.add_permits(n as usize).expect("within the total");
     }
 }
 
@@ -155,13 +115,7 @@ fn limiter_run(threads: u64) {
     let limiter = Arc::new(RateLimiter::new(quota, clock.clone()));
     let rec = Arc::new(Recorder::new());
     for _phase in 0..2 {
-        let at_ns = u64::try_from(
-            clock
-                .now()
-                .saturating_duration_since(Instant::ZERO)
-                .as_nanos(),
-        )
-        .unwrap();
+        let at_ns = reading(&clock);
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (l, rec) = (limiter.clone(), rec.clone());
@@ -180,10 +134,7 @@ fn limiter_run(threads: u64) {
         }
         clock.advance(Duration::from_millis(150));
     }
-    let model = models::Limiter {
-        interval_ns: quota.interval().as_nanos() as u64,
-        burst: u64::from(quota.burst()),
-    };
+    let model = limiter_model(quota);
     assert_linearizable(&model, &rec.history());
 }
 
