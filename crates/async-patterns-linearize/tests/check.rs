@@ -40,6 +40,19 @@ fn a_read_of_an_overwritten_value_after_the_write_returned_is_not() {
 }
 
 #[test]
+fn the_witness_is_the_first_longest_order_found() {
+    // Both writes overlap, then a read of a value neither wrote: the search
+    // reaches the read after [w1, w2] first, and later after [w2, w1], as
+    // long: it reports the first.
+    let h = [w(1, 1, 0, 5), w(2, 2, 0, 5), r(3, 3, 6, 7)];
+    let Verdict::NotLinearizable(wit) = verdict(&h) else {
+        panic!("{:?}", verdict(&h));
+    };
+    assert_eq!(wit.longest_prefix, [0, 1]);
+    assert_eq!(wit.stuck, Some(2));
+}
+
+#[test]
 fn an_operation_that_returns_as_another_is_called_overlaps_it() {
     // The read is called at the instant the write returns: either order.
     let h = [w(1, 1, 0, 5), r(2, 0, 5, 6)];
@@ -370,6 +383,7 @@ fn a_part_that_fails_quickly_is_found_before_one_that_takes_long() {
 fn the_pattern_models_follow_their_rules() {
     use async_patterns_linearize::models::{Limiter, LimiterCheck, Semaphore, SemaphoreOp};
     let s = Semaphore { permits: 2 };
+    assert_eq!(s.init(), 2);
     assert_eq!(
         s.step(&2, &SemaphoreOp::TryAcquire(2), Some(&true)),
         Some(0)
