@@ -121,7 +121,10 @@ fn out_of_budget_is_unchecked_unless_the_scenario_says_it_passes() {
     let v = Linearizable::new(Register).budget(3).check(&h);
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].invariant, "history unchecked");
-    assert!(v[0].detail.starts_with("the 7-operation history was not decided within "));
+    assert!(
+        v[0].detail
+            .starts_with("the 7-operation history was not decided within ")
+    );
     assert!(
         Linearizable::new(Register)
             .budget(3)
@@ -137,4 +140,24 @@ fn out_of_budget_is_unchecked_unless_the_scenario_says_it_passes() {
     assert_eq!(h.end(), 2);
     assert!(!h.is_empty());
     assert!(History::<RegisterOp, Option<u64>>::new().is_empty());
+}
+
+#[test]
+fn an_operation_whose_answer_does_not_matter_says_so() {
+    // Reading 2 (returned at 3 ms) pins the write of 2 before 3 ms; a read
+    // called at 4 ms then sees 0. The write must be there; its return
+    // (5 ms) does not matter.
+    let ms = |n: u64| n * 1_000_000;
+    let mut h: H = History::new();
+    h.push(Op::returned(2, RegisterOp::Read, 0, ms(3), Some(2)));
+    h.push(Op::returned(0, RegisterOp::Write(2), ms(2), ms(5), None));
+    h.push(Op::returned(1, RegisterOp::Read, ms(4), ms(6), Some(0)));
+    let v = Linearizable::new(Register).check(&h);
+    assert_eq!(
+        v[0].detail,
+        "no order explains client 1: Read -> Some(0) 0.004-0.006 s (the longest order found \
+         explains 2 of its part's 3 operations); it needs only: [client 2: Read -> Some(2) \
+         0.000-0.003 s] [client 0: Write(2) called at 0.002 s (its answer does not matter)] \
+         [client 1: Read -> Some(0) 0.004-0.006 s]"
+    );
 }
