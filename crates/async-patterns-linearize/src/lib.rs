@@ -160,6 +160,15 @@ struct Node {
 /// Checks `history` against `model`, in at most `budget` search steps over
 /// all parts.
 pub fn check<M: Model>(model: &M, history: &[Op<M::Input, M::Output>], budget: u64) -> Verdict {
+    checked(model, history, budget).0
+}
+
+/// [`check`], and the steps it took.
+fn checked<M: Model>(
+    model: &M,
+    history: &[Op<M::Input, M::Output>],
+    budget: u64,
+) -> (Verdict, u64) {
     let inputs: Vec<&M::Input> = history.iter().map(|op| &op.input).collect();
     let parts = model.partition(&inputs);
     // One part: searched to the end or the budget. Several: searched in
@@ -181,15 +190,15 @@ pub fn check<M: Model>(model: &M, history: &[Op<M::Input, M::Output>], budget: u
             steps = steps.saturating_add(used);
             match verdict {
                 Some(Verdict::Linearizable) => {}
-                Some(failed) => return failed,
-                None if steps >= budget => return Verdict::Unknown { steps },
+                Some(failed) => return (failed, steps),
+                None if steps >= budget => return (Verdict::Unknown { steps }, steps),
                 None => undecided.push(search),
             }
         }
         open = undecided;
         turn = turn.saturating_mul(2);
     }
-    Verdict::Linearizable
+    (Verdict::Linearizable, steps)
 }
 
 /// The search of one part, which can stop after some steps and go on.
@@ -480,8 +489,9 @@ pub struct Minimal {
 /// The result is 1-minimal: leaving out any one more operation, or
 /// forgetting any one more return, makes it linearizable, fail at another
 /// operation, or run out of `budget` (steps per check). The cut makes at
-/// most [`MAX_CUT_CHECKS`] checks; [`Minimal::complete`] says whether it
-/// finished within them. The search starts from `witness`'s failing part
+/// most [`MAX_CUT_CHECKS`] checks of at most [`CUT_STEPS`] × `budget`
+/// steps in all; [`Minimal::complete`] says whether it finished within
+/// them. The search starts from `witness`'s failing part
 /// (from [`check`] of the same history).
 pub fn minimal<M: Model>(
     model: &M,
@@ -495,6 +505,9 @@ where
 {
     let stuck = witness.stuck;
     let checks = std::cell::Cell::new(0usize);
+    let spent = std::cell::Cell::new(0u64);
+    let total = budget.saturating_mul(CUT_STEPS);
+    let exhausted = || checks.get() >= MAX_CUT_CHECKS || spent.get() >= total;
     // Whether `keep`, with the returns of `forgotten` forgotten and the
     // operations `freed` free, still fails at `stuck`.
     let still_fails = |keep: &[usize], forgotten: &[usize], freed: &[usize]| -> bool {
@@ -512,7 +525,9 @@ where
             op.ret = None;
             sub.push(op);
         }
-        match check(model, &sub, budget) {
+        let (verdict, steps) = checked(model, &sub, budget.min(total - spent.get()));
+        spent.set(spent.get() + steps);
+        match verdict {
             // Stuck at a kept operation (a freed one is past `keep`).
             Verdict::NotLinearizable(w) => w.stuck.and_then(|k| keep.get(k)).copied() == stuck,
             _ => false,
@@ -528,7 +543,7 @@ where
         loop {
             let mut at = 0;
             while at < keep.len() {
-                if checks.get() >= MAX_CUT_CHECKS {
+                if exhausted() {
                     complete = false;
                     break 'cut;
                 }
@@ -552,7 +567,7 @@ where
             chunk = chunk.div_ceil(2);
         }
         for &i in &keep.clone() {
-            if checks.get() >= MAX_CUT_CHECKS {
+            if exhausted() {
                 complete = false;
                 break 'cut;
             }
@@ -580,6 +595,10 @@ where
 
 /// The most checks [`minimal`] makes.
 pub const MAX_CUT_CHECKS: usize = 2_000;
+
+/// The most steps [`minimal`] takes in all, in units of its per-check
+/// budget.
+pub const CUT_STEPS: u64 = 16;
 
 #[cfg(test)]
 mod tests {

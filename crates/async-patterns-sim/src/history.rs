@@ -183,9 +183,10 @@ impl<M: Model> Linearizable<M> {
     }
 
     /// The budget of each check the cut to the operations a failure needs
-    /// makes (default 100,000 steps; it makes at most
-    /// [`MAX_CUT_CHECKS`](async_patterns_linearize::MAX_CUT_CHECKS)): a
-    /// check out of budget keeps what it would have cut.
+    /// makes (default 100,000 steps; the cut takes at most
+    /// [`CUT_STEPS`](async_patterns_linearize::CUT_STEPS) times that in
+    /// all, so a failing run costs at most about 1.6 million steps more):
+    /// a check out of budget keeps what it would have cut.
     #[must_use]
     pub fn cut_budget(mut self, steps: u64) -> Self {
         self.cut_budget = steps;
