@@ -48,5 +48,6 @@ for f in "$out"/go.* "$out"/rust.*; do
     status=1
   fi
 done
+[ $status -eq 0 ] && echo "every verdict of both agrees with the one Porcupine's tests expect (102 etcd histories, 6 key-value)"
 echo "(this machine: $(nproc) cores, $(uname -m); rounds: $rounds; $(go version | awk '{print $3}'))"
 exit $status

@@ -77,6 +77,15 @@ pub trait Model {
     fn partition(&self, inputs: &[&Self::Input]) -> Vec<Vec<usize>> {
         vec![(0..inputs.len()).collect()]
     }
+
+    /// Whether `input` never changes the state (a read). An operation that
+    /// reads and whose outcome is unknown constrains nothing, so the search
+    /// leaves it out: each such one left in can double its work (default:
+    /// none is a read).
+    fn read_only(&self, input: &Self::Input) -> bool {
+        let _ = input;
+        false
+    }
 }
 
 /// One operation of a history.
@@ -170,7 +179,11 @@ fn checked<M: Model>(
     budget: u64,
 ) -> (Verdict, u64) {
     let inputs: Vec<&M::Input> = history.iter().map(|op| &op.input).collect();
-    let parts = model.partition(&inputs);
+    let mut parts = model.partition(&inputs);
+    // A read of unknown outcome fits anywhere and changes nothing.
+    for part in &mut parts {
+        part.retain(|&i| history[i].ret.is_some() || !model.read_only(&history[i].input));
+    }
     // One part: searched to the end or the budget. Several: searched in
     // turns, each turn resuming every undecided part for twice the steps
     // of the last, so a part that fails cheaply is found before one that

@@ -32,8 +32,13 @@ impl Model for Register {
         match (input, output) {
             (RegisterOp::Read, None) => Some(*state),
             (RegisterOp::Read, Some(seen)) => (*seen == Some(*state)).then_some(*state),
-            (RegisterOp::Write(v), _) => Some(*v),
+            (RegisterOp::Write(v), None | Some(None)) => Some(*v),
+            (RegisterOp::Write(_), Some(Some(_))) => None,
         }
+    }
+
+    fn read_only(&self, input: &RegisterOp) -> bool {
+        *input == RegisterOp::Read
     }
 }
 
@@ -113,6 +118,10 @@ impl Model for KeyValue {
             Some(seen) if *seen != out => None,
             _ => Some(next),
         }
+    }
+
+    fn read_only(&self, input: &KvOp) -> bool {
+        matches!(input, KvOp::Get(_))
     }
 
     fn partition(&self, inputs: &[&KvOp]) -> Vec<Vec<usize>> {

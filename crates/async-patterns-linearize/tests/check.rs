@@ -382,6 +382,18 @@ fn a_part_that_fails_quickly_is_found_before_one_that_takes_long() {
 #[test]
 fn the_pattern_models_follow_their_rules() {
     use async_patterns_linearize::models::{Limiter, LimiterCheck, Semaphore, SemaphoreOp};
+    // A register write answers nothing; a read of unknown outcome is left
+    // out of the search (it fits anywhere).
+    assert_eq!(
+        Register.step(&0, &RegisterOp::Write(5), Some(&Some(5))),
+        None
+    );
+    assert!(Register.read_only(&RegisterOp::Read) && !Register.read_only(&RegisterOp::Write(1)));
+    let unknown_reads: Vec<_> = (0..64)
+        .map(|c| Op::unknown(c, RegisterOp::Read, 0))
+        .chain([Op::returned(99, RegisterOp::Write(1), 0, 1, None)])
+        .collect();
+    assert_eq!(check(&Register, &unknown_reads, 200), Verdict::Linearizable);
     let s = Semaphore { permits: 2 };
     assert_eq!(s.init(), 2);
     assert_eq!(

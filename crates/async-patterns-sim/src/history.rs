@@ -231,14 +231,20 @@ impl<M: Model> Linearizable<M> {
         match self.verdict(history) {
             Checked::Linearizable => Vec::new(),
             Checked::Unknown { .. } if self.unknown_passes => Vec::new(),
-            Checked::Unknown { steps } => vec![Violation::new(
-                "history unchecked",
-                format!(
-                    "the {}-operation history was not decided within {steps} search steps: \
-                     raise the budget, or shorten the workload (unknown is never a pass)",
-                    history.ops().len()
-                ),
-            )],
+            Checked::Unknown { steps } => {
+                let ops = history.ops();
+                let unknown = ops.iter().filter(|op| op.ret.is_none()).count();
+                vec![Violation::new(
+                    "history unchecked",
+                    format!(
+                        "the {}-operation history ({unknown} of unknown outcome, each open to the \
+                         end) was not decided within {steps} search steps (unknown is never a \
+                         pass): retire a client after an operation of unknown outcome, spread \
+                         operations over more keys, or raise the budget",
+                        ops.len()
+                    ),
+                )]
+            }
             Checked::Violated { witness, needs } => {
                 let ops: Vec<&Op<M::Input, M::Output>> = history.ops();
                 vec![self.violation(&ops, &witness, &needs)]
@@ -305,6 +311,9 @@ impl<M: Model> Linearizable<M> {
             witness.longest_prefix.len(),
             witness.part.len()
         );
+        if !cut.complete {
+            detail.push_str(" (the cut stopped at its budget: some of these may not be needed)");
+        }
         for &i in &cut.ops {
             let _ = write!(
                 detail,

@@ -123,7 +123,7 @@ fn out_of_budget_is_unchecked_unless_the_scenario_says_it_passes() {
     assert_eq!(v[0].invariant, "history unchecked");
     assert!(
         v[0].detail
-            .starts_with("the 7-operation history was not decided within ")
+            .starts_with("the 7-operation history (0 of unknown outcome, each open to the end) was not decided within ")
     );
     assert!(
         Linearizable::new(Register)
