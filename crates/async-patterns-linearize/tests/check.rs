@@ -431,3 +431,181 @@ fn the_pattern_models_follow_their_rules() {
         Some((50, 500))
     );
 }
+
+#[test]
+fn the_keyed_limiter_model_bounds_busy_keys_and_checks_keys_apart() {
+    use async_patterns_linearize::models::{KeyedCheck, KeyedLimiter};
+    // 100 ns a cell, burst 1, room for one busy key.
+    let tight = KeyedLimiter {
+        interval_ns: 100,
+        burst: 1,
+        room: Some(1),
+    };
+    let at = |key, at_ns, cells| KeyedCheck { key, at_ns, cells };
+    let s = tight.init();
+    let a_busy = tight.step(&s, &at(1, 0, 1), Some(&true)).unwrap();
+    // Key 2 finds no room while key 1 is busy, but costs nothing at 0
+    // cells; at 100 ns key 1 is full again and key 2 gets its place.
+    assert_eq!(tight.step(&a_busy, &at(2, 50, 1), Some(&true)), None);
+    assert!(tight.step(&a_busy, &at(2, 50, 1), Some(&false)).is_some());
+    assert!(tight.step(&a_busy, &at(2, 50, 0), Some(&true)).is_some());
+    assert_eq!(tight.step(&a_busy, &at(2, 99, 1), Some(&true)), None);
+    assert!(tight.step(&a_busy, &at(2, 100, 1), Some(&true)).is_some());
+    // More cells than the burst never pass.
+    assert_eq!(tight.step(&s, &at(3, 0, 2), Some(&true)), None);
+    // Without a bound, a history splits by key.
+    let free = KeyedLimiter {
+        room: None,
+        ..tight
+    };
+    let checks = [at(1, 0, 1), at(2, 0, 1), at(1, 0, 1)];
+    let inputs: Vec<_> = checks.iter().collect();
+    assert_eq!(free.partition(&inputs), vec![vec![0, 2], vec![1]]);
+    assert_eq!(tight.partition(&inputs), vec![vec![0, 1, 2]]);
+    let h: Vec<_> = checks
+        .iter()
+        .zip([true, true, false])
+        .enumerate()
+        .map(|(i, (c, out))| Op::returned(0, *c, 2 * i as u64, 2 * i as u64 + 1, out))
+        .collect();
+    assert_eq!(check(&free, &h, 1_000), Verdict::Linearizable);
+    assert!(matches!(
+        check(&tight, &h, 1_000),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+#[test]
+fn the_breaker_model_ignores_stale_permits_and_probes_one_at_a_time() {
+    use async_patterns_linearize::models::{Breaker, BreakerOp, BreakerOut};
+    let b = Breaker {
+        consecutive_failures: Some(1),
+        window: None,
+        open_ns: 100,
+        probes: 1,
+        close_after: 1,
+    };
+    let acquire = |permit, at_ns| BreakerOp::Acquire { permit, at_ns };
+    let run = |ops: &[(BreakerOp, BreakerOut)]| {
+        let h: Vec<_> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, (input, out))| Op::returned(0, *input, 2 * i as u64, 2 * i as u64 + 1, *out))
+            .collect();
+        check(&b, &h, 1_000)
+    };
+    let admitted = BreakerOut::Admitted;
+    let done = BreakerOut::Done;
+    // Two calls in; one fails at 10: open until 110. The other's success
+    // is stale. At 110 one probe goes in, a second is refused, the probe's
+    // success closes it.
+    let ops = [
+        (acquire(1, 0), admitted),
+        (acquire(2, 0), admitted),
+        (
+            BreakerOp::Failure {
+                permit: 1,
+                at_ns: 10,
+            },
+            done,
+        ),
+        (
+            BreakerOp::Success {
+                permit: 2,
+                at_ns: 20,
+            },
+            done,
+        ),
+        (acquire(3, 109), BreakerOut::Open { until_ns: 110 }),
+        (acquire(4, 110), admitted),
+        (acquire(5, 110), BreakerOut::ProbesBusy),
+        (
+            BreakerOp::Success {
+                permit: 4,
+                at_ns: 120,
+            },
+            done,
+        ),
+        (acquire(6, 120), admitted),
+    ];
+    assert_eq!(run(&ops), Verdict::Linearizable);
+    // Any other answer fails somewhere.
+    for (i, other) in [(4, admitted), (6, admitted), (8, BreakerOut::ProbesBusy)] {
+        let mut bad = ops;
+        bad[i].1 = other;
+        assert!(matches!(run(&bad), Verdict::NotLinearizable(_)), "{i}");
+    }
+    // A dropped probe frees its slot without closing.
+    let dropped = [
+        (acquire(1, 0), admitted),
+        (
+            BreakerOp::Failure {
+                permit: 1,
+                at_ns: 0,
+            },
+            done,
+        ),
+        (acquire(2, 100), admitted),
+        (BreakerOp::Drop { permit: 2 }, done),
+        (acquire(3, 100), admitted),
+        (acquire(4, 100), BreakerOut::ProbesBusy),
+    ];
+    assert_eq!(run(&dropped), Verdict::Linearizable);
+}
+
+#[test]
+fn the_adaptive_model_moves_its_limit_by_how_calls_end() {
+    use async_patterns_linearize::models::{Adaptive, AdaptiveOp, Ending};
+    let a = Adaptive {
+        min: 1,
+        initial: 2,
+        max: 3,
+        increase: 1,
+        backoff_num: 1,
+        backoff_den: 2,
+        latency_target_ns: Some(10),
+    };
+    let finish = |ending, took| AdaptiveOp::Finish {
+        ending,
+        started_ns: 0,
+        at_ns: took,
+    };
+    assert_eq!(a.init(), (2, 0));
+    assert_eq!(
+        a.step(&(2, 1), &AdaptiveOp::Acquire, Some(&true)),
+        Some((2, 2))
+    );
+    assert_eq!(a.step(&(2, 2), &AdaptiveOp::Acquire, Some(&true)), None);
+    assert_eq!(
+        a.step(&(2, 2), &AdaptiveOp::Acquire, Some(&false)),
+        Some((2, 2))
+    );
+    // Busy (1 of 2 is half) and quick: up one; at exactly the target still
+    // quick; past it, halved; never above max nor below min.
+    assert_eq!(
+        a.step(&(2, 1), &finish(Ending::Success, 10), None),
+        Some((3, 0))
+    );
+    assert_eq!(
+        a.step(&(3, 1), &finish(Ending::Success, 1), None),
+        Some((3, 0))
+    );
+    assert_eq!(
+        a.step(&(3, 2), &finish(Ending::Success, 1), None),
+        Some((3, 1))
+    );
+    assert_eq!(
+        a.step(&(2, 1), &finish(Ending::Success, 11), None),
+        Some((1, 0))
+    );
+    assert_eq!(
+        a.step(&(1, 1), &finish(Ending::Failure, 0), None),
+        Some((1, 0))
+    );
+    assert_eq!(
+        a.step(&(2, 2), &finish(Ending::Dropped, 99), None),
+        Some((2, 1))
+    );
+    // Nothing in flight: nothing can finish.
+    assert_eq!(a.step(&(2, 0), &finish(Ending::Dropped, 0), None), None);
+}
