@@ -1,5 +1,6 @@
 //! Real threads: tasks on tokio's multi-thread runtime hammer the
-//! semaphore and the rate limiter, each recording every operation's call
+//! semaphore, the rate limiter, the keyed limiter, the circuit breaker and
+//! the adaptive limit, each recording every operation's call
 //! and return on one shared logical clock (an atomic tick: an operation
 //! whose return tick is below another's call tick really finished before
 //! it started), and the history is checked for linearizability against a
@@ -19,12 +20,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-use histories::{Permits, Recorder, limiter_model, reading};
+use std::num::NonZeroUsize;
 
-use async_patterns::rate_limiter::{Quota, RateLimiter};
+use histories::{
+    Permits, Recorder, adaptive_call, adaptive_pair, breaker_call, breaker_pair, limiter_model,
+    reading,
+};
+
+use async_patterns::adaptive::AdaptiveLimit;
+use async_patterns::circuit_breaker::CircuitBreaker;
+use async_patterns::rate_limiter::{KeyedRateLimiter, Quota, RateLimiter};
 use async_patterns::semaphore::Semaphore;
 use async_patterns::time::ManualClock;
-use async_patterns_linearize::models::{self, LimiterCheck, SemaphoreOp};
+use async_patterns_linearize::models::{
+    self, AdaptiveOp, BreakerOp, BreakerOut, KeyedCheck, KeyedLimiter, LimiterCheck, SemaphoreOp,
+};
 use async_patterns_linearize::{Op, Verdict, check};
 
 const TASKS: u64 = 8;
@@ -116,35 +126,23 @@ fn a_check_then_act_semaphore_is_caught() {
     panic!("the check-then-act semaphore passed 20 histories: {verdicts:?}");
 }
 
-#[test]
-fn the_rate_limiter_under_8_real_callers_is_linearizable() {
-    // 10 cells a second, burst 5: 100 ms a cell. The clock stands still
-    // while the callers run (so each check's reading is known), and moves
-    // 0-149 ms between batches.
-    let quota = Quota::per_second(10).unwrap().with_burst(5).unwrap();
-    let clock = ManualClock::new();
-    let limiter = Arc::new(RateLimiter::new(quota, clock.clone()));
+/// `batches` times: `TASKS` tasks on tokio's multi-thread runtime each run
+/// `body(task, at_ns)` with `clock` standing at `at_ns` (so each
+/// operation's reading is known); then the clock moves 0-149 ms.
+fn in_batches(clock: &ManualClock, batches: u64, body: impl Fn(u64, u64) + Send + Sync + 'static) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()
         .unwrap();
-    let rec: Arc<Recorder<LimiterCheck, bool>> = Arc::new(Recorder::new());
+    let body = Arc::new(body);
     let mut step = 7u64;
-    for _ in 0..100 {
-        let at_ns = reading(&clock);
+    for _ in 0..batches {
+        let at_ns = reading(clock);
         rt.block_on(async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|client| {
-                    let (l, rec) = (limiter.clone(), rec.clone());
-                    tokio::spawn(async move {
-                        for i in 0..3 {
-                            let cells = 1 + (client + i) % 2;
-                            rec.op(client, LimiterCheck { at_ns, cells }, || {
-                                l.check_n(cells as u32).is_ok()
-                            });
-                            tokio::task::yield_now().await;
-                        }
-                    })
+                    let body = body.clone();
+                    tokio::spawn(async move { body(client, at_ns) })
                 })
                 .collect();
             for t in tasks {
@@ -156,11 +154,34 @@ fn the_rate_limiter_under_8_real_callers_is_linearizable() {
             .wrapping_add(1442695040888963407);
         clock.advance(Duration::from_millis((step >> 33) % 150));
     }
+}
+
+/// How many operations of `h` returned `out`.
+fn answered<I, O: PartialEq>(h: &[Op<I, O>], out: &O) -> usize {
+    h.iter()
+        .filter(|op| op.ret.as_ref().is_some_and(|(_, o)| o == out))
+        .count()
+}
+
+#[test]
+fn the_rate_limiter_under_8_real_callers_is_linearizable() {
+    // 10 cells a second, burst 5: 100 ms a cell.
+    let quota = Quota::per_second(10).unwrap().with_burst(5).unwrap();
+    let clock = ManualClock::new();
+    let limiter = Arc::new(RateLimiter::new(quota, clock.clone()));
+    let rec: Arc<Recorder<LimiterCheck, bool>> = Arc::new(Recorder::new());
+    let r = rec.clone();
+    in_batches(&clock, 100, move |client, at_ns| {
+        for i in 0..3 {
+            let cells = 1 + (client + i) % 2;
+            r.op(client, LimiterCheck { at_ns, cells }, || {
+                limiter.check_n(cells as u32).is_ok()
+            });
+            std::thread::yield_now();
+        }
+    });
     let h = rec.history();
-    let admitted = h
-        .iter()
-        .filter(|op| op.ret.as_ref().is_some_and(|(_, o)| *o))
-        .count();
+    let admitted = answered(&h, &true);
     assert!(
         admitted > 50 && admitted < h.len(),
         "{admitted} of {}",
@@ -176,6 +197,131 @@ fn the_rate_limiter_under_8_real_callers_is_linearizable() {
     };
     assert!(matches!(
         check(&smaller, &h, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+#[test]
+fn the_keyed_limiter_under_8_real_callers_is_linearizable() {
+    // 3 keys at 10 cells a second, burst 2, room for 2 busy keys.
+    let quota = Quota::per_second(10).unwrap().with_burst(2).unwrap();
+    let clock = ManualClock::new();
+    let two = NonZeroUsize::new(2).unwrap();
+    let limiter = Arc::new(KeyedRateLimiter::new(quota, clock.clone(), two));
+    let rec: Arc<Recorder<KeyedCheck, bool>> = Arc::new(Recorder::new());
+    let r = rec.clone();
+    in_batches(&clock, 100, move |client, at_ns| {
+        for i in 0..3 {
+            let (key, cells) = ((client + i) % 3, 1 + (client * 3 + i) % 2);
+            r.op(client, KeyedCheck { key, at_ns, cells }, || {
+                limiter.check_key_n(&key, cells as u32).is_ok()
+            });
+            std::thread::yield_now();
+        }
+    });
+    let h = rec.history();
+    let admitted = answered(&h, &true);
+    assert!(
+        admitted > 50 && admitted < h.len(),
+        "{admitted} of {}",
+        h.len()
+    );
+    let l = limiter_model(quota);
+    let model = KeyedLimiter {
+        interval_ns: l.interval_ns,
+        burst: l.burst,
+        room: Some(2),
+    };
+    assert_eq!(check(&model, &h, BUDGET), Verdict::Linearizable);
+    // Room for 3 would have admitted a key that found none.
+    let roomier = KeyedLimiter {
+        room: Some(3),
+        ..model
+    };
+    assert!(matches!(
+        check(&roomier, &h, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+#[test]
+fn the_breaker_under_8_real_callers_is_linearizable() {
+    let (config, model) = breaker_pair();
+    let clock = ManualClock::new();
+    let breaker = Arc::new(CircuitBreaker::new(config, clock.clone()));
+    let rec: Arc<Recorder<BreakerOp, BreakerOut>> = Arc::new(Recorder::new());
+    let r = rec.clone();
+    in_batches(&clock, 100, move |client, at_ns| {
+        for i in 0..3 {
+            // Names unique over the run: readings are whole milliseconds.
+            let permit = at_ns / 1_000_000 * 100 + client * 10 + i;
+            // One call in 8 fails, one is dropped.
+            let how = match (client + 3 * i + at_ns / 1_000_000) % 8 {
+                0 => 1,
+                1 => 2,
+                _ => 0,
+            };
+            breaker_call(&breaker, &r, (client, permit, at_ns), how);
+            std::thread::yield_now();
+        }
+    });
+    let h = rec.history();
+    let open = h
+        .iter()
+        .filter(|op| matches!(op.ret, Some((_, BreakerOut::Open { .. }))))
+        .count();
+    let (admitted, busy) = (
+        answered(&h, &BreakerOut::Admitted),
+        answered(&h, &BreakerOut::ProbesBusy),
+    );
+    println!(
+        "breaker: {admitted} admitted, {open} open, {busy} probes busy of {}",
+        h.len()
+    );
+    assert!(
+        admitted > 100 && open > 10,
+        "{admitted} admitted, {open} open, {busy} busy of {}",
+        h.len()
+    );
+    assert_eq!(check(&model, &h, BUDGET), Verdict::Linearizable);
+    // Opening for 1 ms less names other instants in its refusals.
+    let shorter = models::Breaker {
+        open_ns: model.open_ns - 1_000_000,
+        ..model
+    };
+    assert!(matches!(
+        check(&shorter, &h, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+#[test]
+fn the_adaptive_limit_under_8_real_callers_is_linearizable() {
+    let (config, model) = adaptive_pair();
+    let clock = ManualClock::new();
+    let limit = Arc::new(AdaptiveLimit::new(config, clock.clone()));
+    let rec: Arc<Recorder<AdaptiveOp, bool>> = Arc::new(Recorder::new());
+    let r = rec.clone();
+    in_batches(&clock, 100, move |client, at_ns| {
+        for i in 0..3 {
+            adaptive_call(&limit, &r, (client, at_ns), (client * 2 + i) % 7 / 3);
+            std::thread::yield_now();
+        }
+    });
+    let h = rec.history();
+    let acquires = h.iter().filter(|op| op.input == AdaptiveOp::Acquire);
+    let shed = acquires
+        .filter(|op| op.ret.as_ref().is_some_and(|(_, o)| !o))
+        .count();
+    assert!(shed > 10, "{shed} shed of {}", h.len());
+    assert_eq!(check(&model, &h, BUDGET), Verdict::Linearizable);
+    // Growing by 2 would have admitted calls that were shed.
+    let faster = models::Adaptive {
+        increase: 2,
+        ..model
+    };
+    assert!(matches!(
+        check(&faster, &h, BUDGET),
         Verdict::NotLinearizable(_)
     ));
 }

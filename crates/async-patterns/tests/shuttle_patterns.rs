@@ -1,5 +1,5 @@
-//! shuttle: the core's semaphore and rate limiter with 4-8 threads and
-//! long operation sequences, under shuttle's random and PCT schedulers,
+//! shuttle: the core's semaphore, rate limiter, keyed limiter, circuit
+//! breaker and adaptive limit with 4-8 threads and operation sequences, under shuttle's random and PCT schedulers,
 //! every execution's history checked for linearizability against the
 //! plain models of `async_patterns_linearize`. Built only under
 //! `--cfg async_patterns_shuttle` (`scripts/shuttle.sh`), where the core's
@@ -21,12 +21,19 @@ mod histories;
 
 use std::time::Duration;
 
-use histories::{Permits, Recorder, limiter_model, reading};
+use std::num::NonZeroUsize;
 
-use async_patterns::rate_limiter::{Quota, RateLimiter};
+use histories::{
+    Permits, Recorder, adaptive_call, adaptive_pair, breaker_call, breaker_pair, limiter_model,
+    reading,
+};
+
+use async_patterns::adaptive::AdaptiveLimit;
+use async_patterns::circuit_breaker::CircuitBreaker;
+use async_patterns::rate_limiter::{KeyedRateLimiter, Quota, RateLimiter};
 use async_patterns::semaphore::Semaphore;
 use async_patterns::time::ManualClock;
-use async_patterns_linearize::models::{self, LimiterCheck, SemaphoreOp};
+use async_patterns_linearize::models::{self, KeyedCheck, KeyedLimiter, LimiterCheck, SemaphoreOp};
 use async_patterns_linearize::{Model, Op, Verdict, check};
 use shuttle::sync::Arc;
 use shuttle::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -107,6 +114,29 @@ fn shuttle_semaphore_8_threads_pct() {
     );
 }
 
+/// `phases` times: `threads` threads each run `body(thread, at_ns)` with
+/// the clock standing at `at_ns`; then the clock moves `step`.
+fn in_phases(
+    clock: &ManualClock,
+    (phases, threads, step): (u64, u64, Duration),
+    body: impl Fn(u64, u64) + Send + Sync + 'static,
+) {
+    let body = Arc::new(body);
+    for _ in 0..phases {
+        let at_ns = reading(clock);
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let body = body.clone();
+                shuttle::thread::spawn(move || body(t, at_ns))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        clock.advance(step);
+    }
+}
+
 /// 4-6 threads check 1 or 2 cells of a 10/s, burst-3 limiter at one clock
 /// reading; then the clock moves 150 ms and they check again.
 fn limiter_run(threads: u64) {
@@ -114,28 +144,20 @@ fn limiter_run(threads: u64) {
     let clock = ManualClock::new();
     let limiter = Arc::new(RateLimiter::new(quota, clock.clone()));
     let rec = Arc::new(Recorder::new());
-    for _phase in 0..2 {
-        let at_ns = reading(&clock);
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (l, rec) = (limiter.clone(), rec.clone());
-                shuttle::thread::spawn(move || {
-                    for i in 0..2 {
-                        let cells = 1 + (t + i) % 2;
-                        rec.op(t, LimiterCheck { at_ns, cells }, || {
-                            l.check_n(cells as u32).is_ok()
-                        });
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        clock.advance(Duration::from_millis(150));
-    }
-    let model = limiter_model(quota);
-    assert_linearizable(&model, &rec.history());
+    let r = rec.clone();
+    in_phases(
+        &clock,
+        (2, threads, Duration::from_millis(150)),
+        move |t, at_ns| {
+            for i in 0..2 {
+                let cells = 1 + (t + i) % 2;
+                r.op(t, LimiterCheck { at_ns, cells }, || {
+                    limiter.check_n(cells as u32).is_ok()
+                });
+            }
+        },
+    );
+    assert_linearizable(&limiter_model(quota), &rec.history());
 }
 
 #[test]
@@ -146,6 +168,117 @@ fn shuttle_limiter_6_threads_random() {
 #[test]
 fn shuttle_limiter_4_threads_pct() {
     pct(|| limiter_run(4), iterations(), 3);
+}
+
+/// 4-6 threads check 1 or 2 cells for one of 3 keys of a 10/s, burst-2
+/// keyed limiter with room for 2 busy keys, in 3 phases 120 ms apart: keys
+/// compete for room, and a key refilled frees its place.
+fn keyed_run(threads: u64) {
+    let quota = Quota::per_second(10).unwrap().with_burst(2).unwrap();
+    let clock = ManualClock::new();
+    let limiter = Arc::new(KeyedRateLimiter::new(
+        quota,
+        clock.clone(),
+        NonZeroUsize::new(2).unwrap(),
+    ));
+    let rec = Arc::new(Recorder::new());
+    let r = rec.clone();
+    in_phases(
+        &clock,
+        (3, threads, Duration::from_millis(120)),
+        move |t, at_ns| {
+            for i in 0..2 {
+                let (key, cells) = ((t + i) % 3, 1 + (t * 3 + i) % 2);
+                r.op(t, KeyedCheck { key, at_ns, cells }, || {
+                    limiter.check_key_n(&key, cells as u32).is_ok()
+                });
+            }
+        },
+    );
+    let model = KeyedLimiter {
+        room: Some(2),
+        ..keyed(limiter_model(quota))
+    };
+    assert_linearizable(&model, &rec.history());
+}
+
+fn keyed(l: models::Limiter) -> KeyedLimiter {
+    KeyedLimiter {
+        interval_ns: l.interval_ns,
+        burst: l.burst,
+        room: None,
+    }
+}
+
+#[test]
+fn shuttle_keyed_limiter_6_threads_random() {
+    random(|| keyed_run(6), iterations());
+}
+
+#[test]
+fn shuttle_keyed_limiter_4_threads_pct() {
+    pct(|| keyed_run(4), iterations(), 3);
+}
+
+/// 4-6 threads each make 2 calls through the breaker of `breaker_pair`
+/// (succeeding, failing or dropped by thread and round), in 4 phases
+/// 100 ms apart: failures trip it, the open time passes, probes race for
+/// 2 slots, and successes counted without the lock meet failures that
+/// take it.
+fn breaker_run(threads: u64) {
+    let (config, model) = breaker_pair();
+    let clock = ManualClock::new();
+    let breaker = Arc::new(CircuitBreaker::new(config, clock.clone()));
+    let rec = Arc::new(Recorder::new());
+    let r = rec.clone();
+    in_phases(
+        &clock,
+        (4, threads, Duration::from_millis(100)),
+        move |t, at_ns| {
+            for i in 0..2 {
+                let permit = at_ns / 1_000_000 * 100 + t * 10 + i;
+                breaker_call(&breaker, &r, (t, permit, at_ns), (t + 2 * i) % 4);
+            }
+        },
+    );
+    assert_linearizable(&model, &rec.history());
+}
+
+#[test]
+fn shuttle_breaker_6_threads_random() {
+    random(|| breaker_run(6), iterations());
+}
+
+#[test]
+fn shuttle_breaker_4_threads_pct() {
+    pct(|| breaker_run(4), iterations(), 3);
+}
+
+/// 4-6 threads each make 3 calls through the adaptive limit of
+/// `adaptive_pair` (1 to 6 from 3), succeeding, failing or dropped by
+/// thread and round: admissions race the limit's moves.
+fn adaptive_run(threads: u64) {
+    let (config, model) = adaptive_pair();
+    let clock = ManualClock::new();
+    let limit = Arc::new(AdaptiveLimit::new(config, clock.clone()));
+    let rec = Arc::new(Recorder::new());
+    let r = rec.clone();
+    in_phases(&clock, (1, threads, Duration::ZERO), move |t, at_ns| {
+        for i in 0..3 {
+            adaptive_call(&limit, &r, (t, at_ns), (t * 2 + i) % 5 / 2);
+        }
+    });
+    assert_linearizable(&model, &rec.history());
+}
+
+#[test]
+fn shuttle_adaptive_6_threads_random() {
+    random(|| adaptive_run(6), iterations());
+}
+
+#[test]
+fn shuttle_adaptive_4_threads_pct() {
+    pct(|| adaptive_run(4), iterations(), 3);
 }
 
 /// The planted bug: free permits and the callers inside `try_take` packed
