@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_patterns::adaptive::{AdaptiveConfig, AdaptiveLimit};
 use async_patterns::circuit_breaker::{BreakerConfig, CircuitBreaker, Refused};
 use async_patterns::rate_limiter::{KeyedRateLimiter, Quota};
-use async_patterns::time::{Clock, Instant, ManualClock};
+use async_patterns::time::{Clock, ManualClock};
 use async_patterns_linearize::models::{
     Adaptive, AdaptiveOp, Breaker, BreakerOp, BreakerOut, Ending, FailureShare, KeyedCheck,
     KeyedLimiter,
@@ -35,16 +35,6 @@ impl<I, O> Sequence<I, O> {
         let t = 2 * self.0.len() as u64;
         self.0.push(Op::returned(0, input, t, t + 1, output));
     }
-}
-
-fn ns(clock: &ManualClock) -> u64 {
-    u64::try_from(
-        clock
-            .now()
-            .saturating_duration_since(Instant::ZERO)
-            .as_nanos(),
-    )
-    .unwrap()
 }
 
 /// `history` passes against `model`, and fails with the first output that
@@ -88,7 +78,7 @@ proptest! {
         let model = KeyedLimiter { interval_ns: 100_000_000, burst: u64::from(burst), room };
         let mut h = Sequence::new();
         for (key, cells, advance_ms) in ops {
-            let input = KeyedCheck { key, at_ns: ns(&clock), cells: u64::from(cells) };
+            let input = KeyedCheck { key, at_ns: clock.now().as_nanos(), cells: u64::from(cells) };
             h.push(input, limiter.check_key_n(&key, cells).is_ok());
             clock.advance(Duration::from_millis(advance_ms));
         }
@@ -138,7 +128,7 @@ proptest! {
         let mut held = Vec::new();
         let mut h = Sequence::new();
         for (permit, (what, which, advance_ms)) in (0u64..).zip(ops) {
-            let at_ns = ns(&clock);
+            let at_ns = clock.now().as_nanos();
             if what == 0 || held.is_empty() {
                 let out = match breaker.try_acquire() {
                     Ok(p) => {
@@ -210,7 +200,7 @@ proptest! {
         let mut held = Vec::new();
         let mut h = Sequence::new();
         for (what, which, advance_ms) in ops {
-            let at_ns = ns(&clock);
+            let at_ns = clock.now().as_nanos();
             if what == 0 || held.is_empty() {
                 let out = match limit.try_acquire() {
                     Ok(p) => {

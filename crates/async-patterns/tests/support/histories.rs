@@ -23,7 +23,7 @@ use async_patterns::adaptive::{AdaptiveConfig, AdaptiveLimit};
 use async_patterns::circuit_breaker::{BreakerConfig, CircuitBreaker, Refused};
 use async_patterns::rate_limiter::Quota;
 use async_patterns::semaphore::Semaphore;
-use async_patterns::time::{Clock, Instant, ManualClock};
+use async_patterns::time::{Clock, ManualClock};
 use async_patterns_linearize::Op;
 use async_patterns_linearize::models::{
     Adaptive, AdaptiveOp, Breaker, BreakerOp, BreakerOut, Ending, FailureShare, Limiter,
@@ -91,13 +91,7 @@ pub fn limiter_model(quota: Quota) -> Limiter {
 
 /// `clock`'s reading in nanoseconds from its start.
 pub fn reading(clock: &ManualClock) -> u64 {
-    u64::try_from(
-        clock
-            .now()
-            .saturating_duration_since(Instant::ZERO)
-            .as_nanos(),
-    )
-    .unwrap()
+    clock.now().as_nanos()
 }
 
 /// Lets other threads run while a permit is held.
