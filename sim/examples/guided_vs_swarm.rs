@@ -2,8 +2,12 @@
 //! 10 exploration seeds (the table in docs/guided.md):
 //!
 //! ```text
-//! cargo run -p sim --release --example guided_vs_swarm [-- SCENARIO[/SABOTAGE] ...] [--budget N]
+//! cargo run -p sim --release --example guided_vs_swarm [-- SCENARIO[/SABOTAGE] ...] [--budget N] [--guided-only]
 //! ```
+//!
+//! `--explorations N` searches from exploration seeds 0 to N-1 (default
+//! 10). `--guided-only` skips the swarm columns (they do not depend on the
+//! guided search: to try a change to it).
 //!
 //! Both draw from the same fault space (the scenario's swarm, fault sites
 //! and disk included) and the same fresh seeds: the swarm run `k` of
@@ -16,6 +20,8 @@ use async_patterns_sim::explore::{Guided, explore};
 
 fn main() {
     let mut budget = 4_000;
+    let mut guided_only = false;
+    let mut explorations = 10u64;
     let mut wanted: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -24,6 +30,14 @@ fn main() {
                 .next()
                 .and_then(|n| n.parse().ok())
                 .expect("--budget N");
+        } else if a == "--explorations" {
+            explorations = args
+                .next()
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n >= 2)
+                .expect("--explorations N (at least 2)");
+        } else if a == "--guided-only" {
+            guided_only = true;
         } else {
             wanted.push(a);
         }
@@ -34,6 +48,7 @@ fn main() {
         &sim::bulkhead::Bulkhead,
         &sim::sequential_parallel::SequentialParallel,
         &sim::pipeline::Pipeline,
+        &sim::kv::KvStore,
     ];
     println!(
         "| scenario | sabotage | swarm median | swarm max | guided median | guided max | guided / swarm |"
@@ -48,7 +63,11 @@ fn main() {
             }
             let mut row = Vec::new();
             for blind in [true, false] {
-                let mut runs: Vec<(usize, bool)> = (0..10u64)
+                if blind && guided_only {
+                    row.push((f64::NAN, "-".to_string(), true));
+                    continue;
+                }
+                let mut runs: Vec<(usize, bool)> = (0..explorations)
                     .map(|e| {
                         let mut how = Guided::new(budget).sabotage(Some(sabotage.name));
                         if blind {
@@ -62,8 +81,13 @@ fn main() {
                     })
                     .collect();
                 runs.sort_unstable();
-                let median = (runs[4].0 + runs[5].0) as f64 / 2.0;
-                let max = runs[9];
+                let n = runs.len();
+                let median = if n.is_multiple_of(2) {
+                    (runs[n / 2 - 1].0 + runs[n / 2].0) as f64 / 2.0
+                } else {
+                    runs[n / 2].0 as f64
+                };
+                let max = runs[n - 1];
                 let mark = |(n, caught): (usize, bool)| {
                     if caught {
                         format!("{n}")

@@ -12,13 +12,20 @@
 //! * a new best value of a numeric [`guide!`](async_patterns_assert::guide)
 //!   (the most I/O errors a store survived, the longest a sync waited).
 //!
-//! Each generation then derives new plans from a snapshot of the corpus:
-//! a parent chosen with a weight that favours the rarest signals it
-//! reached (the newest half the time), changed by one or two
+//! Each generation (4 runs: the corpus feeds back sooner than with more)
+//! then derives new plans from a snapshot of the corpus: a parent chosen
+//! with a weight that favours the rarest signals it reached (the newest
+//! half the time). Half the time, if sites fired in the parent's run, the
+//! child is *aimed*: a second fault where the first happened
+//! ([`Move::aimed`]: another entry for a site at a moment it fired, or a
+//! fault starting just after), on the parent's seed so that the moment
+//! comes again: a bug that needs two things to coincide needs the second
+//! where the first one is. Else it is changed by one or two
 //! [moves](crate::moves) (the same ones the shrinker takes, and more), or
-//! crossed with a second parent; one run in 8 is a fresh swarm seed, so
-//! the search never stops exploring. A child keeps its parent's simulation seed half the
-//! time (the same network draws, so a move changes what it says).
+//! crossed with a second parent. One run in 8 is a fresh swarm seed, so
+//! the search never stops exploring. A child keeps its parent's simulation
+//! seed half the time (the same network draws, so a move changes what it
+//! says).
 //!
 //! **Replay.** Every choice comes from the exploration seed: slot `k` of
 //! generation `g` draws from a stream of `(exploration seed, g, k)` and
@@ -69,12 +76,12 @@ pub struct Guided {
 }
 
 impl Guided {
-    /// `budget` runs, 16 a generation, on every core, stopping at the
+    /// `budget` runs, 4 a generation, on every core, stopping at the
     /// first failure.
     pub fn new(budget: usize) -> Self {
         Guided {
             budget,
-            generation: 8,
+            generation: 4,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             sabotage: None,
             stop_at_first_failure: true,
@@ -152,6 +159,9 @@ pub struct Kept {
     pub plan: FaultPlan,
     /// The signals its run reached (points, `site: action`, `guide NAME`).
     pub signals: Vec<String>,
+    /// When its run's sites fired (site, ms): where its children aim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moments: Vec<(String, u64)>,
 }
 
 /// What a search did.
@@ -177,6 +187,7 @@ struct Ran {
     violations: Vec<Violation>,
     signals: Vec<String>,
     guides: BTreeMap<String, u64>,
+    moments: Vec<(String, u64)>,
 }
 
 /// Searches `scenario` from `exploration_seed` (see the
@@ -247,6 +258,7 @@ pub fn explore_with(
                     violations: o.violations,
                     signals,
                     guides: o.guides,
+                    moments: o.moments,
                 }
             })
         });
@@ -284,6 +296,7 @@ pub fn explore_with(
                     seed: ran.seed,
                     plan: ran.plan,
                     signals: ran.signals,
+                    moments: ran.moments,
                 });
             }
         }
@@ -468,6 +481,14 @@ fn breed(
     } else {
         &corpus[pick(rng)]
     };
+    // Half the time, aim: a second fault at a moment a site fired in the
+    // parent's run, on the parent's seed (so that moment comes again).
+    if !parent.moments.is_empty() && rng.between(0, 1) == 0 {
+        let (site, at) = &parent.moments[rng.between(0, parent.moments.len() as u64 - 1) as usize];
+        if let Some(m) = Move::aimed(rng, swarm, site, *at) {
+            return (parent.seed, m.apply(&parent.plan));
+        }
+    }
     let mut plan = if rng.between(0, 3) == 0 {
         let other = &corpus[pick(rng)];
         cross(rng, &parent.plan, &other.plan, swarm)

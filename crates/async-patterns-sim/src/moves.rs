@@ -193,6 +193,40 @@ impl Move {
     }
 }
 
+impl Move {
+    /// A move aimed at an instant where a run fired `site` (at `at_ms`):
+    /// a second fault where the first one happened. Three times in four
+    /// another entry for the same site (any it can do, on until a fault's
+    /// length after that instant), else a fault of the menu starting
+    /// shortly after it (0-127 ms: a scale of 1 to 128 ms drawn first,
+    /// then the offset within it, so a few ms is as likely as a hundred).
+    /// `None` if the swarm offers neither.
+    pub fn aimed(rng: &mut SplitMix64, swarm: &Swarm, site: &str, at_ms: u64) -> Option<Move> {
+        let length = swarm.length_ms();
+        let options: Vec<SiteFault> = swarm
+            .site_options()
+            .into_iter()
+            .filter(|o| o.site == site)
+            .collect();
+        let menu = swarm.menu();
+        let entry = !options.is_empty() && (menu.is_empty() || rng.between(0, 3) != 0);
+        if entry {
+            let e = options[rng.between(0, options.len() as u64 - 1) as usize].clone();
+            let len = rng.between(length.0, length.1);
+            let until = at_ms.saturating_add(rng.between(length.0, length.1));
+            return Some(Move::AddSite(e.lasting(len).until(until)));
+        }
+        if menu.is_empty() {
+            return None;
+        }
+        let (kind, target) = menu[rng.between(0, menu.len() as u64 - 1) as usize].clone();
+        let scale = rng.between(0, 7);
+        let after = rng.between(0, (1 << scale) - 1);
+        let len = rng.between(length.0, length.1);
+        Some(Move::Add(Fault::new(kind, target, at_ms + after, len)))
+    }
+}
+
 /// A child of two plans: `a`'s faults that start before an instant drawn
 /// from the start window and `b`'s from it on, each site entry of either
 /// with chance 1/2, and the disk profile of one of them.
@@ -225,6 +259,57 @@ mod tests {
     use super::*;
     use crate::fault::Targets;
     use crate::site::{SiteAction, SiteFault};
+
+    /// 2,000 aimed moves at site `s` firing at 1,000 ms: entries of that
+    /// site only, on past that moment; faults of the menu starting 0-127
+    /// ms after it, as short offsets as long ones at each scale.
+    #[test]
+    fn an_aimed_move_lands_where_the_first_fault_was() {
+        use crate::site::Site;
+        let targets = Targets::new()
+            .link("a", "b")
+            .host("b", "x")
+            .site(Site::new("s", "a site").fails().delays())
+            .site(Site::new("t", "another").fails());
+        let swarm = Swarm::over(&targets);
+        let (length, menu) = (swarm.length_ms(), swarm.menu().to_vec());
+        let mut rng = SplitMix64::new(3);
+        let (mut entries, mut faults, mut within_8, mut past_64) = (0, 0, 0, 0);
+        for _ in 0..2_000 {
+            match Move::aimed(&mut rng, &swarm, "s", 1_000) {
+                Some(Move::AddSite(e)) => {
+                    assert_eq!(e.site, "s");
+                    let until = e.until_ms.unwrap();
+                    assert!((1_000 + length.0..=1_000 + length.1).contains(&until));
+                    entries += 1;
+                }
+                Some(Move::Add(f)) => {
+                    assert!((1_000..1_128).contains(&f.at_ms), "{f:?}");
+                    assert!((length.0..=length.1).contains(&f.for_ms));
+                    assert!(menu.contains(&(f.kind, f.target.clone())));
+                    within_8 += usize::from(f.at_ms < 1_008);
+                    past_64 += usize::from(f.at_ms >= 1_064);
+                    faults += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Three in four are entries; of the faults, about half start
+        // within 8 ms (scales 0-3 of 0-7), and 1 in 16 past 64 ms (half
+        // of scale 7).
+        assert!((1_400..1_600).contains(&entries), "{entries}");
+        assert!(
+            faults > 400 && within_8 * 10 > faults * 4,
+            "{within_8} of {faults}"
+        );
+        assert!(
+            past_64 * 25 > faults && past_64 * 10 < faults,
+            "{past_64} of {faults}"
+        );
+        // No site entry to add and no menu: nothing to aim.
+        let bare = Swarm::new(Vec::new());
+        assert_eq!(Move::aimed(&mut rng, &bare, "s", 1_000), None);
+    }
 
     #[test]
     fn moves_change_what_they_say_and_nothing_else() {

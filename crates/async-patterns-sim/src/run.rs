@@ -47,6 +47,9 @@ pub struct Outcome {
     pub guides: BTreeMap<String, u64>,
     /// The fault-site entries that fired, as `site: action`, each once.
     pub fired: Vec<String>,
+    /// When sites fired (the first 64 firings): the site, and the instant
+    /// in ms from the start. A guided search aims its next faults there.
+    pub moments: Vec<(String, u64)>,
 }
 
 impl Outcome {
@@ -75,6 +78,7 @@ impl Outcome {
             recoveries: Vec::new(),
             guides: BTreeMap::new(),
             fired: Vec::new(),
+            moments: Vec::new(),
         }
     }
 }
@@ -248,6 +252,7 @@ fn run_traced<S: Scenario + ?Sized>(
             out.recoveries = recoveries;
             out.guides = guides.take();
             out.fired = firing.fired();
+            out.moments = firing.moments();
             out
         }
         Err(panic) => {

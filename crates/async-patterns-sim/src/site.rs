@@ -477,8 +477,14 @@ pub(crate) struct Firing {
     pending: RefCell<Vec<(String, Fault, Resolved)>>,
     /// The entries that fired (by index), for a guided search.
     fired: RefCell<Vec<bool>>,
+    /// The first [`MOMENTS`] firings: the site, and when (ms).
+    moments: RefCell<Vec<(String, u64)>>,
     trace: Trace,
 }
+
+/// How many firings a run keeps the instants of, for a guided search to
+/// aim at.
+const MOMENTS: usize = 64;
 
 struct Armed {
     entry: SiteFault,
@@ -508,6 +514,7 @@ impl Firing {
             .collect();
         Firing {
             fired: RefCell::new(vec![false; entries.len()]),
+            moments: RefCell::new(Vec::new()),
             entries,
             pending: RefCell::new(Vec::new()),
             trace,
@@ -533,6 +540,11 @@ impl Firing {
                 continue;
             }
             self.fired.borrow_mut()[i] = true;
+            let mut moments = self.moments.borrow_mut();
+            if moments.len() < MOMENTS {
+                moments.push((name.to_string(), now.as_millis() as u64));
+            }
+            drop(moments);
             match e.action {
                 SiteAction::Fail | SiteAction::Delay => {
                     if answer != Fire::Pass {
@@ -576,6 +588,11 @@ impl Firing {
             }
         }
         out
+    }
+
+    /// The first firings: each one's site, and when (ms from the start).
+    pub(crate) fn moments(&self) -> Vec<(String, u64)> {
+        self.moments.borrow().clone()
     }
 
     /// The faults fired since the last call, in the order they fired.

@@ -984,6 +984,7 @@ mod tests {
             recoveries: Vec::new(),
             guides: Default::default(),
             fired: Vec::new(),
+            moments: Vec::new(),
         }
     }
 
