@@ -533,3 +533,56 @@ pub(crate) fn par_map<T: Sync, R: Send>(
         .map(|r| r.expect("every item ran"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::{Fault, FaultKind, Targets};
+    use crate::site::Site;
+
+    /// Children of a one-plan corpus: half of them aimed when its run has
+    /// a moment (on its seed, one element more, at that moment), none when
+    /// it has none.
+    #[test]
+    fn half_the_children_of_a_run_with_moments_aim_at_them() {
+        let targets = Targets::new()
+            .link("a", "b")
+            .host("b", "x")
+            .site(Site::new("s", "a site").fails());
+        let swarm = Swarm::over(&targets);
+        let plan = FaultPlan {
+            faults: vec![Fault::new(FaultKind::Partition, "a<->b", 100, 50)],
+            ..FaultPlan::default()
+        };
+        let kept = |moments: Vec<(String, u64)>| Kept {
+            seed: 7,
+            plan: plan.clone(),
+            signals: vec!["s: fail".to_string()],
+            moments,
+        };
+        let signals = BTreeMap::from([("s: fail".to_string(), 1)]);
+        let aimed_children = |corpus: &[Kept]| {
+            let mut rng = SplitMix64::new(1);
+            (0..1_000)
+                .filter(|_| {
+                    let (seed, child) = breed(&mut rng, corpus, &signals, &swarm);
+                    let at = |ms: u64| (5_000..5_128).contains(&ms);
+                    let new_site = child.sites.len() == 1
+                        && child.sites[0].until_ms.is_some_and(|u| u > 5_000)
+                        && child.faults == plan.faults;
+                    let new_fault = child.sites.is_empty()
+                        && child.faults.len() == 2
+                        && child.faults[0] == plan.faults[0]
+                        && at(child.faults[1].at_ms);
+                    seed == 7 && (new_site || new_fault)
+                })
+                .count()
+        };
+        let with = aimed_children(&[kept(vec![("s".to_string(), 5_000)])]);
+        assert!((450..600).contains(&with), "{with}");
+        // Without moments, a child looks like that only by a random move's
+        // chance.
+        let without = aimed_children(&[kept(Vec::new())]);
+        assert!(without < 100, "{without}");
+    }
+}

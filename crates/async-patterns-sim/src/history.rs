@@ -353,10 +353,24 @@ pub enum Checked {
 
 /// `client 2: Get("k") -> Value(Some("xx")) 1.203-1.250 s`.
 fn describe<I: Debug, O: Debug>(op: &Op<I, O>, forgotten: bool) -> String {
-    let secs = |t: u64| Duration::from_nanos(t).as_secs_f64();
+    // Milliseconds, or microseconds where an instant has them (a history
+    // recorded off the simulation's millisecond ticks).
+    let fine = !op.call.is_multiple_of(1_000_000)
+        || op
+            .ret
+            .as_ref()
+            .is_some_and(|(t, _)| !t.is_multiple_of(1_000_000));
+    let secs = |t: u64| {
+        let s = Duration::from_nanos(t).as_secs_f64();
+        if fine {
+            format!("{s:.6}")
+        } else {
+            format!("{s:.3}")
+        }
+    };
     match &op.ret {
         Some((t, out)) if !forgotten => format!(
-            "client {}: {:?} -> {:?} {:.3}-{:.3} s",
+            "client {}: {:?} -> {:?} {}-{} s",
             op.client,
             op.input,
             out,
@@ -364,16 +378,42 @@ fn describe<I: Debug, O: Debug>(op: &Op<I, O>, forgotten: bool) -> String {
             secs(*t)
         ),
         Some(_) => format!(
-            "client {}: {:?} called at {:.3} s (its answer does not matter)",
+            "client {}: {:?} called at {} s (its answer does not matter)",
             op.client,
             op.input,
             secs(op.call)
         ),
         None => format!(
-            "client {}: {:?}, outcome unknown, from {:.3} s",
+            "client {}: {:?}, outcome unknown, from {} s",
             op.client,
             op.input,
             secs(op.call)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Instants print in ms on the simulation's ticks, in µs where they
+    /// have them (two operations inside one ms read apart).
+    #[test]
+    fn instants_print_as_finely_as_they_were_recorded() {
+        let ticks = Op::returned(1, "read", 1_000_000, 12_000_000, 0);
+        assert_eq!(
+            describe(&ticks, false),
+            "client 1: \"read\" -> 0 0.001-0.012 s"
+        );
+        let fine = Op::returned(2, "read", 250_000, 1_000_000, 0);
+        assert_eq!(
+            describe(&fine, false),
+            "client 2: \"read\" -> 0 0.000250-0.001000 s"
+        );
+        let open = Op::<_, u8>::unknown(3, "write", 2_000);
+        assert_eq!(
+            describe(&open, false),
+            "client 3: \"write\", outcome unknown, from 0.000002 s"
+        );
     }
 }

@@ -446,3 +446,33 @@ fn a_run_says_which_entries_fired_each_once() {
     assert_eq!(out.fired, ["store write: fail"]);
     assert!(run(&Store, 1, &plan(vec![])).unwrap().fired.is_empty());
 }
+
+#[test]
+fn a_run_says_when_its_sites_fired_the_first_64_times() {
+    let one = run(
+        &Store,
+        1,
+        &plan(vec![write_site(SiteAction::Fail).percent(100)]),
+    )
+    .unwrap();
+    let at: Vec<u64> = one
+        .moments
+        .iter()
+        .map(|(site, ms)| {
+            assert_eq!(site, "store write");
+            *ms
+        })
+        .collect();
+    // A write every 50 ms, each one a moment.
+    assert_eq!(at[..3], [50, 100, 150]);
+    assert!((30..64).contains(&at.len()), "{}", at.len());
+    // Two entries firing at every write: two moments a write, the first 64
+    // kept.
+    let fail = write_site(SiteAction::Fail).percent(100);
+    let two = run(&Store, 1, &plan(vec![fail.clone(), fail])).unwrap();
+    assert_eq!(two.moments.len(), 64);
+    assert_eq!(two.moments[0], two.moments[1]);
+    assert_eq!(two.moments[63], ("store write".to_string(), 32 * 50));
+    // Nothing fired, no moment.
+    assert!(run(&Store, 1, &plan(vec![])).unwrap().moments.is_empty());
+}

@@ -1,5 +1,6 @@
 //! The simulated network: its addresses in words a person reads, and (with
-//! the `http` feature) [`http`], adapters that run your HTTP stack on it.
+//! the `http` feature) its `http` module, adapters that run your HTTP
+//! stack on it.
 //!
 //! turmoil gives each host an address (`192.168.0.1`, ...), and its errors
 //! name the address alone: a refused connection's error reads
