@@ -805,6 +805,16 @@ impl Run<'_> {
         for v in &out.violations {
             out!("VIOLATION: {v}");
         }
+        let unstarted = out.unstarted(&plan);
+        if unstarted > 0 {
+            out!(
+                "note: {unstarted} of the plan's {} faults start after the run ended ({:.3} s): \
+                 they never happened (a swarm's start window past the workload draws such faults: \
+                 Swarm::starts_within)",
+                plan.faults.len(),
+                out.ended.as_secs_f64()
+            );
+        }
         if let Some(path) = plot {
             out!("timeline: {}", path.display());
         }

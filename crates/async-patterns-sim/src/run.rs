@@ -2,7 +2,7 @@
 //! targets as virtual time passes, panic capture, and the run-twice
 //! determinism check.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -50,6 +50,10 @@ pub struct Outcome {
     /// When sites fired (the first 64 firings): the site, and the instant
     /// in ms from the start. A guided search aims its next faults there.
     pub moments: Vec<(String, u64)>,
+    /// When the run ended (its workload done, and its recovery phase if
+    /// any), in virtual time: a planned fault that starts at or after it
+    /// never happened ([`Outcome::unstarted`]).
+    pub ended: Duration,
 }
 
 impl Outcome {
@@ -79,7 +83,18 @@ impl Outcome {
             guides: BTreeMap::new(),
             fired: Vec::new(),
             moments: Vec::new(),
+            ended: Duration::ZERO,
         }
+    }
+
+    /// How many of `plan`'s faults never started: the run ended first
+    /// (they test nothing; a swarm whose start window runs past the
+    /// workload draws such faults).
+    pub fn unstarted(&self, plan: &FaultPlan) -> usize {
+        plan.faults
+            .iter()
+            .filter(|f| f.for_ms > 0 && f.start() >= self.ended)
+            .count()
     }
 }
 
@@ -166,6 +181,7 @@ fn run_traced<S: Scenario + ?Sized>(
     let points = Rc::new(RunPoints::new(declared, trace.clone()));
     let firing = Rc::new(Firing::new(seed, &plan.sites, site_targets, trace.clone()));
     let guides = Rc::new(RefCell::new(BTreeMap::new()));
+    let ended = Cell::new(Duration::ZERO);
     let listening = point::listen(Rc::new(Hooks {
         points: points.clone(),
         firing: firing.clone(),
@@ -209,14 +225,17 @@ fn run_traced<S: Scenario + ?Sized>(
             &targets,
             &info.network,
             ctx.trace(),
-            &mut |sim| match &mut phase {
-                Some(phase) => {
-                    let now = sim.elapsed();
-                    phase.observe(now, &ctx.record());
-                    phase.start_probe(sim, || scenario.probe(&ctx), tick);
-                    phase.open(now)
+            &mut |sim| {
+                ended.set(sim.elapsed());
+                match &mut phase {
+                    Some(phase) => {
+                        let now = sim.elapsed();
+                        phase.observe(now, &ctx.record());
+                        phase.start_probe(sim, || scenario.probe(&ctx), tick);
+                        phase.open(now)
+                    }
+                    None => false,
                 }
-                None => false,
             },
         );
         drop(sim);
@@ -253,6 +272,7 @@ fn run_traced<S: Scenario + ?Sized>(
             out.guides = guides.take();
             out.fired = firing.fired();
             out.moments = firing.moments();
+            out.ended = ended.get();
             out
         }
         Err(panic) => {

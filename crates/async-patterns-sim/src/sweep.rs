@@ -985,6 +985,7 @@ mod tests {
             guides: Default::default(),
             fired: Vec::new(),
             moments: Vec::new(),
+            ended: Duration::ZERO,
         }
     }
 

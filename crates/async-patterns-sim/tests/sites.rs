@@ -476,3 +476,35 @@ fn a_run_says_when_its_sites_fired_the_first_64_times() {
     // Nothing fired, no moment.
     assert!(run(&Store, 1, &plan(vec![])).unwrap().moments.is_empty());
 }
+
+/// A run's end, and the faults it never reached (`replay` notes them).
+#[test]
+fn a_run_says_when_it_ended_and_which_faults_never_started() {
+    use async_patterns_sim::{Fault, FaultKind};
+    let plan = FaultPlan {
+        faults: vec![
+            Fault::new(FaultKind::Crash, "server", 100, 50),
+            Fault::new(FaultKind::Crash, "server", 1_999, 50),
+            Fault::new(FaultKind::Crash, "server", 2_000, 50),
+            Fault::new(FaultKind::Crash, "server", 60_000, 50),
+        ],
+        ..FaultPlan::default()
+    };
+    let out = run(&Store, 1, &plan).unwrap();
+    // The client's 2 s are the workload: the run ends a tick or two
+    // later.
+    assert!(
+        (2_000..2_010).contains(&out.ended.as_millis()),
+        "{:?}",
+        out.ended
+    );
+    // Three crashes started (the last two at the end's first tick); the
+    // one at 60 s never did.
+    let crashes = out
+        .trace
+        .iter()
+        .filter(|e| e.contains("chaos: crash"))
+        .count();
+    assert_eq!(crashes, 3, "{:?}", out.trace);
+    assert_eq!(out.unstarted(&plan), 1);
+}
