@@ -131,6 +131,7 @@ fn row(h: &[Op<KvOp, KvOut>], clients: u64, keys: u64, unknown: u64) -> bool {
         Verdict::Linearizable => ("linearizable".to_string(), true),
         Verdict::Unknown { steps } => (format!("**unknown** ({steps} steps)"), true),
         Verdict::NotLinearizable(_) => ("NOT LINEARIZABLE (a bug)".to_string(), false),
+        Verdict::Malformed { op } => (format!("MALFORMED at operation {op} (a bug)"), false),
     };
     println!(
         "| {} | {clients} | {keys} | {:.0}% | {said} | {:.2} | {:.2e} |",

@@ -103,7 +103,8 @@ pub struct Op<I, O> {
 }
 
 impl<I, O> Op<I, O> {
-    /// An operation that returned `output` at `ret`.
+    /// An operation that returned `output` at `ret` (not before `call`: a
+    /// history with such an operation is [`Verdict::Malformed`]).
     pub fn returned(client: u64, input: I, call: u64, ret: u64, output: O) -> Self {
         Op {
             client,
@@ -151,6 +152,12 @@ pub enum Verdict {
         /// The steps it took.
         steps: u64,
     },
+    /// The history cannot be checked: operation `op` (its index) returned
+    /// before it was called. Never a pass.
+    Malformed {
+        /// The operation.
+        op: usize,
+    },
 }
 
 const NONE: usize = usize::MAX;
@@ -178,6 +185,12 @@ fn checked<M: Model>(
     history: &[Op<M::Input, M::Output>],
     budget: u64,
 ) -> (Verdict, u64) {
+    if let Some(op) = history
+        .iter()
+        .position(|op| op.ret.as_ref().is_some_and(|(ret, _)| *ret < op.call))
+    {
+        return (Verdict::Malformed { op }, 0);
+    }
     let inputs: Vec<&M::Input> = history.iter().map(|op| &op.input).collect();
     let mut parts = model.partition(&inputs);
     // A read of unknown outcome fits anywhere and changes nothing.

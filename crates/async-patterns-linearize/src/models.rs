@@ -9,6 +9,7 @@
 //! millionths).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::num::NonZeroU32;
 
 use crate::Model;
 
@@ -188,8 +189,11 @@ impl Model for Semaphore {
 /// A rate limiter as a token bucket counted in nanoseconds of credit: each
 /// cell costs `interval_ns`, credit accrues one nanosecond per nanosecond
 /// of the clock and holds at most `burst` cells' worth; full at first. The
-/// clock reading each check made is part of its input (readings must not
-/// go back).
+/// clock reading each check made is part of its input; a reading earlier
+/// than the last one counted is taken as the last (readings that go back
+/// are not checked). Build it from the limiter's `Quota`:
+/// `interval_ns` is `quota.interval()` in nanoseconds, `burst` is
+/// `quota.burst()`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limiter {
     /// The cost of one cell.
@@ -239,12 +243,20 @@ impl Model for Limiter {
 
 /// A keyed rate limiter: a [`Limiter`] bucket per key, each full at first.
 ///
-/// With `room` set it also models bounded memory, as one shard of the
-/// core's keyed limiter: a key whose bucket is not full is *busy* (it must
-/// be held), and a check that costs something on a key that is not busy is
-/// refused while `room` other keys are busy; a check of no cells is always
-/// admitted. Without `room`, keys never meet and a history is checked key
-/// by key. Clock readings must not go back.
+/// With `room` set it also models bounded memory, as the core's keyed
+/// limiter under 128 keys does it (one shard: `room` is its `max_keys`): a
+/// key whose bucket is not full is *busy* (it must be held), and a check
+/// that costs something on a key that is not busy is refused while `room`
+/// other keys are busy; a check of no cells is always admitted. From 128
+/// keys the core splits its keys among shards by a private hash, which
+/// this model does not know: use `None` there, for histories in which no
+/// shard fills. With `room`, the history is one part and each state holds
+/// every busy key: keep `room` small (tens), or the search's memory grows
+/// with it at every step. Without `room`, keys never meet and a history is
+/// checked key by key, at any number of keys.
+///
+/// A clock reading earlier than the last one counted is taken as the last
+/// (readings that go back are not checked, here or in [`Limiter`]).
 #[derive(Debug, Clone, Copy)]
 pub struct KeyedLimiter {
     /// The cost of one cell.
@@ -334,7 +346,13 @@ impl Model for KeyedLimiter {
 /// after `close_after` of them succeed; one failed probe opens it again.
 /// No slow calls and no growth of the open time. Every change of state
 /// makes the calls admitted before it stale: their outcomes count for
-/// nothing. Each permit is named by a number its acquire gave it.
+/// nothing. Each permit is named by a number its acquire gave it (the
+/// caller's choice, unique among the permits out): an outcome or drop of a
+/// permit that is not out (never admitted, or already ended), or an
+/// admission under a name already out, fits no order. Build it from the
+/// same numbers as the breaker's `BreakerConfig` (a rate of 0.5 is
+/// `failures: 1, of: 2`); the core's `tests/support/histories.rs`
+/// (`breaker_pair`) builds both side by side.
 #[derive(Debug, Clone, Copy)]
 pub struct Breaker {
     /// Trip on this many failures in a row.
@@ -412,11 +430,34 @@ pub enum BreakerOut {
     Done,
 }
 
-/// A breaker's state, and the permits whose outcomes still count.
+/// A breaker's state, and the permits out: those whose outcomes still
+/// count, and those admitted before the last change of state (whose
+/// outcomes count for nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Circuit {
     mode: Mode,
     counting: BTreeSet<u64>,
+    stale: BTreeSet<u64>,
+}
+
+impl Circuit {
+    /// In `mode`, every permit out made stale.
+    fn moved(mut self, mode: Mode) -> Circuit {
+        self.stale.append(&mut self.counting);
+        self.mode = mode;
+        self
+    }
+
+    /// Takes `permit` back: `Some(true)` if its outcome counts, `Some(false)`
+    /// if it is stale, `None` if it is not out (never admitted, or already
+    /// ended).
+    fn take_back(&mut self, permit: u64) -> Option<bool> {
+        if self.counting.remove(&permit) {
+            Some(true)
+        } else {
+            self.stale.remove(&permit).then_some(false)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -443,10 +484,7 @@ impl Breaker {
 
     /// `circuit` after the outcome of one of its counting permits at `at`.
     fn outcome(&self, mut circuit: Circuit, failed: bool, at: u64) -> Circuit {
-        let open = Circuit {
-            mode: Mode::Open(at.saturating_add(self.open_ns)),
-            counting: BTreeSet::new(),
-        };
+        let open = Mode::Open(at.saturating_add(self.open_ns));
         match &mut circuit.mode {
             Mode::Closed(in_a_row, last) => {
                 *in_a_row = if failed { *in_a_row + 1 } else { 0 };
@@ -456,14 +494,14 @@ impl Breaker {
                     last.pop_front();
                 }
                 if self.trips(*in_a_row, last) {
-                    return open;
+                    return circuit.moved(open);
                 }
             }
-            Mode::HalfOpen(_, _) if failed => return open,
+            Mode::HalfOpen(_, _) if failed => return circuit.moved(open),
             Mode::HalfOpen(running, passed) => {
                 *passed += 1;
                 if *passed >= self.close_after {
-                    return self.init();
+                    return circuit.moved(Mode::Closed(0, VecDeque::new()));
                 }
                 *running -= 1;
             }
@@ -482,6 +520,7 @@ impl Model for Breaker {
         Circuit {
             mode: Mode::Closed(0, VecDeque::new()),
             counting: BTreeSet::new(),
+            stale: BTreeSet::new(),
         }
     }
 
@@ -500,10 +539,7 @@ impl Model for Breaker {
                             .is_none_or(|o| *o == BreakerOut::Open { until_ns })
                             .then_some(next);
                     }
-                    next = Circuit {
-                        mode: Mode::HalfOpen(0, 0),
-                        counting: BTreeSet::new(),
-                    };
+                    next = next.moved(Mode::HalfOpen(0, 0));
                 }
                 match &mut next.mode {
                     Mode::HalfOpen(running, _) if *running >= self.probes => BreakerOut::ProbesBusy,
@@ -511,20 +547,23 @@ impl Model for Breaker {
                         if let Mode::HalfOpen(running, _) = mode {
                             *running += 1;
                         }
-                        next.counting.insert(permit);
+                        // A name already out names two permits: refused.
+                        if next.stale.contains(&permit) || !next.counting.insert(permit) {
+                            return None;
+                        }
                         BreakerOut::Admitted
                     }
                 }
             }
             BreakerOp::Success { permit, at_ns } | BreakerOp::Failure { permit, at_ns } => {
-                if next.counting.remove(&permit) {
+                if next.take_back(permit)? {
                     let failed = matches!(input, BreakerOp::Failure { .. });
                     next = self.outcome(next, failed, at_ns);
                 }
                 BreakerOut::Done
             }
             BreakerOp::Drop { permit } => {
-                if next.counting.remove(&permit)
+                if next.take_back(permit)?
                     && let Mode::HalfOpen(running, _) = &mut next.mode
                 {
                     *running -= 1;
@@ -554,8 +593,8 @@ pub struct Adaptive {
     pub increase: u32,
     /// The decrease's numerator.
     pub backoff_num: u32,
-    /// The decrease's denominator.
-    pub backoff_den: u32,
+    /// The decrease's denominator (never zero).
+    pub backoff_den: NonZeroU32,
     /// A success slower than this counts as a failure (`None`: none does).
     pub latency_target_ns: Option<u64>,
 }
@@ -625,8 +664,8 @@ impl Model for Adaptive {
                 let slow = self
                     .latency_target_ns
                     .is_some_and(|target| at_ns.saturating_sub(started_ns) > target);
-                let smaller =
-                    u64::from(limit) * u64::from(self.backoff_num) / u64::from(self.backoff_den);
+                let smaller = u64::from(limit) * u64::from(self.backoff_num)
+                    / u64::from(self.backoff_den.get());
                 let limit = match ending {
                     Ending::Failure => (smaller as u32).max(self.min),
                     Ending::Success if slow => (smaller as u32).max(self.min),

@@ -562,7 +562,7 @@ fn the_adaptive_model_moves_its_limit_by_how_calls_end() {
         max: 3,
         increase: 1,
         backoff_num: 1,
-        backoff_den: 2,
+        backoff_den: std::num::NonZeroU32::new(2).unwrap(),
         latency_target_ns: Some(10),
     };
     let finish = |ending, took| AdaptiveOp::Finish {
@@ -608,4 +608,70 @@ fn the_adaptive_model_moves_its_limit_by_how_calls_end() {
     );
     // Nothing in flight: nothing can finish.
     assert_eq!(a.step(&(2, 0), &finish(Ending::Dropped, 0), None), None);
+}
+
+#[test]
+fn an_operation_that_returns_before_its_call_makes_the_history_malformed() {
+    let h = vec![w(1, 1, 0, 10), r(2, 1, 20, 15)];
+    assert_eq!(verdict(&h), Verdict::Malformed { op: 1 });
+    // At its call exactly is fine.
+    assert_eq!(verdict(&[w(1, 1, 0, 0)]), Verdict::Linearizable);
+}
+
+#[test]
+fn the_breaker_model_refuses_a_permit_that_is_not_out() {
+    use async_patterns_linearize::models::{Breaker, BreakerOp, BreakerOut};
+    let b = Breaker {
+        consecutive_failures: Some(1),
+        window: None,
+        open_ns: 100,
+        probes: 1,
+        close_after: 1,
+    };
+    let s = b.init();
+    let success = |permit| BreakerOp::Success { permit, at_ns: 0 };
+    let acquire = BreakerOp::Acquire {
+        permit: 1,
+        at_ns: 0,
+    };
+    // Never admitted: no outcome, no drop.
+    assert_eq!(b.step(&s, &success(1), None), None);
+    assert_eq!(b.step(&s, &BreakerOp::Drop { permit: 1 }, None), None);
+    let out = b.step(&s, &acquire, Some(&BreakerOut::Admitted)).unwrap();
+    // A second permit under the same name, while the first is out.
+    assert_eq!(b.step(&out, &acquire, None), None);
+    // Ended once, not twice.
+    let ended = b.step(&out, &success(1), None).unwrap();
+    assert_eq!(b.step(&ended, &success(1), None), None);
+    // A stale permit (admitted before a trip) still ends once, counting
+    // for nothing; its name is free again after.
+    let two = b
+        .step(
+            &out,
+            &BreakerOp::Acquire {
+                permit: 2,
+                at_ns: 0,
+            },
+            None,
+        )
+        .unwrap();
+    let tripped = b
+        .step(
+            &two,
+            &BreakerOp::Failure {
+                permit: 2,
+                at_ns: 0,
+            },
+            None,
+        )
+        .unwrap();
+    let stale_ended = b.step(&tripped, &success(1), None).unwrap();
+    assert_eq!(b.step(&stale_ended, &success(1), None), None);
+    // The stale success moved nothing: still open until 100.
+    let refused = BreakerOut::Open { until_ns: 100 };
+    let later = BreakerOp::Acquire {
+        permit: 3,
+        at_ns: 50,
+    };
+    assert!(b.step(&stale_ended, &later, Some(&refused)).is_some());
 }

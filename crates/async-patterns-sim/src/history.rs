@@ -212,6 +212,7 @@ impl<M: Model> Linearizable<M> {
         match async_patterns_linearize::check(&self.model, &ops, self.budget) {
             Verdict::Linearizable => Checked::Linearizable,
             Verdict::Unknown { steps } => Checked::Unknown { steps },
+            Verdict::Malformed { op } => Checked::Malformed { op },
             Verdict::NotLinearizable(witness) => {
                 let needs =
                     async_patterns_linearize::minimal(&self.model, &ops, &witness, self.cut_budget);
@@ -242,6 +243,17 @@ impl<M: Model> Linearizable<M> {
                          pass): retire a client after an operation of unknown outcome, spread \
                          operations over more keys, or raise the budget",
                         ops.len()
+                    ),
+                )]
+            }
+            Checked::Malformed { op } => {
+                let ops = history.ops();
+                vec![Violation::new(
+                    "history malformed",
+                    format!(
+                        "operation {op} returned before it was called ({}): the history cannot be \
+                         checked",
+                        describe(ops[op], false)
                     ),
                 )]
             }
@@ -343,6 +355,12 @@ pub enum Checked {
         witness: Witness,
         /// The operations the failure needs.
         needs: Minimal,
+    },
+    /// The history has an operation that returned before it was called
+    /// (recorded by hand with [`History::push`]): not checked, not a pass.
+    Malformed {
+        /// The operation.
+        op: usize,
     },
     /// The search ran out of budget: not a pass.
     Unknown {

@@ -161,3 +161,27 @@ fn an_operation_whose_answer_does_not_matter_says_so() {
          [client 1: Read -> Some(0) 0.004-0.006 s]"
     );
 }
+
+/// An operation pushed by hand that returns before its call: the history
+/// is not checked, and that is a violation of its own, never a pass.
+#[test]
+fn a_history_that_returns_before_it_calls_is_malformed() {
+    let mut h: H = History::new();
+    h.push(Op::returned(
+        0,
+        RegisterOp::Read,
+        2_000_000,
+        1_000_000,
+        Some(0),
+    ));
+    let v = Linearizable::new(Register).check(&h);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].invariant, "history malformed");
+    assert!(
+        v[0].detail.contains(
+            "operation 0 returned before it was called (client 0: Read -> Some(0) 0.002-0.001 s)"
+        ),
+        "{}",
+        v[0].detail
+    );
+}

@@ -194,7 +194,7 @@ proptest! {
             max,
             increase,
             backoff_num,
-            backoff_den,
+            backoff_den: std::num::NonZeroU32::new(backoff_den).unwrap(),
             latency_target_ns: target.map(|ms| ms * 1_000_000),
         };
         let mut held = Vec::new();

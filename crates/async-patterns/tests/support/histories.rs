@@ -222,7 +222,7 @@ pub fn adaptive_pair() -> (AdaptiveConfig, Adaptive) {
         max: 6,
         increase: 1,
         backoff_num: 1,
-        backoff_den: 2,
+        backoff_den: std::num::NonZeroU32::new(2).unwrap(),
         latency_target_ns: None,
     };
     (config, model)
