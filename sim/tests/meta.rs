@@ -1096,22 +1096,20 @@ fn guided_shards_merge_into_one_search() {
 fn replay_notes_faults_that_start_after_the_run_ended() {
     let dir = scratch("late-faults");
     let plan = dir.join("late.json");
-    std::fs::write(
-        &plan,
-        r#"{"faults": [
-            {"kind": "crash", "target": "consumer", "at_ms": 500, "for_ms": 100},
-            {"kind": "crash", "target": "consumer", "at_ms": 100000, "for_ms": 10}
-        ]}"#,
-    )
-    .unwrap();
-    let out = sim(&[
-        "replay",
-        "pipeline",
-        "--seed",
-        "3",
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
+    let replay = |faults: &str| {
+        std::fs::write(&plan, format!(r#"{{"faults": [{faults}]}}"#)).unwrap();
+        sim(&[
+            "replay",
+            "pipeline",
+            "--seed",
+            "3",
+            "--plan",
+            plan.to_str().unwrap(),
+        ])
+    };
+    let early = r#"{"kind": "crash", "target": "consumer", "at_ms": 500, "for_ms": 100}"#;
+    let late = r#"{"kind": "crash", "target": "consumer", "at_ms": 100000, "for_ms": 10}"#;
+    let out = replay(&format!("{early}, {late}"));
     let text = stdout(&out);
     assert!(
         text.contains("note: 1 of the plan's 2 faults start after the run ended"),
@@ -1119,19 +1117,7 @@ fn replay_notes_faults_that_start_after_the_run_ended() {
     );
     assert!(verdict(&out).starts_with("PASS"), "{text}");
     // A plan whose faults all happen: no note.
-    std::fs::write(
-        &plan,
-        r#"{"faults": [{"kind": "crash", "target": "consumer", "at_ms": 500, "for_ms": 100}]}"#,
-    )
-    .unwrap();
-    let out = sim(&[
-        "replay",
-        "pipeline",
-        "--seed",
-        "3",
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
+    let out = replay(early);
     assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }

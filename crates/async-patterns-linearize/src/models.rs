@@ -212,6 +212,18 @@ pub struct LimiterCheck {
     pub cells: u64,
 }
 
+impl Limiter {
+    /// A full bucket's credit, in nanoseconds.
+    fn full(&self) -> u128 {
+        u128::from(self.interval_ns) * u128::from(self.burst)
+    }
+
+    /// What `cells` cost, in nanoseconds of credit.
+    fn cost(&self, cells: u64) -> u128 {
+        u128::from(self.interval_ns) * u128::from(cells)
+    }
+}
+
 impl Model for Limiter {
     /// (credit in nanoseconds, the reading it was counted at).
     type State = (u128, u64);
@@ -219,7 +231,7 @@ impl Model for Limiter {
     type Output = bool;
 
     fn init(&self) -> (u128, u64) {
-        (u128::from(self.interval_ns) * u128::from(self.burst), 0)
+        (self.full(), 0)
     }
 
     fn step(
@@ -229,10 +241,9 @@ impl Model for Limiter {
         output: Option<&bool>,
     ) -> Option<(u128, u64)> {
         let (credit, last) = *state;
-        let full = u128::from(self.interval_ns) * u128::from(self.burst);
         let now = input.at_ns.max(last);
-        let credit = (credit + u128::from(now - last)).min(full);
-        let cost = u128::from(self.interval_ns) * u128::from(input.cells);
+        let credit = (credit + u128::from(now - last)).min(self.full());
+        let cost = self.cost(input.cells);
         let admitted = credit >= cost;
         if output.is_some_and(|o| *o != admitted) {
             return None;
@@ -241,7 +252,8 @@ impl Model for Limiter {
     }
 }
 
-/// A keyed rate limiter: a [`Limiter`] bucket per key, each full at first.
+/// A keyed rate limiter: a [`Limiter`] bucket per key (`bucket`), each
+/// full at first.
 ///
 /// With `room` set it also models bounded memory, as the core's keyed
 /// limiter under 128 keys does it (one shard: `room` is its `max_keys`): a
@@ -259,10 +271,8 @@ impl Model for Limiter {
 /// (readings that go back are not checked, here or in [`Limiter`]).
 #[derive(Debug, Clone, Copy)]
 pub struct KeyedLimiter {
-    /// The cost of one cell.
-    pub interval_ns: u64,
-    /// Cells each key's bucket holds.
-    pub burst: u64,
+    /// Each key's bucket.
+    pub bucket: Limiter,
     /// How many keys may be busy at once (`None`: no bound).
     pub room: Option<u64>,
 }
@@ -297,7 +307,7 @@ impl Model for KeyedLimiter {
     }
 
     fn step(&self, state: &Buckets, input: &KeyedCheck, output: Option<&bool>) -> Option<Buckets> {
-        let full = u128::from(self.interval_ns) * u128::from(self.burst);
+        let full = self.bucket.full();
         let now = input.at_ns.max(state.at_ns);
         let elapsed = u128::from(now - state.at_ns);
         // Credit accrues; a bucket full again is no longer busy.
@@ -307,7 +317,7 @@ impl Model for KeyedLimiter {
             .map(|(&key, &credit)| (key, credit + elapsed))
             .filter(|&(_, credit)| credit < full)
             .collect();
-        let cost = u128::from(self.interval_ns) * u128::from(input.cells);
+        let cost = self.bucket.cost(input.cells);
         let admitted = if cost == 0 {
             true
         } else if let Some(credit) = busy.get_mut(&input.key) {

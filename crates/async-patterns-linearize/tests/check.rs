@@ -434,11 +434,13 @@ fn the_pattern_models_follow_their_rules() {
 
 #[test]
 fn the_keyed_limiter_model_bounds_busy_keys_and_checks_keys_apart() {
-    use async_patterns_linearize::models::{KeyedCheck, KeyedLimiter};
+    use async_patterns_linearize::models::{KeyedCheck, KeyedLimiter, Limiter};
     // 100 ns a cell, burst 1, room for one busy key.
     let tight = KeyedLimiter {
-        interval_ns: 100,
-        burst: 1,
+        bucket: Limiter {
+            interval_ns: 100,
+            burst: 1,
+        },
         room: Some(1),
     };
     let at = |key, at_ns, cells| KeyedCheck { key, at_ns, cells };

@@ -191,9 +191,7 @@ impl Move {
             _ => Move::Drop(pick(rng, plan.elements().max(1))),
         }
     }
-}
 
-impl Move {
     /// A move aimed at an instant where a run fired `site` (at `at_ms`):
     /// a second fault where the first one happened. Three times in four
     /// another entry for the same site (any it can do, on until a fault's
@@ -223,7 +221,12 @@ impl Move {
         let scale = rng.between(0, 7);
         let after = rng.between(0, (1 << scale) - 1);
         let len = rng.between(length.0, length.1);
-        Some(Move::Add(Fault::new(kind, target, at_ms + after, len)))
+        Some(Move::Add(Fault::new(
+            kind,
+            target,
+            at_ms.saturating_add(after),
+            len,
+        )))
     }
 }
 

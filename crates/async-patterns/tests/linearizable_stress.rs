@@ -229,10 +229,8 @@ fn the_keyed_limiter_under_8_real_callers_is_linearizable() {
         "{admitted} of {}",
         h.len()
     );
-    let l = limiter_model(quota);
     let model = KeyedLimiter {
-        interval_ns: l.interval_ns,
-        burst: l.burst,
+        bucket: limiter_model(quota),
         room: Some(2),
     };
     // Room for 3 would have admitted a key that found none.

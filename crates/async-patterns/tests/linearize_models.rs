@@ -18,7 +18,7 @@ use async_patterns::rate_limiter::{KeyedRateLimiter, Quota};
 use async_patterns::time::{Clock, ManualClock};
 use async_patterns_linearize::models::{
     Adaptive, AdaptiveOp, Breaker, BreakerOp, BreakerOut, Ending, FailureShare, KeyedCheck,
-    KeyedLimiter,
+    KeyedLimiter, Limiter,
 };
 use async_patterns_linearize::{Model, Op, Verdict, check};
 use proptest::prelude::*;
@@ -75,7 +75,8 @@ proptest! {
         let clock = ManualClock::new();
         let max_keys = NonZeroUsize::new(room.map_or(1_000, |r| r as usize)).unwrap();
         let limiter = KeyedRateLimiter::new(quota, clock.clone(), max_keys);
-        let model = KeyedLimiter { interval_ns: 100_000_000, burst: u64::from(burst), room };
+        let bucket = Limiter { interval_ns: 100_000_000, burst: u64::from(burst) };
+        let model = KeyedLimiter { bucket, room };
         let mut h = Sequence::new();
         for (key, cells, advance_ms) in ops {
             let input = KeyedCheck { key, at_ns: clock.now().as_nanos(), cells: u64::from(cells) };

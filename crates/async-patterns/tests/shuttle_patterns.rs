@@ -196,18 +196,10 @@ fn keyed_run(threads: u64) {
         },
     );
     let model = KeyedLimiter {
+        bucket: limiter_model(quota),
         room: Some(2),
-        ..keyed(limiter_model(quota))
     };
     assert_linearizable(&model, &rec.history());
-}
-
-fn keyed(l: models::Limiter) -> KeyedLimiter {
-    KeyedLimiter {
-        interval_ns: l.interval_ns,
-        burst: l.burst,
-        room: None,
-    }
 }
 
 #[test]
