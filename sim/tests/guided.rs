@@ -5,24 +5,29 @@
 use async_patterns_sim::explore::{Guided, explore};
 use sim::pipeline::Pipeline;
 
-/// Exploration seed 3: guided catches `ack-on-failed-sync` in its budget
-/// of 96 runs; the swarm, on the same fresh seeds, does not.
+/// Exploration seed 3: guided catches `ack-on-failed-sync` and
+/// `torn-line-accepted` in a budget of 24 runs each (at runs 8 and 12: the
+/// children it owes put a crash at the very sync that failed or waited,
+/// and the torn-write disk under that coincidence); the swarm, on the same
+/// fresh seeds, catches neither.
 #[test]
 fn guided_catches_a_deep_sabotage_in_a_budget_where_the_swarm_does_not() {
-    let how = Guided::new(96).sabotage(Some("ack-on-failed-sync"));
-    let blind = explore(&Pipeline, 3, &how.clone().blind()).unwrap();
-    assert!(
-        blind.failures.is_empty(),
-        "swarm caught it at run {}",
-        blind.failures[0].run
-    );
-    assert_eq!(blind.runs, 96);
-    let guided = explore(&Pipeline, 3, &how).unwrap();
-    let found = guided.failures.first().expect("guided catches it");
-    assert!(found.run <= 96);
-    // The failure replays on its own, from its seed and plan.
-    let again = async_patterns_sim::run(&Pipeline, found.seed, &found.plan).unwrap();
-    assert_eq!(again.violations, found.violations);
+    for sabotage in ["ack-on-failed-sync", "torn-line-accepted"] {
+        let how = Guided::new(24).sabotage(Some(sabotage));
+        let blind = explore(&Pipeline, 3, &how.clone().blind()).unwrap();
+        assert!(
+            blind.failures.is_empty(),
+            "{sabotage}: swarm caught it at run {}",
+            blind.failures[0].run
+        );
+        assert_eq!(blind.runs, 24);
+        let guided = explore(&Pipeline, 3, &how).unwrap();
+        let found = guided.failures.first().expect("guided catches it");
+        assert!(found.run <= 24);
+        // The failure replays on its own, from its seed and plan.
+        let again = async_patterns_sim::run(&Pipeline, found.seed, &found.plan).unwrap();
+        assert_eq!(again.violations, found.violations);
+    }
 }
 
 /// One exploration seed, the same search on one thread and on two: the

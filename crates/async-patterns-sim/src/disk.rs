@@ -302,10 +302,59 @@ pub(crate) fn draw_any(rng: &mut SplitMix64, disk: Option<&Disk>) -> Option<Disk
         if allowed && on { level } else { 0 }
     };
     let profile = DiskProfile {
-        io_error_permille: pick(disk.io_errors, &[1, 5, 20]),
-        corrupt_read_permille: pick(disk.corrupt_reads, &[1, 5, 20]),
-        early_sync_percent: pick(disk.early_syncs, &[10, 50]),
+        io_error_permille: pick(disk.io_errors, &ERROR_LEVELS),
+        corrupt_read_permille: pick(disk.corrupt_reads, &ERROR_LEVELS),
+        early_sync_percent: pick(disk.early_syncs, &SYNC_LEVELS),
         torn_writes: pick(disk.torn_writes, &[1]) == 1,
     };
     (!profile.is_none()).then_some(profile)
+}
+
+/// The levels a swarm draws for I/O errors and corrupt reads (thousandths).
+const ERROR_LEVELS: [u32; 3] = [1, 5, 20];
+/// The levels a swarm draws for early syncs (percent).
+const SYNC_LEVELS: [u32; 2] = [10, 50];
+
+/// Each fault `disk` allows, alone, at the highest level a swarm draws
+/// (in the table's order): the disk conditions a guided search tries a
+/// new coincidence under.
+pub(crate) fn each_alone(disk: Option<&Disk>) -> Vec<DiskProfile> {
+    let Some(disk) = disk else {
+        return Vec::new();
+    };
+    let top = |levels: &[u32]| levels.iter().copied().max().unwrap_or(0);
+    [
+        (
+            disk.io_errors,
+            DiskProfile {
+                io_error_permille: top(&ERROR_LEVELS),
+                ..DiskProfile::default()
+            },
+        ),
+        (
+            disk.corrupt_reads,
+            DiskProfile {
+                corrupt_read_permille: top(&ERROR_LEVELS),
+                ..DiskProfile::default()
+            },
+        ),
+        (
+            disk.early_syncs,
+            DiskProfile {
+                early_sync_percent: top(&SYNC_LEVELS),
+                ..DiskProfile::default()
+            },
+        ),
+        (
+            disk.torn_writes,
+            DiskProfile {
+                torn_writes: true,
+                ..DiskProfile::default()
+            },
+        ),
+    ]
+    .into_iter()
+    .filter(|(allowed, _)| *allowed)
+    .map(|(_, p)| p)
+    .collect()
 }

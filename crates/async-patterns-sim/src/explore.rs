@@ -10,10 +10,20 @@
 //! * a fault-site entry that fired (`site: action`) for the first time;
 //! * a new *combination* of those;
 //! * a new best value of a numeric [`guide!`](async_patterns_assert::guide)
-//!   (the most I/O errors a store survived, the longest a sync waited).
+//!   (the most I/O errors a store survived, the longest a sync waited);
+//! * two site entries firing at one reach (`site: fail + crash at one
+//!   reach`).
 //!
 //! Each generation (4 runs: the corpus feeds back sooner than with more)
-//! then derives new plans from a snapshot of the corpus: a parent chosen
+//! first makes the children the search **owes** (a fuzzer's deterministic
+//! stage: a small neighbourhood tried whole, once, where a random child
+//! would find it by luck): each site option whose action no run has fired
+//! yet, turned on; at the first moment of each kind in the corpus (a site,
+//! and what fired there), each other option of that site *coinciding* with
+//! it ([`Move::coincide`]: at that one reach, at 100%, on that run's seed,
+//! so a failed sync gets a crash at that very sync); at the first run of
+//! each coincidence, each disk fault alone at its highest level. Its other
+//! runs derive new plans from a snapshot of the corpus: a parent chosen
 //! with a weight that favours the rarest signals it reached (the newest
 //! half the time). Half the time, if sites fired in the parent's run, the
 //! child is *aimed*: a second fault where the first happened
@@ -22,10 +32,9 @@
 //! comes again: a bug that needs two things to coincide needs the second
 //! where the first one is. Else it is changed by one or two
 //! [moves](crate::moves) (the same ones the shrinker takes, and more), or
-//! crossed with a second parent. One run in 8 is a fresh swarm seed, so
-//! the search never stops exploring. A child keeps its parent's simulation
-//! seed half the time (the same network draws, so a move changes what it
-//! says).
+//! crossed with a second parent. One run in 8 is a fresh swarm seed, so the
+//! search never stops exploring. A child keeps its parent's simulation seed
+//! half the time (the same network draws, so a move changes what it says).
 //!
 //! **Replay.** Every choice comes from the exploration seed: slot `k` of
 //! generation `g` draws from a stream of `(exploration seed, g, k)` and
@@ -45,10 +54,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_patterns::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
+use crate::disk::DiskProfile;
 use crate::fault::{FaultPlan, PlanError, Swarm};
 use crate::moves::{Move, cross};
 use crate::run::run_checked;
 use crate::scenario::AnyScenario;
+use crate::site::{Moment, SiteAction, SiteFault};
 use crate::sweep::Build;
 use crate::trace::Violation;
 
@@ -159,9 +170,9 @@ pub struct Kept {
     pub plan: FaultPlan,
     /// The signals its run reached (points, `site: action`, `guide NAME`).
     pub signals: Vec<String>,
-    /// When its run's sites fired (site, ms): where its children aim.
+    /// When its run's sites fired: where its children aim.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub moments: Vec<(String, u64)>,
+    pub moments: Vec<Moment>,
 }
 
 /// What a search did.
@@ -187,7 +198,7 @@ struct Ran {
     violations: Vec<Violation>,
     signals: Vec<String>,
     guides: BTreeMap<String, u64>,
-    moments: Vec<(String, u64)>,
+    moments: Vec<Moment>,
 }
 
 /// Searches `scenario` from `exploration_seed` (see the
@@ -221,27 +232,35 @@ pub fn explore_with(
         guides: BTreeMap::new(),
     };
     let mut combinations: BTreeSet<Vec<String>> = BTreeSet::new();
+    // The owed children already made (their keys).
+    let mut tried: BTreeSet<String> = BTreeSet::new();
     let mut generation = 0u64;
     while out.runs < how.budget {
         let n = how.generation.min(how.budget - out.runs);
         let snapshot = &out.corpus;
         let signals = &out.signals;
+        let mut owed = owed(snapshot, signals, &tried, &swarm).into_iter();
         let candidates: Vec<(u64, FaultPlan)> = (0..n)
             .map(|slot| {
                 let mut rng = SplitMix64::derive(
                     exploration_seed,
                     generation.wrapping_mul(1 << 20).wrapping_add(slot as u64),
                 );
-                let (seed, mut plan) =
-                    if !how.guided || snapshot.is_empty() || rng.between(0, 7) == 0 {
-                        // A fresh swarm seed: run r's own, the same in a blind
-                        // search and a guided one (and disjoint from a sweep's
-                        // 0, 1, 2, ...).
-                        let seed = fresh_seed(exploration_seed, out.runs + slot);
-                        (seed, swarm.plan(seed))
-                    } else {
-                        breed(&mut rng, snapshot, signals, &swarm)
-                    };
+                let fresh = !how.guided || snapshot.is_empty() || rng.between(0, 7) == 0;
+                let (seed, mut plan) = if fresh {
+                    // A fresh swarm seed: run r's own, the same in a blind
+                    // search and a guided one (and disjoint from a sweep's
+                    // 0, 1, 2, ...).
+                    let seed = fresh_seed(exploration_seed, out.runs + slot);
+                    (seed, swarm.plan(seed))
+                } else if let Some(o) = owed.next() {
+                    tried.insert(o.key);
+                    let parent = &snapshot[o.parent];
+                    let m = o.change.make(&mut rng, &swarm);
+                    (parent.seed, m.apply(&parent.plan))
+                } else {
+                    breed(&mut rng, snapshot, signals, &swarm)
+                };
                 plan.sabotage.clone_from(&how.sabotage);
                 (seed, plan)
             })
@@ -252,6 +271,11 @@ pub fn explore_with(
                 let mut signals = o.points.clone();
                 signals.extend(o.fired.iter().cloned());
                 signals.extend(o.guides.keys().map(|g| format!("guide {g}")));
+                signals.extend(
+                    coincidences(&o.moments)
+                        .into_iter()
+                        .map(|(s, a, b)| format!("{s}: {} + {} at one reach", a.name(), b.name())),
+                );
                 Ran {
                     seed: *seed,
                     plan: plan.clone(),
@@ -308,8 +332,9 @@ pub fn explore_with(
     Ok(out)
 }
 
-/// The version of a guided search's record ([`Searched`]).
-pub const GUIDED_FORMAT_VERSION: u32 = 1;
+/// The version of a guided search's record ([`Searched`]): 2 since a
+/// corpus entry's moments say what fired (a record of 1 is refused).
+pub const GUIDED_FORMAT_VERSION: u32 = 2;
 
 /// What a guided search of one scenario writes (`sweep --guided --json`,
 /// one JSON line per scenario) and `merge` combines across shards: which
@@ -433,6 +458,133 @@ pub fn merge_searches(mut shards: Vec<Searched>) -> Result<Searched, String> {
     })
 }
 
+/// A child a search owes before it breeds at random.
+struct Owed {
+    /// What it is, once made never owed again.
+    key: String,
+    /// The corpus entry it is a child of (on its seed).
+    parent: usize,
+    /// The change.
+    change: Change,
+}
+
+/// What an owed child changes in its parent's plan.
+enum Change {
+    /// A site entry on, for a window a swarm could draw ([`Move::site_on`]).
+    On(SiteFault),
+    /// A site entry at one reach ([`Move::coincide`]).
+    Coincide(SiteFault, u64),
+    /// The disk profile.
+    Disk(DiskProfile),
+}
+
+impl Change {
+    fn make(self, rng: &mut SplitMix64, swarm: &Swarm) -> Move {
+        match self {
+            Change::On(e) => Move::site_on(rng, swarm, e),
+            Change::Coincide(e, at_ms) => Move::coincide(e, at_ms),
+            Change::Disk(d) => Move::Disk(Some(d)),
+        }
+    }
+}
+
+/// Each pair of actions that fired at one reach of a site (in the same ms)
+/// in a run's moments, as `(site, first, second)`, the two in order.
+fn coincidences(moments: &[Moment]) -> BTreeSet<(&str, SiteAction, SiteAction)> {
+    let mut out = BTreeSet::new();
+    for (i, a) in moments.iter().enumerate() {
+        for b in &moments[i + 1..] {
+            if a.site == b.site && a.at_ms == b.at_ms && a.action != b.action {
+                out.insert((
+                    a.site.as_str(),
+                    a.action.min(b.action),
+                    a.action.max(b.action),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The children a search owes, in order, before it breeds at random (a
+/// small neighbourhood tried whole, as a fuzzer's deterministic stage
+/// does, where a random child would find it by luck):
+///
+/// 1. each site option whose action no run has fired yet, turned on in a
+///    child of the newest corpus entry;
+/// 2. at the first moment of each kind (a site, and what fired there) in
+///    the corpus, each other option of that site coinciding with it, on
+///    the seed of the run it fired in: a bug that needs two things at one
+///    instant (a failed sync, and a crash before the next one) is then a
+///    step away from the first run that did one of them. Left out: a
+///    `fail` or `delay` at a moment where one fired (the code takes the
+///    first), and the action that fired itself.
+fn owed(
+    corpus: &[Kept],
+    signals: &BTreeMap<String, usize>,
+    tried: &BTreeSet<String>,
+    swarm: &Swarm,
+) -> Vec<Owed> {
+    let Some(newest) = corpus.len().checked_sub(1) else {
+        return Vec::new();
+    };
+    let name = |e: &SiteFault| {
+        let target = e
+            .target
+            .as_deref()
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
+        format!("{}: {}{target}", e.site, e.action.name())
+    };
+    let options = swarm.site_options();
+    let mut out: Vec<Owed> = options
+        .iter()
+        .filter(|o| !signals.contains_key(&format!("{}: {}", o.site, o.action.name())))
+        .map(|o| Owed {
+            key: format!("on {}", name(o)),
+            parent: newest,
+            change: Change::On(o.clone()),
+        })
+        .collect();
+    let answers = |a: SiteAction| matches!(a, SiteAction::Fail | SiteAction::Delay);
+    let mut kinds: BTreeSet<(&str, SiteAction)> = BTreeSet::new();
+    for (i, kept) in corpus.iter().enumerate() {
+        for m in &kept.moments {
+            if !kinds.insert((&m.site, m.action)) {
+                continue;
+            }
+            for o in options.iter().filter(|o| o.site == m.site) {
+                if o.action == m.action || (answers(o.action) && answers(m.action)) {
+                    continue;
+                }
+                out.push(Owed {
+                    key: format!("{} at {}: {}", name(o), m.site, m.action.name()),
+                    parent: i,
+                    change: Change::Coincide(o.clone(), m.at_ms),
+                });
+            }
+        }
+    }
+    let disks = crate::disk::each_alone(swarm.disk());
+    let mut pairs = BTreeSet::new();
+    for (i, kept) in corpus.iter().enumerate() {
+        for (site, a, b) in coincidences(&kept.moments) {
+            if !pairs.insert((site, a, b)) {
+                continue;
+            }
+            for d in &disks {
+                out.push(Owed {
+                    key: format!("disk {d} at {site}: {} + {}", a.name(), b.name()),
+                    parent: i,
+                    change: Change::Disk(d.clone()),
+                });
+            }
+        }
+    }
+    out.retain(|o| !tried.contains(&o.key));
+    out
+}
+
 /// The fresh swarm seed of run `r` (from 0) of an exploration.
 fn fresh_seed(exploration_seed: u64, r: usize) -> u64 {
     SplitMix64::derive(exploration_seed ^ 0x5eed, r as u64).next_u64() >> 1
@@ -484,8 +636,8 @@ fn breed(
     // Half the time, aim: a second fault at a moment a site fired in the
     // parent's run, on the parent's seed (so that moment comes again).
     if !parent.moments.is_empty() && rng.between(0, 1) == 0 {
-        let (site, at) = &parent.moments[rng.between(0, parent.moments.len() as u64 - 1) as usize];
-        if let Some(m) = Move::aimed(rng, swarm, site, *at) {
+        let moment = &parent.moments[rng.between(0, parent.moments.len() as u64 - 1) as usize];
+        if let Some(m) = Move::aimed(rng, swarm, &moment.site, moment.at_ms) {
             return (parent.seed, m.apply(&parent.plan));
         }
     }
@@ -540,6 +692,104 @@ mod tests {
     use crate::fault::{Fault, FaultKind, Targets};
     use crate::site::Site;
 
+    /// What a search owes: each option no run has fired, on in a child of
+    /// the newest entry; at the first moment of each kind, each option that
+    /// can coincide with it (not a second answer where one was given, not
+    /// the same action); at the first coincidence, each disk fault alone.
+    /// Each once.
+    #[test]
+    fn a_search_owes_each_unfired_option_each_coincidence_and_each_disk_once() {
+        use crate::disk::Disk;
+        use crate::site::Site;
+        let targets = Targets::new()
+            .link("a", "b")
+            .host("b", "x")
+            .site(Site::new("s", "a site").fails().delays())
+            .disk(Disk::new("d").io_errors().torn_writes());
+        let swarm = Swarm::over(&targets);
+        let at = |action, at_ms| Moment {
+            site: "s".to_string(),
+            action,
+            at_ms,
+        };
+        let kept = |seed, moments| Kept {
+            seed,
+            plan: FaultPlan::default(),
+            signals: Vec::new(),
+            moments,
+        };
+        let corpus = [
+            kept(
+                7,
+                vec![at(SiteAction::Fail, 100), at(SiteAction::Fail, 300)],
+            ),
+            kept(8, vec![at(SiteAction::Fail, 40)]),
+            kept(
+                9,
+                vec![at(SiteAction::Delay, 50), at(SiteAction::Crash, 50)],
+            ),
+        ];
+        let signals: BTreeMap<String, usize> = ["s: fail", "s: delay", "s: crash"]
+            .into_iter()
+            .map(|s| (s.to_string(), 1))
+            .collect();
+        let first = owed(&corpus, &signals, &BTreeSet::new(), &swarm);
+        let got: Vec<(&str, usize, Option<u64>)> = first
+            .iter()
+            .map(|o| {
+                let at = match &o.change {
+                    Change::Coincide(e, at) => {
+                        assert_eq!((e.percent, e.from_ms), (None, None), "{}", o.key);
+                        Some(*at)
+                    }
+                    _ => None,
+                };
+                (o.key.as_str(), o.parent, at)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("on s: partition a<->b", 2, None),
+                ("s: crash b at s: fail", 0, Some(100)),
+                ("s: partition a<->b at s: fail", 0, Some(100)),
+                ("s: crash b at s: delay", 2, Some(50)),
+                ("s: partition a<->b at s: delay", 2, Some(50)),
+                ("s: fail at s: crash", 2, Some(50)),
+                ("s: delay at s: crash", 2, Some(50)),
+                ("s: partition a<->b at s: crash", 2, Some(50)),
+                ("disk io errors 20‰ at s: delay + crash", 2, None),
+                ("disk torn writes at s: delay + crash", 2, None),
+            ]
+        );
+        // A coincidence is made at that one reach, at 100%; a disk child
+        // has that fault alone.
+        let mut rng = SplitMix64::new(1);
+        let keys: BTreeSet<String> = got.iter().map(|(k, _, _)| k.to_string()).collect();
+        let mut made = first.into_iter().map(|o| o.change.make(&mut rng, &swarm));
+        let on = made.next().unwrap().apply(&FaultPlan::default());
+        assert_eq!(on.sites[0].from_ms, None);
+        assert!(on.sites[0].until_ms.is_some());
+        let crash = made.next().unwrap().apply(&FaultPlan::default());
+        let e = &crash.sites[0];
+        assert_eq!(
+            (e.action, e.from_ms, e.until_ms, e.percent),
+            (SiteAction::Crash, Some(100), Some(101), Some(100))
+        );
+        let torn = made.last().unwrap().apply(&FaultPlan::default());
+        assert_eq!(
+            torn.disk,
+            Some(DiskProfile {
+                torn_writes: true,
+                ..DiskProfile::default()
+            })
+        );
+        // Once made, never owed again.
+        assert!(owed(&corpus, &signals, &keys, &swarm).is_empty());
+        // An empty corpus owes nothing.
+        assert!(owed(&[], &signals, &BTreeSet::new(), &swarm).is_empty());
+    }
+
     /// Children of a one-plan corpus: half of them aimed when its run has
     /// a moment (on its seed, one element more, at that moment), none when
     /// it has none.
@@ -554,7 +804,7 @@ mod tests {
             faults: vec![Fault::new(FaultKind::Partition, "a<->b", 100, 50)],
             ..FaultPlan::default()
         };
-        let kept = |moments: Vec<(String, u64)>| Kept {
+        let kept = |moments: Vec<Moment>| Kept {
             seed: 7,
             plan: plan.clone(),
             signals: vec!["s: fail".to_string()],
@@ -568,7 +818,7 @@ mod tests {
                     let (seed, child) = breed(&mut rng, corpus, &signals, &swarm);
                     let at = |ms: u64| (5_000..5_128).contains(&ms);
                     let new_site = child.sites.len() == 1
-                        && child.sites[0].until_ms.is_some_and(|u| u > 5_000)
+                        && child.sites[0].from_ms == Some(5_000)
                         && child.faults == plan.faults;
                     let new_fault = child.sites.is_empty()
                         && child.faults.len() == 2
@@ -578,7 +828,12 @@ mod tests {
                 })
                 .count()
         };
-        let with = aimed_children(&[kept(vec![("s".to_string(), 5_000)])]);
+        let moment = Moment {
+            site: "s".to_string(),
+            action: SiteAction::Partition,
+            at_ms: 5_000,
+        };
+        let with = aimed_children(&[kept(vec![moment])]);
         assert!((450..600).contains(&with), "{with}");
         // Without moments, a child looks like that only by a random move's
         // chance.

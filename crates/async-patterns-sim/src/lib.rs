@@ -231,7 +231,7 @@ pub use history::{History, Linearizable};
 pub use liveness::Eventually;
 pub use run::{Outcome, run, run_checked};
 pub use scenario::{AnyScenario, Ctx, Info, Network, RunInfo, Scenario, now};
-pub use site::{Site, SiteAction, SiteFault};
+pub use site::{Moment, Site, SiteAction, SiteFault};
 pub use sweep::{SeedRecord, sweep};
 pub use trace::{Divergence, Trace, Violation, hash_trace};
 

@@ -1,7 +1,8 @@
 //! Moves on a fault plan, defined once: the steps a shrink takes (drop an
 //! element, place a fault, shorten a site entry, turn a disk fault off) and
 //! the changes a guided search makes (the same, and add, retarget or split
-//! a fault, turn a site on, draw a disk profile, cross two plans).
+//! a fault, turn a site on, put a site entry at the one reach where another
+//! fired, draw a disk profile, cross two plans).
 
 use async_patterns::rng::SplitMix64;
 
@@ -169,9 +170,7 @@ impl Move {
             }
             7 => {
                 let e = options[pick(rng, options.len())].clone();
-                let len = rng.between(length.0, length.1);
-                let until = rng.between(start.0, start.1) + rng.between(length.0, length.1);
-                Move::AddSite(e.lasting(len).until(until))
+                Move::site_on(rng, swarm, e)
             }
             8 => {
                 let j = pick(rng, plan.sites.len());
@@ -192,10 +191,34 @@ impl Move {
         }
     }
 
+    /// `entry` at the one reach of its site at `at_ms` (on from that ms
+    /// for 1 ms, at 100%): on the same seed, it coincides with what fired
+    /// there.
+    pub fn coincide(entry: SiteFault, at_ms: u64) -> Move {
+        Move::AddSite(
+            entry
+                .from(at_ms)
+                .until(at_ms.saturating_add(1))
+                .percent(100),
+        )
+    }
+
+    /// `option` turned on for a window a swarm could draw (a length from
+    /// its lengths, on until a start from its starts plus a length).
+    pub fn site_on(rng: &mut SplitMix64, swarm: &Swarm, option: SiteFault) -> Move {
+        let (start, length) = (swarm.start_ms(), swarm.length_ms());
+        let len = rng.between(length.0, length.1);
+        let until = rng.between(start.0, start.1) + rng.between(length.0, length.1);
+        Move::AddSite(option.lasting(len).until(until))
+    }
+
     /// A move aimed at an instant where a run fired `site` (at `at_ms`):
     /// a second fault where the first one happened. Three times in four
-    /// another entry for the same site (any it can do, on until a fault's
-    /// length after that instant), else a fault of the menu starting
+    /// another entry for the same site (any it can do, on from that
+    /// instant: half the time at that very reach only, at 100%, else at
+    /// the default chance until a fault's length after it; an entry on
+    /// from the start would fire earlier and change the run before the
+    /// moment comes), else a fault of the menu starting
     /// shortly after it (0-127 ms: a scale of 1 to 128 ms drawn first,
     /// then the offset within it, so a few ms is as likely as a hundred).
     /// `None` if the swarm offers neither.
@@ -210,9 +233,13 @@ impl Move {
         let entry = !options.is_empty() && (menu.is_empty() || rng.between(0, 3) != 0);
         if entry {
             let e = options[rng.between(0, options.len() as u64 - 1) as usize].clone();
-            let len = rng.between(length.0, length.1);
+            let e = e.lasting(rng.between(length.0, length.1));
+            if rng.between(0, 1) == 0 {
+                return Some(Move::coincide(e, at_ms));
+            }
+            // From then on, at the default chance.
             let until = at_ms.saturating_add(rng.between(length.0, length.1));
-            return Some(Move::AddSite(e.lasting(len).until(until)));
+            return Some(Move::AddSite(e.from(at_ms).until(until)));
         }
         if menu.is_empty() {
             return None;
@@ -278,12 +305,20 @@ mod tests {
         let (length, menu) = (swarm.length_ms(), swarm.menu().to_vec());
         let mut rng = SplitMix64::new(3);
         let (mut entries, mut faults, mut within_8, mut past_64) = (0, 0, 0, 0);
+        let mut at_once = 0usize;
         for _ in 0..2_000 {
             match Move::aimed(&mut rng, &swarm, "s", 1_000) {
                 Some(Move::AddSite(e)) => {
                     assert_eq!(e.site, "s");
+                    assert_eq!(e.from_ms, Some(1_000));
                     let until = e.until_ms.unwrap();
-                    assert!((1_000 + length.0..=1_000 + length.1).contains(&until));
+                    if until == 1_001 {
+                        assert_eq!(e.percent, Some(100));
+                        at_once += 1;
+                    } else {
+                        assert!((1_000 + length.0..=1_000 + length.1).contains(&until));
+                        assert_eq!(e.percent, None);
+                    }
                     entries += 1;
                 }
                 Some(Move::Add(f)) => {
@@ -301,6 +336,8 @@ mod tests {
         // within 8 ms (scales 0-3 of 0-7), and 1 in 16 past 64 ms (half
         // of scale 7).
         assert!((1_400..1_600).contains(&entries), "{entries}");
+        // Half of them at that very reach.
+        assert!(at_once.abs_diff(entries / 2) < 80, "{at_once} of {entries}");
         assert!(
             faults > 400 && within_8 * 10 > faults * 4,
             "{within_8} of {faults}"

@@ -47,9 +47,9 @@ pub struct Outcome {
     pub guides: BTreeMap<String, u64>,
     /// The fault-site entries that fired, as `site: action`, each once.
     pub fired: Vec<String>,
-    /// When sites fired (the first 64 firings): the site, and the instant
-    /// in ms from the start. A guided search aims its next faults there.
-    pub moments: Vec<(String, u64)>,
+    /// When sites fired (the first 64 firings): the site, what the entry
+    /// does, and the instant. A guided search aims its next faults there.
+    pub moments: Vec<crate::site::Moment>,
     /// When the run ended (its workload done, and its recovery phase if
     /// any), in virtual time: a planned fault that starts at or after it
     /// never happened ([`Outcome::unstarted`]).

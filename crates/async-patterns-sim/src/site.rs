@@ -15,6 +15,7 @@
 //! | `crash`, `partition`, `partition_oneway`, `hold`, `loss`, `latency` | that fault starts on `target` at that instant, for `for_ms` (the code sees [`Fire::Pass`](async_patterns_assert::Fire)) | a declared target of the kind's shape |
 //!
 //! Each time the code reaches a site, each of the plan's entries for it
+//! that is on (from `from_ms`, before `until_ms`: the whole run by default)
 //! fires with chance `percent`/100 (25 by default, FoundationDB's figure),
 //! drawn from a stream of the run's seed and the entry's own site, action
 //! and target: removing one entry leaves the others' draws as they were.
@@ -203,6 +204,12 @@ pub struct SiteFault {
     /// How long the code waits (`delay` only; default 500 ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// The site fires only from this instant on (ms since the run began;
+    /// default: from the start). With `until_ms` one ms later and
+    /// `percent` 100, the entry fires at one reach of the site: where a
+    /// guided search aims a second fault at a moment the first one fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<u64>,
     /// The site fires only before this instant (ms since the run began;
     /// default: for the whole run). The run heals, and its recovery phase
     /// can begin, only once every entry has stopped and what it started
@@ -221,8 +228,16 @@ impl SiteFault {
             percent: None,
             for_ms: None,
             delay_ms: None,
+            from_ms: None,
             until_ms: None,
         }
+    }
+
+    /// Firing only from `ms` on.
+    #[must_use]
+    pub fn from(mut self, ms: u64) -> Self {
+        self.from_ms = Some(ms);
+        self
     }
 
     /// Firing only before `ms`.
@@ -305,6 +320,19 @@ impl SiteFault {
     }
 }
 
+/// A moment a site entry fired in a run: where a guided search aims a
+/// second fault.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moment {
+    /// The site.
+    pub site: String,
+    /// What the entry that fired does.
+    pub action: SiteAction,
+    /// When, in ms from the start of the run.
+    pub at_ms: u64,
+}
+
 /// What is wrong with one site entry of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SiteError {
@@ -336,6 +364,13 @@ pub enum SiteError {
     },
     /// The fault's target is wrong.
     Target(FaultError),
+    /// A window that never opens: `from_ms` not before `until_ms`.
+    Window {
+        /// `from_ms`.
+        from: u64,
+        /// `until_ms`.
+        until: u64,
+    },
 }
 
 impl fmt::Display for SiteError {
@@ -365,6 +400,10 @@ impl fmt::Display for SiteError {
                 write!(f, "percent {percent} is not in 1-100")
             }
             SiteError::Target(e) => e.fmt(f),
+            SiteError::Window { from, until } => write!(
+                f,
+                "from_ms {from} is not before until_ms {until}: the entry would never fire"
+            ),
         }
     }
 }
@@ -382,6 +421,11 @@ pub(crate) fn resolve(entry: &SiteFault, targets: &Targets) -> Result<Option<Res
         && !(1..=100).contains(&p)
     {
         return Err(SiteError::Percent { percent: p });
+    }
+    if let (Some(from), Some(until)) = (entry.from_ms, entry.until_ms)
+        && from >= until
+    {
+        return Err(SiteError::Window { from, until });
     }
     let refuse = |name| Err(SiteError::Parameter { name });
     match entry.action {
@@ -477,8 +521,8 @@ pub(crate) struct Firing {
     pending: RefCell<Vec<(String, Fault, Resolved)>>,
     /// The entries that fired (by index), for a guided search.
     fired: RefCell<Vec<bool>>,
-    /// The first [`MOMENTS`] firings: the site, and when (ms).
-    moments: RefCell<Vec<(String, u64)>>,
+    /// The first [`MOMENTS`] firings.
+    moments: RefCell<Vec<Moment>>,
     trace: Trace,
 }
 
@@ -527,7 +571,10 @@ impl Firing {
     pub(crate) fn reach(&self, name: &str) -> Fire {
         let now = turmoil::sim_elapsed().unwrap_or_default();
         let mut answer = Fire::Pass;
-        let on = |e: &SiteFault| e.until_ms.is_none_or(|u| now < Duration::from_millis(u));
+        let on = |e: &SiteFault| {
+            e.from_ms.is_none_or(|f| now >= Duration::from_millis(f))
+                && e.until_ms.is_none_or(|u| now < Duration::from_millis(u))
+        };
         for (i, armed) in self
             .entries
             .iter()
@@ -542,7 +589,11 @@ impl Firing {
             self.fired.borrow_mut()[i] = true;
             let mut moments = self.moments.borrow_mut();
             if moments.len() < MOMENTS {
-                moments.push((name.to_string(), now.as_millis() as u64));
+                moments.push(Moment {
+                    site: name.to_string(),
+                    action: e.action,
+                    at_ms: now.as_millis() as u64,
+                });
             }
             drop(moments);
             match e.action {
@@ -590,8 +641,8 @@ impl Firing {
         out
     }
 
-    /// The first firings: each one's site, and when (ms from the start).
-    pub(crate) fn moments(&self) -> Vec<(String, u64)> {
+    /// The first firings: each one's site, action, and when.
+    pub(crate) fn moments(&self) -> Vec<Moment> {
         self.moments.borrow().clone()
     }
 

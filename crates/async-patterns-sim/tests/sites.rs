@@ -216,6 +216,10 @@ fn plans_with_sites_are_validated_against_the_declared_sites() {
             write_site(SiteAction::Fail).percent(101),
             "site entry 1 (fail): percent 101 is not in 1-100",
         ),
+        (
+            write_site(SiteAction::Fail).from(500).until(500),
+            "site entry 1 (fail): from_ms 500 is not before until_ms 500: the entry would never fire",
+        ),
     ];
     for (entry, says) in cases {
         let err = plan(vec![entry]).validate(&targets, &[]).unwrap_err();
@@ -226,6 +230,8 @@ fn plans_with_sites_are_validated_against_the_declared_sites() {
         write_site(SiteAction::Delay).percent(100).lasting(0),
         write_site(SiteAction::Partition).on("server<->client"),
         SiteFault::new("audit", SiteAction::Crash).on("server"),
+        write_site(SiteAction::Fail).from(499).until(500),
+        write_site(SiteAction::Fail).from(u64::MAX),
     ] {
         plan(vec![entry.clone()])
             .validate(&targets, &[])
@@ -351,6 +357,34 @@ fn a_site_says_what_it_handles_and_an_entry_when_it_is_over() {
     assert_eq!(p.last_end(), ms(1_300));
 }
 
+/// A window of one ms at 100% fires at the one write inside it (the
+/// server writes every 50 ms: at 250 ms here), and no other.
+#[test]
+fn an_entry_fires_only_inside_its_window() {
+    let ats = |entry: SiteFault| -> Vec<u64> {
+        let out = run(&Store, 1, &plan(vec![entry])).unwrap();
+        out.moments.iter().map(|m| m.at_ms).collect()
+    };
+    let at = ats(write_site(SiteAction::Fail).percent(100));
+    assert_eq!(at[..3], [50, 100, 150], "{at:?}");
+    assert_eq!(
+        ats(write_site(SiteAction::Fail)
+            .percent(100)
+            .from(250)
+            .until(251)),
+        [250]
+    );
+    assert!(
+        ats(write_site(SiteAction::Fail)
+            .percent(100)
+            .from(251)
+            .until(300))
+        .is_empty()
+    );
+    let later = ats(write_site(SiteAction::Fail).percent(100).from(1_001));
+    assert_eq!(later.first(), Some(&1_050), "{later:?}");
+}
+
 #[test]
 fn an_entry_fires_only_before_its_end_and_the_trace_says_what_it_did() {
     let out = run(
@@ -458,9 +492,12 @@ fn a_run_says_when_its_sites_fired_the_first_64_times() {
     let at: Vec<u64> = one
         .moments
         .iter()
-        .map(|(site, ms)| {
-            assert_eq!(site, "store write");
-            *ms
+        .map(|m| {
+            assert_eq!(
+                (m.site.as_str(), m.action),
+                ("store write", SiteAction::Fail)
+            );
+            m.at_ms
         })
         .collect();
     // A write every 50 ms, each one a moment.
@@ -472,7 +509,7 @@ fn a_run_says_when_its_sites_fired_the_first_64_times() {
     let two = run(&Store, 1, &plan(vec![fail.clone(), fail])).unwrap();
     assert_eq!(two.moments.len(), 64);
     assert_eq!(two.moments[0], two.moments[1]);
-    assert_eq!(two.moments[63], ("store write".to_string(), 32 * 50));
+    assert_eq!(two.moments[63].at_ms, 32 * 50);
     // Nothing fired, no moment.
     assert!(run(&Store, 1, &plan(vec![])).unwrap().moments.is_empty());
 }
