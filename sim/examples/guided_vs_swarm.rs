@@ -13,7 +13,8 @@
 //! and disk included) and the same fresh seeds: the swarm run `k` of
 //! exploration seed `e` is the guided search's fresh seed for the same
 //! slot. A search that reaches its budget without a catch counts as the
-//! budget (and is marked `>`).
+//! budget (its max is marked `>`, and a median it is part of `>=`: the
+//! ratio against such a swarm median is then a ceiling, `<=`).
 
 use async_patterns_sim::AnyScenario;
 use async_patterns_sim::explore::{Guided, explore};
@@ -64,7 +65,7 @@ fn main() {
             let mut row = Vec::new();
             for blind in [true, false] {
                 if blind && guided_only {
-                    row.push((f64::NAN, "-".to_string(), true));
+                    row.push(None);
                     continue;
                 }
                 let mut runs: Vec<(usize, bool)> = (0..explorations)
@@ -82,11 +83,15 @@ fn main() {
                     .collect();
                 runs.sort_unstable();
                 let n = runs.len();
-                let median = if n.is_multiple_of(2) {
-                    (runs[n / 2 - 1].0 + runs[n / 2].0) as f64 / 2.0
+                let middle = if n.is_multiple_of(2) {
+                    &runs[n / 2 - 1..=n / 2]
                 } else {
-                    runs[n / 2].0 as f64
+                    &runs[n / 2..=n / 2]
                 };
+                let median = middle.iter().map(|r| r.0).sum::<usize>() as f64 / middle.len() as f64;
+                // A search that reached its budget counts as the budget: a
+                // median made of one is a floor (the true one is higher).
+                let floor = middle.iter().any(|r| !r.1);
                 let max = runs[n - 1];
                 let mark = |(n, caught): (usize, bool)| {
                     if caught {
@@ -95,20 +100,31 @@ fn main() {
                         format!(">{n}")
                     }
                 };
-                row.push((median, mark(max), runs.iter().all(|r| r.1)));
+                row.push(Some((median, mark(max), floor)));
             }
-            let ratio = row[1].0 / row[0].0;
+            let cell = |c: &Option<(f64, String, bool)>| match c {
+                Some((median, max, floor)) => {
+                    let at_least = if *floor { ">=" } else { "" };
+                    (format!("{at_least}{median}"), max.clone())
+                }
+                None => ("-".to_string(), "-".to_string()),
+            };
+            // Against a floor of swarm's median, the ratio is a ceiling.
+            let ratio = match (&row[0], &row[1]) {
+                (Some((swarm, _, swarm_floor)), Some((guided, _, guided_floor))) => {
+                    let r = guided / swarm;
+                    match (swarm_floor, guided_floor) {
+                        (false, false) => format!("{r:.2}"),
+                        (true, false) => format!("<={r:.2}"),
+                        _ => "?".to_string(),
+                    }
+                }
+                _ => "-".to_string(),
+            };
+            let ((sm, sx), (gm, gx)) = (cell(&row[0]), cell(&row[1]));
             println!(
-                "| {} | {} | {}{} | {} | {}{} | {} | {:.2} |",
-                info.name,
-                sabotage.name,
-                row[0].0,
-                if row[0].2 { "" } else { " (not all caught)" },
-                row[0].1,
-                row[1].0,
-                if row[1].2 { "" } else { " (not all caught)" },
-                row[1].1,
-                ratio
+                "| {} | {} | {sm} | {sx} | {gm} | {gx} | {ratio} |",
+                info.name, sabotage.name,
             );
             eprintln!("{key}: done");
         }

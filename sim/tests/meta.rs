@@ -57,7 +57,7 @@ fn every_sabotage_is_caught_and_replays() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(sabotages.len(), 9, "{sabotages:?}");
+    assert_eq!(sabotages.len(), 10, "{sabotages:?}");
     for (name, scenario, deep) in &sabotages {
         // Coverage is judged elsewhere: 4 seeds need not reach every point.
         let clean = sim(&[

@@ -311,10 +311,8 @@ pub fn shrink_keeping(
             let Some(until) = best.sites[i].until_ms else {
                 continue;
             };
-            // Past its start, if it has one: the window stays open.
-            let from = best.sites[i].from_ms.map_or(0, |f| f.saturating_add(1));
             let with = |best: &FaultPlan, ms: u64| Move::SiteUntil(i, ms).apply(best);
-            if let Some((ms, v)) = bisect(from, until, |ms| fails(&with(&best, ms)), true) {
+            if let Some((ms, v)) = bisect(0, until, |ms| fails(&with(&best, ms)), true) {
                 (best, violations, trimmed) = (with(&best, ms), v, true);
             }
         }

@@ -318,6 +318,27 @@ fn a_shrink_drops_the_site_entries_it_does_not_need_and_trims_a_length() {
     );
 }
 
+/// A window's end shrinks to the earliest that still fails, and never to
+/// a window that does not open: a write every 50 ms, failing from 250 ms.
+#[test]
+fn a_shrink_trims_a_window_to_the_one_reach_it_needs() {
+    let failing = plan(vec![
+        write_site(SiteAction::Fail)
+            .percent(100)
+            .from(250)
+            .until(2_000),
+    ]);
+    let small = shrink_keeping(&Store, 1, &failing, &Keep::Original).unwrap();
+    let e = &small.plan.sites[0];
+    assert_eq!((e.from_ms, e.until_ms), (Some(250), Some(251)));
+    assert_eq!(
+        run(&Store, 1, &small.plan).unwrap().moments.len(),
+        1,
+        "{:?}",
+        small.plan
+    );
+}
+
 #[test]
 fn a_run_with_sites_replays_exactly() {
     let sites = vec![
