@@ -26,10 +26,18 @@
 //!   outcome when it gave up), and a read of each item's marks from the
 //!   final store (one per order stored) must fit some order of them.
 //!
+//! After the last fault, the recovery phase asks that **orders go through
+//! again**: an order is stored within [`RECOVERY_BOUND`] of the heal. Its
+//! probe places orders of its own (items `probe-N`, which the invariants
+//! above leave out) with a fresh client, since the workload may be over
+//! before the last fault ends.
+//!
 //! Sabotages (`--sabotage NAME`) plant one real bug each in the client:
 //! `retry-without-idempotency-key`, `no-deadline`, `bypass-open-breaker`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +46,8 @@ use async_patterns_sim::history::Op;
 use async_patterns_sim::history::models::{KeyValue, KvOp, KvOut};
 use async_patterns_sim::net::http::{client as http_client, serve_local};
 use async_patterns_sim::{
-    Ctx, History, Linearizable, Point, RunInfo, Sabotage, Scenario, Targets, Violation, now,
+    Ctx, Eventually, History, Linearizable, Point, RunInfo, Sabotage, Scenario, Targets, Violation,
+    now,
 };
 
 use crate::client::{self, ClientConfig, ClientEvent, OrdersClient, Placed};
@@ -51,6 +60,13 @@ pub const PORT: u16 = 8080;
 /// How far past its deadline a call may end: the simulation's clock moves
 /// in 2 ms ticks, so a timer fires up to a tick late; two ticks.
 pub const SLACK: Duration = Duration::from_millis(4);
+
+/// How long after the last fault an order must be stored again: one call
+/// of the probe's (its 2 s deadline covers its retries), the probe's pause
+/// between calls, and two ticks of slack.
+pub const RECOVERY_BOUND: Duration = Duration::from_millis(2_000 + 100 + 4);
+/// The probe's pause between its orders.
+const PROBE_SPACING: Duration = Duration::from_millis(100);
 
 /// What an order's append adds to its item's key in the history.
 const MARK: &str = "+";
@@ -130,6 +146,41 @@ impl Scenario for Orders {
             ),
             Point::reachable(async_patterns::points::RETRY_GAVE_UP, "a retrier gave up"),
         ]
+    }
+
+    fn eventually(&self) -> Vec<Eventually<Record>> {
+        vec![Eventually::new(
+            "orders go through again",
+            "an order is stored after the last fault",
+            RECOVERY_BOUND,
+            |r: &Record, heal| r.stored_at.values().any(|at| *at >= heal),
+        )]
+    }
+
+    fn probe(&self, ctx: &Ctx<Record>) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
+        // A client of its own (the workload's may be done, its breaker
+        // open), placing an order every PROBE_SPACING until one is stored.
+        let ctx = ctx.clone();
+        Some(Box::pin(async move {
+            let config = ClientConfig::new(ctx.rng(3).next_u64());
+            let base = format!("http://server:{PORT}");
+            let client = match OrdersClient::new(http_client(), &base, config) {
+                Ok(client) => client,
+                Err(e) => return ctx.log(format!("probe: no client: {e}")),
+            };
+            for i in 0.. {
+                let key = format!("probe-{i}");
+                let order = NewOrder {
+                    item: key.clone(),
+                    quantity: 1,
+                };
+                match client.place(&key, &order).await {
+                    Ok(placed) => ctx.log(format!("probe: {key} placed as order {}", placed.id)),
+                    Err(e) => ctx.log(format!("probe: {key} gave up: {e}")),
+                }
+                tokio::time::sleep(PROBE_SPACING).await;
+            }
+        }))
     }
 
     fn targets(&self) -> Targets {

@@ -53,3 +53,30 @@ fn bypassing_the_open_breaker_is_caught() {
         .caught(0..16);
     assert_eq!(caught, Ok(true));
 }
+
+/// A crash of the server that outlasts the workload (from 200 ms to
+/// 8.2 s: every order of the workload has ended by then): the recovery
+/// phase's probe places an order of its own, which is stored within the
+/// bound, and the run passes.
+#[test]
+fn orders_go_through_again_after_a_crash_that_outlasts_the_workload() {
+    use async_patterns_sim::{Fault, FaultKind, FaultPlan, run};
+    use example_orders::sim::RECOVERY_BOUND;
+    let plan = FaultPlan {
+        faults: vec![Fault::new(FaultKind::Crash, "server", 200, 8_000)],
+        ..FaultPlan::default()
+    };
+    let out = run(&Orders, 1, &plan).unwrap();
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+    let r = &out.recoveries[0];
+    assert_eq!(r.name, "orders go through again");
+    assert!(r.judged);
+    let after = r.after.expect("held");
+    assert!(after <= RECOVERY_BOUND, "{after:?}");
+    assert!(
+        out.trace
+            .iter()
+            .any(|e| e.contains("server: stored order 4 for key probe-0")),
+        "the workload was over: only the probe can place an order"
+    );
+}
