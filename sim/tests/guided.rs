@@ -56,3 +56,19 @@ fn a_checker_runs_a_guided_search() {
     assert!(err.contains("--plan"), "{err}");
     Checker::new(&Pipeline).guided(0, 64);
 }
+
+/// A blind search draws a fresh seed for every run (run `r`'s own, the
+/// seeds a guided search's fresh runs take too): no seed twice among the
+/// failing runs of 40 under a shallow sabotage.
+#[test]
+fn a_blind_search_draws_a_fresh_seed_for_every_run() {
+    let how = Guided::new(40)
+        .sabotage(Some("ack-before-store"))
+        .stop_at_first_failure(false)
+        .blind();
+    let x = explore(&Pipeline, 5, &how).unwrap();
+    assert_eq!(x.runs, 40);
+    let seeds: std::collections::BTreeSet<u64> = x.failures.iter().map(|f| f.seed).collect();
+    assert!(x.failures.len() >= 8, "{}", x.failures.len());
+    assert_eq!(seeds.len(), x.failures.len());
+}

@@ -358,3 +358,43 @@ pub(crate) fn each_alone(disk: Option<&Disk>) -> Vec<DiskProfile> {
     .map(|(_, p)| p)
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each fault the disk allows, alone, at the top level a swarm draws;
+    /// nothing it does not allow, nothing without a disk.
+    #[test]
+    fn each_fault_alone_at_its_top_level() {
+        let all = Disk::new("d")
+            .io_errors()
+            .corrupt_reads()
+            .early_syncs()
+            .torn_writes();
+        assert_eq!(
+            each_alone(Some(&all)),
+            [
+                DiskProfile {
+                    io_error_permille: 20,
+                    ..DiskProfile::default()
+                },
+                DiskProfile {
+                    corrupt_read_permille: 20,
+                    ..DiskProfile::default()
+                },
+                DiskProfile {
+                    early_sync_percent: 50,
+                    ..DiskProfile::default()
+                },
+                DiskProfile {
+                    torn_writes: true,
+                    ..DiskProfile::default()
+                },
+            ]
+        );
+        let torn = Disk::new("d").torn_writes();
+        assert_eq!(each_alone(Some(&torn)).len(), 1);
+        assert!(each_alone(None).is_empty());
+    }
+}

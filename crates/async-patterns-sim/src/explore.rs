@@ -723,7 +723,8 @@ mod tests {
                 7,
                 vec![at(SiteAction::Fail, 100), at(SiteAction::Fail, 300)],
             ),
-            kept(8, vec![at(SiteAction::Fail, 40)]),
+            // Two actions, but 5 ms apart: no coincidence.
+            kept(8, vec![at(SiteAction::Fail, 40), at(SiteAction::Crash, 45)]),
             kept(
                 9,
                 vec![at(SiteAction::Delay, 50), at(SiteAction::Crash, 50)],
@@ -753,11 +754,11 @@ mod tests {
                 ("on s: partition a<->b", 2, None),
                 ("s: crash b at s: fail", 0, Some(100)),
                 ("s: partition a<->b at s: fail", 0, Some(100)),
+                ("s: fail at s: crash", 1, Some(45)),
+                ("s: delay at s: crash", 1, Some(45)),
+                ("s: partition a<->b at s: crash", 1, Some(45)),
                 ("s: crash b at s: delay", 2, Some(50)),
                 ("s: partition a<->b at s: delay", 2, Some(50)),
-                ("s: fail at s: crash", 2, Some(50)),
-                ("s: delay at s: crash", 2, Some(50)),
-                ("s: partition a<->b at s: crash", 2, Some(50)),
                 ("disk io errors 20‰ at s: delay + crash", 2, None),
                 ("disk torn writes at s: delay + crash", 2, None),
             ]
