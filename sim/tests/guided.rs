@@ -72,3 +72,29 @@ fn a_blind_search_draws_a_fresh_seed_for_every_run() {
     assert!(x.failures.len() >= 8, "{}", x.failures.len());
     assert_eq!(seeds.len(), x.failures.len());
 }
+
+/// `Checker::guided` judges coverage as a sweep does: a search of one run
+/// that never dropped a duplicate (the pipeline's declared point) fails,
+/// unless told `allow_unreached`; a budget of 0 is refused.
+#[test]
+fn a_checkers_guided_search_must_reach_the_declared_points() {
+    use async_patterns_sim::testing::Checker;
+    let seed = (0..20)
+        .find(|e| {
+            let x = explore(&Pipeline, *e, &Guided::new(1)).unwrap();
+            !x.signals.contains_key("duplicate dropped")
+        })
+        .expect("a one-run search that drops no duplicate");
+    let err = Checker::new(&Pipeline).try_guided(seed, 1).unwrap_err();
+    assert!(err.contains("never reached"), "{err}");
+    assert!(err.contains("duplicate dropped"), "{err}");
+    Checker::new(&Pipeline)
+        .allow_unreached()
+        .try_guided(seed, 1)
+        .unwrap();
+    let err = Checker::new(&Pipeline).try_guided(0, 0).unwrap_err();
+    assert_eq!(
+        err,
+        "pipeline: a guided search of 0 runs checks nothing (give it a budget of 1 or more)"
+    );
+}

@@ -1122,5 +1122,80 @@ fn replay_notes_faults_that_start_after_the_run_ended() {
     // A plan whose faults all happen: no note.
     let out = replay(early);
     assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
+    // A site entry that opens after the end: never fired.
+    std::fs::write(
+        &plan,
+        r#"{"faults": [], "sites": [{"site": "store sync", "action": "fail", "from_ms": 100000}]}"#,
+    )
+    .unwrap();
+    let out = sim(&[
+        "replay",
+        "pipeline",
+        "--seed",
+        "3",
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("note: 1 of the plan's 1 site entries open (from_ms) after the run ended"),
+        "{text}"
+    );
+    // A shrink of a seed that passes under its own plan says that a plan
+    // found elsewhere needs its file; with the file, it does not.
+    let small = dir.join("small.json");
+    let out = sim(&[
+        "shrink",
+        "pipeline",
+        "--seed",
+        "3",
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("PASS: pipeline seed 3, nothing to shrink"),
+        "{text}"
+    );
+    assert!(text.contains("needs its --plan FILE"), "{text}");
+    let out = sim(&[
+        "shrink",
+        "pipeline",
+        "--seed",
+        "3",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    assert!(
+        !stdout(&out).contains("needs its --plan"),
+        "{}",
+        stdout(&out)
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A guided search's `--from` is one exploration seed, any value: the
+/// largest is no range running past the last seed.
+#[test]
+fn a_guided_search_starts_from_any_exploration_seed() {
+    let out = sim(&[
+        "sweep",
+        "--guided",
+        "--scenario",
+        "pipeline",
+        "--seeds",
+        "4",
+        "--from",
+        "18446744073709551615",
+        "--coverage",
+        "warn",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("guided search from exploration seed 18446744073709551615: 4 runs"),
+        "{text}"
+    );
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! list
-//! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N|auto] [--sabotage NAME] [--json FILE] [--once] [DENSITY]
+//! sweep [--scenario S] [--seeds N] [--from SEED] [--shard K/N|auto] [--sabotage NAME] [--json FILE] [--once] [--coverage fail|warn] [DENSITY]
+//! sweep --guided [--scenario S] [--seeds BUDGET] [--from EXPLORATION-SEED] [--shard K/N|auto] [--sabotage NAME] [--json FILE] [--coverage fail|warn] [DENSITY]
 //! replay S --seed X [--plan FILE | DENSITY] [--sabotage NAME | --no-sabotage] [--twice] [--trace] [--plot out.svg]
 //! shrink S --seed X [--plan FILE | DENSITY] [--sabotage NAME | --no-sabotage] [--invariant NAME] [--out FILE [--force]]
 //! merge FILE...
@@ -13,6 +14,11 @@
 //!
 //! The density flags change every seed's plan, so the replay lines a sweep
 //! prints repeat them (see [`Swarm`] for what each does).
+//!
+//! `--json` writes a sweep's record (a header line, then one line per seed)
+//! or, with `--guided`, a guided search's (one line per scenario: which
+//! search, its runs, corpus, signals, guides and failures); `merge` takes
+//! either kind, one kind at a time.
 //!
 //! Bad input (an unknown scenario or sabotage, a plan that does not parse or
 //! names an undeclared target, a range past the last seed, an output path
@@ -207,7 +213,9 @@ enum Command {
         sabotage: Option<String>,
         /// Also write the sweep's record to FILE, for `merge`: a header line
         /// (version, build, seed range, shard, probes), then one JSON line
-        /// per seed (plan, trace hash, violations, latency histogram).
+        /// per seed (plan, trace hash, violations, latency histogram). With
+        /// --guided, the search's record: one JSON line per scenario (which
+        /// search, its runs, corpus, signals, guides and failures).
         #[arg(long)]
         json: Option<PathBuf>,
         /// Run each seed once, skipping the determinism check (faster).
@@ -614,8 +622,10 @@ impl Run<'_> {
                     Some(s) => s.resolve()?,
                     None => (1, 1),
                 };
-                let picked = shard_seeds(from, seeds, shard)?;
                 if guided {
+                    // --from is one exploration seed (any value), --seeds a
+                    // budget: no range of seeds to check.
+                    shard_seeds(0, seeds, shard)?;
                     if let Some(path) = &json {
                         check_output(path, "--json", true)?;
                     }
@@ -628,6 +638,7 @@ impl Run<'_> {
                     };
                     return self.guided(&chosen, &search, &density, coverage.judge(shard));
                 }
+                let picked = shard_seeds(from, seeds, shard)?;
                 if let Some(path) = &json {
                     check_output(path, "--json", true)?;
                 }
@@ -815,6 +826,15 @@ impl Run<'_> {
                 out.ended.as_secs_f64()
             );
         }
+        let unopened = out.unopened(&plan);
+        if unopened > 0 {
+            out!(
+                "note: {unopened} of the plan's {} site entries open (from_ms) after the run \
+                 ended ({:.3} s): they never fired",
+                plan.sites.len(),
+                out.ended.as_secs_f64()
+            );
+        }
         if let Some(path) = plot {
             out!("timeline: {}", path.display());
         }
@@ -893,6 +913,12 @@ impl Run<'_> {
                     "{name} seed {seed} breaks no invariant under {}: nothing to shrink",
                     to_json(&plan)?
                 );
+                if run.plan.is_none() {
+                    out!(
+                        "note: this is the seed's own swarm plan; a run a guided search found \
+                         (or any other plan) needs its --plan FILE, as its replay line gives it"
+                    );
+                }
                 out!("PASS: {name} seed {seed}, nothing to shrink");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -1104,14 +1130,9 @@ impl Run<'_> {
             for (guide, best) in &x.guides {
                 out!("| {} | {guide} | {best} |", h.scenario);
             }
-            let info = self.infos.iter().find(|i| i.name == h.scenario);
-            for p in info
-                .iter()
-                .flat_map(|i| &i.points)
-                .filter(|p| p.must_reach())
-            {
-                if !x.signals.contains_key(&p.name) {
-                    unreached.push(format!("{}: {}", h.scenario, p.name));
+            if let Some(info) = self.infos.iter().find(|i| i.name == h.scenario) {
+                for p in x.unreached(&info.points) {
+                    unreached.push(format!("{}: {p}", h.scenario));
                 }
             }
         }

@@ -332,6 +332,18 @@ pub fn explore_with(
     Ok(out)
 }
 
+impl Exploration {
+    /// The points of `points` a sweep must see reached (all but
+    /// `unreachable`) that no run of the search reached, by name.
+    pub fn unreached<'a>(&self, points: &'a [crate::Point]) -> Vec<&'a str> {
+        points
+            .iter()
+            .filter(|p| p.must_reach() && !self.signals.contains_key(&p.name))
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+}
+
 /// The version of a guided search's record ([`Searched`]): 2 since a
 /// corpus entry's moments say what fired (a record of 1 is refused).
 pub const GUIDED_FORMAT_VERSION: u32 = 2;
@@ -397,6 +409,13 @@ pub fn merge_searches(mut shards: Vec<Searched>) -> Result<Searched, String> {
             (g.shard[1] != h.shard[1], "shard count"),
         ];
         if let Some((_, what)) = differs.iter().find(|(d, _)| *d) {
+            if g.shard == h.shard {
+                return Err(format!(
+                    "{}: two records of shard {}/{} differ in their {what}: they are two \
+                     searches, not shards of one",
+                    g.scenario, g.shard[0], g.shard[1]
+                ));
+            }
             return Err(format!(
                 "{}: shard {}/{} is of another {what} than shard {}/{}",
                 g.scenario, g.shard[0], g.shard[1], h.shard[0], h.shard[1]
@@ -789,6 +808,45 @@ mod tests {
         assert!(owed(&corpus, &signals, &keys, &swarm).is_empty());
         // An empty corpus owes nothing.
         assert!(owed(&[], &signals, &BTreeSet::new(), &swarm).is_empty());
+    }
+
+    /// Two records that are each a whole search (shard 1/1) of other
+    /// budgets: said as two searches, not as one shard unlike itself.
+    #[test]
+    fn two_whole_searches_are_not_merged_as_shards() {
+        let record = |budget| Searched {
+            guided: SearchHeader {
+                version: GUIDED_FORMAT_VERSION,
+                build: Build::current(),
+                scenario: "s".into(),
+                from: 0,
+                seed: 0,
+                shard: [1, 1],
+                budget,
+                sabotage: None,
+                swarm: String::new(),
+            },
+            exploration: Exploration {
+                runs: 0,
+                failures: Vec::new(),
+                corpus: Vec::new(),
+                signals: BTreeMap::new(),
+                guides: BTreeMap::new(),
+            },
+        };
+        assert_eq!(
+            merge_searches(vec![record(50), record(100)]).unwrap_err(),
+            "s: two records of shard 1/1 differ in their budget (--seeds): they are two \
+             searches, not shards of one"
+        );
+        let mut two = record(50);
+        two.guided.shard = [2, 2];
+        let mut one = record(100);
+        one.guided.shard = [1, 2];
+        assert_eq!(
+            merge_searches(vec![one, two]).unwrap_err(),
+            "s: shard 2/2 is of another budget (--seeds) than shard 1/2"
+        );
     }
 
     /// Children of a one-plan corpus: half of them aimed when its run has

@@ -96,6 +96,18 @@ impl Outcome {
             .filter(|f| f.for_ms > 0 && f.start() >= self.ended)
             .count()
     }
+
+    /// How many of `plan`'s site entries open (`from_ms`) only after the
+    /// run ended: they never fired.
+    pub fn unopened(&self, plan: &FaultPlan) -> usize {
+        plan.sites
+            .iter()
+            .filter(|e| {
+                e.from_ms
+                    .is_some_and(|f| Duration::from_millis(f) >= self.ended)
+            })
+            .count()
+    }
 }
 
 /// Runs `scenario` for `seed` under `plan`: checks the plan against the

@@ -19,9 +19,13 @@
 //! fires with chance `percent`/100 (25 by default, FoundationDB's figure),
 //! drawn from a stream of the run's seed and the entry's own site, action
 //! and target: removing one entry leaves the others' draws as they were.
-//! A fault an entry started is not started again while it is on. A crash
-//! fired by a host's own code takes the host down when the simulation
-//! step ends: code after the site runs until it next waits.
+//! When two entries that answer (`fail`, `delay`) fire at one reach, the
+//! code gets the first in the plan's order; the other does nothing and
+//! does not count as fired. A fault an entry started is not started again
+//! while it is on. A crash fired by a host's own code takes the host down
+//! when the simulation step ends: code after the site runs until it next
+//! waits, and the trace's `chaos: crash` line carries that step's end (a
+//! tick after the site's instant).
 //!
 //! ```
 //! use async_patterns_sim::{FaultPlan, Site, Targets};
@@ -567,7 +571,9 @@ impl Firing {
 
     /// The code reached `name`: every entry for it draws; the first
     /// `fail` or `delay` that fires is what the code does, and each fault
-    /// that fires is queued.
+    /// that fires is queued. An entry that fires and does nothing (a
+    /// second answer, a fault still on from its last firing) is not
+    /// counted as fired, and makes no moment.
     pub(crate) fn reach(&self, name: &str) -> Fire {
         let now = turmoil::sim_elapsed().unwrap_or_default();
         let mut answer = Fire::Pass;
@@ -586,16 +592,6 @@ impl Firing {
             if !fires {
                 continue;
             }
-            self.fired.borrow_mut()[i] = true;
-            let mut moments = self.moments.borrow_mut();
-            if moments.len() < MOMENTS {
-                moments.push(Moment {
-                    site: name.to_string(),
-                    action: e.action,
-                    at_ms: now.as_millis() as u64,
-                });
-            }
-            drop(moments);
             match e.action {
                 SiteAction::Fail | SiteAction::Delay => {
                     if answer != Fire::Pass {
@@ -623,6 +619,15 @@ impl Firing {
                         .borrow_mut()
                         .push((e.site.clone(), fault, target));
                 }
+            }
+            self.fired.borrow_mut()[i] = true;
+            let mut moments = self.moments.borrow_mut();
+            if moments.len() < MOMENTS {
+                moments.push(Moment {
+                    site: name.to_string(),
+                    action: e.action,
+                    at_ms: now.as_millis() as u64,
+                });
             }
         }
         answer

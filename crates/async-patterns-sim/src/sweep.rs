@@ -287,10 +287,13 @@ pub fn shard_seeds(from: u64, seeds: u64, shard: (u64, u64)) -> Result<Vec<u64>,
         ));
     }
     let Some(last) = from.checked_add(seeds - 1) else {
+        let room = (u64::MAX - from).saturating_add(1);
         return Err(format!(
-            "--from {from} --seeds {seeds} runs past the last seed ({}): at most {} seeds start at {from}",
+            "--from {from} --seeds {seeds} runs past the last seed ({}): at most {room} seed{} \
+             start{} at {from}",
             u64::MAX,
-            (u64::MAX - from).saturating_add(1)
+            if room == 1 { "" } else { "s" },
+            if room == 1 { "s" } else { "" },
         ));
     };
     if share == 0 {
@@ -1139,10 +1142,16 @@ mod tests {
         assert!(shard_seeds(0, 0, (1, 1)).is_err());
         assert!(shard_seeds(0, 5, (0, 1)).is_err() && shard_seeds(0, 5, (3, 2)).is_err());
         assert_eq!(shard_seeds(u64::MAX, 1, (1, 1)).unwrap(), [u64::MAX]);
+        let err = shard_seeds(u64::MAX, 2, (1, 1)).unwrap_err();
+        assert!(err.contains("past the last seed"), "{err}");
         assert!(
-            shard_seeds(u64::MAX, 2, (1, 1))
-                .unwrap_err()
-                .contains("past the last seed")
+            err.ends_with(": at most 1 seed starts at 18446744073709551615"),
+            "{err}"
+        );
+        let err = shard_seeds(u64::MAX - 1, 3, (1, 1)).unwrap_err();
+        assert!(
+            err.ends_with(": at most 2 seeds start at 18446744073709551614"),
+            "{err}"
         );
         assert!(shard_seeds(0, MAX_SEEDS + 1, (1, 1)).is_err());
         assert_eq!(

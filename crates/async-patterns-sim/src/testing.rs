@@ -183,13 +183,38 @@ impl<'a> Checker<'a> {
     }
 
     /// As [`Checker::guided`], returning the failure message instead of
-    /// panicking.
+    /// panicking. A search that fails no run still fails if a declared
+    /// point no run reached must be reached (as a sweep does; see
+    /// [`Checker::allow_unreached`]), and a budget of 0 runs is refused:
+    /// it would check nothing.
     pub fn try_guided(&self, exploration_seed: u64, budget: usize) -> Result<(), String> {
-        let name = self.scenario.info().name;
+        let info = self.scenario.info();
+        let name = info.name;
+        if budget == 0 {
+            return Err(format!(
+                "{name}: a guided search of 0 runs checks nothing (give it a budget of 1 or more)"
+            ));
+        }
+        crate::assert::check_catalogue(&info.points)
+            .map_err(|e| format!("{name}: {e} (no run was made)"))?;
         let how = Guided::new(budget).sabotage(self.sabotage.as_deref());
         let found = explore(self.scenario, exploration_seed, &how).map_err(|e| e.to_string())?;
         let Some(first) = found.failures.first() else {
-            return Ok(());
+            let unreached = found.unreached(&info.points);
+            if unreached.is_empty() || self.unreached != Judge::Fail {
+                return Ok(());
+            }
+            let mut message = format!(
+                "{name}: a guided search of {} runs from exploration seed {exploration_seed} \
+                 fails no run, but some declared points were never reached:\n",
+                found.runs
+            );
+            for p in unreached {
+                message += &format!("  {p}\n");
+            }
+            message += "  (a larger budget; take a point the scenario cannot reach out of its \
+                        points(); or Checker::allow_unreached)";
+            return Err(message);
         };
         let message = format!(
             "{name}: a guided search from exploration seed {exploration_seed} failed at run {} \

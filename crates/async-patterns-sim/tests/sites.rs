@@ -493,12 +493,20 @@ fn a_run_says_which_entries_fired_each_once() {
             write_site(SiteAction::Fail).percent(100),
             write_site(SiteAction::Fail).percent(50),
             write_site(SiteAction::Delay).percent(1).until(1),
+            write_site(SiteAction::Delay).percent(100),
         ]),
     )
     .unwrap();
-    // "audit" is never reached and the delay is over before the first
-    // write: only the failure fired (twice in the plan, once here).
+    // "audit" is never reached, the first delay is over before the first
+    // write, and the second is drawn at every write but the failure before
+    // it in the plan answers first: only the failure fired (twice in the
+    // plan, once here), one moment a write.
     assert_eq!(out.fired, ["store write: fail"]);
+    assert!(
+        out.moments.iter().all(|m| m.action == SiteAction::Fail),
+        "{:?}",
+        out.moments
+    );
     assert!(run(&Store, 1, &plan(vec![])).unwrap().fired.is_empty());
 }
 
@@ -524,12 +532,21 @@ fn a_run_says_when_its_sites_fired_the_first_64_times() {
     // A write every 50 ms, each one a moment.
     assert_eq!(at[..3], [50, 100, 150]);
     assert!((30..64).contains(&at.len()), "{}", at.len());
-    // Two entries firing at every write: two moments a write, the first 64
+    // Two entries acting at every write (a failure, and a partition of
+    // 1 ms, over before the next write): two moments a write, the first 64
     // kept.
     let fail = write_site(SiteAction::Fail).percent(100);
-    let two = run(&Store, 1, &plan(vec![fail.clone(), fail])).unwrap();
+    let cut = write_site(SiteAction::Partition)
+        .on("server<->client")
+        .percent(100)
+        .lasting(1);
+    let two = run(&Store, 1, &plan(vec![fail, cut])).unwrap();
     assert_eq!(two.moments.len(), 64);
-    assert_eq!(two.moments[0], two.moments[1]);
+    assert_eq!(two.moments[0].at_ms, two.moments[1].at_ms);
+    assert_eq!(
+        (two.moments[0].action, two.moments[1].action),
+        (SiteAction::Fail, SiteAction::Partition)
+    );
     assert_eq!(two.moments[63].at_ms, 32 * 50);
     // Nothing fired, no moment.
     assert!(run(&Store, 1, &plan(vec![])).unwrap().moments.is_empty());
@@ -565,4 +582,19 @@ fn a_run_says_when_it_ended_and_which_faults_never_started() {
         .count();
     assert_eq!(crashes, 3, "{:?}", out.trace);
     assert_eq!(out.unstarted(&plan), 1);
+    // Site entries: one opening before the end, one exactly at it (the
+    // run has ended: it never fired), one long after.
+    let end = out.ended.as_millis() as u64;
+    let entries = FaultPlan {
+        sites: vec![
+            write_site(SiteAction::Fail).from(end - 1),
+            write_site(SiteAction::Delay).from(end),
+            write_site(SiteAction::Fail).from(u64::MAX),
+        ],
+        ..FaultPlan::default()
+    };
+    let again = run(&Store, 1, &entries).unwrap();
+    assert_eq!(again.ended, out.ended);
+    assert_eq!(again.unopened(&entries), 2);
+    assert_eq!(out.unopened(&plan), 0);
 }
