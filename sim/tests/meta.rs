@@ -1099,20 +1099,15 @@ fn guided_shards_merge_into_one_search() {
 fn replay_notes_faults_that_start_after_the_run_ended() {
     let dir = scratch("late-faults");
     let plan = dir.join("late.json");
-    let replay = |faults: &str| {
-        std::fs::write(&plan, format!(r#"{{"faults": [{faults}]}}"#)).unwrap();
-        sim(&[
-            "replay",
-            "pipeline",
-            "--seed",
-            "3",
-            "--plan",
-            plan.to_str().unwrap(),
-        ])
+    let path = plan.to_str().unwrap();
+    let replay = |json: &str| {
+        std::fs::write(&plan, json).unwrap();
+        sim(&["replay", "pipeline", "--seed", "3", "--plan", path])
     };
+    let faults = |faults: &str| format!(r#"{{"faults": [{faults}]}}"#);
     let early = r#"{"kind": "crash", "target": "consumer", "at_ms": 500, "for_ms": 100}"#;
     let late = r#"{"kind": "crash", "target": "consumer", "at_ms": 100000, "for_ms": 10}"#;
-    let out = replay(&format!("{early}, {late}"));
+    let out = replay(&faults(&format!("{early}, {late}")));
     let text = stdout(&out);
     assert!(
         text.contains("note: 1 of the plan's 2 faults start after the run ended"),
@@ -1120,22 +1115,12 @@ fn replay_notes_faults_that_start_after_the_run_ended() {
     );
     assert!(verdict(&out).starts_with("PASS"), "{text}");
     // A plan whose faults all happen: no note.
-    let out = replay(early);
+    let out = replay(&faults(early));
     assert!(!stdout(&out).contains("note:"), "{}", stdout(&out));
     // A site entry that opens after the end: never fired.
-    std::fs::write(
-        &plan,
+    let out = replay(
         r#"{"faults": [], "sites": [{"site": "store sync", "action": "fail", "from_ms": 100000}]}"#,
-    )
-    .unwrap();
-    let out = sim(&[
-        "replay",
-        "pipeline",
-        "--seed",
-        "3",
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
+    );
     let text = stdout(&out);
     assert!(
         text.contains("note: 1 of the plan's 1 site entries open (from_ms) after the run ended"),
@@ -1144,35 +1129,20 @@ fn replay_notes_faults_that_start_after_the_run_ended() {
     // A shrink of a seed that passes under its own plan says that a plan
     // found elsewhere needs its file; with the file, it does not.
     let small = dir.join("small.json");
-    let out = sim(&[
-        "shrink",
-        "pipeline",
-        "--seed",
-        "3",
-        "--out",
-        small.to_str().unwrap(),
-    ]);
-    let text = stdout(&out);
+    let shrink = |with_plan: &[&str]| {
+        let mut args = vec!["shrink", "pipeline", "--seed", "3", "--out"];
+        args.push(small.to_str().unwrap());
+        args.extend_from_slice(with_plan);
+        stdout(&sim(&args))
+    };
+    let text = shrink(&[]);
     assert!(
         text.contains("PASS: pipeline seed 3, nothing to shrink"),
         "{text}"
     );
     assert!(text.contains("needs its --plan FILE"), "{text}");
-    let out = sim(&[
-        "shrink",
-        "pipeline",
-        "--seed",
-        "3",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--out",
-        small.to_str().unwrap(),
-    ]);
-    assert!(
-        !stdout(&out).contains("needs its --plan"),
-        "{}",
-        stdout(&out)
-    );
+    let text = shrink(&["--plan", path]);
+    assert!(!text.contains("needs its --plan"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

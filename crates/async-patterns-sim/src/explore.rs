@@ -810,6 +810,28 @@ mod tests {
         assert!(owed(&[], &signals, &BTreeSet::new(), &swarm).is_empty());
     }
 
+    /// The points a search must reach and did not: not an unreachable
+    /// one, not one it reached.
+    #[test]
+    fn a_search_names_the_points_it_never_reached() {
+        use crate::Point;
+        let x = Exploration {
+            runs: 1,
+            failures: Vec::new(),
+            corpus: Vec::new(),
+            signals: BTreeMap::from([("a".to_string(), 1)]),
+            guides: BTreeMap::new(),
+        };
+        let points = [
+            Point::sometimes("a", ""),
+            Point::reachable("b", ""),
+            Point::unreachable("c", ""),
+            Point::always("d", ""),
+        ];
+        assert_eq!(x.unreached(&points), ["b", "d"]);
+        assert!(x.unreached(&points[..1]).is_empty());
+    }
+
     /// Two records that are each a whole search (shard 1/1) of other
     /// budgets: said as two searches, not as one shard unlike itself.
     #[test]
