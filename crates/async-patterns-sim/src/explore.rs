@@ -36,6 +36,13 @@
 //! search never stops exploring. A child keeps its parent's simulation seed
 //! half the time (the same network draws, so a move changes what it says).
 //!
+//! **Size.** What a search owes grows with the scenario's fault space: up
+//! to every option of a site times every kind of moment at it, and the
+//! disk's faults times the coincidences; they come first, in corpus
+//! order, one run each. Our pipeline (one site with four options, a disk
+//! with three faults) owes about 20; a scenario of many sites and targets
+//! owes more before it breeds at random, so give it a budget to match.
+//!
 //! **Replay.** Every choice comes from the exploration seed: slot `k` of
 //! generation `g` draws from a stream of `(exploration seed, g, k)` and
 //! the corpus only grows between generations, folded in slot order. So
