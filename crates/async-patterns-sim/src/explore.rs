@@ -40,7 +40,8 @@
 //! to every option of a site times every kind of moment at it, and the
 //! disk's faults times the coincidences; they come first, in corpus
 //! order, one run each. Our pipeline (one site with four options, a disk
-//! with three faults) owes about 20; a scenario of many sites and targets
+//! with three faults) owes at most 29 (4 options, 10 coincidences, 5 pairs
+//! under 3 disk faults); a scenario of many sites and targets
 //! owes more before it breeds at random, so give it a budget to match.
 //!
 //! **Replay.** Every choice comes from the exploration seed: slot `k` of
