@@ -207,6 +207,7 @@ struct Ran {
     signals: Vec<String>,
     guides: BTreeMap<String, u64>,
     moments: Vec<Moment>,
+    pairs: BTreeSet<Pair>,
 }
 
 /// Searches `scenario` from `exploration_seed` (see the
@@ -240,14 +241,14 @@ pub fn explore_with(
         guides: BTreeMap::new(),
     };
     let mut combinations: BTreeSet<Vec<String>> = BTreeSet::new();
-    // The owed children already made (their keys).
-    let mut tried: BTreeSet<String> = BTreeSet::new();
+    let mut owing = Owing::new(&swarm);
     let mut generation = 0u64;
     while out.runs < how.budget {
         let n = how.generation.min(how.budget - out.runs);
         let snapshot = &out.corpus;
         let signals = &out.signals;
-        let mut owed = owed(snapshot, signals, &tried, &swarm).into_iter();
+        let mut owed = owing.owed(snapshot.len(), signals).into_iter();
+        let mut made = Vec::new();
         let candidates: Vec<(u64, FaultPlan)> = (0..n)
             .map(|slot| {
                 let mut rng = SplitMix64::derive(
@@ -262,7 +263,7 @@ pub fn explore_with(
                     let seed = fresh_seed(exploration_seed, out.runs + slot);
                     (seed, swarm.plan(seed))
                 } else if let Some(o) = owed.next() {
-                    tried.insert(o.key);
+                    made.push(o.key);
                     let parent = &snapshot[o.parent];
                     let m = o.change.make(&mut rng, &swarm);
                     (parent.seed, m.apply(&parent.plan))
@@ -273,15 +274,17 @@ pub fn explore_with(
                 (seed, plan)
             })
             .collect();
+        owing.made(made);
         let results = par_map(&candidates, how.threads, |(seed, plan)| {
             run_checked(scenario, *seed, plan, false).map(|c| {
                 let o = c.outcome;
                 let mut signals = o.points.clone();
                 signals.extend(o.fired.iter().cloned());
                 signals.extend(o.guides.keys().map(|g| format!("guide {g}")));
+                let pairs = coincidences(&o.moments);
                 signals.extend(
-                    coincidences(&o.moments)
-                        .into_iter()
+                    pairs
+                        .iter()
                         .map(|(s, a, b)| format!("{s}: {} + {} at one reach", a.name(), b.name())),
                 );
                 Ran {
@@ -291,6 +294,7 @@ pub fn explore_with(
                     signals,
                     guides: o.guides,
                     moments: o.moments,
+                    pairs,
                 }
             })
         });
@@ -324,6 +328,7 @@ pub fn explore_with(
                 stop |= how.stop_at_first_failure;
             }
             if new && how.guided {
+                owing.joined(out.corpus.len(), &ran.moments, &ran.pairs);
                 out.corpus.push(Kept {
                     seed: ran.seed,
                     plan: ran.plan,
@@ -486,6 +491,7 @@ pub fn merge_searches(mut shards: Vec<Searched>) -> Result<Searched, String> {
 }
 
 /// A child a search owes before it breeds at random.
+#[derive(Clone)]
 struct Owed {
     /// What it is, once made never owed again.
     key: String,
@@ -496,6 +502,7 @@ struct Owed {
 }
 
 /// What an owed child changes in its parent's plan.
+#[derive(Clone)]
 enum Change {
     /// A site entry on, for a window a swarm could draw ([`Move::site_on`]).
     On(SiteFault),
@@ -515,15 +522,19 @@ impl Change {
     }
 }
 
+/// Two actions that fired at one reach of a site: `(site, first, second)`,
+/// the two in order.
+type Pair = (String, SiteAction, SiteAction);
+
 /// Each pair of actions that fired at one reach of a site (in the same ms)
-/// in a run's moments, as `(site, first, second)`, the two in order.
-fn coincidences(moments: &[Moment]) -> BTreeSet<(&str, SiteAction, SiteAction)> {
+/// in a run's moments.
+fn coincidences(moments: &[Moment]) -> BTreeSet<Pair> {
     let mut out = BTreeSet::new();
     for (i, a) in moments.iter().enumerate() {
         for b in &moments[i + 1..] {
             if a.site == b.site && a.at_ms == b.at_ms && a.action != b.action {
                 out.insert((
-                    a.site.as_str(),
+                    a.site.clone(),
                     a.action.min(b.action),
                     a.action.max(b.action),
                 ));
@@ -545,62 +556,61 @@ fn coincidences(moments: &[Moment]) -> BTreeSet<(&str, SiteAction, SiteAction)> 
 ///    instant (a failed sync, and a crash before the next one) is then a
 ///    step away from the first run that did one of them. Left out: a
 ///    `fail` or `delay` at a moment where one fired (the code takes the
-///    first), and the action that fired itself.
-fn owed(
-    corpus: &[Kept],
-    signals: &BTreeMap<String, usize>,
-    tried: &BTreeSet<String>,
-    swarm: &Swarm,
-) -> Vec<Owed> {
-    let Some(newest) = corpus.len().checked_sub(1) else {
-        return Vec::new();
-    };
-    let name = |e: &SiteFault| {
-        let target = e
-            .target
-            .as_deref()
-            .map(|t| format!(" {t}"))
-            .unwrap_or_default();
-        format!("{}: {}{target}", e.site, e.action.name())
-    };
-    let options = swarm.site_options();
-    let mut out: Vec<Owed> = options
-        .iter()
-        .filter(|o| !signals.contains_key(&format!("{}: {}", o.site, o.action.name())))
-        .map(|o| Owed {
-            key: format!("on {}", name(o)),
-            parent: newest,
-            change: Change::On(o.clone()),
-        })
-        .collect();
-    let answers = |a: SiteAction| matches!(a, SiteAction::Fail | SiteAction::Delay);
-    let mut kinds: BTreeSet<(&str, SiteAction)> = BTreeSet::new();
-    for (i, kept) in corpus.iter().enumerate() {
-        for m in &kept.moments {
-            if !kinds.insert((&m.site, m.action)) {
+///    first), and the action that fired itself;
+/// 3. at the first run of each coincidence, each disk fault alone.
+///
+/// Each corpus entry is looked at once, when it joins ([`Owing::joined`]):
+/// the corpus only grows, so what it adds to 2 and 3 is settled then.
+struct Owing {
+    options: Vec<SiteFault>,
+    disks: Vec<DiskProfile>,
+    /// The moments' kinds and the coincidences seen so far.
+    kinds: BTreeSet<(String, SiteAction)>,
+    pairs: BTreeSet<Pair>,
+    /// What 2 and 3 owe, in corpus order.
+    coinciding: Vec<Owed>,
+    under_disks: Vec<Owed>,
+    /// The owed children already made (their keys).
+    tried: BTreeSet<String>,
+}
+
+impl Owing {
+    fn new(swarm: &Swarm) -> Self {
+        Owing {
+            options: swarm.site_options(),
+            disks: crate::disk::each_alone(swarm.disk()),
+            kinds: BTreeSet::new(),
+            pairs: BTreeSet::new(),
+            coinciding: Vec::new(),
+            under_disks: Vec::new(),
+            tried: BTreeSet::new(),
+        }
+    }
+
+    /// Corpus entry `i` joined, with its run's moments and coincidences.
+    fn joined(&mut self, i: usize, moments: &[Moment], pairs: &BTreeSet<Pair>) {
+        let answers = |a: SiteAction| matches!(a, SiteAction::Fail | SiteAction::Delay);
+        for m in moments {
+            if !self.kinds.insert((m.site.clone(), m.action)) {
                 continue;
             }
-            for o in options.iter().filter(|o| o.site == m.site) {
+            for o in self.options.iter().filter(|o| o.site == m.site) {
                 if o.action == m.action || (answers(o.action) && answers(m.action)) {
                     continue;
                 }
-                out.push(Owed {
-                    key: format!("{} at {}: {}", name(o), m.site, m.action.name()),
+                self.coinciding.push(Owed {
+                    key: format!("{} at {}: {}", option_name(o), m.site, m.action.name()),
                     parent: i,
                     change: Change::Coincide(o.clone(), m.at_ms),
                 });
             }
         }
-    }
-    let disks = crate::disk::each_alone(swarm.disk());
-    let mut pairs = BTreeSet::new();
-    for (i, kept) in corpus.iter().enumerate() {
-        for (site, a, b) in coincidences(&kept.moments) {
-            if !pairs.insert((site, a, b)) {
+        for (site, a, b) in pairs {
+            if !self.pairs.insert((site.clone(), *a, *b)) {
                 continue;
             }
-            for d in &disks {
-                out.push(Owed {
+            for d in &self.disks {
+                self.under_disks.push(Owed {
                     key: format!("disk {d} at {site}: {} + {}", a.name(), b.name()),
                     parent: i,
                     change: Change::Disk(d.clone()),
@@ -608,8 +618,42 @@ fn owed(
             }
         }
     }
-    out.retain(|o| !tried.contains(&o.key));
-    out
+
+    /// What is owed now, for a corpus of `len` entries whose runs reached
+    /// `signals`: 1, 2 and 3 above, less what was made.
+    fn owed(&self, len: usize, signals: &BTreeMap<String, usize>) -> Vec<Owed> {
+        let Some(newest) = len.checked_sub(1) else {
+            return Vec::new();
+        };
+        let on = self
+            .options
+            .iter()
+            .filter(|o| !signals.contains_key(&format!("{}: {}", o.site, o.action.name())))
+            .map(|o| Owed {
+                key: format!("on {}", option_name(o)),
+                parent: newest,
+                change: Change::On(o.clone()),
+            });
+        on.chain(self.coinciding.iter().cloned())
+            .chain(self.under_disks.iter().cloned())
+            .filter(|o| !self.tried.contains(&o.key))
+            .collect()
+    }
+
+    /// The owed children with these keys were made.
+    fn made(&mut self, keys: Vec<String>) {
+        self.tried.extend(keys);
+    }
+}
+
+/// A site option as an owed child's key names it: `site: action target`.
+fn option_name(e: &SiteFault) -> String {
+    let target = e
+        .target
+        .as_deref()
+        .map(|t| format!(" {t}"))
+        .unwrap_or_default();
+    format!("{}: {}{target}", e.site, e.action.name())
 }
 
 /// The fresh swarm seed of run `r` (from 0) of an exploration.
@@ -761,7 +805,13 @@ mod tests {
             .into_iter()
             .map(|s| (s.to_string(), 1))
             .collect();
-        let first = owed(&corpus, &signals, &BTreeSet::new(), &swarm);
+        let mut owing = Owing::new(&swarm);
+        // An empty corpus owes nothing.
+        assert!(owing.owed(0, &signals).is_empty());
+        for (i, k) in corpus.iter().enumerate() {
+            owing.joined(i, &k.moments, &coincidences(&k.moments));
+        }
+        let first = owing.owed(corpus.len(), &signals);
         let got: Vec<(&str, usize, Option<u64>)> = first
             .iter()
             .map(|o| {
@@ -813,9 +863,8 @@ mod tests {
             })
         );
         // Once made, never owed again.
-        assert!(owed(&corpus, &signals, &keys, &swarm).is_empty());
-        // An empty corpus owes nothing.
-        assert!(owed(&[], &signals, &BTreeSet::new(), &swarm).is_empty());
+        owing.made(keys.into_iter().collect());
+        assert!(owing.owed(corpus.len(), &signals).is_empty());
     }
 
     /// The points a search must reach and did not: not an unreachable
