@@ -477,16 +477,22 @@ fn the_keyed_limiter_model_bounds_busy_keys_and_checks_keys_apart() {
     ));
 }
 
-#[test]
-fn the_breaker_model_ignores_stale_permits_and_probes_one_at_a_time() {
-    use async_patterns_linearize::models::{Breaker, BreakerOp, BreakerOut};
-    let b = Breaker {
+/// A breaker that opens on one failure for 100 ns and lets one probe
+/// close it.
+fn one_failure_breaker() -> async_patterns_linearize::models::Breaker {
+    async_patterns_linearize::models::Breaker {
         consecutive_failures: Some(1),
         window: None,
         open_ns: 100,
         probes: 1,
         close_after: 1,
-    };
+    }
+}
+
+#[test]
+fn the_breaker_model_ignores_stale_permits_and_probes_one_at_a_time() {
+    use async_patterns_linearize::models::{BreakerOp, BreakerOut};
+    let b = one_failure_breaker();
     let acquire = |permit, at_ns| BreakerOp::Acquire { permit, at_ns };
     let run = |ops: &[(BreakerOp, BreakerOut)]| {
         let h: Vec<_> = ops
@@ -622,14 +628,8 @@ fn an_operation_that_returns_before_its_call_makes_the_history_malformed() {
 
 #[test]
 fn the_breaker_model_refuses_a_permit_that_is_not_out() {
-    use async_patterns_linearize::models::{Breaker, BreakerOp, BreakerOut};
-    let b = Breaker {
-        consecutive_failures: Some(1),
-        window: None,
-        open_ns: 100,
-        probes: 1,
-        close_after: 1,
-    };
+    use async_patterns_linearize::models::{BreakerOp, BreakerOut};
+    let b = one_failure_breaker();
     let s = b.init();
     let success = |permit| BreakerOp::Success { permit, at_ns: 0 };
     let acquire = BreakerOp::Acquire {
